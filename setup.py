@@ -1,0 +1,53 @@
+"""Installs captum_text_ext; the version is read from ``captum_text_ext/_version.py`` (defined once)."""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(
+    r'^__version__ = "([^"]+)"', (HERE / "captum_text_ext" / "_version.py").read_text(encoding="utf-8"), re.M
+).group(1)
+
+DOCS = ["sphinx>=7.2", "nbsphinx>=0.9"]
+NOTEBOOK = ["ipython>=8"]
+DEV = [
+    "pytest>=8",
+    "hypothesis>=6",
+    "nbclient>=0.10",
+    "nbformat>=5.9",
+    "ipykernel>=6.29",
+    *DOCS,
+    *NOTEBOOK,
+]
+
+setup(
+    name="captum_text_ext",
+    version=VERSION,
+    description="Captum extensions for explaining PyTorch text classifiers: LSTM LRP, contextual decomposition, "
+    "hidden-unit optimization and gradient linear surrogates.",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="BSD-3-Clause",
+    python_requires=">=3.10",
+    packages=find_packages(include=("captum_text_ext", "captum_text_ext.*")),
+    package_data={"captum_text_ext": ["py.typed"]},
+    install_requires=[
+        "torch>=2.3",
+        "captum>=0.9",
+        "numpy",
+        "scipy",
+        "scikit-learn",
+        "matplotlib",
+        "tqdm",
+    ],
+    extras_require={"dev": DEV, "docs": DOCS, "notebook": NOTEBOOK},
+    entry_points={"console_scripts": ["captum-text-ext=captum_text_ext.cli:main"]},
+    classifiers=[
+        "License :: OSI Approved :: BSD License",
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+        "Typing :: Typed",
+    ],
+)

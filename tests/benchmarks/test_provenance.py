@@ -1,0 +1,63 @@
+import hashlib
+import json
+import subprocess
+
+import pytest
+import torch
+
+from captum_text_ext import __version__
+from captum_text_ext.benchmarks.provenance import RunRecorder, git_state, sha256_file, write_json, write_markdown
+
+
+def test_recorder_collects_every_field(tmp_path) -> None:
+    checkpoint = tmp_path / "model.pt"
+    checkpoint.write_bytes(b"weights")
+    with RunRecorder(command="captum-text-ext benchmark x --n 5", seeds={"data": 1, "model": 2}) as run:
+        run.record_file("checkpoint", checkpoint)
+    prov = run.provenance
+    assert prov.package_version == __version__
+    assert prov.torch == torch.__version__
+    assert prov.seeds == {"data": 1, "model": 2}
+    assert prov.files["checkpoint"]["sha256"] == hashlib.sha256(b"weights").hexdigest()
+    assert prov.command == "captum-text-ext benchmark x --n 5"
+    assert prov.wall_seconds >= 0 and prov.torch_threads >= 1 and prov.cpu
+
+
+def test_provenance_is_unavailable_before_the_run_ends() -> None:
+    run = RunRecorder(command="x")
+    with pytest.raises(RuntimeError, match="only after"):
+        _ = run.provenance
+
+
+def test_markdown_and_json_files_open_with_the_provenance(tmp_path) -> None:
+    with RunRecorder(command="cmd", seeds={"s": 0}) as run:
+        pass
+    md = tmp_path / "r" / "table.md"
+    write_markdown(md, run.provenance, "| a |\n|---|\n| 1 |")
+    text = md.read_text()
+    assert text.startswith("<!-- provenance\ncommand: cmd\n")
+    assert "seeds: s=0" in text and text.rstrip().endswith("| 1 |")
+    js = tmp_path / "r" / "table.json"
+    write_json(js, run.provenance, {"a": 1})
+    payload = json.loads(js.read_text())
+    assert list(payload) == ["provenance", "results"]
+    assert payload["provenance"]["command"] == "cmd" and payload["results"] == {"a": 1}
+
+
+def test_git_state_reports_sha_and_dirty_flag(tmp_path) -> None:
+    assert git_state(tmp_path) == {"sha": "unknown", "dirty": None}
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "f").write_text("1")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git + ["add", "f"], cwd=tmp_path, check=True)
+    subprocess.run(git + ["commit", "-qm", "c"], cwd=tmp_path, check=True)
+    clean = git_state(tmp_path)
+    assert len(clean["sha"]) == 40 and clean["dirty"] is False
+    (tmp_path / "f").write_text("2")
+    assert git_state(tmp_path)["dirty"] is True
+
+
+def test_sha256_file(tmp_path) -> None:
+    path = tmp_path / "x"
+    path.write_bytes(b"abc" * 1000000)
+    assert sha256_file(path) == hashlib.sha256(b"abc" * 1000000).hexdigest()

@@ -1,0 +1,47 @@
+"""The repository's promises about itself: README commands, CI, changelog, version defined once."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import captum_text_ext
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _readme_command(which: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / ".ci" / "readme_commands.py"), which], capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def test_readme_opens_with_install_and_test_commands() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert readme.index("```bash") < 30, "the two commands must open the README"
+    install = _readme_command("install")
+    assert "torch==2.13.0" in install and "captum-text-ext demo" in install
+    assert _readme_command("test").startswith("python3 -m pytest tests")
+
+
+def test_ci_runs_the_readme_test_command_and_points_at_shared_data() -> None:
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "readme_commands.py test" in ci
+    assert "CAPTUM_TEXT_EXT_DATA" in ci and "shared/data" in ci
+    assert "-W" in ci and "sphinx" in ci and "execute_notebooks.py" in ci
+
+
+def test_version_is_defined_once() -> None:
+    hits = [
+        path.relative_to(ROOT)
+        for path in (ROOT / "captum_text_ext").rglob("*.py")
+        if re.search(r"^__version__\s*=", path.read_text(encoding="utf-8"), re.M)
+    ]
+    assert [str(h) for h in hits] == ["captum_text_ext/_version.py"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+(\.dev\d+)?", captum_text_ext.__version__)
+
+
+def test_changelog_has_an_unreleased_section() -> None:
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert "## [Unreleased]" in changelog and "### Added" in changelog
