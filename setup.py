@@ -10,7 +10,7 @@ VERSION = re.search(
     r'^__version__ = "([^"]+)"', (HERE / "captum_text_ext" / "_version.py").read_text(encoding="utf-8"), re.M
 ).group(1)
 
-DOCS = ["sphinx>=7.2", "nbsphinx>=0.9"]
+DOCS = ["sphinx>=7.2"]
 NOTEBOOK = ["ipython>=8"]
 DEV = [
     "pytest>=8",
@@ -45,7 +45,6 @@ setup(
     extras_require={"dev": DEV, "docs": DOCS, "notebook": NOTEBOOK},
     entry_points={"console_scripts": ["captum-text-ext=captum_text_ext.cli:main"]},
     classifiers=[
-        "License :: OSI Approved :: BSD License",
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
         "Typing :: Typed",
