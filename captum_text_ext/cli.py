@@ -4,6 +4,8 @@ Sub-commands:
 
 - ``demo [--out DIR]``: train a small model on the embedded synthetic corpus and explain it (no files, no network).
 - ``download NAME [--root DIR]``: fetch a public dataset, verify its checksum and unpack it safely.
+- ``train NAME [--record DIR]``: train a model of the zoo with its seed and save it in the model cache.
+- ``explain --checkpoint PATH --text TEXT [--text ...] --out DIR``: the demo's report for any saved model and text.
 
 Errors a user can fix (a bad argument, a missing dataset) print one line and exit with status 2, no traceback.
 """
@@ -20,6 +22,8 @@ from captum_text_ext._version import __version__
 
 def _build_parser() -> argparse.ArgumentParser:
     from captum_text_ext.datasets.download import DOWNLOADS
+    from captum_text_ext.explain import METHODS
+    from captum_text_ext.models.zoo import ZOO
 
     parser = argparse.ArgumentParser(prog="captum-text-ext", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"captum_text_ext {__version__}")
@@ -27,8 +31,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="train and explain a small model on the synthetic corpus")
     demo.add_argument("--out", type=Path, default=Path("captum-text-ext-demo"), help="report directory")
-    demo.add_argument("--seed", type=int, default=0, help="seed for data, model and batch order (default 0)")
-    demo.add_argument("--n-train", type=int, default=4000, help="training sentences (default 4000)")
+    demo.add_argument("--dataset", choices=["synthetic", "sst"], default="synthetic",
+                      help="synthetic (embedded, default) or sst (needs SST in the data directory)")
+    demo.add_argument("--data-root", type=Path, default=None, help="data directory (for --dataset sst)")
+    demo.add_argument("--cache-dir", type=Path, default=None, help="model cache")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
 
     download = commands.add_parser("download", help="download a public dataset into the data directory")
@@ -38,14 +44,66 @@ def _build_parser() -> argparse.ArgumentParser:
     download.add_argument("--source", default=None, help="alternative source, where the dataset has several")
     download.add_argument("--allow-unverified", action="store_true",
                           help="accept a file whose checksum nobody has published or verified")
+
+    train = commands.add_parser("train", help="train a model of the zoo and save it in the model cache")
+    train.add_argument("name", choices=list(ZOO), help="zoo model")
+    train.add_argument("--data-root", type=Path, default=None, help="data directory")
+    train.add_argument("--cache-dir", type=Path, default=None,
+                       help="model cache (default: $CAPTUM_TEXT_EXT_CACHE or ~/.cache/captum_text_ext/models)")
+    train.add_argument("--record", type=Path, default=None,
+                       help="write NAME.json here and rebuild models.md beside it (e.g. benchmarks/results/models)")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    explain = commands.add_parser("explain", help="explain a saved model's predictions for texts")
+    explain.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by the package")
+    explain.add_argument("--text", action="append", required=True, help="a text to explain (repeatable)")
+    explain.add_argument("--methods", default=",".join(METHODS),
+                         help=f"comma-separated methods (default: all of {', '.join(METHODS)})")
+    explain.add_argument("--target", default=None,
+                         help="class index or name to explain (default: the predicted class)")
+    explain.add_argument("--out", type=Path, default=Path("captum-text-ext-explain"), help="report directory")
     return parser
+
+
+def _train(args: argparse.Namespace) -> List[str]:
+    from captum_text_ext.benchmarks.provenance import RunRecorder
+    from captum_text_ext.models.zoo import ZOO, train_zoo_model
+    from captum_text_ext.models.zoo_data import zoo_data_files
+    from captum_text_ext.models.zoo_report import record_result
+
+    entry = ZOO[args.name]
+    with RunRecorder(seeds={"model": entry.seed}) as run:
+        for label, path in zoo_data_files(entry.dataset, args.data_root):
+            run.record_file(label, path)
+        result = train_zoo_model(args.name, args.data_root, args.cache_dir, progress=not args.quiet)
+        run.record_file("checkpoint", result.checkpoint)
+    met = "met" if result.target_met else "NOT met"
+    lines = [f"{args.name}: test accuracy {result.test_accuracy:.4f} (target >= {entry.target_accuracy:.2f}: {met})"]
+    lines += [f"{args.name}: {key} {value:.4f}" for key, value in result.extra_metrics.items()]
+    lines.append(f"{args.name}: trained in {result.train_seconds / 60:.1f} min, best epoch {result.fit.best_epoch} "
+                 f"of {result.fit.epochs_run}")
+    lines.append(f"saved {result.checkpoint} (sha256 {result.sha256})")
+    if args.record is not None:
+        lines.append(f"wrote {record_result(args.record, result, run.provenance)}")
+    return lines
 
 
 def _run(args: argparse.Namespace) -> List[str]:
     if args.command == "demo":
         from captum_text_ext.demo import format_summary, run_demo
 
-        return format_summary(run_demo(args.out, seed=args.seed, n_train=args.n_train, progress=not args.quiet))
+        report = run_demo(args.out, dataset=args.dataset, root=args.data_root, cache_dir=args.cache_dir,
+                          progress=not args.quiet)
+        return format_summary(report)
+    if args.command == "train":
+        return _train(args)
+    if args.command == "explain":
+        from captum_text_ext.explain import explain_checkpoint
+
+        target = int(args.target) if args.target is not None and args.target.isdigit() else args.target
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        report = explain_checkpoint(args.checkpoint, args.text, args.out, methods, target)
+        return [f"wrote {path}" for path in report["paths"]]
     from captum_text_ext.datasets.download import download
 
     path = download(args.name, args.root, allow_unverified=args.allow_unverified, source=args.source)

@@ -1,12 +1,15 @@
-"""The main job behind ``captum-text-ext demo``: train a small model on the synthetic corpus and explain it.
+"""The main job behind ``captum-text-ext demo``: explain small models on the synthetic corpus, scored against the truth.
 
-Runs with no data files and no network. It generates the synthetic sentiment corpus (whose label rule is known,
-so every token's true role is known), trains a small bi-LSTM, explains test sentences with Captum's
-:class:`~captum.attr.Saliency` and :class:`~captum.attr.IntegratedGradients` at the embeddings, scores each method
-against the ground truth (top-1 precision: the share of sentences whose highest-scored token is decisive for the
-label), and writes ``report.html`` and ``report.json``.
+Runs with no data files and no network. It loads two zoo models trained on the synthetic sentiment corpus,
+``lstm-synthetic`` (a bi-LSTM) and ``textcnn-synthetic`` (a Kim-style CNN), training and caching them first when
+they are missing (about half a minute on two cores). It explains a handful of test sentences (negations, two
+opposing clauses, plain ones) with every method of :data:`~captum_text_ext.explain.METHODS` that applies to each
+model, scores every method against the corpus's ground truth (top-1 precision: the share of test sentences whose
+highest-scored token decides the label), and writes ``report.html``, one PNG per sentence and model, and
+``report.json``. The report lists each skipped method with its reason.
 
-The package's own attribution methods join this report as they land.
+With ``dataset="sst"`` it does the same with ``bilstm-sst5`` on SST test sentences (no ground truth exists there);
+SST must be in the data directory, and the model is trained first when it is not cached (about ten minutes).
 """
 
 from __future__ import annotations
@@ -15,185 +18,151 @@ import html
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import torch
-from captum.attr import IntegratedGradients, Saliency
-from torch import Tensor
-from torch.utils.data import DataLoader
-
-from captum_text_ext.datasets.collate import BucketBatchSampler, TextCollator, pad_sequences
-from captum_text_ext.datasets.synthetic import SyntheticExample, load_synthetic
-from captum_text_ext.datasets.vocab import Vocabulary
-from captum_text_ext.models.lstm_classifier import LSTMClassifier
-from captum_text_ext.models.training import accuracy, fit
-from captum_text_ext.visualization.html import heatmap_row_html, html_page
+from captum_text_ext.datasets import SyntheticExample, load_sst, load_synthetic
+from captum_text_ext.datasets._checks import check_choice
+from captum_text_ext.datasets._paths import PathLike
+from captum_text_ext.explain import METHODS, Explanation, explain, save_sentence_pngs
+from captum_text_ext.models.checkpoints import Checkpoint
+from captum_text_ext.models.zoo import load_zoo_model
+from captum_text_ext.visualization import render_html
 
 DEFAULT_OUT_DIR = Path("captum-text-ext-demo")
-
-# An explainer maps (model, embeddings, lengths, target) to per-token scores (N, T).
-Explainer = Callable[[LSTMClassifier, Tensor, Tensor, Tensor], Tensor]
-
-
-def _saliency(model: LSTMClassifier, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
-    """Captum Saliency (absolute gradient) at the embeddings, reduced per token by the ℓ2 norm (unsigned)."""
-    grads = Saliency(model.forward_embeddings).attribute(
-        embeddings, target=target, additional_forward_args=(lengths,), abs=True
-    )
-    return grads.norm(dim=-1)
+DEMO_DATASETS = ("synthetic", "sst")
+_MODELS = {"synthetic": ("lstm-synthetic", "textcnn-synthetic"), "sst": ("bilstm-sst5",)}
+_NEGATIONS = ("not", "n't", "never", "no", "nothing")
 
 
-def _integrated_gradients(model: LSTMClassifier, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
-    """Captum IntegratedGradients from an all-zero baseline, reduced per token by summing over the embedding."""
-    attributions = IntegratedGradients(model.forward_embeddings).attribute(
-        embeddings, target=target, additional_forward_args=(lengths,), n_steps=32, internal_batch_size=2048
-    )
-    return attributions.sum(dim=-1)
-
-
-EXPLAINERS: Dict[str, Explainer] = {"Saliency (ℓ2 norm)": _saliency, "IntegratedGradients (sum)": _integrated_gradients}
-
-
-def _loader(examples: Sequence[SyntheticExample], vocab: Vocabulary, shuffle: bool, seed: int) -> DataLoader:
-    sampler = BucketBatchSampler([len(e.tokens) for e in examples], batch_size=64, shuffle=shuffle, seed=seed)
-    pairs = [(e.tokens, e.label) for e in examples]
-    return DataLoader(pairs, batch_sampler=sampler, collate_fn=TextCollator(vocab))
-
-
-def _explain(
-    model: LSTMClassifier, vocab: Vocabulary, examples: Sequence[SyntheticExample]
-) -> Dict[str, List[Tensor]]:
-    """Per-token scores of every explainer for every example, toward the true label, in one batch per method."""
-    ids, lengths = pad_sequences([vocab.encode(e.tokens) for e in examples], vocab.pad_index)
-    target = torch.tensor([e.label for e in examples])
-    with torch.no_grad():
-        embeddings = model.embedding(ids)
-    embeddings.requires_grad_()
-    scores = {}
-    for name, explain in EXPLAINERS.items():
-        per_token = explain(model, embeddings, lengths, target).detach()
-        scores[name] = [per_token[i, : int(n)] for i, n in enumerate(lengths)]
-    return scores
-
-
-def _top1_precision(examples: Sequence[SyntheticExample], scores: Sequence[Tensor]) -> float:
-    """The share of examples whose highest-scored token is decisive for the label."""
-    hits = [example.decisive[int(s.argmax())] for example, s in zip(examples, scores)]
-    return sum(hits) / len(hits)
-
-
-def _pick_showcase(examples: Sequence[SyntheticExample], count: int) -> List[SyntheticExample]:
+def _showcase_synthetic(examples: Sequence[SyntheticExample], count: int) -> List[SyntheticExample]:
     """A few sentences of each kind: with negation, with two opposing clauses, and plain ones."""
     negated = [e for e in examples if e.negation_spans and len(e.clauses) == 1]
-    contrast = [e for e in examples if len(e.clauses) > 1]
+    contrast = [e for e in examples if "but" in e.tokens]
     plain = [e for e in examples if not e.negation_spans and len(e.clauses) == 1]
     third = max(1, count // 3)
     return negated[:third] + contrast[:third] + plain[: count - 2 * third]
 
 
+def _showcase_sst(count: int, root: Optional[PathLike]) -> List[Tuple[Tuple[str, ...], int]]:
+    """Short SST test sentences, half of them with a negation word."""
+    trees = [t for t in load_sst("test", root) if 6 <= len(t.tokens) <= 16]
+    lower = [(tuple(tok.lower() for tok in t.tokens), t.label) for t in trees]
+    negated = [s for s in lower if any(tok in _NEGATIONS for tok in s[0])]
+    plain = [s for s in lower if not any(tok in _NEGATIONS for tok in s[0])]
+    return negated[: count // 2] + plain[: count - count // 2]
+
+
+def top1_precision(examples: Sequence[SyntheticExample], explanation: Explanation, label: str) -> float:
+    """The share of examples whose highest-scored token is decisive for the label."""
+    hits = [e.decisive[int(s.argmax())] for e, s in zip(examples, explanation.scores(label))]
+    return sum(hits) / len(hits)
+
+
 def run_demo(
-    out_dir: Path = DEFAULT_OUT_DIR,
+    out_dir: PathLike = DEFAULT_OUT_DIR,
     *,
-    seed: int = 0,
-    n_train: int = 4000,
-    n_eval: int = 400,
+    dataset: str = "synthetic",
     n_showcase: int = 6,
+    n_eval: int = 400,
+    root: Optional[PathLike] = None,
+    cache_dir: Optional[PathLike] = None,
     progress: bool = True,
 ) -> Dict[str, Any]:
-    """Train, explain, score against the ground truth and write ``report.html`` + ``report.json`` to ``out_dir``.
+    """Explain, score against the ground truth (synthetic only) and write the report to ``out_dir``.
 
     Args:
-        out_dir: where the report goes (created if missing).
-        seed: seeds the corpus, the model's initialization and the batch order.
-        n_train: training sentences (dev and test get a fifth and a tenth of it, at least ``n_eval``).
-        n_eval: test sentences scored against the ground truth.
+        out_dir: where ``report.html``, ``report.json`` and the PNGs go (created if missing).
+        dataset: ``"synthetic"`` (no files needed) or ``"sst"`` (needs SST in the data directory).
         n_showcase: sentences shown as heatmaps.
-        progress: show progress bars.
+        n_eval: synthetic test sentences scored against the ground truth.
+        root: the data directory (SST).
+        cache_dir: the model cache.
+        progress: show progress bars when a model has to be trained.
 
     Returns:
-        The report's content: accuracy, per-method top-1 precision, timings and the paths written.
+        The report's content: models and their accuracies, per-method top-1 precision, skipped methods, timings
+        and the paths written.
     """
+    check_choice("dataset", dataset, DEMO_DATASETS)
     started = time.perf_counter()
-    train = load_synthetic("train", n=n_train, seed=seed)
-    dev = load_synthetic("dev", n=max(n_train // 5, 200), seed=seed)
-    test = load_synthetic("test", n=max(n_train // 10, n_eval), seed=seed)
-    vocab = Vocabulary.build(e.tokens for e in train)
-    torch.manual_seed(seed)
-    model = LSTMClassifier(len(vocab), embedding_dim=16, hidden_size=16, num_classes=2, padding_idx=vocab.pad_index)
-    history = fit(
-        model,
-        _loader(train, vocab, shuffle=True, seed=seed),
-        _loader(dev, vocab, shuffle=False, seed=seed),
-        epochs=12,
-        lr=1e-2,
-        patience=3,
-        seed=seed,
-        progress=progress,
-    )
-    test_accuracy = accuracy(model, _loader(test, vocab, shuffle=False, seed=seed))
-    train_seconds = time.perf_counter() - started
-
-    evaluated = test[:n_eval]
-    scores = _explain(model, vocab, evaluated)
-    top1 = {name: _top1_precision(evaluated, per_example) for name, per_example in scores.items()}
-
-    showcase = _pick_showcase(evaluated, n_showcase)
-    shown = _explain(model, vocab, showcase)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    report: Dict[str, Any] = {
-        "task": "synthetic sentiment corpus (binary), bi-LSTM embedding 16 / hidden 16",
-        "seed": seed,
-        "n_train": len(train),
-        "test_accuracy": test_accuracy,
-        "best_epoch": history.best_epoch,
-        "top1_ground_truth_precision": top1,
-        "n_evaluated": len(evaluated),
-        "train_seconds": round(train_seconds, 2),
-        "total_seconds": round(time.perf_counter() - started, 2),
-        "skipped": "the package's own methods (LSTMLRP, ContextualDecomposition, ...) are not released yet",
-    }
-    (out_dir / "report.html").write_text(_report_html(report, showcase, shown), encoding="utf-8")
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    report["paths"] = [str(out_dir / "report.html"), str(out_dir / "report.json")]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if dataset == "synthetic":
+        test = load_synthetic("test", n=max(n_eval, n_showcase * 10), seed=0)
+        shown: List[Tuple[Sequence[str], int]] = [(e.tokens, e.label) for e in _showcase_synthetic(test, n_showcase)]
+    else:
+        shown = list(_showcase_sst(n_showcase, root))
+    report: Dict[str, Any] = {"dataset": dataset, "models": {}, "skipped": {}, "paths": []}
+    explanations: List[Explanation] = []
+    for name in _MODELS[dataset]:
+        checkpoint: Checkpoint = load_zoo_model(name, cache_dir=cache_dir, root=root, progress=progress)
+        class_names = checkpoint.metadata["class_names"]
+        explanation = explain(
+            checkpoint.model,
+            checkpoint.vocabulary,
+            [tokens for tokens, _ in shown],
+            class_names,
+            true_labels=[label for _, label in shown],
+            name_prefix=f"{name} · ",
+        )
+        explanations.append(explanation)
+        report["skipped"].update(explanation.skipped)
+        model_report: Dict[str, Any] = {
+            "test_accuracy": checkpoint.metadata["test_accuracy"],
+            "checkpoint_sha256": checkpoint.sha256,
+        }
+        if dataset == "synthetic":
+            evaluated = test[:n_eval]
+            scored = explain(
+                checkpoint.model,
+                checkpoint.vocabulary,
+                [e.tokens for e in evaluated],
+                class_names,
+                target=[e.label for e in evaluated],
+            )
+            model_report["top1_ground_truth_precision"] = {
+                method.label: top1_precision(evaluated, scored, method.label)
+                for method in METHODS.values()
+                if method.label not in scored.skipped
+            }
+            model_report["n_evaluated"] = len(evaluated)
+        report["models"][name] = model_report
+        pngs = save_sentence_pngs(out, explanation, [tokens for tokens, _ in shown], name)
+        report["paths"] += [str(p) for p in pngs]
+    # sentence by sentence, every model's methods in one table
+    records = [r for i in range(len(shown)) for e in explanations for r in e.records if r.tokens == list(shown[i][0])]
+    html_path = out / "report.html"
+    page = render_html(records, title=f"captum-text-ext demo ({dataset})", preamble=_summary_html(report))
+    html_path.write_text(page, encoding="utf-8")
+    report["seconds"] = round(time.perf_counter() - started, 2)
+    json_path = out / "report.json"
+    report["paths"] = [str(html_path), str(json_path), *report["paths"]]
+    json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return report
 
 
-def _report_html(report: Dict[str, Any], showcase: Sequence[SyntheticExample], shown: Dict[str, List[Tensor]]) -> str:
-    rows = "".join(
-        f"<tr><td>{html.escape(name)}</td><td>{value:.3f}</td></tr>"
-        for name, value in report["top1_ground_truth_precision"].items()
+def _summary_html(report: Dict[str, Any]) -> str:
+    rows = []
+    for name, info in report["models"].items():
+        precision = info.get("top1_ground_truth_precision", {})
+        cells = ", ".join(f"{html.escape(m)} {v:.3f}" for m, v in precision.items()) or "no ground truth"
+        rows.append(f"<tr><td>{html.escape(name)}</td><td>{info['test_accuracy']:.3f}</td><td>{cells}</td></tr>")
+    skipped = "".join(f"<li>{html.escape(m)}: {html.escape(r)}</li>" for m, r in report["skipped"].items())
+    return (
+        "<h2>Models</h2><table><tr><th>model</th><th>test accuracy</th><th>top-1 ground-truth precision</th></tr>"
+        + "".join(rows) + "</table>"
+        + f"<h2>Skipped methods</h2><ul>{skipped or '<li>none</li>'}</ul>"
     )
-    summary = (
-        f"<p>{html.escape(report['task'])}; test accuracy {report['test_accuracy']:.3f} "
-        f"(seed {report['seed']}, {report['n_train']} training sentences).</p>"
-        f"<table><tr><th>method</th><th>top-1 ground-truth precision (n={report['n_evaluated']})</th></tr>"
-        f"{rows}</table>"
-    )
-    blocks = []
-    for i, example in enumerate(showcase):
-        label = "positive" if example.label == 1 else "negative"
-        method_rows = "".join(
-            f"<tr><td>{html.escape(name)}</td><td>{heatmap_row_html(example.tokens, per_example[i])}</td></tr>"
-            for name, per_example in shown.items()
-        )
-        truth = " ".join(
-            f"<b>{html.escape(t)}</b>" if d else html.escape(t) for t, d in zip(example.tokens, example.decisive)
-        )
-        blocks.append(
-            f"<h3>Sentence {i + 1} (label: {label})</h3><table>"
-            f"<tr><td>decisive tokens (bold)</td><td>{truth}</td></tr>{method_rows}</table>"
-        )
-    return html_page("captum-text-ext demo", summary + "".join(blocks))
 
 
 def format_summary(report: Dict[str, Any]) -> List[str]:
     """The lines the CLI prints."""
-    lines = [f"test accuracy: {report['test_accuracy']:.3f} ({report['n_train']} training sentences)"]
-    lines += [
-        f"top-1 ground-truth precision, {name}: {value:.3f} (n={report['n_evaluated']})"
-        for name, value in report["top1_ground_truth_precision"].items()
-    ]
-    lines += [f"wrote {path}" for path in report.get("paths", [])]
+    lines = []
+    for name, info in report["models"].items():
+        lines.append(f"{name}: test accuracy {info['test_accuracy']:.3f}")
+        for method, value in info.get("top1_ground_truth_precision", {}).items():
+            lines.append(f"  top-1 ground-truth precision, {method}: {value:.3f} (n={info['n_evaluated']})")
+    lines += [f"skipped {method}: {reason}" for method, reason in report["skipped"].items()]
+    lines.append(f"wrote {len(report['paths'])} files to {Path(report['paths'][0]).parent} "
+                 f"(open report.html) in {report['seconds']:.1f} s")
     return lines
-

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from pathlib import Path
 
@@ -33,3 +35,24 @@ def shared_data_dir() -> Path:
 def pytest_configure(config: pytest.Config) -> None:
     """Deprecated APIs are errors: the suite runs with ``-W error::DeprecationWarning`` hygiene."""
     config.addinivalue_line("filterwarnings", "error::DeprecationWarning")
+
+
+@pytest.fixture(scope="session")
+def synthetic_zoo(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The two synthetic zoo models, trained once per session by the real ``captum-text-ext train`` command.
+
+    Returns a dict with the model ``cache`` directory, the ``record`` directory the runs were recorded in, and
+    what each command ``printed`` (by model name).
+    """
+    from captum_text_ext.cli import main
+
+    base = tmp_path_factory.mktemp("synthetic_zoo")
+    cache, record = base / "cache", base / "results" / "models"
+    printed = {}
+    for name in ("lstm-synthetic", "textcnn-synthetic"):
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            status = main(["train", name, "--cache-dir", str(cache), "--record", str(record), "--quiet"])
+        assert status == 0, buffer.getvalue()
+        printed[name] = buffer.getvalue()
+    return {"cache": cache, "record": record, "printed": printed}

@@ -1,25 +1,69 @@
 import json
+from pathlib import Path
 
 import pytest
+from _browser import elements_with_class, render_in_chromium
 
 from captum_text_ext.cli import main
+from captum_text_ext.explain import METHODS
 
 
-def test_demo_trains_explains_and_writes_the_report(tmp_path, capsys) -> None:
+def test_demo_explains_scores_and_writes_a_report_that_renders(synthetic_zoo: dict, tmp_path: Path, capsys) -> None:
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--n-train", "1500", "--quiet"]) == 0
+    assert main(["demo", "--out", str(out), "--cache-dir", str(synthetic_zoo["cache"]), "--quiet"]) == 0
     printed = capsys.readouterr().out
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
-    assert report["test_accuracy"] >= 0.9
-    assert set(report["top1_ground_truth_precision"]) == {"Saliency (ℓ2 norm)", "IntegratedGradients (sum)"}
-    assert all(0.0 <= v <= 1.0 for v in report["top1_ground_truth_precision"].values())
-    assert f"test accuracy: {report['test_accuracy']:.3f}" in printed and "report.html" in printed
-    page = (out / "report.html").read_text(encoding="utf-8")
-    assert page.count("<h3>Sentence") == 6
-    assert page.count('class="tok"') > 0 and "decisive tokens" in page
+    assert set(report["models"]) == {"lstm-synthetic", "textcnn-synthetic"}
+    for name, info in report["models"].items():
+        assert f"{name}: test accuracy {info['test_accuracy']:.3f}" in printed
+        precision = info["top1_ground_truth_precision"]
+        assert set(precision) == {m.label for m in METHODS.values()}
+        assert all(0.0 <= v <= 1.0 for v in precision.values())
+    assert len(list(out.glob("*.png"))) == 2 * 6
+    dom = render_in_chromium(out / "report.html", tmp_path / "shot.png")
+    rows = elements_with_class(dom, "heatmap-row")
+    assert len(rows) == 6 * 2 * len(METHODS)  # sentences × models × methods
+    import matplotlib.image
+
+    assert matplotlib.image.imread(tmp_path / "shot.png").std() > 0
 
 
-def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch) -> None:
+def test_explain_writes_a_report_for_any_checkpoint(synthetic_zoo: dict, tmp_path: Path) -> None:
+    checkpoint = synthetic_zoo["cache"] / "textcnn-synthetic.pt"
+    status = main(["explain", "--checkpoint", str(checkpoint), "--text", "The movie wasn't good!",
+                   "--methods", "integrated_gradients", "--target", "positive", "--out", str(tmp_path)])
+    assert status == 0
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    (sentence,) = report["sentences"]
+    assert sentence["tokens"] == ["the", "movie", "was", "n't", "good", "!"]
+    assert sentence["target"] == "positive"
+    assert len(sentence["scores"]["Integrated Gradients"]) == 6
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--text", "...", "--methods", "saliency"], "tokenizes to nothing"),
+        (["--text", "good", "--methods", "lrp"], "Unknown method(s) ['lrp']"),
+        (["--text", "good", "--target", "7"], "Expected `target` in [0, 2)"),
+    ],
+)
+def test_explain_errors_are_one_line(arguments, message: str, synthetic_zoo: dict, tmp_path: Path, capsys) -> None:
+    checkpoint = synthetic_zoo["cache"] / "lstm-synthetic.pt"
+    assert main(["explain", "--checkpoint", str(checkpoint), *arguments, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+
+
+def test_unreadable_checkpoint_is_one_line(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.pt"
+    bad.write_text("not a checkpoint")
+    assert main(["explain", "--checkpoint", str(bad), "--text", "good", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is not a captum_text_ext checkpoint" in err
+
+
+def test_user_errors_are_one_line_and_exit_2(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("CAPTUM_TEXT_EXT_DATA", str(tmp_path))
     assert main(["download", "imdb", "--root", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()

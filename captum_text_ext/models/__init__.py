@@ -1,6 +1,27 @@
-"""Reference text classifiers and their training loop."""
+"""Reference text classifiers, their registry and checkpoints, and their training loop."""
 
+from captum_text_ext.models.bag_of_words import BagOfWordsMLP, bag_of_words
+from captum_text_ext.models.checkpoints import Checkpoint, default_cache_dir, load_checkpoint, save_checkpoint
+from captum_text_ext.models.embedding_cnn import EmbeddingCNN
 from captum_text_ext.models.lstm_classifier import LSTMClassifier
+from captum_text_ext.models.registry import ARCHITECTURES, architecture_name, build_model
+from captum_text_ext.models.text_cnn import TextCNN
 from captum_text_ext.models.training import FitResult, accuracy, fit
 
-__all__ = ["FitResult", "LSTMClassifier", "accuracy", "fit"]
+__all__ = [
+    "ARCHITECTURES",
+    "BagOfWordsMLP",
+    "Checkpoint",
+    "EmbeddingCNN",
+    "FitResult",
+    "LSTMClassifier",
+    "TextCNN",
+    "accuracy",
+    "architecture_name",
+    "bag_of_words",
+    "build_model",
+    "default_cache_dir",
+    "fit",
+    "load_checkpoint",
+    "save_checkpoint",
+]

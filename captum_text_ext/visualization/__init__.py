@@ -1,5 +1,35 @@
-"""Per-token heatmaps of attributions."""
+"""Per-token heatmaps of attributions: self-contained HTML pages, matplotlib figures and Captum records.
 
-from captum_text_ext.visualization.html import heatmap_row_html, html_page, normalize_scores
+Red supports the target class, blue speaks against it; scores are normalized per sentence by their largest absolute
+value. Everything user-provided is HTML-escaped, and nothing needs IPython.
+"""
 
-__all__ = ["heatmap_row_html", "html_page", "normalize_scores"]
+from captum_text_ext.visualization.captum_interop import to_visualization_record
+from captum_text_ext.visualization.html import (
+    ClassLabel,
+    TextAttribution,
+    comparison_html,
+    comparison_records,
+    heatmap_row_html,
+    html_page,
+    normalize_scores,
+    render_html,
+    save_html,
+)
+from captum_text_ext.visualization.plot import plot_comparison, plot_token_heatmap, save_png
+
+__all__ = [
+    "ClassLabel",
+    "TextAttribution",
+    "comparison_html",
+    "comparison_records",
+    "heatmap_row_html",
+    "html_page",
+    "normalize_scores",
+    "plot_comparison",
+    "plot_token_heatmap",
+    "render_html",
+    "save_html",
+    "save_png",
+    "to_visualization_record",
+]

@@ -1,7 +1,19 @@
+import re
+from pathlib import Path
+
 import pytest
 import torch
 
-from captum_text_ext.visualization import heatmap_row_html, html_page, normalize_scores
+from captum_text_ext.visualization import (
+    TextAttribution,
+    comparison_html,
+    comparison_records,
+    heatmap_row_html,
+    html_page,
+    normalize_scores,
+    render_html,
+    save_html,
+)
 
 
 def test_scores_are_normalized_per_sentence_by_max_abs() -> None:
@@ -23,3 +35,86 @@ def test_one_score_per_token_is_required() -> None:
 def test_page_is_complete_and_escapes_its_title() -> None:
     page = html_page("<b>", "body")
     assert page.startswith("<!DOCTYPE html>") and "&lt;b&gt;" in page and "Legend" in page
+
+EVIL = "<img src=x onerror=alert(1)>"
+
+
+def _record(method: str = "IG", **overrides: object) -> TextAttribution:
+    fields: dict = dict(tokens=["a", "b"], scores=torch.tensor([1.0, -0.5]), method=method, target=1, predicted=1,
+                        probability=0.75)
+    fields.update(overrides)
+    return TextAttribution(**fields)
+
+
+def test_record_validates_its_fields() -> None:
+    shape_error = r"Expected `scores` of shape \(T,\) with T = len\(tokens\) = 2, but got \(2, 1\)"
+    with pytest.raises(ValueError, match=shape_error):
+        _record(scores=torch.zeros(2, 1))
+    with pytest.raises(TypeError, match="Expected `scores` to be a torch.Tensor, but got list"):
+        _record(scores=[1.0, 2.0])
+    with pytest.raises(TypeError, match="Expected `tokens` to be a sequence of strings, but got a single str"):
+        _record(tokens="ab")
+    with pytest.raises(ValueError, match=r"Expected `probability` in \[0, 1\], but got 1.5"):
+        _record(probability=1.5)
+
+
+def test_each_row_shows_method_target_prediction_and_heatmap() -> None:
+    page = render_html([_record(true_label="gold", convergence_delta=0.0123)], title="t")
+    (row,) = re.findall(r'<tr class="heatmap-row".*?</tr>', page)
+    assert 'data-method="IG"' in row and '<td class="method">IG</td>' in row and '<td class="target">1</td>' in row
+    assert '<td class="prediction">1 (0.75)</td>' in row and '<td class="true-label">gold</td>' in row
+    assert '<td class="delta">+0.0123</td>' in row and row.count('class="tok"') == 2
+    assert "true label" in page and "convergence &Delta;" in page
+
+
+def test_optional_columns_appear_only_when_some_record_has_them() -> None:
+    page = render_html(_record())
+    assert "true label" not in page and "convergence" not in page and "true-label" not in page
+
+
+def test_comparison_has_one_row_per_method_in_order_and_one_sentence() -> None:
+    scores = {name: torch.tensor([1.0, 0.0]) for name in ["Saliency", "IG", "LRP"]}
+    page = comparison_html(["a", "b"], scores, target="pos", prediction="neg", probability=0.4, true_label="pos",
+                           convergence_deltas={"IG": 0.5})
+    assert re.findall(r'class="heatmap-row" data-method="([^"]*)"', page) == ["Saliency", "IG", "LRP"]
+    assert page.count('<section class="sentence">') == 1 and "<title>Attribution comparison</title>" in page
+    assert page.count('<td class="delta">&mdash;</td>') == 2 and '<td class="delta">+0.5</td>' in page
+
+
+def test_consecutive_records_of_one_sentence_share_a_table() -> None:
+    other = _record("Saliency", tokens=["c"], scores=torch.ones(1))
+    page = render_html([_record("IG"), _record("Saliency"), other])
+    assert page.count('<section class="sentence">') == 2 and "Sentence 2" in page
+    records = comparison_records(["a"], {"x": torch.ones(1)}, target=0, prediction=0, probability=1.0)
+    assert render_html(records + records).count('<section class="sentence">') == 1
+
+
+def test_everything_user_provided_is_escaped() -> None:
+    page = comparison_html([EVIL, "x"], {EVIL: torch.ones(2), 'say "hi"': torch.ones(2)}, target=EVIL,
+                           prediction=EVIL, probability=0.5, true_label=EVIL, title=EVIL)
+    # <title> and <h1>; then per row (2 rows): the token, target, prediction, true label; the first row's method
+    # cell and data-method attribute
+    assert "<img" not in page and page.count("&lt;img src=x onerror=alert(1)&gt;") == 2 + 2 * 4 + 2
+    assert 'data-method="say &quot;hi&quot;"' in page
+
+
+def test_page_is_self_contained() -> None:
+    page = comparison_html(["a"], {"m": torch.ones(1)}, target=0, prediction=0, probability=1.0)
+    assert "<style>" in page and "Legend" in page
+    for external in ["http://", "https://", "<link", "<script", "src=", "@import", "url("]:
+        assert external not in page
+
+
+def test_render_html_rejects_empty_and_foreign_records() -> None:
+    with pytest.raises(ValueError, match="Expected at least one TextAttribution in `records`, but got none"):
+        render_html([])
+    with pytest.raises(TypeError, match="Expected `records` to hold TextAttribution objects, but got dict"):
+        render_html([{}])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="Expected at least one method in `scores_by_method`, but got an empty"):
+        comparison_html(["a"], {}, target=0, prediction=0, probability=1.0)
+
+
+def test_save_html_writes_the_rendered_page(tmp_path: Path) -> None:
+    out = save_html(tmp_path / "new" / "page.html", [_record()], title="Saved")
+    assert out == tmp_path / "new" / "page.html"
+    assert out.read_text(encoding="utf-8") == render_html([_record()], title="Saved")

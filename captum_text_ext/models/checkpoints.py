@@ -1,0 +1,205 @@
+"""Saving and loading trained reference models as single, safely loadable files.
+
+A checkpoint is one file written by :func:`torch.save` holding only plain data: a dict with the format marker, the
+architecture name and constructor ``config`` (see :mod:`captum_text_ext.models.registry`), the ``state_dict``, the
+vocabulary as :meth:`~captum_text_ext.datasets.vocab.Vocabulary.to_dict` and JSON-like metadata. It is read back with
+``torch.load(..., weights_only=True)`` only, so a file cannot run code when loaded.
+
+Trained checkpoints are cached in :func:`default_cache_dir`: ``$CAPTUM_TEXT_EXT_CACHE`` when set, else
+``~/.cache/captum_text_ext/models``. This is separate from the data directory (``$CAPTUM_TEXT_EXT_DATA``), which holds
+only datasets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Mapping, Union
+
+import torch
+from torch import nn
+
+from captum_text_ext.datasets.vocab import Vocabulary
+from captum_text_ext.models.registry import architecture_name, build_model
+
+FORMAT = "captum_text_ext.checkpoint"
+FORMAT_VERSION = 1
+CACHE_ENV_VAR = "CAPTUM_TEXT_EXT_CACHE"
+DEFAULT_CACHE_DIR = Path("~/.cache/captum_text_ext/models")
+
+PathLike = Union[str, "os.PathLike[str]"]
+_KEYS = ("format", "format_version", "architecture", "config", "state_dict", "vocabulary", "metadata")
+_SCALARS = (type(None), bool, int, float, str)
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """A loaded checkpoint.
+
+    Attributes:
+        model: the rebuilt model with the stored weights, in eval mode.
+        vocabulary: the vocabulary the model was trained with.
+        architecture: the model's :data:`~captum_text_ext.models.registry.ARCHITECTURES` name.
+        config: the model's constructor arguments.
+        metadata: what the writer stored (JSON-like plain values).
+        sha256: the hex SHA-256 of the file's bytes.
+    """
+
+    model: nn.Module
+    vocabulary: Vocabulary
+    architecture: str
+    config: Dict[str, Any]
+    metadata: Dict[str, Any]
+    sha256: str
+
+
+def default_cache_dir() -> Path:
+    """Where trained checkpoints are cached: ``$CAPTUM_TEXT_EXT_CACHE`` when set, else
+    ``~/.cache/captum_text_ext/models``. The directory is not created.
+
+    Examples:
+        >>> from unittest import mock
+        >>> with mock.patch.dict("os.environ", {"CAPTUM_TEXT_EXT_CACHE": "/srv/models"}):
+        ...     str(default_cache_dir())
+        '/srv/models'
+    """
+    value = os.environ.get(CACHE_ENV_VAR)
+    return Path(value).expanduser() if value else DEFAULT_CACHE_DIR.expanduser()
+
+
+def save_checkpoint(path: PathLike, model: nn.Module, vocabulary: Vocabulary, metadata: Mapping[str, Any]) -> str:
+    """Write ``model``, its vocabulary and metadata to one file (parent directories are created; the file is
+    replaced atomically).
+
+    Args:
+        path: the file to write.
+        model: a model of a registered architecture (:func:`~captum_text_ext.models.registry.architecture_name`).
+        vocabulary: the vocabulary its token ids come from.
+        metadata: JSON-like plain values (``dict`` with ``str`` keys, ``list``, ``str``, ``int``, ``float``,
+            ``bool``, ``None``), e.g. the training data, seed and dev accuracy.
+
+    Returns:
+        The hex SHA-256 of the written file.
+
+    Raises:
+        TypeError: when the model's class is not registered.
+        ValueError: when ``metadata`` holds anything but plain values; the message names the entry.
+
+    Examples:
+        >>> import tempfile
+        >>> from captum_text_ext.models import EmbeddingCNN
+        >>> model = EmbeddingCNN(vocab_size=4, num_classes=2, embedding_dim=3, num_filters=2)
+        >>> vocab = Vocabulary(["<pad>", "<unk>", "good", "bad"])
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     sha256 = save_checkpoint(f"{tmp}/model.pt", model, vocab, {"dev_accuracy": 0.5})
+        ...     loaded = load_checkpoint(f"{tmp}/model.pt")
+        >>> loaded.architecture, loaded.metadata, loaded.sha256 == sha256, loaded.vocabulary == vocab
+        ('embedding_cnn', {'dev_accuracy': 0.5}, True, True)
+    """
+    if not isinstance(metadata, Mapping):
+        raise ValueError(f"Expected `metadata` to be a mapping, but got {type(metadata).__name__}")
+    metadata = dict(metadata)
+    _check_plain(metadata, "metadata")
+    architecture = architecture_name(model)
+    config = model.config
+    _check_plain(config, "model.config")
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "architecture": architecture,
+        "config": config,
+        "state_dict": model.state_dict(),
+        "vocabulary": vocabulary.to_dict(),
+        "metadata": metadata,
+    }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getvalue()
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as handle:
+        try:
+            handle.write(data)
+        except BaseException:
+            os.unlink(handle.name)
+            raise
+    os.replace(handle.name, target)
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_checkpoint(path: PathLike, map_location: Union[str, torch.device, None] = "cpu") -> Checkpoint:
+    """Read a file written by :func:`save_checkpoint` with ``torch.load(..., weights_only=True)`` and rebuild the
+    model (eval mode; the stored dtype is kept and the tensors go to ``map_location``).
+
+    The bytes are read once: they are hashed and then unpickled from memory, so ``sha256`` is the hash of exactly what
+    was loaded.
+
+    Raises:
+        FileNotFoundError: when ``path`` does not exist.
+        ValueError: ``"<path> is not a captum_text_ext checkpoint: …"`` when ``weights_only`` loading refuses the file
+            (for example a pickle that would run code: it is never run), when it holds no format marker, or when its
+            contents do not rebuild a model; chained from the original error.
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        payload = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except Exception as err:
+        raise _not_a_checkpoint(path, f"torch.load refused it ({type(err).__name__})") from err
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise _not_a_checkpoint(path, f"it holds no {FORMAT!r} format marker")
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: expected a captum_text_ext checkpoint of format_version {FORMAT_VERSION}, but got "
+            f"{payload.get('format_version')!r}; it was written by another version of captum_text_ext"
+        )
+    missing = [key for key in _KEYS if key not in payload]
+    if missing:
+        raise _not_a_checkpoint(path, f"it lacks the entries {missing}")
+    try:
+        model = build_model(payload["architecture"], payload["config"])
+        model.load_state_dict(payload["state_dict"], assign=True)
+        vocabulary = Vocabulary.from_dict(payload["vocabulary"])
+    except (AttributeError, KeyError, RuntimeError, TypeError, ValueError) as err:
+        raise _not_a_checkpoint(path, f"its contents do not rebuild a model ({err})") from err
+    model.eval()
+    return Checkpoint(
+        model=model,
+        vocabulary=vocabulary,
+        architecture=payload["architecture"],
+        config=payload["config"],
+        metadata=payload["metadata"],
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def _not_a_checkpoint(path: Path, reason: str) -> ValueError:
+    return ValueError(
+        f"{path} is not a captum_text_ext checkpoint: {reason} (loaded with weights_only=True; only files written by "
+        "captum_text_ext.models.save_checkpoint load, and nothing stored in a file is ever executed)"
+    )
+
+
+def _check_plain(value: Any, where: str) -> None:
+    """Raise unless ``value`` is built from JSON-like plain values only (exact types: no subclasses such as numpy
+    scalars, which ``weights_only`` loading refuses)."""
+    if type(value) in _SCALARS:
+        return
+    if type(value) is list:
+        for index, item in enumerate(value):
+            _check_plain(item, f"{where}[{index}]")
+        return
+    if type(value) is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                raise ValueError(f"Expected str keys in `{where}`, but got the key {key!r} ({type(key).__name__})")
+            _check_plain(item, f"{where}[{key!r}]")
+        return
+    raise ValueError(
+        f"Expected `{where}` to be a plain value (dict with str keys, list, str, int, float, bool or None), but got "
+        f"{type(value).__name__}: {value!r}"
+    )

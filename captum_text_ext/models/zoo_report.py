@@ -1,0 +1,78 @@
+"""``benchmarks/results/models/``: one JSON file per trained zoo model, and the ``models.md`` table built from them.
+
+``captum-text-ext train NAME --record DIR`` writes ``DIR/NAME.json`` (the provenance of the run and what it
+measured) and rebuilds ``DIR/../models.md`` from every JSON file in ``DIR``, so each number in the table is one a
+train command printed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, List
+
+from captum_text_ext.benchmarks.provenance import Provenance, write_json, write_markdown
+from captum_text_ext.datasets._paths import PathLike
+from captum_text_ext.models.zoo import ZOO, ZooResult
+
+
+def record_result(directory: PathLike, result: ZooResult, provenance: Provenance) -> Path:
+    """Write ``directory/<name>.json`` for one training run and rebuild ``models.md`` beside ``directory``."""
+    entry = ZOO[result.name]
+    path = Path(directory) / f"{result.name}.json"
+    write_json(
+        path,
+        provenance,
+        {
+            "name": result.name,
+            "dataset": entry.dataset,
+            "architecture": entry.architecture,
+            "config": dict(entry.config),
+            "description": entry.description,
+            "test_accuracy": result.test_accuracy,
+            **result.extra_metrics,
+            "target_accuracy": entry.target_accuracy,
+            "target_met": result.target_met,
+            "paper_accuracy": entry.paper_accuracy,
+            "train_seconds": result.train_seconds,
+            "best_epoch": result.fit.best_epoch,
+            "epochs_run": result.fit.epochs_run,
+            "dev_accuracy_per_epoch": result.fit.dev_accuracy,
+            "checkpoint_sha256": result.sha256,
+        },
+    )
+    write_models_table(directory, provenance)
+    return path
+
+
+def write_models_table(directory: PathLike, provenance: Provenance) -> Path:
+    """Rebuild ``models.md`` (next to ``directory``) from the JSON files in ``directory``; its header is the
+    provenance of the run that rebuilt it, and each row names the command that measured it."""
+    records: List[Dict[str, Any]] = []
+    for path in sorted(Path(directory).glob("*.json")):
+        records.append(json.loads(path.read_text(encoding="utf-8")))
+    order = {name: i for i, name in enumerate(ZOO)}
+    records.sort(key=lambda r: order.get(r["results"]["name"], len(order)))
+    lines = [
+        "Each row was written by the command in its last column, on the machine and commit its JSON file in "
+        "`models/` records (with the full provenance). Embeddings are trained from scratch; the papers used "
+        "pretrained vectors.",
+        "",
+        "| model | data | test accuracy | target | met | paper | train time | best epoch | seed | checkpoint sha256 "
+        "| command |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for record in records:
+        r, p = record["results"], record["provenance"]
+        accuracy = f"{r['test_accuracy']:.4f}"
+        if "binary_accuracy_non_neutral" in r:
+            accuracy += f" (binary, non-neutral: {r['binary_accuracy_non_neutral']:.4f})"
+        lines.append(
+            f"| {r['name']} | {r['dataset']} | {accuracy} | ≥ {r['target_accuracy']:.2f} | "
+            f"{'yes' if r['target_met'] else '**no**'} | {r['paper_accuracy']} | {r['train_seconds'] / 60:.1f} min | "
+            f"{r['best_epoch']} / {r['epochs_run']} | {p['seeds'].get('model', '')} | `{r['checkpoint_sha256'][:16]}…` "
+            f"| `{p['command']}` |"
+        )
+    out = Path(directory).parent / "models.md"
+    write_markdown(out, provenance, "# Model zoo: measured test accuracies\n\n" + "\n".join(lines))
+    return out

@@ -1,0 +1,152 @@
+import hashlib
+import os
+import pathlib
+import pickle
+from pathlib import Path
+from typing import Any, Callable, Dict, Tuple
+
+import numpy as np
+import pytest
+import torch
+
+from captum_text_ext.datasets.vocab import Vocabulary
+from captum_text_ext.models import (
+    ARCHITECTURES,
+    Checkpoint,
+    LSTMClassifier,
+    build_model,
+    default_cache_dir,
+    load_checkpoint,
+    save_checkpoint,
+)
+
+VOCAB = Vocabulary(["<pad>", "<unk>", *(f"w{i}" for i in range(10))])
+CONFIGS: Dict[str, Dict[str, Any]] = {
+    "lstm": dict(vocab_size=12, embedding_dim=4, hidden_size=3, num_classes=2, pooling="attention", num_layers=2),
+    "textcnn": dict(vocab_size=12, embedding_dim=4, num_classes=2, channels=[3, 2], kernel_sizes=[2, 2]),
+    "bow_mlp": dict(vocab_size=12, num_classes=2, hidden_sizes=[4, 3]),
+    "embedding_cnn": dict(vocab_size=12, num_classes=2, embedding_dim=4, num_filters=3),
+}
+METADATA = {"dataset": "sst2", "seed": 0, "dev_accuracy": 0.8125, "epochs": [1, 2], "extra": {"note": None}}
+IDS, LENGTHS = torch.tensor([[2, 3, 4, 5], [6, 7, 0, 0]]), torch.tensor([4, 2])
+REFUSED = "is not a captum_text_ext checkpoint"
+
+
+def test_every_architecture_has_a_round_trip_config() -> None:
+    assert set(CONFIGS) == set(ARCHITECTURES)
+
+
+@pytest.mark.parametrize("architecture", sorted(CONFIGS))
+def test_round_trip_gives_the_same_logits(architecture: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = build_model(architecture, CONFIGS[architecture]).eval()
+    path = tmp_path / "nested" / "model.pt"
+    sha256 = save_checkpoint(path, model, VOCAB, METADATA)
+    assert sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert [p.name for p in path.parent.iterdir()] == ["model.pt"]  # no temporary file left behind
+    loaded = load_checkpoint(path)
+    assert isinstance(loaded, Checkpoint) and type(loaded.model) is type(model)
+    assert not loaded.model.training
+    assert torch.equal(loaded.model(IDS, LENGTHS), model(IDS, LENGTHS))
+    assert (loaded.architecture, loaded.config, loaded.metadata) == (architecture, model.config, METADATA)
+    assert loaded.vocabulary == VOCAB and loaded.sha256 == sha256
+
+
+def test_round_trip_keeps_the_dtype(tmp_path: Path) -> None:
+    model = LSTMClassifier(12, 4, 3, 2).double().eval()
+    save_checkpoint(tmp_path / "model.pt", model, VOCAB, {})
+    loaded = load_checkpoint(tmp_path / "model.pt").model
+    assert loaded.output.weight.dtype == torch.float64
+    assert torch.equal(loaded(IDS, LENGTHS), model(IDS, LENGTHS))
+
+
+class _TouchOnLoad:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> Tuple[Callable[..., Any], Tuple[Any, ...]]:
+        return pathlib.Path.touch, (self.marker,)
+
+
+class _ShellOnLoad(_TouchOnLoad):
+    def __reduce__(self) -> Tuple[Callable[..., Any], Tuple[Any, ...]]:
+        return os.system, (f"touch '{self.marker}'",)
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
+@pytest.mark.parametrize("payload", [_TouchOnLoad, _ShellOnLoad])
+@pytest.mark.parametrize("writer", ["pickle", "torch.save"])
+def test_a_file_with_a_code_payload_is_refused_and_never_run(
+    payload: Callable[[Path], Any], writer: str, tmp_path: Path
+) -> None:
+    marker, path = tmp_path / "pwned", tmp_path / "model.pt"
+    evil = {"format": "captum_text_ext.checkpoint", "format_version": 1, "config": payload(marker)}
+    if writer == "pickle":
+        path.write_bytes(pickle.dumps(evil))
+    else:
+        torch.save(evil, path)
+    with pytest.raises(ValueError, match=f"{REFUSED}: torch.load refused it") as info:
+        load_checkpoint(path)
+    assert "weights_only=True" in str(info.value) and str(path) in str(info.value)
+    assert info.value.__cause__ is not None
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "content", [{"state_dict": {"w": torch.ones(2)}}, torch.ones(3), {"format": "other", "format_version": 1}]
+)
+def test_a_valid_torch_file_of_another_format_is_refused(content: Any, tmp_path: Path) -> None:
+    path = tmp_path / "other.pt"
+    torch.save(content, path)
+    with pytest.raises(ValueError, match=f"{REFUSED}: it holds no 'captum_text_ext.checkpoint' format marker"):
+        load_checkpoint(path)
+
+
+def test_garbage_and_damaged_checkpoints_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ValueError, match=REFUSED):
+        load_checkpoint(tmp_path / "junk.pt")
+    model = build_model("bow_mlp", CONFIGS["bow_mlp"])
+    save_checkpoint(tmp_path / "good.pt", model, VOCAB, {})
+    payload = torch.load(tmp_path / "good.pt", weights_only=True)
+    torch.save({**payload, "format_version": 2}, tmp_path / "newer.pt")
+    with pytest.raises(ValueError, match="format_version 1, but got 2"):
+        load_checkpoint(tmp_path / "newer.pt")
+    torch.save({**payload, "config": {**payload["config"], "hidden_sizes": [9]}}, tmp_path / "mismatch.pt")
+    with pytest.raises(ValueError, match=f"{REFUSED}: its contents do not rebuild a model") as info:
+        load_checkpoint(tmp_path / "mismatch.pt")
+    assert isinstance(info.value.__cause__, RuntimeError)
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize(
+    "metadata, where",
+    [
+        ({"sizes": (1, 2)}, r"`metadata\['sizes'\]` to be a plain value .* but got tuple"),
+        ({"acc": np.float64(0.5)}, r"`metadata\['acc'\]` .* but got float64"),
+        ({"runs": [{"when": object()}]}, r"`metadata\['runs'\]\[0\]\['when'\]` .* but got object"),
+        ({"weights": torch.ones(2)}, r"`metadata\['weights'\]` .* but got Tensor"),
+        ({"nested": {1: "a"}}, r"str keys in `metadata\['nested'\]`, but got the key 1 \(int\)"),
+        (["not", "a", "mapping"], r"`metadata` to be a mapping, but got list"),
+    ],
+)
+def test_metadata_must_be_plain_values(metadata: Any, where: str, tmp_path: Path) -> None:
+    model = build_model("bow_mlp", CONFIGS["bow_mlp"])
+    with pytest.raises(ValueError, match=where):
+        save_checkpoint(tmp_path / "model.pt", model, VOCAB, metadata)
+    assert not (tmp_path / "model.pt").exists()
+
+
+def test_unregistered_models_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="registered architecture"):
+        save_checkpoint(tmp_path / "model.pt", torch.nn.Linear(2, 2), VOCAB, {})
+
+
+def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CAPTUM_TEXT_EXT_CACHE", str(tmp_path / "models"))
+    monkeypatch.setenv("CAPTUM_TEXT_EXT_DATA", str(tmp_path / "data"))
+    assert default_cache_dir() == tmp_path / "models"
+    monkeypatch.delenv("CAPTUM_TEXT_EXT_CACHE")
+    assert default_cache_dir() == Path.home() / ".cache" / "captum_text_ext" / "models"
+    assert not (tmp_path / "models").exists()
