@@ -13,6 +13,7 @@ Errors a user can fix (a bad argument, a missing dataset) print one line and exi
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -65,14 +66,14 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _train(args: argparse.Namespace) -> List[str]:
+def _train(args: argparse.Namespace, argv: Sequence[str]) -> List[str]:
     from captum_text_ext.benchmarks.provenance import RunRecorder
     from captum_text_ext.models.zoo import ZOO, train_zoo_model
     from captum_text_ext.models.zoo_data import zoo_data_files
     from captum_text_ext.models.zoo_report import record_result
 
     entry = ZOO[args.name]
-    with RunRecorder(seeds={"model": entry.seed}) as run:
+    with RunRecorder(command=shlex.join(["captum-text-ext", *argv]), seeds={"model": entry.seed}) as run:
         for label, path in zoo_data_files(entry.dataset, args.data_root):
             run.record_file(label, path)
         result = train_zoo_model(args.name, args.data_root, args.cache_dir, progress=not args.quiet)
@@ -88,7 +89,7 @@ def _train(args: argparse.Namespace) -> List[str]:
     return lines
 
 
-def _run(args: argparse.Namespace) -> List[str]:
+def _run(args: argparse.Namespace, argv: Sequence[str]) -> List[str]:
     if args.command == "demo":
         from captum_text_ext.demo import format_summary, run_demo
 
@@ -96,7 +97,7 @@ def _run(args: argparse.Namespace) -> List[str]:
                           progress=not args.quiet)
         return format_summary(report)
     if args.command == "train":
-        return _train(args)
+        return _train(args, argv)
     if args.command == "explain":
         from captum_text_ext.explain import explain_checkpoint
 
@@ -112,9 +113,10 @@ def _run(args: argparse.Namespace) -> List[str]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _build_parser().parse_args(argv)
     try:
-        lines = _run(args)
+        lines = _run(args, argv)
     except (ValueError, OSError, KeyError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"captum-text-ext {args.command}: error: {message}", file=sys.stderr)

@@ -141,6 +141,7 @@ class RunRecorder:
         self.files: Dict[str, Dict[str, str]] = {}
         self._start: Optional[float] = None
         self._started_utc = ""
+        self._git: Dict[str, Any] = {}
         self._provenance: Optional[Provenance] = None
 
     def record_file(self, label: str, path: PathLike) -> str:
@@ -152,6 +153,7 @@ class RunRecorder:
     def __enter__(self) -> "RunRecorder":
         self._start = time.perf_counter()
         self._started_utc = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        self._git = git_state()  # the code that runs is the code at the start
         return self
 
     def __exit__(
@@ -162,7 +164,7 @@ class RunRecorder:
     ) -> None:
         if self._start is None:
             raise RuntimeError("RunRecorder.__exit__ called without __enter__")
-        git = git_state()
+        git = self._git
         self._provenance = Provenance(
             package_version=__version__,
             git_sha=git["sha"],

@@ -29,6 +29,7 @@ def test_train_command_meets_the_target_saves_and_records(name: str, synthetic_z
     assert f"{name}: test accuracy {results['test_accuracy']:.4f}" in synthetic_zoo["printed"][name]
     assert results["target_met"] and results["test_accuracy"] >= ZOO[name].target_accuracy
     assert provenance["seeds"] == {"model": ZOO[name].seed}
+    assert provenance["command"].startswith(f"captum-text-ext train {name} --cache-dir ")
     assert provenance["files"]["checkpoint"]["sha256"] == results["checkpoint_sha256"]
     table = (synthetic_zoo["record"].parent / "models.md").read_text(encoding="utf-8")
     assert table.startswith("<!-- provenance") and f"| {name} | synthetic | {results['test_accuracy']:.4f}" in table
