@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import copy
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
-from torch import Tensor, nn
-
-from captum_text_ext.models._pooling import masked_max_over_time, pad_for_convolution
+from captum_text_ext.models.text_cnn import TextCNN
 
 
-class EmbeddingCNN(nn.Module):
+class EmbeddingCNN(TextCNN):
     r"""Embedding → ``Conv1d`` → ReLU → global max pooling over time → dropout → linear.
 
-    Hechtlinger's first example: 50-dimensional embeddings, 250 filters of width 3. Padding follows
-    :class:`~captum_text_ext.models.TextCNN` with ``input_length=None``: positions at or after a sentence's length
+    Hechtlinger's first example: 50-dimensional embeddings, 250 filters of width 3. It is a one-branch
+    :class:`~captum_text_ext.models.TextCNN` (``mode="parallel"``, ``input_length=None``) with Hechtlinger's arguments,
+    so its padding is TextCNN's: positions at or after a sentence's length
     become the pad embedding (zeros), the input is padded to at least ``kernel_size`` steps, and max pooling reads
     position :math:`i` only when :math:`i \le \max(L, k) - k` for a sentence of length :math:`L` and kernel width
     :math:`k`. A padded batch gives each sentence the logits it gets alone, and one-word sentences work.
@@ -36,8 +34,8 @@ class EmbeddingCNN(nn.Module):
 
     Attributes:
         embedding: the ``nn.Embedding``.
-        conv: the ``nn.Conv1d`` (it reads :math:`(N, E, T)`).
-        activation: the ``nn.ReLU`` after it.
+        conv_layers: one ``nn.Conv1d`` (it reads :math:`(N, E, T)`).
+        activations: the ``nn.ReLU`` after it.
         dropout: the ``nn.Dropout`` before the output layer.
         output: the output ``nn.Linear``.
 
@@ -62,10 +60,16 @@ class EmbeddingCNN(nn.Module):
         dropout: float = 0.0,
         padding_idx: int = 0,
     ) -> None:
-        super().__init__()
-        if kernel_size < 1:
-            raise ValueError(f"Expected `kernel_size` >= 1, but got {kernel_size}")
-        self.kernel_size = kernel_size
+        super().__init__(
+            vocab_size,
+            embedding_dim,
+            num_classes,
+            channels=[num_filters],
+            kernel_sizes=[kernel_size],
+            mode="parallel",
+            dropout=dropout,
+            padding_idx=padding_idx,
+        )
         self._config: Dict[str, Any] = {
             "vocab_size": vocab_size,
             "num_classes": num_classes,
@@ -75,35 +79,3 @@ class EmbeddingCNN(nn.Module):
             "dropout": dropout,
             "padding_idx": padding_idx,
         }
-        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=padding_idx)
-        self.conv = nn.Conv1d(embedding_dim, num_filters, kernel_size)
-        self.activation = nn.ReLU()
-        self.dropout = nn.Dropout(dropout)
-        self.output = nn.Linear(num_filters, num_classes)
-
-    @property
-    def config(self) -> Dict[str, Any]:
-        """The constructor's keyword arguments as plain values: ``type(model)(**model.config)`` rebuilds the model."""
-        return copy.deepcopy(self._config)
-
-    def reset_parameters(self) -> None:
-        """Re-initialise every layer as its constructor does (the pad embedding becomes zero again)."""
-        for module in self.modules():
-            if isinstance(module, (nn.Embedding, nn.Conv1d, nn.Linear)):
-                module.reset_parameters()
-
-    def extra_repr(self) -> str:
-        return f"receptive_field={self.kernel_size}"
-
-    def forward(self, token_ids: Tensor, lengths: Optional[Tensor] = None) -> Tensor:
-        """Logits for token ids."""
-        return self.forward_embeddings(self.embedding(token_ids), lengths)
-
-    def forward_embeddings(self, embeddings: Tensor, lengths: Optional[Tensor] = None) -> Tensor:
-        """Logits for embedded tokens of shape :math:`(N, T, E)`, padded as :meth:`forward` does: the entry point
-        for attributing at the embeddings (lengths travel in Captum's ``additional_forward_args``)."""
-        embeddings, lengths = pad_for_convolution(embeddings, lengths, self.kernel_size)
-        features = self.activation(self.conv(embeddings.transpose(1, 2)))
-        pooled = masked_max_over_time(features, lengths, self.kernel_size, self.kernel_size)
-        logits: Tensor = self.output(self.dropout(pooled))
-        return logits

@@ -25,21 +25,17 @@ def _batch() -> Tensor:
 def _oracle(model: EmbeddingCNN, ids: List[int]) -> Tensor:
     """The sentence alone, zero-padded to at least the kernel width, every window pooled."""
     x = model.embedding.weight[ids]
-    x = F.pad(x, (0, 0, 0, max(0, model.kernel_size - len(ids)))).T.unsqueeze(0)
-    features = torch.relu(F.conv1d(x, model.conv.weight, model.conv.bias)).amax(dim=-1)
+    x = F.pad(x, (0, 0, 0, max(0, model.receptive_field - len(ids)))).T.unsqueeze(0)
+    features = torch.relu(F.conv1d(x, model.conv_layers[0].weight, model.conv_layers[0].bias)).amax(dim=-1)
     return F.linear(features, model.output.weight, model.output.bias)[0]
 
 
 def test_defaults_are_hechtlingers_first_example() -> None:
     model = EmbeddingCNN(vocab_size=100, num_classes=2)
     assert model.embedding.embedding_dim == 50
-    assert (model.conv.in_channels, model.conv.out_channels, model.conv.kernel_size, model.conv.padding) == (
-        50,
-        250,
-        (3,),
-        (0,),
-    )
-    assert isinstance(model.activation, nn.ReLU)
+    conv = model.conv_layers[0]
+    assert (conv.in_channels, conv.out_channels, conv.kernel_size, conv.padding) == (50, 250, (3,), (0,))
+    assert isinstance(model.activations[0], nn.ReLU)
     assert (model.output.in_features, model.output.out_features) == (250, 2)
 
 
@@ -75,7 +71,7 @@ def test_same_masking_as_a_one_layer_text_cnn() -> None:
     model, ids = _model(), _batch()
     twin = TextCNN(VOCAB, 4, 3, channels=(5,), kernel_sizes=(3,)).double().eval()
     twin.embedding.load_state_dict(model.embedding.state_dict())
-    twin.conv_layers[0].load_state_dict(model.conv.state_dict())
+    twin.conv_layers[0].load_state_dict(model.conv_layers[0].state_dict())
     twin.output.load_state_dict(model.output.state_dict())
     assert torch.equal(twin(ids, LENGTHS), model(ids, LENGTHS))
 
@@ -96,10 +92,10 @@ def test_reset_parameters_and_extra_repr() -> None:
             parameter.fill_(1.0)
     model.reset_parameters()
     assert torch.equal(model.embedding.weight[0], torch.zeros(4, dtype=torch.float64))
-    assert not torch.equal(model.conv.weight, torch.ones_like(model.conv.weight))
+    assert not torch.equal(model.conv_layers[0].weight, torch.ones_like(model.conv_layers[0].weight))
     assert "receptive_field=3" in repr(model)
 
 
 def test_invalid_kernel_size_is_refused() -> None:
-    with pytest.raises(ValueError, match="`kernel_size` >= 1, but got 0"):
+    with pytest.raises(ValueError, match="positive `channels` and `kernel_sizes`"):
         EmbeddingCNN(10, 2, kernel_size=0)
