@@ -76,3 +76,29 @@ def test_unknown_dataset_is_an_argparse_error(capsys) -> None:
         main(["download", "nope"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+def test_demo_on_sst_uses_the_cached_bilstm_sst5(shared_data_dir: Path, tmp_path: Path, capsys) -> None:
+    """The SST path end to end, with a small stand-in saved under the zoo name (training the real one takes minutes;
+    its accuracy is recorded in benchmarks/results/models.md, not tested here)."""
+    import torch
+
+    from captum_text_ext.datasets import SST_FINE_CLASS_NAMES, Vocabulary, load_sst
+    from captum_text_ext.models import LSTMClassifier, save_checkpoint
+
+    vocab = Vocabulary.build(tuple(t.lower() for t in tree.tokens) for tree in load_sst("test", shared_data_dir))
+    torch.manual_seed(0)
+    model = LSTMClassifier(len(vocab), 8, 8, 5, output_bias=False)
+    metadata = {"zoo_name": "bilstm-sst5", "dataset": "sst5", "class_names": list(SST_FINE_CLASS_NAMES),
+                "test_accuracy": 0.0}
+    save_checkpoint(tmp_path / "cache" / "bilstm-sst5.pt", model, vocab, metadata)
+    out = tmp_path / "demo"
+    status = main(["demo", "--dataset", "sst", "--data-root", str(shared_data_dir), "--cache-dir",
+                   str(tmp_path / "cache"), "--out", str(out), "--quiet"])
+    assert status == 0
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert list(report["models"]) == ["bilstm-sst5"]
+    assert "top1_ground_truth_precision" not in report["models"]["bilstm-sst5"]  # SST has no ground truth
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert page.count('class="heatmap-row"') == 6 * len(METHODS)
+    assert any(word in page for word in ("not", "n&#x27;t", "never"))  # the showcase includes negations

@@ -539,8 +539,8 @@ def _unverified_message(spec: DownloadSpec, source: Source, files: Sequence[Remo
             )
     return (
         f"download({spec.name!r}, source={source.name!r}) refused: " + " | ".join(reasons) + ". Pass "
-        f"allow_unverified=True (CLI: --allow-unverified) to download it anyway; published checksums are still "
-        f"enforced."
+        "allow_unverified=True (CLI: --allow-unverified) to download it anyway; published checksums are still "
+        "enforced."
     )
 
 

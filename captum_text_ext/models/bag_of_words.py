@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Dict, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from captum_text_ext.datasets.collate import lengths_to_mask
+from captum_text_ext.models._base import ReferenceModel
 
 
 def bag_of_words(
@@ -58,7 +58,7 @@ def bag_of_words(
     return features.scatter_reduce_(1, token_ids.masked_fill(~keep, 0), keep.to(features.dtype), reduce="amax")
 
 
-class BagOfWordsMLP(nn.Module):
+class BagOfWordsMLP(ReferenceModel):
     r"""Binary bag of words → (linear → ReLU → dropout) per hidden layer → linear (Hechtlinger, 2016).
 
     The input is the presence vector of :func:`bag_of_words` over the whole vocabulary (in the paper: the 5000 most
@@ -123,17 +123,6 @@ class BagOfWordsMLP(nn.Module):
         self.activations = nn.ModuleList(nn.ReLU() for _ in hidden_sizes)
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(sizes[-1], num_classes)
-
-    @property
-    def config(self) -> Dict[str, Any]:
-        """The constructor's keyword arguments as plain values: ``type(model)(**model.config)`` rebuilds the model."""
-        return copy.deepcopy(self._config)
-
-    def reset_parameters(self) -> None:
-        """Re-initialise every linear layer as its constructor does."""
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                module.reset_parameters()
 
     def extra_repr(self) -> str:
         return f"ignore_ids={self.ignore_ids}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Dict, Optional, Tuple
 
 import torch
@@ -10,11 +9,12 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from captum_text_ext.datasets.collate import lengths_to_mask
+from captum_text_ext.models._base import ReferenceModel
 
 POOLINGS = ("last", "max", "mean", "attention")
 
 
-class LSTMClassifier(nn.Module):
+class LSTMClassifier(ReferenceModel):
     r"""Embedding → ``nn.LSTM`` or ``nn.GRU`` → pooling over time → dropout → linear.
 
     Padded batches are run through :func:`~torch.nn.utils.rnn.pack_padded_sequence` (``enforce_sorted=False``), so
@@ -115,17 +115,6 @@ class LSTMClassifier(nn.Module):
             self.attention_projection = nn.Linear(features, features)
             self.attention_activation = nn.Tanh()
             self.attention_vector = nn.Linear(features, 1, bias=False)
-
-    @property
-    def config(self) -> Dict[str, Any]:
-        """The constructor's keyword arguments as plain values: ``type(model)(**model.config)`` rebuilds the model."""
-        return copy.deepcopy(self._config)
-
-    def reset_parameters(self) -> None:
-        """Re-initialise every layer as its constructor does (the pad embedding becomes zero again)."""
-        for module in self.modules():
-            if isinstance(module, (nn.Embedding, nn.RNNBase, nn.Linear)):
-                module.reset_parameters()
 
     def extra_repr(self) -> str:
         return f"pooling={self.pooling!r}"

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Dict, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from captum_text_ext.models._base import ReferenceModel
 from captum_text_ext.models._pooling import masked_max_over_time, pad_for_convolution
 
 MODES = ("stacked", "parallel")
 
 
-class TextCNN(nn.Module):
+class TextCNN(ReferenceModel):
     r"""Embedding → 1-D convolutions with ReLU → global max pooling over time → dropout → linear.
 
     Two layouts, chosen by ``mode``:
@@ -204,17 +204,6 @@ class TextCNN(nn.Module):
             dropout=dropout,
             padding_idx=padding_idx,
         )
-
-    @property
-    def config(self) -> Dict[str, Any]:
-        """The constructor's keyword arguments as plain values: ``type(model)(**model.config)`` rebuilds the model."""
-        return copy.deepcopy(self._config)
-
-    def reset_parameters(self) -> None:
-        """Re-initialise every layer as its constructor does (the pad embedding becomes zero again)."""
-        for module in self.modules():
-            if isinstance(module, (nn.Embedding, nn.Conv1d, nn.Linear)):
-                module.reset_parameters()
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}, receptive_field={self.receptive_field}, input_length={self.input_length}"

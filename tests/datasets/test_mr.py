@@ -10,7 +10,7 @@ from typing import Callable, Dict, List, Tuple
 
 import pytest
 
-from captum_text_ext.datasets._paths import CorruptDatasetError, DatasetNotFoundError
+from captum_text_ext.datasets._paths import CorruptDatasetError
 from captum_text_ext.datasets._records import TextDataset
 from captum_text_ext.datasets.mr import load_mr
 from captum_text_ext.datasets.tokenize import kim_tokenize

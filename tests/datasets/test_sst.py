@@ -10,7 +10,7 @@ from typing import Dict, List, Set
 
 import pytest
 
-from captum_text_ext.datasets._paths import CorruptDatasetError, DatasetNotFoundError
+from captum_text_ext.datasets._paths import CorruptDatasetError
 from captum_text_ext.datasets.sst import (
     SSTPhrase,
     SSTTree,
