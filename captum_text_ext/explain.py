@@ -2,10 +2,13 @@
 
 This is what ``captum-text-ext demo`` and ``captum-text-ext explain`` run. :data:`METHODS` lists the methods the
 package can apply today, each with the reduction that turns its attribution into one score per token, and the
-rule that decides whether it applies to a model (a method that does not apply is skipped with its reason, never
-replaced by another). The package's own methods join this table as they are released.
+rule that decides whether it applies to a model. A method that does not apply is skipped with its reason, never
+replaced by another: every method needs an ``embedding`` layer with a ``forward_embeddings`` twin, and
+:class:`~captum_text_ext.LSTMLRP` is skipped on a model with an op its rules do not cover (the
+:class:`~captum_text_ext.decomposition.UnsupportedOperationError` it raises is the reason shown). The package's other
+methods join this table as they are released.
 
-Reductions: methods that multiply by the input (Integrated Gradients) are summed over the embedding, keeping
+Reductions: methods that multiply by the input (Integrated Gradients, LRP) are summed over the embedding, keeping
 their sign (red supports the target, blue speaks against it); pure gradients (Saliency) are reduced by their ℓ2
 norm, which has no sign.
 """
@@ -23,7 +26,9 @@ import torch
 from captum.attr import IntegratedGradients, Saliency
 from torch import Tensor, nn
 
+from captum_text_ext.attr import LSTMLRP
 from captum_text_ext.datasets import Vocabulary, kim_tokenize, pad_sequences
+from captum_text_ext.decomposition import UnsupportedOperationError
 from captum_text_ext.datasets._paths import PathLike
 from captum_text_ext.models.checkpoints import Checkpoint, load_checkpoint
 from captum_text_ext.visualization import TextAttribution, plot_comparison, render_html, save_png
@@ -67,6 +72,16 @@ def _saliency(model: nn.Module, embeddings: Tensor, lengths: Tensor, target: Ten
     return gradients.norm(dim=-1)
 
 
+def _lrp(bias_factor: float) -> AttributeFn:
+    def attribute(model: nn.Module, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
+        relevance = LSTMLRP(model.forward_embeddings, epsilon=1e-3, bias_factor=bias_factor).attribute(
+            embeddings, target=target, additional_forward_args=(lengths,)
+        )
+        return relevance.sum(dim=-1)
+
+    return attribute
+
+
 def _integrated_gradients(model: nn.Module, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
     attributions = IntegratedGradients(model.forward_embeddings).attribute(
         embeddings, target=target, additional_forward_args=(lengths,), n_steps=32, internal_batch_size=2048
@@ -83,6 +98,10 @@ METHODS: Dict[str, Method] = {
             "Integrated Gradients",
             _integrated_gradients,
             "sum over the embedding (signed); zero baseline, 32 steps",
+        ),
+        Method("lrp", "LRP", _lrp(0.0), "sum over the embedding (signed); LSTMLRP, epsilon 1e-3, bias_factor 0"),
+        Method(
+            "lrp_cons", "LRP_cons", _lrp(1.0), "sum over the embedding (signed); LSTMLRP, epsilon 1e-3, bias_factor 1"
         ),
     )
 }
@@ -179,9 +198,12 @@ def explain(
             continue
         with torch.no_grad():
             embeddings = model.embedding(ids)
-        per_method[name_prefix + method.label] = method.attribute(
-            model, embeddings.requires_grad_(), lengths, targets
-        ).detach()
+        try:
+            scores = method.attribute(model, embeddings.requires_grad_(), lengths, targets)
+        except UnsupportedOperationError as unsupported:
+            skipped[name_prefix + method.label] = str(unsupported)
+            continue
+        per_method[name_prefix + method.label] = scores.detach()
     records = []
     for i, tokens in enumerate(token_lists):
         for label, scores in per_method.items():

@@ -44,7 +44,7 @@ def test_explain_writes_a_report_for_any_checkpoint(synthetic_zoo: dict, tmp_pat
     "arguments, message",
     [
         (["--text", "...", "--methods", "saliency"], "tokenizes to nothing"),
-        (["--text", "good", "--methods", "lrp"], "Unknown method(s) ['lrp']"),
+        (["--text", "good", "--methods", "shap"], "Unknown method(s) ['shap']"),
         (["--text", "good", "--target", "7"], "Expected `target` in [0, 2)"),
     ],
 )

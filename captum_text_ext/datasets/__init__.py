@@ -13,6 +13,7 @@ from captum_text_ext.datasets._paths import (
 from captum_text_ext.datasets._records import TextDataset, TextExample
 from captum_text_ext.datasets._splits import stratified_split
 from captum_text_ext.datasets.ag_news import AG_NEWS_CLASS_NAMES, load_ag_news
+from captum_text_ext.datasets.arras_lrp import ARRAS_LRP_ARRAYS, arras_lrp_to_torch, load_arras_lrp_model
 from captum_text_ext.datasets.collate import (
     BucketBatchSampler,
     TextBatch,
@@ -50,6 +51,7 @@ from captum_text_ext.datasets.vocab import Vocabulary
 
 __all__ = [
     "AG_NEWS_CLASS_NAMES",
+    "ARRAS_LRP_ARRAYS",
     "BucketBatchSampler",
     "ChecksumMismatchError",
     "CorruptDatasetError",
@@ -71,6 +73,7 @@ __all__ = [
     "UnverifiedDownloadError",
     "Vocabulary",
     "annotate",
+    "arras_lrp_to_torch",
     "candidate_data_dirs",
     "download",
     "generate_synthetic",
@@ -78,6 +81,7 @@ __all__ = [
     "label_of",
     "lengths_to_mask",
     "load_ag_news",
+    "load_arras_lrp_model",
     "load_arras_sst_test",
     "load_imdb",
     "load_mr",

@@ -1,0 +1,5 @@
+"""Captum attribution methods for text classifiers."""
+
+from captum_text_ext.attr.lstm_lrp import LSTMLRP, LayerLSTMLRP, LRPDecomposition
+
+__all__ = ["LSTMLRP", "LRPDecomposition", "LayerLSTMLRP"]

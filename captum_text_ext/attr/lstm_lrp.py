@@ -1,0 +1,687 @@
+r"""LSTMLRP: layer-wise relevance propagation through LSTM/GRU gates (Arras et al., 2017), as a Captum method.
+
+:class:`LSTMLRP` takes embeddings; :class:`LayerLSTMLRP` takes token ids and attributes at a layer's output (the
+embedding), like Captum's ``LayerLRP`` and ``LayerIntegratedGradients``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import typing
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Literal, NamedTuple, Optional, Sequence, Tuple, Union
+
+import torch
+from captum._utils.common import (
+    _format_additional_forward_args,
+    _format_output,
+    _format_tensor_into_tuples,
+    _is_tuple,
+    _select_targets,
+    _validate_target,
+)
+from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
+from captum.attr import GradientAttribution, LayerAttribution
+from captum.log import log_usage
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
+from torch.utils.hooks import RemovableHandle
+
+from captum_text_ext.decomposition.guard import (
+    ModuleTracker,
+    OpGuard,
+    frozen_modules,
+    modules_of,
+)
+from captum_text_ext.decomposition.lrp_rules import (
+    EpsilonRule,
+    InitialState,
+    LRPRun,
+    lrp_op_table,
+)
+
+__all__ = ["LSTMLRP", "LRPDecomposition", "LayerLSTMLRP"]
+
+
+@dataclass
+class LRPDecomposition:
+    r"""The full account of one LRP pass: where the target score :math:`f_c(x)` went.
+
+    ``inputs`` (summed) + ``initial_state_total`` + ``absorbed`` equals ``scores`` for every example.
+
+    Attributes:
+        scores: :math:`(N,)` the target scores :math:`f_c(x)` (raw logits).
+        inputs: the relevance of the inputs, shaped and structured like them (tensor or tuple); for
+            :class:`LayerLSTMLRP`, of the layer's output (or input).
+        initial_states: the relevance left on each recurrent module's initial states, keyed
+            ``"<module name>.h0"`` / ``".c0"``, each shaped like the state (:math:`(K D, N, H)` for
+            ``nn.LSTM``/``nn.GRU``, :math:`(N, H)` for cells). Listed: the states that do not depend on the inputs
+            (zeros when the model passes none) and that relevance can reach. 0 for :math:`\delta = 0` when the
+            states are 0.
+        initial_state_total: :math:`(N,)` the sum of ``initial_states`` per example.
+        absorbed: :math:`(N,)` what biases, stabilizers and constants absorbed:
+            ``scores - inputs - initial_state_total`` (0 up to rounding for :math:`\delta = 1`).
+    """
+
+    scores: Tensor
+    inputs: Union[Tensor, Tuple[Tensor, ...]]
+    initial_states: Dict[str, Tensor]
+    initial_state_total: Tensor
+    absorbed: Tensor
+
+    @property
+    def input_total(self) -> Tensor:
+        """:math:`(N,)` the summed input relevance per example."""
+        tensors = self.inputs if isinstance(self.inputs, tuple) else (self.inputs,)
+        return sum((t.reshape(t.shape[0], -1).sum(1) for t in tensors), torch.zeros_like(self.scores))
+
+
+class _Pass(NamedTuple):
+    """What one LRP pass computed."""
+
+    scores: Tensor
+    relevance: Tuple[Tensor, ...]
+    states: List[Tuple[InitialState, Tensor]]
+    layer_is_tuple: bool
+
+
+def _paused(guard: Optional[OpGuard]) -> Any:
+    return guard.paused() if guard is not None else contextlib.nullcontext()
+
+
+def _leaf(tensor: Tensor) -> Tensor:
+    return tensor if tensor.requires_grad else tensor.detach().requires_grad_(True)
+
+
+def _detach_args(args: Optional[Tuple[Any, ...]]) -> Tuple[Any, ...]:
+    if args is None:
+        return ()
+    return tuple(a.detach() if isinstance(a, Tensor) else a for a in args)
+
+
+class _InitialStateHooks:
+    """Forward pre-hooks that give every ``nn.LSTM``/``nn.GRU``/``nn.LSTMCell``/``nn.GRUCell`` explicit initial states
+    as leaves (zeros when the caller passes none, the same values otherwise), so that the relevance reaching them can be
+    read. Only while ``active()`` (for a layer attribution: after the layer ran, so that what runs before it stays
+    untouched). Removed on exit."""
+
+    def __init__(self, roots: Sequence[nn.Module], run: LRPRun, active: Callable[[], bool] = lambda: True) -> None:
+        self.roots, self.run, self.active = roots, run, active
+        self.handles: List[RemovableHandle] = []
+
+    def __enter__(self) -> "_InitialStateHooks":
+        seen: List[nn.Module] = []
+        try:
+            for root in self.roots:
+                for name, module in root.named_modules():
+                    kinds = (nn.LSTM, nn.GRU, nn.LSTMCell, nn.GRUCell)
+                    if isinstance(module, kinds) and not any(module is m for m in seen):
+                        seen.append(module)
+                        hook = self._hook(name or type(module).__name__)
+                        self.handles.append(module.register_forward_pre_hook(hook, with_kwargs=True))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles.clear()
+
+    def _hook(self, name: str) -> Callable[..., Any]:
+        def hook(module: nn.Module, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+            if not self.active():
+                return None
+            with _paused(self.run.guard):
+                return self._replace_state(name, module, args, kwargs)
+
+        return hook
+
+    def _replace_state(self, name: str, module: nn.Module, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        inp = args[0] if args else kwargs.get("input")
+        hx = args[1] if len(args) > 1 else kwargs.get("hx")
+        is_lstm = isinstance(module, (nn.LSTM, nn.LSTMCell))
+        if hx is None:
+            hx = self._zeros(module, inp, is_lstm)
+        states = list(hx) if is_lstm else [hx]
+        for index, state in enumerate(states):
+            if isinstance(state, Tensor) and not state.requires_grad and state.is_floating_point():
+                states[index] = _leaf(state)
+                self.run.initial_states.append(InitialState(name, "h0" if index == 0 else "c0", states[index]))
+        new_hx = tuple(states) if is_lstm else states[0]
+        if len(args) > 1:
+            return (args[0], new_hx, *args[2:]), kwargs
+        return args, {**kwargs, "hx": new_hx}
+
+    @staticmethod
+    def _zeros(module: nn.Module, inp: Any, is_lstm: bool) -> Any:
+        data = inp.data if isinstance(inp, PackedSequence) else inp
+        if not isinstance(data, Tensor):
+            return None
+        if isinstance(module, nn.RNNBase):
+            layers = module.num_layers * (2 if module.bidirectional else 1)
+            h_size = module.proj_size if getattr(module, "proj_size", 0) else module.hidden_size
+            if isinstance(inp, PackedSequence):
+                batch: Optional[int] = int(inp.batch_sizes[0])
+            elif data.dim() == 3:
+                batch = int(data.shape[0] if module.batch_first else data.shape[1])
+            else:
+                batch = None
+            lead: Tuple[int, ...] = (layers,) if batch is None else (layers, batch)
+            h = data.new_zeros(lead + (h_size,))
+            c = data.new_zeros(lead + (module.hidden_size,))
+        else:
+            lead = (int(data.shape[0]),) if data.dim() == 2 else ()
+            h = data.new_zeros(lead + (module.hidden_size,))  # type: ignore[operator]
+            c = data.new_zeros(lead + (module.hidden_size,))  # type: ignore[operator]
+        return (h, c) if is_lstm else h
+
+
+class _LayerLeaves:
+    """Swaps a layer's output (or floating-point inputs) for detached leaves: the relevance stops there and is their
+    gradient."""
+
+    def __init__(self, layer: nn.Module, to_input: bool, run: LRPRun) -> None:
+        self.layer, self.to_input, self.run = layer, to_input, run
+        self.leaves: Optional[Tuple[Tensor, ...]] = None
+        self.is_tuple = False
+        self.handle: Optional[RemovableHandle] = None
+
+    def __enter__(self) -> "_LayerLeaves":
+        if self.to_input:
+            self.handle = self.layer.register_forward_pre_hook(self._pre_hook)
+        else:
+            self.handle = self.layer.register_forward_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.handle is not None:
+            self.handle.remove()
+            self.handle = None
+
+    def _check_once(self) -> None:
+        if self.leaves is not None:
+            raise ValueError(
+                f"Expected the layer {type(self.layer).__name__} to be called once per forward pass, but it was "
+                "called again"
+            )
+
+    def _pre_hook(self, module: nn.Module, args: Tuple[Any, ...]) -> Tuple[Any, ...]:
+        with _paused(self.run.guard):
+            return self._replace_inputs(module, args)
+
+    def _replace_inputs(self, module: nn.Module, args: Tuple[Any, ...]) -> Tuple[Any, ...]:
+        self._check_once()
+        new = tuple(_leaf_copy(a) if isinstance(a, Tensor) and a.is_floating_point() else a for a in args)
+        self.leaves = tuple(a for a in new if isinstance(a, Tensor) and a.is_floating_point())
+        if not self.leaves:
+            raise ValueError(
+                f"Expected floating-point inputs to the layer {type(module).__name__} (attribute_to_layer_input=True), "
+                "but it got none"
+            )
+        self.is_tuple = len(self.leaves) > 1
+        return new
+
+    def _hook(self, module: nn.Module, args: Any, output: Any) -> Any:
+        with _paused(self.run.guard):
+            return self._replace_output(module, output)
+
+    def _replace_output(self, module: nn.Module, output: Any) -> Any:
+        self._check_once()
+        if isinstance(output, Tensor) and output.is_floating_point():
+            leaf = _leaf_copy(output)
+            self.leaves, self.is_tuple = (leaf,), False
+            return leaf
+        if isinstance(output, tuple) and output and all(isinstance(o, Tensor) for o in output):
+            new = tuple(_leaf_copy(o) if o.is_floating_point() else o for o in output)
+            self.leaves, self.is_tuple = tuple(o for o in new if o.is_floating_point()), True
+            return new
+        raise ValueError(
+            f"Expected the layer {type(module).__name__} to return a floating-point tensor or a tuple of tensors, but "
+            f"it returned {type(output).__name__}"
+        )
+
+
+class LSTMLRP(GradientAttribution):
+    r"""Layer-wise relevance propagation for recurrent text classifiers (Arras et al., 2017), exact and batched.
+
+    The target score :math:`f_c(x)` (the raw logit, possibly negative) is propagated back to the input embeddings
+    layer by layer. Weighted connections :math:`z_j = \sum_i a_i w_{ij} + b_j` use the ε-rule
+
+    .. math::
+        R_i = \sum_j \frac{a_i w_{ij} + \delta\,(b_j + \epsilon\,\mathrm{sign}(z_j)) / N_j}
+                         {z_j + \epsilon\,\mathrm{sign}(z_j)}\, R_j,
+        \qquad \mathrm{sign}(0) = +1,
+
+    following the authors' released code, which multiplies both :math:`b_j` and the stabilizer by :math:`\delta`; the
+    paper prints :math:`\big(a_i w_{ij} + (\epsilon\,\mathrm{sign}(z_j) + \delta\,b_j)/N\big) / (z_j +
+    \epsilon\,\mathrm{sign}(z_j))` (its initial version). Multiplicative interactions :math:`z = z_g \odot z_s` with a
+    gate :math:`z_g` give everything to the source (:math:`R_g = 0,\ R_s = R_z`). In an LSTM
+    (:math:`c_t = f_t \odot c_{t-1} + i_t \odot g_t`, :math:`h_t = o_t \odot \tanh(c_t)`) all of :math:`R_{h_t}` goes to
+    :math:`c_t`; :math:`c_t` is a weighted connection with two inputs per unit (:math:`N = 2`) to :math:`c_{t-1}` and
+    :math:`g_t`; :math:`g_t`'s pre-activation :math:`W_{ig} x_t + W_{hg} h_{t-1} + b_g` is a weighted connection with
+    :math:`N = E + H` and the only way relevance reaches :math:`x_t` and :math:`h_{t-1}`; the gates :math:`i, f, o`
+    get nothing. A GRU (:math:`h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}`,
+    :math:`n_t = \tanh(W_{in} x_t + b_{in} + r_t \odot (W_{hn} h_{t-1} + b_{hn}))`) is treated the same way:
+    :math:`h_t` is a weighted connection with two inputs per unit (:math:`N = 2`) to :math:`n_t` and :math:`h_{t-1}`
+    (the gates :math:`1 - z_t` and :math:`z_t` get nothing); :math:`n_t`'s pre-activation is a weighted connection
+    with :math:`N = E + 1` inputs, :math:`x_t` and the gated term :math:`r_t \odot m_t`, which gives everything to
+    :math:`m_t = W_{hn} h_{t-1} + b_{hn}` (the reset gate gets nothing), a weighted connection with :math:`N = H`.
+    The full equations, and the rules of every other supported op, are in
+    :mod:`captum_text_ext.decomposition.lrp_rules`. Bidirectional layers: each direction in its own reading order,
+    input relevances summed; stacked layers: relevance on layer :math:`k`'s inputs is relevance on layer
+    :math:`k - 1`'s outputs.
+
+    The model runs unchanged under a :class:`~torch.overrides.TorchFunctionMode`: the recurrent layers are run by
+    autograd functions whose forward values equal ``nn.LSTM``'s / ``nn.GRU``'s (unrolled, so no cuDNN backward is
+    involved) and whose backward applies the rules; ``Linear``, ``Conv1d``, sums and means use the ε-rule;
+    element-wise activations pass relevance through; softmax outputs are gates; indexing, ``cat``, packing and max
+    route relevance with their own backward ("gradient = relevance", as in Captum's ``LRP``). Any op on the path
+    from the inputs to the output without a rule raises
+    :class:`~captum_text_ext.decomposition.guard.UnsupportedOperationError` (a ``TypeError``) naming it; there is no
+    silent fall-back to gradients. During a call the model is put in evaluation mode and its parameters are frozen;
+    its ``training`` flags, ``requires_grad`` flags and hooks are restored afterwards, also when the call raises.
+
+    Args:
+        model: the model, taking embeddings :math:`(N, T, E)` (and whatever ``additional_forward_args`` holds):
+            an ``nn.Module`` or a bound method of one (``LSTMClassifier.forward_embeddings``).
+        epsilon: the stabilizer :math:`\epsilon > 0`.
+        bias_factor: :math:`\delta`: 0 (default, "LRP": biases and stabilizers absorb their part) or 1
+            ("LRP_cons": relevance is conserved).
+
+    Raises:
+        TypeError: when ``model`` is not callable.
+        ValueError: for a non-positive ``epsilon`` or a non-finite ``bias_factor``.
+
+    References:
+        L. Arras, G. Montavon, K.-R. Müller, W. Samek. Explaining Recurrent Neural Network Predictions in Sentiment
+        Analysis. WASSA@EMNLP 2017. https://doi.org/10.18653/v1/W17-5221
+
+    Examples:
+        >>> from captum_text_ext.models import LSTMClassifier
+        >>> _ = torch.manual_seed(0)
+        >>> model = LSTMClassifier(vocab_size=20, embedding_dim=4, hidden_size=3, num_classes=2).double()
+        >>> embeddings = model.embedding(torch.tensor([[2, 3, 4], [5, 6, 0]])).detach()
+        >>> lengths = torch.tensor([3, 2])
+        >>> lrp = LSTMLRP(model.forward_embeddings)
+        >>> relevance, delta = lrp.attribute(embeddings, target=1, additional_forward_args=lengths,
+        ...                                  return_convergence_delta=True)
+        >>> relevance.shape, relevance[1, 2].abs().max().item()   # the padded position gets exactly 0
+        (torch.Size([2, 3, 4]), 0.0)
+        >>> words = relevance.sum(-1)   # word relevance
+        >>> scores = model.forward_embeddings(embeddings, lengths)[:, 1]
+        >>> bool(torch.allclose(words.sum(1) + delta, scores))   # delta: what biases and stabilizers absorbed
+        True
+    """
+
+    def __init__(self, model: Callable[..., Tensor], epsilon: float = 1e-3, bias_factor: float = 0.0) -> None:
+        if not callable(model):
+            raise TypeError(f"Expected `model` to be an nn.Module or a callable, but got {type(model).__name__}")
+        self._rule = EpsilonRule(epsilon, bias_factor)
+        GradientAttribution.__init__(self, model)
+        self.model = model
+        self.epsilon = float(epsilon)
+        self.bias_factor = float(bias_factor)
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return True
+
+    def has_convergence_delta(self) -> bool:
+        return True
+
+    @typing.overload
+    @log_usage(part_of_slo=True)
+    def attribute(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        target: TargetType = None,
+        additional_forward_args: Optional[object] = None,
+        *,
+        return_convergence_delta: Literal[True],
+        verbose: bool = False,
+    ) -> Tuple[TensorOrTupleOfTensorsGeneric, Tensor]: ...
+
+    @typing.overload
+    @log_usage(part_of_slo=True)
+    def attribute(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        target: TargetType = None,
+        additional_forward_args: Optional[object] = None,
+        return_convergence_delta: Literal[False] = False,
+        verbose: bool = False,
+    ) -> TensorOrTupleOfTensorsGeneric: ...
+
+    @log_usage(part_of_slo=True)
+    def attribute(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        target: TargetType = None,
+        additional_forward_args: Optional[object] = None,
+        return_convergence_delta: bool = False,
+        verbose: bool = False,
+    ) -> Union[TensorOrTupleOfTensorsGeneric, Tuple[TensorOrTupleOfTensorsGeneric, Tensor]]:
+        r"""Relevance of every input entry for the target score.
+
+        Args:
+            inputs: embeddings :math:`(N, T, E)`, or a tuple of floating-point tensors the model takes first
+                (dimension 0 is the batch in each).
+            target: Captum's target: ``None`` for a model with one output per example, an int (or one-element
+                tensor), a tuple for outputs with more dimensions, or a list / 1-D tensor with one target per example.
+            additional_forward_args: passed to the model after ``inputs`` (e.g. lengths); never attributed.
+            return_convergence_delta: also return :math:`f_c(x) - \sum R` per example.
+            verbose: print which rule ran each op.
+
+        Returns:
+            The relevance, same structure and shapes as ``inputs`` (contiguous); the word relevance is its sum over
+            the last dimension. With ``return_convergence_delta``, ``(relevance, delta (N,))``.
+
+        Raises:
+            UnsupportedOperationError: a ``TypeError`` naming an op on the path without a rule.
+            TypeError: for inputs that are not floating-point tensors, or an output that does not depend on them.
+            ValueError: for a target that does not select one score per example.
+        """
+        is_tuple = _is_tuple(inputs)
+        formatted = _format_tensor_into_tuples(inputs)
+        assert formatted is not None
+        result = self._propagate(formatted, target, additional_forward_args, verbose)
+        attributions = _format_output(is_tuple, result.relevance)
+        if return_convergence_delta:
+            return attributions, self.compute_convergence_delta(result.relevance, result.scores)
+        return attributions
+
+    def attribute_future(self) -> None:
+        """Not supported (as in Captum's ``LRP``).
+
+        Raises:
+            NotImplementedError: always.
+        """
+        raise NotImplementedError("attribute_future is not implemented for LSTMLRP")
+
+    @log_usage(part_of_slo=True)
+    def compute_convergence_delta(  # type: ignore[override]
+        self, attributions: Union[Tensor, Tuple[Tensor, ...]], output: Tensor
+    ) -> Tensor:
+        r"""The target score minus the summed relevance, per example (Captum ``LRP``'s signature).
+
+        Args:
+            attributions: the relevance returned by :meth:`attribute` (tensor or tuple).
+            output: :math:`(N,)` the target scores :math:`f_c(x)`.
+
+        Returns:
+            :math:`(N,)` ``output - sum(attributions)``.
+        """
+        tensors = attributions if isinstance(attributions, tuple) else (attributions,)
+        summed = sum(t.reshape(t.shape[0], -1).sum(1) for t in tensors)
+        return output.flatten() - summed  # type: ignore[operator]
+
+    def decompose(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        target: TargetType = None,
+        additional_forward_args: Optional[object] = None,
+    ) -> LRPDecomposition:
+        r"""The full account: input relevance, initial-state relevance and the absorbed part, which sum to the
+        target score exactly.
+
+        Arguments as :meth:`attribute`.
+
+        Returns:
+            An :class:`LRPDecomposition`.
+
+        Raises:
+            ValueError: when a recurrent module ran on a batch of another size than ``inputs`` (its initial-state
+                relevance cannot be assigned to examples).
+
+        Examples:
+            >>> class Net(torch.nn.Module):
+            ...     def __init__(self):
+            ...         super().__init__()
+            ...         self.lstm = torch.nn.LSTM(3, 2, batch_first=True, bidirectional=True)
+            ...         self.fc = torch.nn.Linear(4, 2)
+            ...     def forward(self, x):
+            ...         _, (h, _) = self.lstm(x)
+            ...         return self.fc(torch.cat([h[0], h[1]], dim=-1))
+            >>> net = Net().double()
+            >>> account = LSTMLRP(net, bias_factor=1.0).decompose(torch.randn(4, 5, 3, dtype=torch.float64), 0)
+            >>> sorted(account.initial_states), account.initial_states["lstm.h0"].shape
+            (['lstm.c0', 'lstm.h0'], torch.Size([2, 4, 2]))
+            >>> total = account.input_total + account.initial_state_total
+            >>> bool((total - account.scores).abs().max() < 1e-10), bool(account.absorbed.abs().max() < 1e-10)
+            (True, True)
+        """
+        is_tuple = _is_tuple(inputs)
+        formatted = _format_tensor_into_tuples(inputs)
+        assert formatted is not None
+        result = self._propagate(formatted, target, additional_forward_args, False)
+        return self._account(result, _format_output(is_tuple, result.relevance))
+
+    # ------------------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _account(result: "_Pass", structured: Union[Tensor, Tuple[Tensor, ...]]) -> LRPDecomposition:
+        scores, relevance, states = result.scores, result.relevance, result.states
+        batch = scores.shape[0]
+        initial: Dict[str, Tensor] = {}
+        total = torch.zeros_like(scores)
+        for state, grad in states:
+            key = f"{state.module}.{state.name}"
+            suffix = 2
+            while key in initial:
+                key, suffix = f"{state.module}.{state.name}#{suffix}", suffix + 1
+            initial[key] = grad
+            batch_dim = grad.dim() - 2 if grad.dim() >= 2 else None
+            if batch_dim is None or grad.shape[batch_dim] != batch:
+                raise ValueError(
+                    f"Expected the initial state {key} to hold one entry per example ({batch}) in dimension "
+                    f"{batch_dim}, but got shape {tuple(grad.shape)}"
+                )
+            total = total + grad.transpose(0, batch_dim).reshape(batch, -1).sum(1)
+        inputs_total = sum((t.reshape(batch, -1).sum(1) for t in relevance), torch.zeros_like(scores))
+        return LRPDecomposition(
+            scores=scores,
+            inputs=structured,
+            initial_states=initial,
+            initial_state_total=total,
+            absorbed=scores - inputs_total - total,
+        )
+
+    def _roots(self) -> List[nn.Module]:
+        return modules_of(self.forward_func)
+
+    def _propagate(
+        self,
+        inputs: Tuple[Tensor, ...],
+        target: TargetType,
+        additional_forward_args: Optional[object],
+        verbose: bool,
+        layer: Optional[nn.Module] = None,
+        attribute_to_layer_input: bool = False,
+    ) -> "_Pass":
+        if layer is None:
+            for index, tensor in enumerate(inputs):
+                if not isinstance(tensor, Tensor) or not tensor.is_floating_point():
+                    got = tensor.dtype if isinstance(tensor, Tensor) else type(tensor).__name__
+                    raise TypeError(
+                        f"Expected `inputs` to be floating-point tensors (embeddings), but input {index} is {got}; "
+                        "for token ids use LayerLSTMLRP(model, embedding_layer)"
+                    )
+        batch = int(inputs[0].shape[0])
+        _validate_target(batch, target)
+        extra = _detach_args(_format_additional_forward_args(additional_forward_args))
+        run = LRPRun(self._rule)
+        table = lrp_op_table(run)
+        roots = self._roots()
+        if layer is not None and not any(layer is m for root in roots for m in root.modules()):
+            roots.append(layer)
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(frozen_modules(roots))
+            tracker = stack.enter_context(ModuleTracker(roots))
+            capture = _LayerLeaves(layer, attribute_to_layer_input, run) if layer is not None else None
+            if capture is not None:
+                stack.enter_context(capture)
+            stack.enter_context(_InitialStateHooks(roots, run, lambda: capture is None or capture.leaves is not None))
+            leaves = inputs if capture is not None else tuple(_leaf_copy(t) for t in inputs)
+            guard = OpGuard(table, tracker)
+            run.guard = guard
+            with torch.enable_grad():
+                output = guard.call(self.forward_func, *leaves, *extra)
+                if capture is not None:
+                    if capture.leaves is None:
+                        raise ValueError(
+                            f"Expected the layer {type(layer).__name__} to run in the forward pass, but it did not"
+                        )
+                    leaves = capture.leaves
+                scores = self._scores(output, target, batch, run)
+                wrt = list(leaves) + [state.leaf for state in run.initial_states]
+                grads = torch.autograd.grad(scores, wrt, grad_outputs=scores.detach(), allow_unused=True)
+            if verbose:
+                self._print_log(guard)
+        relevance = tuple(
+            (torch.zeros_like(t) if g is None else g).detach().contiguous() for t, g in zip(leaves, grads)
+        )
+        states = [(state, g.detach()) for state, g in zip(run.initial_states, grads[len(leaves) :]) if g is not None]
+        return _Pass(scores.detach(), relevance, states, capture is not None and capture.is_tuple)
+
+    @staticmethod
+    def _scores(output: Any, target: TargetType, batch: int, run: LRPRun) -> Tensor:
+        if not isinstance(output, Tensor) or output.dim() == 0 or output.shape[0] != batch:
+            got = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
+            raise ValueError(f"Expected the model to return a tensor with the batch ({batch}) first, but got {got}")
+        if not output.requires_grad:
+            gates = f" (it reaches the output only through gates: {', '.join(run.gates)})" if run.gates else ""
+            raise TypeError(
+                "LSTMLRP found no path from the inputs to the model's output that carries relevance" + gates
+            )
+        selected = _select_targets(output, target)
+        if selected.numel() != batch:
+            raise ValueError(
+                f"Expected `target` to select one score per example ({batch}), but it selected a tensor of shape "
+                f"{tuple(selected.shape)} from an output of shape {tuple(output.shape)}"
+            )
+        return selected.reshape(batch)
+
+    @staticmethod
+    def _print_log(guard: OpGuard) -> None:
+        counts = Counter(guard.log)
+        for (op, module, group), count in counts.items():
+            times = f" x{count}" if count > 1 else ""
+            print(f"LSTMLRP: {module or '<root>'}: {op}{times} -> {group}")
+
+
+def _leaf_copy(tensor: Tensor) -> Tensor:
+    return tensor.detach().requires_grad_(True)
+
+
+class LayerLSTMLRP(LSTMLRP, LayerAttribution):
+    r""":class:`LSTMLRP` for token-id models: relevance at the output of ``layer`` (the embedding), like Captum's
+    ``LayerLRP`` / ``LayerIntegratedGradients``.
+
+    Everything before ``layer`` (the embedding lookup) runs untouched; from its output on the rules of
+    :class:`LSTMLRP` apply.
+
+    Args:
+        model: the model, taking token ids (and ``additional_forward_args``).
+        layer: the module whose output (or input) is attributed; it must run once per forward pass.
+        epsilon: the stabilizer :math:`\epsilon > 0`.
+        bias_factor: :math:`\delta` (0 or 1).
+
+    Examples:
+        >>> from captum_text_ext.models import LSTMClassifier
+        >>> _ = torch.manual_seed(0)
+        >>> model = LSTMClassifier(vocab_size=20, embedding_dim=4, hidden_size=3, num_classes=2, pooling="max")
+        >>> ids, lengths = torch.tensor([[2, 3, 4], [5, 6, 0]]), torch.tensor([3, 2])
+        >>> relevance = LayerLSTMLRP(model, model.embedding).attribute(ids, target=0, additional_forward_args=lengths)
+        >>> relevance.shape, relevance.sum(-1)[1, 2].item()   # per-token scores are relevance.sum(-1)
+        (torch.Size([2, 3, 4]), 0.0)
+    """
+
+    def __init__(
+        self,
+        model: Callable[..., Tensor],
+        layer: nn.Module,
+        epsilon: float = 1e-3,
+        bias_factor: float = 0.0,
+        device_ids: Optional[List[int]] = None,
+    ) -> None:
+        if not isinstance(layer, nn.Module):
+            raise TypeError(f"Expected `layer` to be an nn.Module, but got {type(layer).__name__}")
+        LSTMLRP.__init__(self, model, epsilon, bias_factor)
+        LayerAttribution.__init__(self, model, layer, device_ids)
+
+    @typing.overload  # type: ignore[override]
+    @log_usage(part_of_slo=True)
+    def attribute(
+        self,
+        inputs: Union[Tensor, Tuple[Tensor, ...]],
+        target: TargetType = None,
+        additional_forward_args: Optional[object] = None,
+        *,
+        return_convergence_delta: Literal[True],
+        attribute_to_layer_input: bool = False,
+        verbose: bool = False,
+    ) -> Tuple[Union[Tensor, Tuple[Tensor, ...]], Tensor]: ...
+
+    @typing.overload
+    @log_usage(part_of_slo=True)
+    def attribute(
+        self,
+        inputs: Union[Tensor, Tuple[Tensor, ...]],
+        target: TargetType = None,
+        additional_forward_args: Optional[object] = None,
+        return_convergence_delta: Literal[False] = False,
+        attribute_to_layer_input: bool = False,
+        verbose: bool = False,
+    ) -> Union[Tensor, Tuple[Tensor, ...]]: ...
+
+    @log_usage(part_of_slo=True)
+    def attribute(
+        self,
+        inputs: Union[Tensor, Tuple[Tensor, ...]],
+        target: TargetType = None,
+        additional_forward_args: Optional[object] = None,
+        return_convergence_delta: bool = False,
+        attribute_to_layer_input: bool = False,
+        verbose: bool = False,
+    ) -> Union[Union[Tensor, Tuple[Tensor, ...]], Tuple[Union[Tensor, Tuple[Tensor, ...]], Tensor]]:
+        r"""Relevance of the layer's output (or input) for the target score.
+
+        Args:
+            inputs: the model's inputs (token ids :math:`(N, T)`), a tensor or a tuple.
+            target: Captum's target (see :meth:`LSTMLRP.attribute`).
+            additional_forward_args: passed to the model after ``inputs`` (e.g. lengths).
+            return_convergence_delta: also return :math:`f_c(x) - \sum R` per example.
+            attribute_to_layer_input: attribute the layer's floating-point inputs instead of its output.
+            verbose: print which rule ran each op.
+
+        Returns:
+            The relevance shaped like the layer's output (a tensor, or a tuple when the layer returns one); with
+            ``return_convergence_delta``, ``(relevance, delta (N,))``.
+        """
+        formatted = _format_tensor_into_tuples(inputs)
+        assert formatted is not None
+        result = self._propagate(
+            formatted, target, additional_forward_args, verbose, self.layer, attribute_to_layer_input
+        )
+        attributions = _format_output(result.layer_is_tuple, result.relevance)
+        if return_convergence_delta:
+            return attributions, self.compute_convergence_delta(result.relevance, result.scores)
+        return attributions
+
+    def decompose(  # type: ignore[override]
+        self,
+        inputs: Union[Tensor, Tuple[Tensor, ...]],
+        target: TargetType = None,
+        additional_forward_args: Optional[object] = None,
+        attribute_to_layer_input: bool = False,
+    ) -> LRPDecomposition:
+        """The full account (see :meth:`LSTMLRP.decompose`), with ``inputs`` the relevance of the layer."""
+        formatted = _format_tensor_into_tuples(inputs)
+        assert formatted is not None
+        result = self._propagate(
+            formatted, target, additional_forward_args, False, self.layer, attribute_to_layer_input
+        )
+        return self._account(result, _format_output(result.layer_is_tuple, result.relevance))

@@ -1,0 +1,460 @@
+"""The Captum contract of LSTMLRP / LayerLSTMLRP over a zoo of recurrent architectures (float64, tiny models)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import pytest
+import torch
+from captum.attr import GradientAttribution, LayerAttribution, NoiseTunnel
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from captum_text_ext import LSTMLRP, LayerLSTMLRP
+from captum_text_ext.attr import LRPDecomposition
+from captum_text_ext.decomposition import UnsupportedOperationError
+from captum_text_ext.models import LSTMClassifier
+
+EXACT = 1e-10
+PADDING = 1e-8
+LENGTHS = torch.tensor([5, 2, 4])
+
+
+class LastRealToken(nn.Module):
+    """Time-major LSTM, packed, padded back, output at the last real token of each sentence."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(3, 3)
+        self.head = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 3))
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        packed = pack_padded_sequence(x.transpose(0, 1), lengths, enforce_sorted=False)
+        outputs, _ = pad_packed_sequence(self.rnn(packed)[0], total_length=x.shape[1])
+        last = outputs[lengths - 1, torch.arange(x.shape[0])]
+        return self.head(last)
+
+
+class StackedGRUMeanMax(nn.Module):
+    """Batch-first stacked bi-GRU, masked mean and max pooled and concatenated, ReLU head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(3, 2, num_layers=2, bidirectional=True, batch_first=True)
+        self.head = nn.Sequential(nn.Linear(8, 5), nn.ReLU(), nn.Dropout(0.3), nn.Linear(5, 3))
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        outputs, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=x.shape[1])
+        mask = (torch.arange(x.shape[1]) < lengths.unsqueeze(1)).unsqueeze(-1)
+        mean = (outputs * mask).sum(1) / lengths.unsqueeze(1)
+        top = outputs.masked_fill(~mask, float("-inf")).max(dim=1).values
+        return self.head(torch.cat([mean, top], dim=-1))
+
+
+def _classifier(**kwargs: Any) -> Callable[[], Tuple[Callable[..., Tensor], nn.Module]]:
+    def build() -> Tuple[Callable[..., Tensor], nn.Module]:
+        model = LSTMClassifier(vocab_size=12, embedding_dim=3, hidden_size=3, num_classes=3, **kwargs).double()
+        return model.forward_embeddings, model
+
+    return build
+
+
+def _module(cls: type) -> Callable[[], Tuple[Callable[..., Tensor], nn.Module]]:
+    def build() -> Tuple[Callable[..., Tensor], nn.Module]:
+        model = cls().double()
+        return model, model
+
+    return build
+
+
+ZOO: Dict[str, Callable[[], Tuple[Callable[..., Tensor], nn.Module]]] = {
+    "lstm-1-bi-last": _classifier(cell="lstm", num_layers=1, bidirectional=True, pooling="last"),
+    "lstm-2-bi-attention": _classifier(cell="lstm", num_layers=2, bidirectional=True, pooling="attention"),
+    "lstm-3-uni-mean": _classifier(cell="lstm", num_layers=3, bidirectional=False, pooling="mean"),
+    "lstm-1-uni-max-nobias": _classifier(cell="lstm", bidirectional=False, pooling="max", output_bias=False),
+    "gru-1-bi-last": _classifier(cell="gru", num_layers=1, bidirectional=True, pooling="last"),
+    "gru-2-bi-max": _classifier(cell="gru", num_layers=2, bidirectional=True, pooling="max"),
+    "gru-3-uni-attention": _classifier(cell="gru", num_layers=3, bidirectional=False, pooling="attention"),
+    "gru-1-uni-mean": _classifier(cell="gru", num_layers=1, bidirectional=False, pooling="mean", dropout=0.5),
+    "lstm-timemajor-last-real-token": _module(LastRealToken),
+    "gru-2-bi-mean+max-relu": _module(StackedGRUMeanMax),
+}
+
+
+def _build(name: str, seed: int = 0) -> Tuple[Callable[..., Tensor], nn.Module]:
+    torch.manual_seed(seed)
+    forward, model = ZOO[name]()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.mul_(2.0)
+    return forward, model
+
+
+def _inputs(seed: int = 1) -> Tensor:
+    x = torch.randn(3, 5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    mask = torch.arange(5) < LENGTHS.unsqueeze(1)
+    return x * mask.unsqueeze(-1)  # padding embeddings are zero, as the pad id's are
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+@pytest.mark.parametrize("delta", [0.0, 1.0], ids=["LRP", "LRP_cons"])
+def test_padded_batch_equals_each_sentence_alone(name: str, delta: float) -> None:
+    forward, model = _build(name)
+    x = _inputs()
+    lrp = LSTMLRP(forward, bias_factor=delta)
+    targets = [0, 2, 1]
+    batch = lrp.decompose(x, targets, additional_forward_args=LENGTHS)
+    assert isinstance(batch, LRPDecomposition)
+    with torch.no_grad():
+        model.eval()
+        logits = forward(x, LENGTHS)
+    assert (batch.scores - logits[torch.arange(3), targets]).abs().max() < 1e-12  # forward values unchanged
+    for n, length in enumerate(LENGTHS.tolist()):
+        alone = lrp.decompose(x[n : n + 1, :length], targets[n], additional_forward_args=LENGTHS[n : n + 1])
+        assert (batch.inputs[n, :length] - alone.inputs[0]).abs().max() < PADDING
+        assert torch.count_nonzero(batch.inputs[n, length:]) == 0  # positions the model never reads
+        assert abs(batch.initial_state_total[n] - alone.initial_state_total[0]) < PADDING
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_bias_factor_one_conserves_the_target_score(name: str) -> None:
+    forward, _ = _build(name, seed=3)
+    account = LSTMLRP(forward, bias_factor=1.0).decompose(_inputs(4), target=1, additional_forward_args=LENGTHS)
+    assert (account.input_total + account.initial_state_total - account.scores).abs().max() < EXACT
+    assert account.absorbed.abs().max() < EXACT
+
+
+@pytest.mark.parametrize("name", ["lstm-2-bi-attention", "gru-2-bi-mean+max-relu"])
+def test_delta_is_score_minus_input_relevance(name: str) -> None:
+    forward, _ = _build(name)
+    lrp = LSTMLRP(forward)
+    x = _inputs()
+    relevance, delta = lrp.attribute(x, 2, LENGTHS, return_convergence_delta=True)
+    account = lrp.decompose(x, 2, LENGTHS)
+    assert torch.equal(relevance, account.inputs)
+    assert (delta - (account.scores - relevance.sum(dim=(1, 2)))).abs().max() < 1e-12
+    assert torch.equal(lrp.compute_convergence_delta(relevance, account.scores), delta)
+    assert (delta - account.absorbed).abs().max() < 1e-12  # delta = 0: initial states get nothing
+    assert relevance.is_contiguous() and relevance.dtype == torch.float64
+
+
+def test_every_captum_target_form() -> None:
+    forward, _ = _build("lstm-2-bi-attention")
+    x = _inputs()
+    lrp = LSTMLRP(forward)
+    per_example = torch.stack([lrp.attribute(x, t, LENGTHS)[n] for n, t in enumerate([2, 0, 1])])
+    for target in ([2, 0, 1], torch.tensor([2, 0, 1])):
+        assert (lrp.attribute(x, target, LENGTHS) - per_example).abs().max() < 1e-12
+    assert torch.equal(lrp.attribute(x, torch.tensor(1), LENGTHS), lrp.attribute(x, 1, LENGTHS))
+    assert torch.equal(lrp.attribute(x, torch.tensor([1]), LENGTHS), lrp.attribute(x, 1, LENGTHS))
+
+    def one_output(embeddings: Tensor, lengths: Tensor) -> Tensor:
+        return forward(embeddings, lengths)[:, 1]
+
+    def column_output(embeddings: Tensor, lengths: Tensor) -> Tensor:
+        return forward(embeddings, lengths)[:, 1:2]
+
+    def grid_output(embeddings: Tensor, lengths: Tensor) -> Tensor:
+        return forward(embeddings, lengths).unsqueeze(1).expand(-1, 2, -1)
+
+    reference = lrp.attribute(x, 1, LENGTHS)
+    for single in (one_output, column_output):
+        assert torch.equal(LSTMLRP(single).attribute(x, None, LENGTHS), reference)
+    assert torch.equal(LSTMLRP(grid_output).attribute(x, (0, 1), LENGTHS), reference)
+    assert torch.equal(LSTMLRP(grid_output).attribute(x, [(0, 1), (1, 1), (0, 1)], LENGTHS), reference)
+    with pytest.raises(ValueError, match=r"Expected `target` to select one score per example \(3\)"):
+        lrp.attribute(x, None, LENGTHS)
+
+
+def test_tuple_inputs_give_tuple_relevance() -> None:
+    torch.manual_seed(5)
+
+    class Pair(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.left, self.right = nn.LSTM(3, 2, batch_first=True), nn.GRU(3, 2, batch_first=True)
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, a: Tensor, b: Tensor) -> Tensor:
+            return self.fc(torch.cat([self.left(a)[1][0][-1], self.right(b)[1][-1]], dim=-1))
+
+    model = Pair().double()
+    a, b = torch.randn(2, 4, 3, dtype=torch.float64), torch.randn(2, 3, 3, dtype=torch.float64)
+    relevance = LSTMLRP(model, bias_factor=1.0).attribute((a, b), target=0)
+    assert isinstance(relevance, tuple) and relevance[0].shape == a.shape and relevance[1].shape == b.shape
+    account = LSTMLRP(model, bias_factor=1.0).decompose((a, b), target=0)
+    assert isinstance(account.inputs, tuple) and sorted(account.initial_states) == [
+        "left.c0", "left.h0", "right.h0",
+    ]  # fmt: skip
+    assert (account.input_total + account.initial_state_total - account.scores).abs().max() < EXACT
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_cell_loops_equal_the_fused_layer(cell: str) -> None:
+    torch.manual_seed(6)
+    fused = (nn.LSTM if cell == "lstm" else nn.GRU)(3, 4, batch_first=True).double()
+    step = (nn.LSTMCell if cell == "lstm" else nn.GRUCell)(3, 4).double()
+    step.load_state_dict({k[:-3]: v for k, v in fused.state_dict().items()})
+    fc = nn.Linear(4, 3).double()
+
+    def fused_model(x: Tensor) -> Tensor:
+        state = fused(x)[1]
+        return fc((state[0] if cell == "lstm" else state)[-1])
+
+    class Loop(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.step, self.fc = step, fc
+
+        def forward(self, x: Tensor) -> Tensor:
+            hx = None
+            for t in range(x.shape[1]):
+                hx = self.step(x[:, t], hx)
+            return self.fc(hx[0] if cell == "lstm" else hx)
+
+    class Fused(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn, self.fc = fused, fc
+
+        def forward(self, x: Tensor) -> Tensor:
+            return fused_model(x)
+
+    x = torch.randn(2, 5, 3, dtype=torch.float64)
+    for delta in (0.0, 1.0):
+        loop = LSTMLRP(Loop(), bias_factor=delta).decompose(x, target=[0, 2])
+        reference = LSTMLRP(Fused(), bias_factor=delta).decompose(x, target=[0, 2])
+        assert (loop.inputs - reference.inputs).abs().max() < 1e-12
+        assert (loop.initial_state_total - reference.initial_state_total).abs().max() < 1e-12
+
+
+def test_layer_variant_on_token_ids_equals_embedding_inputs() -> None:
+    torch.manual_seed(2)
+    model = LSTMClassifier(12, embedding_dim=3, hidden_size=3, num_classes=3, pooling="attention").double()
+    ids = torch.tensor([[1, 2, 3, 4, 5], [6, 7, 0, 0, 0], [8, 9, 10, 11, 0]])
+    lengths = torch.tensor([5, 2, 4])
+    layer_lrp = LayerLSTMLRP(model, model.embedding)
+    assert isinstance(layer_lrp, LayerAttribution) and isinstance(layer_lrp, GradientAttribution)
+    relevance, delta = layer_lrp.attribute(ids, [0, 1, 2], lengths, return_convergence_delta=True)
+    with torch.no_grad():
+        embeddings = model.embedding(ids)
+    expected, expected_delta = LSTMLRP(model.forward_embeddings).attribute(
+        embeddings, [0, 1, 2], lengths, return_convergence_delta=True
+    )
+    assert (relevance - expected).abs().max() < 1e-12 and (delta - expected_delta).abs().max() < 1e-12
+    # the output layer's input: with delta = 1 the linear layer conserves, so it sums to the logit
+    head = LayerLSTMLRP(model, model.output, bias_factor=1.0).decompose(ids, 1, lengths, attribute_to_layer_input=True)
+    assert head.inputs.shape == (3, 6) and (head.input_total - head.scores).abs().max() < EXACT
+    assert head.initial_states == {}  # the relevance stops at the layer
+
+
+def test_layer_must_run_exactly_once() -> None:
+    model = LSTMClassifier(12, embedding_dim=3, hidden_size=3, num_classes=3).double()
+    ids, lengths = torch.tensor([[1, 2]]), torch.tensor([2])
+    with pytest.raises(ValueError, match="Expected the layer Linear to run in the forward pass"):
+        LayerLSTMLRP(model, nn.Linear(2, 2)).attribute(ids, 0, lengths)
+
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embedding = model.embedding
+            self.inner = model
+
+        def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
+            self.embedding(ids)
+            return self.inner(ids, lengths)
+
+    with pytest.raises(ValueError, match="to be called once per forward pass"):
+        LayerLSTMLRP(Twice(), model.embedding).attribute(ids, 0, lengths)
+
+
+def _state(model: nn.Module) -> Dict[str, Any]:
+    hook_dicts = (
+        "_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_forward_hooks_with_kwargs",
+        "_forward_pre_hooks_with_kwargs", "_forward_hooks_always_called", "_backward_pre_hooks",
+    )  # fmt: skip
+    return {
+        "params": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "requires_grad": [p.requires_grad for p in model.parameters()],
+        "grads": [p.grad for p in model.parameters()],
+        "training": [m.training for m in model.modules()],
+        "hooks": [{name: list(getattr(m, name, {}).keys()) for name in hook_dicts} for m in model.modules()],
+    }
+
+
+def _assert_same(before: Dict[str, Any], model: nn.Module) -> None:
+    after = _state(model)
+    assert before["params"].keys() == after["params"].keys()
+    assert all(torch.equal(before["params"][k], after["params"][k]) for k in before["params"])
+    assert before["requires_grad"] == after["requires_grad"]
+    assert all(g is None for g in after["grads"])
+    assert before["training"] == after["training"]
+    assert before["hooks"] == after["hooks"]
+
+
+class Switchable(nn.Module):
+    """An LSTM model that can be told to call an op LSTMLRP has no rule for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(3, 3, batch_first=True, bidirectional=True)
+        self.drop = nn.Dropout(0.5)
+        self.fc = nn.Linear(6, 2)
+        self.bad = False
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.drop(torch.cat(list(self.rnn(x)[1][0]), dim=-1))
+        return self.fc(torch.exp(h) if self.bad else h)
+
+
+def test_model_is_left_exactly_as_it_was_also_when_attribute_raises() -> None:
+    torch.manual_seed(0)
+    model = Switchable().double().train()
+    model.rnn.weight_hh_l0.requires_grad_(False)
+    model.fc.register_forward_hook(lambda *args: None)
+    model.register_forward_pre_hook(lambda *args: None)
+    before = _state(model)
+    x = torch.randn(2, 4, 3, dtype=torch.float64)
+    lrp = LSTMLRP(model)
+    first = lrp.attribute(x, 1)
+    _assert_same(before, model)
+    assert torch.equal(lrp.attribute(x, 1), first)  # evaluation mode: no dropout, deterministic
+    model.bad = True
+    with pytest.raises(UnsupportedOperationError):
+        lrp.attribute(x, 1)
+    _assert_same(before, model)
+    model.bad = False
+    with pytest.raises(IndexError):
+        lrp.attribute(x, 7)  # a target out of range raises after the forward pass
+    _assert_same(before, model)
+
+
+@pytest.mark.parametrize(
+    "head,op",
+    [
+        (lambda h: torch.exp(h), "torch.exp"),
+        (lambda h: nn.functional.layer_norm(h, (h.shape[-1],)), "torch.nn.functional.layer_norm"),
+        (lambda h: h.abs(), "torch.Tensor.abs"),
+    ],
+    ids=["exp", "layer_norm", "abs"],
+)
+def test_unsupported_ops_raise_type_error_naming_them(head: Callable[[Tensor], Tensor], op: str) -> None:
+    class Model(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = nn.GRU(3, 3, batch_first=True)
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x: Tensor) -> Tensor:
+            return self.fc(head(self.rnn(x)[1][-1]))
+
+    with pytest.raises(TypeError, match=f"LSTMLRP has no rule for `{op}`") as info:
+        LSTMLRP(Model()).attribute(torch.randn(2, 4, 3), 0)
+    assert "Supported: recurrent layers: lstm, gru, lstm_cell, gru_cell" in str(info.value)
+    assert info.value.op == op  # type: ignore[attr-defined]
+
+
+def test_unsupported_modules_name_themselves() -> None:
+    class Model(nn.Module):
+        def __init__(self, rnn: nn.Module, norm: Optional[nn.Module] = None) -> None:
+            super().__init__()
+            self.rnn, self.norm = rnn, norm or nn.Identity()
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x: Tensor) -> Tensor:
+            return self.fc(self.norm(self.rnn(x)[0][:, -1]))
+
+    x = torch.randn(2, 3, 3)
+    with pytest.raises(TypeError, match=r"`torch.rnn_tanh` \(called in module 'rnn' of type RNN\)"):
+        LSTMLRP(Model(nn.RNN(3, 4, batch_first=True))).attribute(x, 0)
+    with pytest.raises(TypeError, match=r"`torch.lstm` \(called in module 'rnn' of type LSTM\).*proj_size > 0"):
+        LSTMLRP(Model(nn.LSTM(3, 6, proj_size=4, batch_first=True))).attribute(x, 0)
+    with pytest.raises(TypeError, match=r"`torch.nn.functional.layer_norm` \(called in module 'norm' of type Layer"):
+        LSTMLRP(Model(nn.LSTM(3, 4, batch_first=True), nn.LayerNorm(4))).attribute(x, 0)
+
+
+def test_products_in_place_ops_and_gate_only_outputs_are_refused() -> None:
+    rnn, fc = nn.LSTM(3, 4, batch_first=True), nn.Linear(4, 2)
+    x = torch.randn(2, 3, 3)
+
+    def square(inputs: Tensor) -> Tensor:
+        h = rnn(inputs)[1][0][-1]
+        return fc(h * h)
+
+    def in_place(inputs: Tensor) -> Tensor:
+        return fc(rnn(inputs)[1][0][-1].relu_())
+
+    def probabilities(inputs: Tensor) -> Tensor:
+        return fc(rnn(inputs)[1][0][-1]).softmax(-1)
+
+    with pytest.raises(TypeError, match="`torch.Tensor.mul`: a product of two relevance-carrying tensors"):
+        LSTMLRP(square).attribute(x, 0)
+    with pytest.raises(TypeError, match="`torch.Tensor.relu_`: in-place ops"):
+        LSTMLRP(in_place).attribute(x, 0)
+    with pytest.raises(TypeError, match="only through gates: softmax"):
+        LSTMLRP(probabilities).attribute(x, 0)
+    with pytest.raises(TypeError, match="floating-point tensors .embeddings., but input 0 is torch.int64"):
+        LSTMLRP(square).attribute(torch.ones(2, 3, dtype=torch.long), 0)
+
+
+def test_constructor_validates_its_arguments() -> None:
+    model = nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="Expected `epsilon` to be a positive number, but got 0"):
+        LSTMLRP(model, epsilon=0)
+    with pytest.raises(ValueError, match="Expected `bias_factor` to be a finite number"):
+        LSTMLRP(model, bias_factor=float("nan"))
+    with pytest.raises(TypeError, match="Expected `model` to be an nn.Module or a callable, but got int"):
+        LSTMLRP(3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Expected `layer` to be an nn.Module, but got str"):
+        LayerLSTMLRP(model, "embedding")  # type: ignore[arg-type]
+
+
+def test_captum_interface() -> None:
+    forward, _ = _build("gru-1-bi-last")
+    lrp = LSTMLRP(forward)
+    assert isinstance(lrp, GradientAttribution)
+    assert lrp.has_convergence_delta() and lrp.multiplies_by_inputs
+    with pytest.raises(NotImplementedError):
+        lrp.attribute_future()
+    x = _inputs()
+    smoothed = NoiseTunnel(lrp).attribute(
+        x, nt_type="smoothgrad", nt_samples=2, stdevs=0.0, target=1, additional_forward_args=LENGTHS
+    )
+    assert (smoothed - lrp.attribute(x, 1, LENGTHS)).abs().max() < 1e-12
+
+
+def test_verbose_prints_the_rule_of_every_op(capsys: pytest.CaptureFixture[str]) -> None:
+    forward, _ = _build("lstm-2-bi-attention")
+    LSTMLRP(forward).attribute(_inputs(), 0, LENGTHS, verbose=True)
+    printed = capsys.readouterr().out
+    assert "LSTMLRP: rnn: torch.lstm -> recurrent layers" in printed
+    assert "LSTMLRP: output: torch.nn.functional.linear -> weighted layers (epsilon rule)" in printed
+    assert "torch.Tensor.softmax -> gates (no relevance)" in printed
+
+
+@pytest.mark.parametrize("delta", [0.0, 1.0], ids=["LRP", "LRP_cons"])
+def test_given_and_learned_initial_states_are_accounted(delta: float) -> None:
+    torch.manual_seed(9)
+
+    class WithStates(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm = nn.LSTM(3, 2, batch_first=True)
+            self.gru = nn.GRU(2, 2, batch_first=True)
+            self.h0 = nn.Parameter(torch.randn(1, 1, 2))
+            self.fc = nn.Linear(2, 2)
+
+        def forward(self, x: Tensor) -> Tensor:
+            ones = torch.ones(1, x.shape[0], 2, dtype=x.dtype)
+            out, _ = self.lstm(x, (ones, 0.5 * ones))
+            _, h = self.gru(out, self.h0.expand(1, x.shape[0], 2).contiguous())
+            return self.fc(h[-1])
+
+    model = WithStates().double()
+    account = LSTMLRP(model, bias_factor=delta).decompose(torch.randn(2, 4, 3, dtype=torch.float64), target=1)
+    assert sorted(account.initial_states) == ["gru.h0", "lstm.c0", "lstm.h0"]
+    assert all(state.abs().sum() > 0 for state in account.initial_states.values())  # non-zero states get relevance
+    if delta == 1.0:
+        assert (account.input_total + account.initial_state_total - account.scores).abs().max() < EXACT
+    assert model.h0.grad is None and model.h0.requires_grad
