@@ -6,6 +6,8 @@ Sub-commands:
 - ``download NAME [--root DIR]``: fetch a public dataset, verify its checksum and unpack it safely.
 - ``train NAME [--record DIR]``: train a model of the zoo with its seed and save it in the model cache.
 - ``explain --checkpoint PATH --text TEXT [--text ...] --out DIR``: the demo's report for any saved model and text.
+- ``benchmark NAME [--out DIR] [--data-root DIR] [--cache-dir DIR]``: run a benchmark of
+  :data:`~captum_text_ext.benchmarks.BENCHMARKS` (``arras2017``, ``lrp-speed``) and write its results files.
 
 Errors a user can fix (a bad argument, a missing dataset) print one line and exit with status 2, no traceback.
 """
@@ -22,6 +24,7 @@ from captum_text_ext._version import __version__
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    from captum_text_ext.benchmarks import BENCHMARKS
     from captum_text_ext.datasets.download import DOWNLOADS
     from captum_text_ext.explain import METHODS
     from captum_text_ext.models.zoo import ZOO
@@ -63,6 +66,14 @@ def _build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--target", default=None,
                          help="class index or name to explain (default: the predicted class)")
     explain.add_argument("--out", type=Path, default=Path("captum-text-ext-explain"), help="report directory")
+
+    benchmark = commands.add_parser("benchmark", help="run a paper reproduction or speed benchmark")
+    benchmark.add_argument("name", choices=list(BENCHMARKS), help="; ".join(
+        f"{b.name}: {b.description}" for b in BENCHMARKS.values()))
+    benchmark.add_argument("--out", type=Path, default=None, help="results directory (default: "
+                           + ", ".join(f"{b.default_out} for {b.name}" for b in BENCHMARKS.values()) + ")")
+    benchmark.add_argument("--data-root", type=Path, default=None, help="data directory (holds sst/)")
+    benchmark.add_argument("--cache-dir", type=Path, default=None, help="model cache (holds bilstm-sst5.pt)")
     return parser
 
 
@@ -98,6 +109,12 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> List[str]:
         return format_summary(report)
     if args.command == "train":
         return _train(args, argv)
+    if args.command == "benchmark":
+        from captum_text_ext.benchmarks import BENCHMARKS
+
+        entry = BENCHMARKS[args.name]
+        out = args.out if args.out is not None else entry.default_out
+        return entry.run(out, args.data_root, args.cache_dir, shlex.join(["captum-text-ext", *argv]))
     if args.command == "explain":
         from captum_text_ext.explain import explain_checkpoint
 

@@ -69,3 +69,57 @@ def _write_models_table() -> None:
 
 
 _write_models_table()
+
+
+def _cells(row: str) -> list:
+    """The cells of a Markdown table row, split on unescaped pipes."""
+    import re
+
+    return [cell.strip() for cell in re.split(r"(?<!\\)\|", row.strip())[1:-1]]
+
+
+def _markdown_to_rst(markdown: str) -> str:
+    """A results Markdown body as RST: headings become rubrics, pipe tables list-tables, other lines paragraphs.
+
+    The results writers escape table cells so that the escapes hold in both syntaxes
+    (:func:`captum_text_ext.benchmarks.arras2017.markdown_cell`).
+    """
+    lines = markdown.split("-->", 1)[-1].strip().splitlines()
+    out = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if line.startswith("|"):
+            block = []
+            while index < len(lines) and lines[index].startswith("|"):
+                block.append(lines[index])
+                index += 1
+            out += [".. list-table::", "   :header-rows: 1", ""]
+            for row in [_cells(r) for r in block if set(r) - set("|-: ")]:
+                out.append("   * - " + row[0])
+                out += [f"     - {cell}" for cell in row[1:]]
+            out.append("")
+            continue
+        out.append(f".. rubric:: {line.lstrip('#').strip()}\n" if line.startswith("#") else line)
+        index += 1
+    return "\n".join(out) + "\n"
+
+
+def _write_benchmark_results() -> None:
+    """Render the benchmark results files (``captum-text-ext benchmark ...``) as RST for the LSTMLRP page, so the
+    docs show exactly the recorded numbers."""
+    results = ROOT / "benchmarks" / "results"
+    generated = ROOT / "docs" / "_generated"
+    generated.mkdir(exist_ok=True)
+    for name, path, command in [
+        ("arras2017_deletion", results / "arras2017" / "deletion.md", "arras2017"),
+        ("arras2017_table1", results / "arras2017" / "table1.md", "arras2017"),
+        ("arras2017_examples", results / "arras2017" / "examples.md", "arras2017"),
+        ("lrp_speed", results / "lrp_speed.md", "lrp-speed"),
+    ]:
+        text = (_markdown_to_rst(path.read_text(encoding="utf-8")) if path.is_file()
+                else f"Not measured yet: run ``captum-text-ext benchmark {command}``.\n")
+        (generated / f"{name}.rst").write_text(text, encoding="utf-8")
+
+
+_write_benchmark_results()

@@ -1,4 +1,13 @@
-"""Support for the reproduction and speed benchmarks whose results live in ``benchmarks/results/``."""
+"""Support for the reproduction and speed benchmarks whose results live in ``benchmarks/results/``.
+
+:data:`BENCHMARKS` names every benchmark ``captum-text-ext benchmark NAME`` runs, with its default results directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
 
 from captum_text_ext.benchmarks.provenance import (
     Provenance,
@@ -8,5 +17,63 @@ from captum_text_ext.benchmarks.provenance import (
     write_json,
     write_markdown,
 )
+from captum_text_ext.datasets._paths import PathLike
 
-__all__ = ["Provenance", "RunRecorder", "png_metadata", "sha256_file", "write_json", "write_markdown"]
+RunFn = Callable[[PathLike, Optional[PathLike], Optional[PathLike], Optional[str]], List[str]]
+"""``run(out, data_root, cache_dir, command) -> lines printed``."""
+
+
+def _arras2017(
+    out: PathLike, data_root: Optional[PathLike], cache_dir: Optional[PathLike], command: Optional[str]
+) -> List[str]:
+    from captum_text_ext.benchmarks.arras2017 import run_arras2017
+
+    return run_arras2017(out, data_root, cache_dir, command)
+
+
+def _lrp_speed(
+    out: PathLike, data_root: Optional[PathLike], cache_dir: Optional[PathLike], command: Optional[str]
+) -> List[str]:
+    from captum_text_ext.benchmarks.lrp_speed import run_lrp_speed
+
+    return run_lrp_speed(out, data_root, cache_dir, command)
+
+
+@dataclasses.dataclass(frozen=True)
+class Benchmark:
+    """A benchmark of ``captum-text-ext benchmark``.
+
+    Attributes:
+        name: its name on the command line.
+        description: one line for ``--help``.
+        run: runs it and writes its results files; returns the lines to print.
+        default_out: where its results go by default (relative to the working directory).
+    """
+
+    name: str
+    description: str
+    run: RunFn
+    default_out: Path
+
+
+BENCHMARKS: Dict[str, Benchmark] = {
+    benchmark.name: benchmark
+    for benchmark in (
+        Benchmark("arras2017", "Arras et al. (2017): word deletion, Table 1 and the example heatmaps with bilstm-sst5",
+                  _arras2017, Path("benchmarks/results/arras2017")),
+        Benchmark("lrp-speed", "LSTMLRP's sentences/s against a NumPy loop, Saliency and IG on the SST test set",
+                  _lrp_speed, Path("benchmarks/results")),
+    )
+}
+"""The benchmarks by name (the modules are imported when one runs)."""
+
+__all__ = [
+    "BENCHMARKS",
+    "Benchmark",
+    "Provenance",
+    "RunRecorder",
+    "png_metadata",
+    "sha256_file",
+    "write_json",
+    "write_markdown",
+]

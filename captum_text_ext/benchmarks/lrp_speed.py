@@ -1,0 +1,426 @@
+r"""Speed of :class:`~captum_text_ext.LSTMLRP`: ``captum-text-ext benchmark lrp-speed``.
+
+Sentences per second on the 2210 SST test sentences with the zoo model ``bilstm-sst5`` (bi-LSTM, embedding 60,
+hidden 60, 5 classes), float32, in batches of at most 64 sentences of similar length, for four methods in one run:
+
+- ``LSTMLRP``: one batched pass per batch (``epsilon=1e-3``, ``bias_factor=0``);
+- ``NumPy loop``: :func:`numpy_lstm_lrp`, the same equations for one sentence at a time, step by step, in NumPy (the
+  way the authors' released code runs);
+- ``Saliency``: Captum ``Saliency`` (one gradient per batch);
+- ``IG``: Captum ``IntegratedGradients`` with ``n_steps=50``.
+
+Fairness on a loaded machine: one intra-op thread, one untimed warm-up batch per method, and the timed work is
+interleaved at the batch level (each batch is run by every method in turn, the order rotating from batch to batch),
+so that a change in the machine's load hits every method alike. The whole set is timed ``repeats`` times; each
+method's throughput is the median over the repetitions, and the ratio LSTMLRP / Saliency (target: at least 0.5) is
+the median of the per-repetition ratios.
+
+Before timing, a sanity check runs the NumPy loop and ``LSTMLRP`` in float64 on a few sentences, for
+:math:`\delta = 0` and :math:`\delta = 1`: their relevances must agree to :data:`SANITY_TOLERANCE`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import shlex
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+from captum.attr import IntegratedGradients, Saliency
+from torch import Tensor, nn
+
+from captum_text_ext.attr import LSTMLRP
+from captum_text_ext.benchmarks.arras2017 import (
+    EXPECTED_COUNTS,
+    MODEL,
+    SentenceBatch,
+    embed_sentences,
+    load_benchmark_model,
+)
+from captum_text_ext.benchmarks.provenance import Provenance, RunRecorder, write_json, write_markdown
+from captum_text_ext.datasets import load_sst
+from captum_text_ext.datasets._paths import PathLike, find_dataset_file
+from captum_text_ext.models import LSTMClassifier
+from captum_text_ext.models.zoo import checkpoint_path
+
+__all__ = ["BiLSTMWeights", "SANITY_TOLERANCE", "TARGET_RATIO", "numpy_lstm_lrp", "run_lrp_speed", "sanity_check"]
+
+TARGET_RATIO = 0.5
+"""LSTMLRP must reach at least this fraction of Saliency's throughput."""
+SANITY_TOLERANCE = 1e-8
+"""Largest float64 difference between the NumPy loop and LSTMLRP, relative to the largest relevance."""
+SANITY_SENTENCES = 5
+"""Sentences of the float64 sanity check."""
+REPEATS = 3
+"""Timed passes over the test set."""
+METHODS = ("LSTMLRP", "NumPy loop", "Saliency", "IG")
+"""The timed methods, in their first order."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BiLSTMWeights:
+    r"""The weights of a one-layer bi-LSTM classifier reading its final states, as NumPy arrays.
+
+    Gate rows follow PyTorch's order i, f, g, o; each direction's two bias vectors are summed.
+
+    Attributes:
+        w_ih: per direction (forward, backward), :math:`(4H, E)`.
+        w_hh: per direction, :math:`(4H, H)`.
+        bias: per direction, :math:`(4H,)` (``b_ih + b_hh``).
+        w_out: :math:`(C, 2H)` the output layer, reading :math:`[h^{\rightarrow}_T; h^{\leftarrow}_1]`.
+        b_out: :math:`(C,)` its bias (zeros when it has none).
+    """
+
+    w_ih: Tuple[np.ndarray, np.ndarray]
+    w_hh: Tuple[np.ndarray, np.ndarray]
+    bias: Tuple[np.ndarray, np.ndarray]
+    w_out: np.ndarray
+    b_out: np.ndarray
+
+    @classmethod
+    def from_model(cls, model: nn.Module) -> "BiLSTMWeights":
+        """Read the weights of an :class:`~captum_text_ext.models.LSTMClassifier` with a one-layer bidirectional
+        ``nn.LSTM`` and ``pooling="last"`` (in the model's dtype).
+
+        Raises:
+            ValueError: for any other model.
+        """
+        rnn = model.rnn if isinstance(model, LSTMClassifier) else None
+        if (
+            not isinstance(model, LSTMClassifier) or not isinstance(rnn, nn.LSTM) or rnn.num_layers != 1
+            or not rnn.bidirectional or rnn.proj_size or not rnn.bias or model.pooling != "last"
+        ):
+            raise ValueError(
+                "Expected an LSTMClassifier with a one-layer bidirectional nn.LSTM (with biases) and pooling='last', "
+                f"but got {type(model).__name__}"
+            )
+
+        def array(name: str, module: nn.Module = rnn) -> np.ndarray:
+            values: np.ndarray = module.get_parameter(name).detach().cpu().numpy().copy()
+            return values
+
+        w_ih = (array("weight_ih_l0"), array("weight_ih_l0_reverse"))
+        w_hh = (array("weight_hh_l0"), array("weight_hh_l0_reverse"))
+        bias = (array("bias_ih_l0") + array("bias_hh_l0"), array("bias_ih_l0_reverse") + array("bias_hh_l0_reverse"))
+        output = model.output
+        b_out = array("bias", output) if output.bias is not None else np.zeros(output.out_features, w_ih[0].dtype)
+        return cls(w_ih, w_hh, bias, array("weight", output), b_out)
+
+
+def _sign(z: np.ndarray) -> np.ndarray:
+    return np.where(z >= 0, 1, -1).astype(z.dtype)
+
+
+def _lrp_linear(
+    inputs: np.ndarray, weight: np.ndarray, bias: np.ndarray, z: np.ndarray, relevance: np.ndarray, fan_in: int,
+    epsilon: float, delta: float,
+) -> np.ndarray:
+    """The ε-rule for :math:`z = W a + b`: inputs :math:`(D,)`, weight :math:`(M, D)`, bias, z and relevance
+    :math:`(M,)`; returns the relevance of the inputs :math:`(D,)`."""
+    sign = _sign(z)
+    share = delta * (bias + epsilon * sign) / fan_in
+    ratio = relevance / (z + epsilon * sign)
+    return inputs * (weight.T @ ratio) + share @ ratio
+
+
+@dataclasses.dataclass(frozen=True)
+class _DirectionTrace:
+    """One direction's forward pass over :math:`T` steps: states (index 0: the initial state) and gates."""
+
+    x: np.ndarray
+    h: np.ndarray
+    c: np.ndarray
+    i: np.ndarray
+    f: np.ndarray
+    g: np.ndarray
+    pre_g: np.ndarray
+
+
+def _lstm_forward(x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray, bias: np.ndarray) -> _DirectionTrace:
+    """Run one direction over ``x`` :math:`(T, E)` step by step (gate order i, f, g, o)."""
+    steps, hidden = x.shape[0], w_hh.shape[1]
+    h = np.zeros((steps + 1, hidden), x.dtype)
+    c = np.zeros((steps + 1, hidden), x.dtype)
+    i, f, g, pre_g = (np.zeros((steps, hidden), x.dtype) for _ in range(4))
+    for t in range(steps):
+        pre = w_ih @ x[t] + w_hh @ h[t] + bias
+        i[t] = 1 / (1 + np.exp(-pre[:hidden]))
+        f[t] = 1 / (1 + np.exp(-pre[hidden : 2 * hidden]))
+        pre_g[t] = pre[2 * hidden : 3 * hidden]
+        g[t] = np.tanh(pre_g[t])
+        o = 1 / (1 + np.exp(-pre[3 * hidden :]))
+        c[t + 1] = f[t] * c[t] + i[t] * g[t]
+        h[t + 1] = o * np.tanh(c[t + 1])
+    return _DirectionTrace(x, h, c, i, f, g, pre_g)
+
+
+def _lstm_backward(
+    trace: _DirectionTrace, w_ih: np.ndarray, w_hh: np.ndarray, bias: np.ndarray, relevance_h: np.ndarray,
+    epsilon: float, delta: float,
+) -> np.ndarray:
+    """Propagate the relevance of the last hidden state back through one direction, step by step; returns the
+    relevance of its inputs :math:`(T, E)`."""
+    steps, embed = trace.x.shape
+    hidden = w_hh.shape[1]
+    rows = slice(2 * hidden, 3 * hidden)
+    w_x, w_h, b_g = w_ih[rows], w_hh[rows], bias[rows]
+    relevance_x = np.zeros_like(trace.x)
+    r_h, r_c = relevance_h, np.zeros(hidden, trace.x.dtype)
+    for t in reversed(range(steps)):
+        r_c = r_c + r_h  # h_t = o_t * tanh(c_t): everything to c_t
+        sign = _sign(trace.c[t + 1])
+        ratio = r_c / (trace.c[t + 1] + epsilon * sign)
+        share = delta * epsilon * sign / 2
+        r_g = (trace.i[t] * trace.g[t] + share) * ratio  # c_t = f c_{t-1} + i g: N = 2
+        r_c = (trace.f[t] * trace.c[t] + share) * ratio
+        relevance_x[t] = _lrp_linear(trace.x[t], w_x, b_g, trace.pre_g[t], r_g, embed + hidden, epsilon, delta)
+        r_h = _lrp_linear(trace.h[t], w_h, b_g, trace.pre_g[t], r_g, embed + hidden, epsilon, delta)
+    return relevance_x
+
+
+def numpy_lstm_lrp(
+    weights: BiLSTMWeights, x: np.ndarray, target: int, epsilon: float = 1e-3, bias_factor: float = 0.0
+) -> np.ndarray:
+    r"""LRP for one sentence through a bi-LSTM classifier, one time step at a time (the benchmark's baseline).
+
+    The equations of :class:`~captum_text_ext.LSTMLRP` written out: the target logit is the initial relevance; the
+    output layer and the cell input :math:`g_t`'s pre-activation (fan-in :math:`E + H`) use the ε-rule, the cell sum
+    :math:`c_t = f_t c_{t-1} + i_t g_t` is a weighted connection with two inputs per unit, :math:`h_t` gives all to
+    :math:`c_t`, and the gates get nothing. The relevance left on the initial states is dropped.
+
+    Args:
+        weights: the classifier's weights.
+        x: :math:`(T, E)` the sentence's embeddings (their dtype is the computation's).
+        target: the class explained.
+        epsilon: the stabilizer :math:`\epsilon`.
+        bias_factor: :math:`\delta`.
+
+    Returns:
+        :math:`(T, E)` the relevance of the embeddings.
+
+    Examples:
+        >>> from captum_text_ext.models import LSTMClassifier
+        >>> _ = torch.manual_seed(0)
+        >>> model = LSTMClassifier(20, embedding_dim=4, hidden_size=3, num_classes=2).double().eval()
+        >>> x = model.embedding(torch.tensor([[2, 3, 4]])).detach()
+        >>> ours = LSTMLRP(model.forward_embeddings).attribute(x, target=1)[0].numpy()
+        >>> bool(np.abs(numpy_lstm_lrp(BiLSTMWeights.from_model(model), x[0].numpy(), 1) - ours).max() < 1e-12)
+        True
+    """
+    hidden = weights.w_hh[0].shape[1]
+    sequences = (x, np.ascontiguousarray(x[::-1]))
+    traces = [_lstm_forward(sequences[d], weights.w_ih[d], weights.w_hh[d], weights.bias[d]) for d in (0, 1)]
+    state = np.concatenate([traces[0].h[-1], traces[1].h[-1]])
+    scores = weights.w_out @ state + weights.b_out
+    relevance_out = np.zeros_like(scores)
+    relevance_out[target] = scores[target]
+    relevance_state = _lrp_linear(
+        state, weights.w_out, weights.b_out, scores, relevance_out, 2 * hidden, epsilon, bias_factor
+    )
+    halves = (relevance_state[:hidden], relevance_state[hidden:])
+    forward, backward = (
+        _lstm_backward(traces[d], weights.w_ih[d], weights.w_hh[d], weights.bias[d], halves[d], epsilon, bias_factor)
+        for d in (0, 1)
+    )
+    relevance: np.ndarray = forward + backward[::-1]
+    return relevance
+
+
+def sanity_check(
+    model: LSTMClassifier, batch: SentenceBatch, targets: Tensor, sentences: int = SANITY_SENTENCES
+) -> Dict[str, float]:
+    """Compare :func:`numpy_lstm_lrp` with ``LSTMLRP`` in float64 on the first ``sentences`` of ``batch``.
+
+    Args:
+        model: the classifier (copied to float64; the original is untouched).
+        batch: embedded sentences.
+        targets: :math:`(n,)` the class explained per sentence of the batch.
+        sentences: how many sentences to compare.
+
+    Returns:
+        ``{"bias_factor=0": err, "bias_factor=1": err}``: the largest absolute difference divided by the largest
+        absolute relevance.
+
+    Raises:
+        RuntimeError: when a difference exceeds :data:`SANITY_TOLERANCE`.
+    """
+    double = copy.deepcopy(model).double().eval()
+    weights = BiLSTMWeights.from_model(double)
+    count = min(sentences, int(batch.lengths.numel()))
+    embeddings, lengths = batch.embeddings[:count].double(), batch.lengths[:count]
+    errors = {}
+    for delta in (0.0, 1.0):
+        ours = LSTMLRP(double.forward_embeddings, bias_factor=delta).attribute(
+            embeddings, target=targets[:count], additional_forward_args=(lengths,)
+        )
+        worst, scale = 0.0, 0.0
+        for n in range(count):
+            length = int(lengths[n])
+            loop = numpy_lstm_lrp(weights, embeddings[n, :length].numpy(), int(targets[n]), bias_factor=delta)
+            worst = max(worst, float(np.abs(loop - ours[n, :length].numpy()).max()))
+            scale = max(scale, float(np.abs(loop).max()))
+        errors[f"bias_factor={delta:g}"] = worst / scale if scale > 0 else worst
+    if max(errors.values()) > SANITY_TOLERANCE:
+        raise RuntimeError(f"The NumPy loop and LSTMLRP disagree (relative differences {errors}); the timing would "
+                           "compare different computations")
+    return errors
+
+
+def _timers(model: LSTMClassifier) -> Dict[str, Callable[[SentenceBatch, Tensor], Any]]:
+    forward = model.forward_embeddings
+    lrp = LSTMLRP(forward, epsilon=1e-3, bias_factor=0.0)
+    saliency = Saliency(forward)
+    integrated = IntegratedGradients(forward)
+    weights = BiLSTMWeights.from_model(model)
+
+    def run_lrp(batch: SentenceBatch, target: Tensor) -> Any:
+        return lrp.attribute(batch.embeddings, target=target, additional_forward_args=(batch.lengths,))
+
+    def run_loop(batch: SentenceBatch, target: Tensor) -> Any:
+        embeddings = batch.embeddings.numpy()
+        return [numpy_lstm_lrp(weights, embeddings[n, : int(length)], int(target[n]))
+                for n, length in enumerate(batch.lengths)]
+
+    def run_saliency(batch: SentenceBatch, target: Tensor) -> Any:
+        leaf = batch.embeddings.detach().requires_grad_(True)
+        return saliency.attribute(leaf, target=target, abs=False, additional_forward_args=(batch.lengths,))
+
+    def run_ig(batch: SentenceBatch, target: Tensor) -> Any:
+        return integrated.attribute(batch.embeddings, target=target, additional_forward_args=(batch.lengths,),
+                                    n_steps=50)
+
+    return {"LSTMLRP": run_lrp, "NumPy loop": run_loop, "Saliency": run_saliency, "IG": run_ig}
+
+
+def run_lrp_speed(
+    out: PathLike,
+    data_root: Optional[PathLike] = None,
+    cache_dir: Optional[PathLike] = None,
+    command: Optional[str] = None,
+    repeats: int = REPEATS,
+) -> List[str]:
+    """Time the four methods and write ``lrp_speed.md`` and ``lrp_speed.json`` (with provenance) to ``out``.
+
+    Args:
+        out: the results directory.
+        data_root: the data directory holding ``sst/test.txt``.
+        cache_dir: the model cache holding ``bilstm-sst5.pt`` (it is not trained here).
+        command: the command line to record (default: ``captum-text-ext benchmark lrp-speed --out OUT``).
+        repeats: timed passes over the test set.
+
+    Returns:
+        The summary lines the command prints (the same numbers as the files).
+
+    Raises:
+        FileNotFoundError: when the model or the data is missing.
+        ValueError: when the test set does not hold :data:`~captum_text_ext.benchmarks.arras2017.EXPECTED_COUNTS`
+            sentences, or ``repeats`` < 1.
+        RuntimeError: when the sanity check fails.
+    """
+    if repeats < 1:
+        raise ValueError(f"Expected `repeats` >= 1, but got {repeats}")
+    out = Path(out)
+    command = command or shlex.join(["captum-text-ext", "benchmark", "lrp-speed", "--out", str(out)])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with RunRecorder(command=command) as run:
+            result = _measure(run, data_root, cache_dir, repeats)
+    finally:
+        torch.set_num_threads(threads)
+    return _write(out, run.provenance, result)
+
+
+def _measure(run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optional[PathLike], repeats: int
+             ) -> Dict[str, Any]:
+    model, vocabulary = load_benchmark_model(cache_dir)
+    model = model.float()
+    run.record_file("checkpoint", checkpoint_path(MODEL, cache_dir))
+    run.record_file("sst/test.txt", find_dataset_file("sst", "test.txt", data_root))
+    trees = load_sst("test", data_root)
+    if len(trees) != EXPECTED_COUNTS[0]:
+        raise ValueError(f"Expected the SST test split to hold {EXPECTED_COUNTS[0]} sentences, but got {len(trees)}")
+    ids = [vocabulary.encode([token.lower() for token in tree.tokens]) for tree in trees]
+    sentences = embed_sentences(model.embedding, ids, [tree.label for tree in trees], vocabulary.pad_index)
+    longest = max(sentences.batches, key=lambda b: int(b.lengths.max()))
+    sanity = sanity_check(model, longest, sentences.labels[longest.index])
+
+    timers = _timers(model)
+    first = sentences.batches[0]
+    for timer in timers.values():  # warm-up, untimed
+        timer(first, sentences.labels[first.index])
+    seconds: Dict[str, List[float]] = {name: [0.0] * repeats for name in METHODS}
+    for repeat in range(repeats):
+        for number, batch in enumerate(sentences.batches):
+            target = sentences.labels[batch.index]
+            shift = (number + repeat) % len(METHODS)
+            for name in METHODS[shift:] + METHODS[:shift]:
+                started = time.perf_counter()
+                timers[name](batch, target)
+                seconds[name][repeat] += time.perf_counter() - started
+    count = len(sentences)
+    rates = {name: [count / s for s in spent] for name, spent in seconds.items()}
+    ratios = [rates["LSTMLRP"][r] / rates["Saliency"][r] for r in range(repeats)]
+    return {
+        "model": MODEL,
+        "sentences": count,
+        "batches": len(sentences.batches),
+        "batch_size_max": max(int(b.lengths.numel()) for b in sentences.batches),
+        "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+        "repeats": repeats,
+        "seconds": seconds,
+        "sentences_per_second": {name: statistics.median(values) for name, values in rates.items()},
+        "sentences_per_second_per_repeat": rates,
+        "ratio_lstmlrp_to_saliency": statistics.median(ratios),
+        "ratio_lstmlrp_to_saliency_per_repeat": ratios,
+        "target_ratio": TARGET_RATIO,
+        "target_met": statistics.median(ratios) >= TARGET_RATIO,
+        "sanity_relative_difference": sanity,
+    }
+
+
+def _write(out: Path, provenance: Provenance, result: Dict[str, Any]) -> List[str]:
+    rates, per_repeat = result["sentences_per_second"], result["sentences_per_second_per_repeat"]
+    saliency = rates["Saliency"]
+    met = "met" if result["target_met"] else "NOT met"
+    ratio = result["ratio_lstmlrp_to_saliency"]
+    loop_speedup = rates["LSTMLRP"] / rates["NumPy loop"]
+    sanity = ", ".join(f"{k}: {v:.1e}" for k, v in result["sanity_relative_difference"].items())
+    lines = [
+        "# LSTMLRP speed",
+        "",
+        f"Model `{result['model']}` (bi-LSTM, embedding 60, hidden 60, 5 classes, {result['dtype']}) on the "
+        f"{result['sentences']} SST test sentences in {result['batches']} batches of at most "
+        f"{result['batch_size_max']} sentences (sorted by length), one torch thread. Each method's throughput is the "
+        f"median of {result['repeats']} timed passes over the set, interleaved batch by batch; the ratio is the median "
+        "of the per-pass ratios.",
+        "",
+        "| method | sentences/s | per pass | × Saliency |",
+        "|---|---|---|---|",
+        *[
+            f"| {name} | {rates[name]:.1f} | {' / '.join(f'{v:.1f}' for v in per_repeat[name])} | "
+            f"{rates[name] / saliency:.3f} |"
+            for name in METHODS
+        ],
+        "",
+        f"LSTMLRP / Saliency: **{ratio:.3f}** (per pass: "
+        f"{' / '.join(f'{r:.3f}' for r in result['ratio_lstmlrp_to_saliency_per_repeat'])}); target ≥ "
+        f"{result['target_ratio']}: {met}. LSTMLRP / NumPy loop: {loop_speedup:.1f}.",
+        "",
+        f"Sanity check (float64, {SANITY_SENTENCES} sentences): the NumPy loop and LSTMLRP agree to a relative "
+        f"difference of {sanity}.",
+    ]
+    write_markdown(out / "lrp_speed.md", provenance, "\n".join(lines))
+    write_json(out / "lrp_speed.json", provenance, result)
+    summary = [f"lrp-speed: {name}: {rates[name]:.1f} sentences/s ({rates[name] / saliency:.3f} × Saliency)"
+               for name in METHODS]
+    summary.append(f"lrp-speed: LSTMLRP / Saliency = {ratio:.3f} (target >= {result['target_ratio']}: {met}); "
+                   f"LSTMLRP / NumPy loop = {loop_speedup:.1f}")
+    summary.append(f"lrp-speed: sanity check (float64): relative difference {sanity}")
+    summary.append(f"wrote {out / 'lrp_speed.md'}, {out / 'lrp_speed.json'}")
+    return summary

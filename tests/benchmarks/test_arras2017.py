@@ -1,0 +1,278 @@
+"""The Arras et al. (2017) reproduction: word deletion, Table 1 rankings, example matching, files and CLI wiring.
+
+Everything runs on hand-made or tiny random models; :func:`make_tiny_setup` writes a small SST test file and a tiny
+``bilstm-sst5`` checkpoint so that the real command runs end to end in a second.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+import pytest
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from captum_text_ext.benchmarks import BENCHMARKS, arras2017
+from captum_text_ext.benchmarks.arras2017 import (
+    PAPER_EXAMPLES,
+    WORD_RELEVANCE,
+    deletion_curves,
+    deletion_mask,
+    deletion_order,
+    embed_sentences,
+    find_examples,
+    mean_relevance_words,
+    most_relevant_words,
+    word_relevance,
+)
+from captum_text_ext.cli import main
+from captum_text_ext.datasets import Vocabulary
+from captum_text_ext.models import LSTMClassifier
+from captum_text_ext.models.checkpoints import save_checkpoint
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():  # type: ignore[no-untyped-def]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# A tiny SST test file and bilstm-sst5 checkpoint (also used by test_lrp_speed.py)
+# ------------------------------------------------------------------------------------------------------------------
+
+_WORDS = "the film is a good bad story with no fun dull great plot acting , . but not".split()
+
+
+def _tree(tokens: Sequence[str], label: int) -> str:
+    """A right-branching PTB tree over ``tokens``, every node labelled ``label``."""
+    if len(tokens) == 1:
+        return f"({label} {tokens[0]})"
+    return f"({label} ({label} {tokens[0]}) {_tree(tokens[1:], label)})"
+
+
+def make_tiny_setup(base: Path, sentences: int = 14) -> Tuple[Path, Path, int, int]:
+    """Write ``base/data/sst/test.txt`` and ``base/cache/bilstm-sst5.pt`` (an untrained bi-LSTM, embedding 4, hidden
+    3, 5 classes).
+
+    The set holds two of the paper's examples (1 and 19) and random sentences of 6-14 words; labels are chosen so
+    that both the correctly classified and the misclassified side of the deletion experiment are non-empty.
+
+    Returns:
+        ``(data_root, cache_dir, sentences, of which >= 10 words)``.
+    """
+    generator = torch.Generator().manual_seed(0)
+    texts: List[List[str]] = [PAPER_EXAMPLES[0].text.split(), PAPER_EXAMPLES[18].text.split()]
+    while len(texts) < sentences:
+        length = int(torch.randint(6, 15, (1,), generator=generator))
+        texts.append([_WORDS[int(i)] for i in torch.randint(len(_WORDS), (length,), generator=generator)])
+    vocabulary = Vocabulary.build(texts[2:])  # the paper's words are mostly unknown
+    torch.manual_seed(0)
+    model = LSTMClassifier(len(vocabulary), embedding_dim=4, hidden_size=3, num_classes=5, output_bias=False).eval()
+    with torch.no_grad():
+        predicted = [int(model(torch.tensor([vocabulary.encode(t)])).argmax()) for t in texts]
+    labels = [p if n % 2 == 0 else (p + 1) % 5 for n, p in enumerate(predicted)]
+    labels[0], labels[1] = PAPER_EXAMPLES[0].true_class, PAPER_EXAMPLES[18].true_class
+    data = base / "data"
+    (data / "sst").mkdir(parents=True)
+    (data / "sst" / "test.txt").write_text("\n".join(_tree(t, y) for t, y in zip(texts, labels)) + "\n")
+    cache = base / "cache"
+    save_checkpoint(cache / "bilstm-sst5.pt", model, vocabulary, {"zoo_name": "bilstm-sst5"})
+    return data, cache, len(texts), sum(len(t) >= 10 for t in texts)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Word deletion
+# ------------------------------------------------------------------------------------------------------------------
+
+
+class SumOfEmbeddings(nn.Module):
+    """logits = the sum of the word embeddings (E = C = 2): deleting a word removes exactly its embedding."""
+
+    def forward(self, embeddings: Tensor, lengths: Tensor) -> Tensor:
+        return embeddings.sum(1)
+
+
+def _hand_made() -> Tuple[nn.Module, nn.Embedding, List[List[int]], List[int]]:
+    embedding = nn.Embedding(5, 2, padding_idx=0)
+    with torch.no_grad():  # id: 1 strongly class 0, 2 weakly class 0, 3 weakly class 1, 4 strongly class 1
+        embedding.weight.copy_(torch.tensor([[0.0, 0.0], [2.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 3.0]]))
+    sentences = [
+        [1, 2, 3, 3],  # class 0, logits (3, 2): correct; deleting the "1" flips it
+        [1, 1, 3],  # class 0, logits (4, 1): correct; survives one deletion, not two
+        [4, 1, 1],  # class 1, logits (4, 3): wrong; deleting one "1" (relevance 0) fixes it
+        [3, 1, 2],  # class 1, logits (3, 1): wrong; one deletion ties (argmax 0), two fix it
+    ]
+    return SumOfEmbeddings(), embedding, sentences, [0, 0, 1, 1]
+
+
+def test_deletion_curves_on_a_hand_made_model() -> None:
+    model, embedding, ids, labels = _hand_made()
+    sentences = embed_sentences(embedding, ids, labels, pad_index=0, batch_size=2)
+    relevance = word_relevance(WORD_RELEVANCE["Gradient x Input"](model), sentences, sentences.labels)
+    expected = torch.tensor([[2.0, 1.0, 0.0, 0.0], [2.0, 2.0, 0.0, 0.0], [3.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    assert torch.equal(relevance, expected.double())  # x * grad of the true logit = the word's own contribution
+    correct, wrong = deletion_curves(model, sentences, relevance, max_deletions=2)
+    assert correct.tolist() == [1.0, 0.5, 0.0]
+    assert wrong.tolist() == [0.0, 0.5, 1.0]
+
+
+def test_deletion_order_and_mask_never_touch_padding() -> None:
+    relevance = torch.tensor([[0.5, -1.0, 2.0, 9.0], [1.0, 1.0, 1.0, 1.0]])
+    lengths = torch.tensor([3, 4])
+    order = deletion_order(relevance, lengths, torch.tensor([False, True]))
+    assert order.tolist() == [[1, 0, 2, 3], [0, 1, 2, 3]]  # increasing resp. decreasing; ties in reading order
+    assert deletion_mask(order, lengths, 2).tolist() == [[True, True, False, False], [True, True, False, False]]
+    assert deletion_mask(order, lengths, 9).tolist() == [[True, True, True, False], [True] * 4]
+
+
+def _per_sentence_curves(
+    model: LSTMClassifier, ids: List[List[int]], labels: List[int], relevance: Tensor, deletions: int
+) -> Tuple[List[float], List[float]]:
+    """The experiment written the slow way: one sentence at a time, with Python's sort."""
+    hits: Dict[bool, List[List[bool]]] = {True: [], False: []}
+    with torch.no_grad():
+        for n, (sentence, label) in enumerate(zip(ids, labels)):
+            x = model.embedding(torch.tensor([sentence]))
+            correct = int(model.forward_embeddings(x).argmax()) == label
+            scores = relevance[n, : len(sentence)].tolist()
+            order = sorted(range(len(sentence)), key=lambda t: -scores[t] if correct else scores[t])
+            row = []
+            for k in range(deletions + 1):
+                keep = torch.ones(1, len(sentence), 1)
+                keep[0, order[:k]] = 0.0
+                row.append(int(model.forward_embeddings(x * keep).argmax()) == label)
+            hits[correct].append(row)
+    return tuple(torch.tensor(hits[side]).double().mean(0).tolist() for side in (True, False))  # type: ignore[return-value]
+
+
+def test_batched_deletion_equals_a_per_sentence_loop() -> None:
+    torch.manual_seed(1)
+    model = LSTMClassifier(30, embedding_dim=5, hidden_size=4, num_classes=3).eval()
+    generator = torch.Generator().manual_seed(2)
+    ids = [torch.randint(2, 30, (int(n),), generator=generator).tolist()
+           for n in torch.randint(3, 12, (23,), generator=generator)]
+    with torch.no_grad():
+        predicted = [int(model(torch.tensor([s])).argmax()) for s in ids]
+    labels = [p if n % 3 else (p + 1) % 3 for n, p in enumerate(predicted)]
+    sentences = embed_sentences(model.embedding, ids, labels, model.embedding.padding_idx, batch_size=4)
+    relevance = torch.randn(len(ids), sentences.max_length, generator=generator, dtype=torch.float64)
+    batched = deletion_curves(model.forward_embeddings, sentences, relevance, max_deletions=4)
+    slow = _per_sentence_curves(model, ids, labels, relevance, 4)
+    for ours, reference in zip(batched, slow):
+        assert ours.tolist() == pytest.approx(reference, abs=1e-12)
+
+
+def test_every_method_gives_one_relevance_per_word_and_zero_past_the_end() -> None:
+    torch.manual_seed(0)
+    model = LSTMClassifier(12, embedding_dim=3, hidden_size=2, num_classes=5, output_bias=False).eval()
+    sentences = embed_sentences(model.embedding, [[2, 3, 4], [5, 6], [7, 8, 9, 10]], [0, 4, 2], 0, batch_size=2)
+    for name, build in WORD_RELEVANCE.items():
+        relevance = word_relevance(build(model.forward_embeddings), sentences, sentences.labels)
+        assert relevance.shape == (3, 4), name
+        assert relevance[1, 2:].abs().max() == 0 and relevance[0, 3] == 0, name
+        if name == "SA":
+            assert (relevance >= 0).all()
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Table 1 and the examples
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def test_table1_ranks_occurrences_and_keeps_distinct_words() -> None:
+    tokens = [("good", "bad", "good"), ("bad", "ok", "fine")]
+    relevance = torch.tensor([[3.0, -1.0, 2.0], [-2.0, 0.5, 2.5]])
+    vocab = {"good": 2, "bad": 3}
+    most = most_relevant_words(tokens, relevance, vocab, count=3)
+    assert [(w.word, w.relevance, w.sentence, w.count, w.known) for w in most] == [
+        ("good", 3.0, 0, 2, True), ("fine", 2.5, 1, 1, False), ("ok", 0.5, 1, 1, False)]
+    least = most_relevant_words(tokens, relevance, vocab, count=2, most=False)
+    assert [(w.word, w.relevance) for w in least] == [("bad", -2.0), ("ok", 0.5)]
+    means = mean_relevance_words(tokens, relevance, vocab, count=5, min_count=2)
+    assert [(w.word, w.relevance, w.count) for w in means] == [("good", 2.5, 2), ("bad", -1.5, 2)]
+
+
+def test_find_examples_exact_loose_and_missing() -> None:
+    tokens = [("it", "never", "fails", "to", "engage", "us", "."), ("do", "n't", "waste", "your", "cash", ".")]
+    matches = find_examples(PAPER_EXAMPLES, tokens)
+    assert len(matches) == 21
+    assert matches[20].sentence == 0 and matches[20].similarity == 1.0
+    assert matches[0].sentence == 1 and 0.8 <= matches[0].similarity < 1.0  # "money" -> "cash"
+    assert all(m.sentence is None for m in matches[1:20])
+
+
+def test_markdown_cells_survive_markdown_and_rst() -> None:
+    assert arras2017.markdown_cell("``") == "\\`\\`"
+    assert arras2017.markdown_cell("-lrb-") == "\\-lrb-"
+    assert arras2017.markdown_cell("n't") == "n't"
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# The command
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def test_registry_feeds_the_cli() -> None:
+    assert set(BENCHMARKS) == {"arras2017", "lrp-speed"}
+    assert BENCHMARKS["arras2017"].default_out == Path("benchmarks/results/arras2017")
+
+
+def test_command_writes_every_file_with_its_provenance_first(tmp_path: Path, monkeypatch, capsys) -> None:
+    data, cache, count, long_ones = make_tiny_setup(tmp_path)
+    monkeypatch.setattr(arras2017, "EXPECTED_COUNTS", (count, long_ones))
+    out = tmp_path / "results"
+    argv = ["benchmark", "arras2017", "--out", str(out), "--data-root", str(data), "--cache-dir", str(cache)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    command = "captum-text-ext " + " ".join(argv)
+    for name in ("deletion.md", "table1.md", "examples.md", "heatmaps.html"):
+        text = (out / name).read_text(encoding="utf-8")
+        assert text.startswith(f"<!-- provenance\ncommand: {command}\n"), name
+        assert "sha256=" in text.split("-->")[0], name
+    payload = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert list(payload) == ["provenance", "results"] and payload["provenance"]["command"] == command
+    assert set(payload["provenance"]["files"]) == {"checkpoint", "sst/test.txt"}
+    for name in ("deletion.png", "fig1_sa.png", "fig2_lrp.png"):
+        assert Image.open(out / name).text["Description"].startswith(f"command: {command}"), name
+
+    results = payload["results"]
+    assert results["sentences"] == long_ones and results["correct"] > 0 and results["misclassified"] > 0
+    assert set(results["curves"]) == {"LRP", "LRP_cons", "SA", "Gradient x Input", "IG", "random"}
+    assert all(len(c["correct"]) == 6 and c["correct"][0] == 1.0 and c["misclassified"][0] == 0.0
+               for c in results["curves"].values())
+    lrp_row = " ".join(f"{100 * v:.1f}" for v in results["curves"]["LRP"]["correct"])
+    assert f"  {'LRP':<17} {lrp_row}\n" in printed  # printed = written
+    deletion = (out / "deletion.md").read_text(encoding="utf-8")
+    assert "| LRP | " + " | ".join(lrp_row.split()) in deletion
+    assert "examples: 2 of 21 found" in printed
+    assert [c["agrees"] for c in results["word_signs"]][1:] == ["n/a"] * 10  # only example 1 is in the set
+    assert 0 <= results["lrp_amplification"]["sentences_off_by_more_than_score"] <= count
+    html = (out / "heatmaps.html").read_text(encoding="utf-8")
+    assert html.count('class="heatmap-row"') == 4  # 2 sentences x (LRP, SA)
+    table1 = (out / "table1.md").read_text(encoding="utf-8")
+    top_lrp = results["occurrence"]["LRP"]["most"][0]["word"]
+    assert f"table 1, LRP most relevant: {top_lrp}" in printed and top_lrp in table1
+
+
+def test_unexpected_test_set_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+    data, cache, _, _ = make_tiny_setup(tmp_path)
+    argv = ["benchmark", "arras2017", "--out", str(tmp_path / "r"), "--data-root", str(data), "--cache-dir",
+            str(cache)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Expected the SST test split to hold 2210 sentences" in err
+
+
+def test_missing_model_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+    data, _, _, _ = make_tiny_setup(tmp_path)
+    argv = ["benchmark", "arras2017", "--out", str(tmp_path / "r"), "--data-root", str(data), "--cache-dir",
+            str(tmp_path / "empty")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "captum-text-ext train bilstm-sst5" in err

@@ -1,0 +1,93 @@
+"""The speed benchmark: its NumPy baseline is exact, and the command writes its files with the provenance first."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_arras2017 import make_tiny_setup
+
+from captum_text_ext import LSTMLRP
+from captum_text_ext.benchmarks import lrp_speed
+from captum_text_ext.benchmarks.arras2017 import embed_sentences
+from captum_text_ext.benchmarks.lrp_speed import BiLSTMWeights, numpy_lstm_lrp, sanity_check
+from captum_text_ext.cli import main
+from captum_text_ext.models import LSTMClassifier
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():  # type: ignore[no-untyped-def]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("output_bias", [False, True])
+@pytest.mark.parametrize("bias_factor", [0.0, 1.0])
+def test_numpy_loop_equals_lstmlrp_in_float64(output_bias: bool, bias_factor: float) -> None:
+    torch.manual_seed(3)
+    model = LSTMClassifier(25, embedding_dim=5, hidden_size=4, num_classes=3, output_bias=output_bias)
+    model = model.double().eval()
+    with torch.no_grad():  # non-zero biases, so that the bias share matters for bias_factor = 1
+        for name, parameter in model.named_parameters():
+            if "bias" in name:
+                parameter.uniform_(-0.5, 0.5)
+    weights = BiLSTMWeights.from_model(model)
+    ids = torch.tensor([[2, 3, 4, 5, 6, 7, 8], [9, 10, 11, 12, 0, 0, 0], [13, 0, 0, 0, 0, 0, 0]])
+    lengths = torch.tensor([7, 4, 1])
+    embeddings = model.embedding(ids).detach()
+    lrp = LSTMLRP(model.forward_embeddings, bias_factor=bias_factor)
+    for target in range(3):
+        ours = lrp.attribute(embeddings, target=target, additional_forward_args=(lengths,))
+        for n, length in enumerate(lengths.tolist()):
+            loop = numpy_lstm_lrp(weights, embeddings[n, :length].numpy(), target, bias_factor=bias_factor)
+            assert np.abs(loop - ours[n, :length].numpy()).max() <= 1e-10
+
+
+def test_weights_refuse_other_architectures() -> None:
+    with pytest.raises(ValueError, match="one-layer bidirectional nn.LSTM"):
+        BiLSTMWeights.from_model(LSTMClassifier(10, 3, 2, 2, pooling="max"))
+    with pytest.raises(ValueError, match="one-layer bidirectional nn.LSTM"):
+        BiLSTMWeights.from_model(LSTMClassifier(10, 3, 2, 2, bidirectional=False))
+
+
+def test_sanity_check_compares_in_float64_and_leaves_the_model_alone() -> None:
+    torch.manual_seed(5)
+    model = LSTMClassifier(12, embedding_dim=3, hidden_size=2, num_classes=5).eval()
+    sentences = embed_sentences(model.embedding, [[2, 3, 4], [5, 6]], [1, 4], 0)
+    errors = sanity_check(model, sentences.batches[0], sentences.labels[sentences.batches[0].index])
+    assert set(errors) == {"bias_factor=0", "bias_factor=1"} and max(errors.values()) < 1e-12
+    assert next(model.parameters()).dtype == torch.float32
+
+
+def test_command_writes_its_results_with_the_provenance_first(tmp_path: Path, monkeypatch, capsys) -> None:
+    data, cache, count, _ = make_tiny_setup(tmp_path)
+    monkeypatch.setattr(lrp_speed, "EXPECTED_COUNTS", (count, 0))
+    argv = ["benchmark", "lrp-speed", "--out", str(tmp_path / "r"), "--data-root", str(data), "--cache-dir",
+            str(cache)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    command = "captum-text-ext " + " ".join(argv)
+    markdown = (tmp_path / "r" / "lrp_speed.md").read_text(encoding="utf-8")
+    assert markdown.startswith(f"<!-- provenance\ncommand: {command}\n")
+    payload = json.loads((tmp_path / "r" / "lrp_speed.json").read_text(encoding="utf-8"))
+    assert list(payload) == ["provenance", "results"]
+    results = payload["results"]
+    assert results["sentences"] == count and results["dtype"] == "float32" and results["repeats"] == 3
+    assert set(results["sentences_per_second"]) == {"LSTMLRP", "NumPy loop", "Saliency", "IG"}
+    ratio = f"{results['ratio_lstmlrp_to_saliency']:.3f}"
+    assert f"LSTMLRP / Saliency = {ratio}" in printed and f"LSTMLRP / Saliency: **{ratio}**" in markdown
+    assert max(results["sanity_relative_difference"].values()) < 1e-8
+
+
+def test_wrong_test_set_size_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+    data, cache, _, _ = make_tiny_setup(tmp_path)
+    argv = ["benchmark", "lrp-speed", "--out", str(tmp_path / "r"), "--data-root", str(data), "--cache-dir",
+            str(cache)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "2210 sentences" in err
