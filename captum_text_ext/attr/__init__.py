@@ -1,5 +1,6 @@
 """Captum attribution methods for text classifiers."""
 
+from captum_text_ext.attr.contextual_decomposition import ContextualDecomposition, LayerContextualDecomposition
 from captum_text_ext.attr.lstm_lrp import LSTMLRP, LayerLSTMLRP, LRPDecomposition
 
-__all__ = ["LSTMLRP", "LRPDecomposition", "LayerLSTMLRP"]
+__all__ = ["LSTMLRP", "ContextualDecomposition", "LRPDecomposition", "LayerContextualDecomposition", "LayerLSTMLRP"]

@@ -10,8 +10,20 @@
   to a method's rule and refuses the ops without one (:class:`UnsupportedOperationError`), plus the shared model
   contexts (:func:`frozen_modules`, :class:`ModuleTracker`).
 - :mod:`~captum_text_ext.decomposition.lrp_rules`: the LRP rules, as autograd functions, and their op table.
+- :mod:`~captum_text_ext.decomposition.cd_rules`: the contextual decomposition rules (a :class:`Decomposed` tensor
+  carries the phrase's part β and the rest γ through the model), the LSTM/GRU CD recurrences and their op table.
 """
 
+from captum_text_ext.decomposition.cd_rules import (
+    BIAS_PRODUCTS,
+    CDRun,
+    Decomposed,
+    cd_op_table,
+    gru_direction_cd,
+    is_decomposed,
+    lstm_direction_cd,
+    recurrent_cd,
+)
 from captum_text_ext.decomposition.cells import (
     CELLS,
     GATE_ORDER,
@@ -48,12 +60,15 @@ from captum_text_ext.decomposition.lrp_rules import (
 )
 
 __all__ = [
+    "BIAS_PRODUCTS",
+    "CDRun",
     "CELLS",
-    "GATE_ORDER",
     "CellWeights",
+    "Decomposed",
     "DirectionTrace",
     "EpsilonRule",
     "FusedRecurrentCall",
+    "GATE_ORDER",
     "GRUStep",
     "LRPRun",
     "LSTMStep",
@@ -63,15 +78,20 @@ __all__ = [
     "RecurrentSpec",
     "RecurrentTrace",
     "UnsupportedOperationError",
+    "cd_op_table",
     "frozen_modules",
+    "gru_direction_cd",
     "gru_direction_relevance",
     "gru_step",
+    "is_decomposed",
     "lrp_op_table",
+    "lstm_direction_cd",
     "lstm_direction_relevance",
     "lstm_step",
     "modules_of",
     "op_name",
     "ops_named",
+    "recurrent_cd",
     "recurrent_relevance",
     "sign0",
     "unroll",

@@ -1,0 +1,676 @@
+r"""Contextual decomposition (Murdoch, Liu & Yu, 2018) for LSTM/GRU and CNN text classifiers, as a Captum method.
+
+:class:`ContextualDecomposition` takes embeddings; :class:`LayerContextualDecomposition` takes token ids and starts the
+decomposition at a layer's output (the embedding).
+
+**Design.** The model runs once, unchanged, under the shared op guard
+(:class:`~captum_text_ext.decomposition.guard.OpGuard`), on inputs that are
+:class:`~captum_text_ext.decomposition.cd_rules.Decomposed` tensors: each is the actual value and carries the parts
+:math:`\beta` (the phrase's contribution) and :math:`\gamma` (the rest) for all :math:`P` phrases at once, as a leading
+phrase dimension. Every op on the path from the inputs to the output is run by its CD rule
+(:mod:`captum_text_ext.decomposition.cd_rules`), which computes the actual value and the new parts; an op without a rule
+raises :class:`~captum_text_ext.decomposition.guard.UnsupportedOperationError`, a ``TypeError`` naming it. Recurrent
+layers (``torch.lstm``/``torch.gru`` and the cell ops, packed or padded) are unrolled with the shared
+:func:`~captum_text_ext.decomposition.cells.unroll`, whose actual output gates feed the CD recurrences, batched over
+examples × phrases: one recurrent pass for all phrases, no Python loop over sentences or phrases. The model is put in
+evaluation mode with frozen parameters for the call and restored afterwards, also when the call raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+import torch
+from captum._utils.common import (
+    _format_additional_forward_args,
+    _format_output,
+    _format_tensor_into_tuples,
+    _is_tuple,
+    _select_targets,
+    _validate_target,
+)
+from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
+from captum.attr import Attribution, LayerAttribution
+from captum.log import log_usage
+from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
+
+from captum_text_ext.decomposition.cd_rules import (
+    BIAS_PRODUCTS,
+    CDRun,
+    Decomposed,
+    cd_op_table,
+    is_decomposed,
+)
+from captum_text_ext.decomposition.guard import ModuleTracker, OpGuard, frozen_modules, modules_of
+
+__all__ = ["ContextualDecomposition", "LayerContextualDecomposition"]
+
+MaskType = Union[Tensor, Tuple[Tensor, ...]]
+
+
+class _Pass(NamedTuple):
+    """What one CD pass computed: the output and its parts, each with the phrase dimension first."""
+
+    output: Tensor
+    beta: Tensor
+    gamma: Tensor
+    bias: Tensor
+
+
+def _as_tuple(obj: Any) -> Tuple[Any, ...]:
+    return obj if isinstance(obj, tuple) else (obj,)
+
+
+def _decomposed_input(x: Tensor, mask: Tensor, offset: int) -> Decomposed:
+    """``x`` :math:`(N, T, \\ldots)` split by ``mask`` :math:`(P, N, T)`: β holds the phrase's tokens, γ the rest."""
+    batch, steps = x.shape[:2]
+    trailing = (1,) * (x.dim() - 2)
+    inside = mask.reshape(*mask.shape, *trailing).to(x.device)
+    zero = torch.zeros((), dtype=x.dtype, device=x.device)
+    beta = torch.where(inside, x, zero)
+    gamma = torch.where(inside, zero, x)
+    positions = torch.arange(batch * steps, dtype=torch.float64, device=x.device).reshape(batch, steps, *trailing)
+    origin = torch.broadcast_to(positions + (1 + offset), x.shape).clone()
+    return Decomposed.wrap(x, beta, gamma, None, origin)
+
+
+class _LayerStart:
+    """A forward hook that starts the decomposition at a layer's output (once per forward pass)."""
+
+    def __init__(self, layer: nn.Module, masks: Tuple[Tensor, ...], guard: Callable[[], Optional[OpGuard]]) -> None:
+        self.layer, self.masks, self.guard = layer, masks, guard
+        self.handle: Optional[RemovableHandle] = None
+        self.started = False
+
+    def __enter__(self) -> "_LayerStart":
+        self.handle = self.layer.register_forward_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.handle is not None:
+            self.handle.remove()
+            self.handle = None
+
+    def _hook(self, module: nn.Module, args: Any, output: Any) -> Any:
+        guard = self.guard()
+        with guard.paused() if guard is not None else contextlib.nullcontext():
+            return self._start(module, output)
+
+    def _start(self, module: nn.Module, output: Any) -> Any:
+        if self.started:
+            raise ValueError(
+                f"Expected the layer {type(module).__name__} to be called once per forward pass, but it was called "
+                "again"
+            )
+        self.started = True
+        mask = self.masks[0]
+        if not isinstance(output, Tensor) or not output.is_floating_point() or isinstance(output, Decomposed):
+            raise ValueError(
+                f"Expected the layer {type(module).__name__} to return a floating-point tensor, but it returned "
+                f"{type(output).__name__}"
+            )
+        if output.dim() < 2 or tuple(output.shape[:2]) != tuple(mask.shape[1:]):
+            raise ValueError(
+                f"Expected the output of the layer {type(module).__name__} to have shape (N, T, ...) = "
+                f"{tuple(mask.shape[1:])} + (...), matching the phrase masks, but got {tuple(output.shape)}"
+            )
+        return _decomposed_input(output.detach(), mask, 0)
+
+
+def _check_masks(masks: Tuple[Tensor, ...], shapes: Sequence[Tuple[int, int]], name: str) -> Tuple[Tensor, ...]:
+    """Phrase masks ``(N, T_i)`` or ``(P, N, T_i)`` (bool), one per input, as ``(P, N, T_i)``."""
+    if len(masks) != len(shapes):
+        raise ValueError(f"Expected `{name}` to hold one mask per input ({len(shapes)}), but got {len(masks)}")
+    out = []
+    for index, (mask, shape) in enumerate(zip(masks, shapes)):
+        where = f" for input {index}" if len(shapes) > 1 else ""
+        if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+            got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
+            raise TypeError(f"Expected `{name}`{where} to be a bool tensor, but got {got}")
+        if mask.dim() == 2:
+            mask = mask.unsqueeze(0)
+        if mask.dim() != 3 or tuple(mask.shape[1:]) != tuple(shape):
+            raise ValueError(
+                f"Expected `{name}`{where} to have shape {tuple(shape)} (N, T) or (P, {shape[0]}, {shape[1]}), but "
+                f"got {tuple(mask.shape) if mask.dim() != 3 or mask.shape[0] != 1 else tuple(mask.shape[1:])}"
+            )
+        out.append(mask)
+    if len({m.shape[0] for m in out}) > 1:
+        raise ValueError(
+            f"Expected the masks of `{name}` to hold the same number of phrases, but got {[m.shape[0] for m in out]}"
+        )
+    return tuple(out)
+
+
+def _check_contiguous(masks: Tuple[Tensor, ...]) -> None:
+    for mask in masks:
+        starts = mask.clone()
+        starts[..., 1:] &= ~mask[..., :-1]
+        runs = starts.sum(-1)
+        if bool((runs > 1).any()):
+            p, n = [int(v) for v in (runs > 1).nonzero()[0]]
+            positions = mask[p, n].nonzero().flatten().tolist()
+            raise ValueError(
+                "bias_product='reference' is defined for contiguous phrases (the authors' code takes a start and a "
+                f"stop), but phrase {p} of example {n} covers positions {positions}; use bias_product='phrase' or "
+                "'never' for other phrases"
+            )
+
+
+class ContextualDecomposition(Attribution):
+    r"""Contextual decomposition (CD): the part of the logits that comes from a phrase alone, and the rest.
+
+    For a phrase (a set of token positions) CD splits every value on the way from the input embeddings to the logits
+    into :math:`\beta`, the contribution of the phrase alone, and :math:`\gamma`, everything else, so that at the
+    output
+
+    .. math::
+        \text{logits} = W\beta_T + W\gamma_T + b = \text{relevant} + \text{irrelevant} + \text{bias},
+
+    with the output layer's bias :math:`b` reported apart. The phrase's score for class :math:`c` is
+    :math:`\beta_c`; for a two-class model the paper scores :math:`\beta_{pos} - \beta_{neg}` (``contrast``). Unlike
+    gradients, CD scores whole phrases, and the interaction of two phrases (negation),
+    :math:`\beta(a \cup b) - \beta(a) - \beta(b)` (:meth:`interaction`).
+
+    In an LSTM, each gate's pre-activation splits into the phrase part :math:`P = W_h\beta_{t-1} + W_x\beta_{x,t}`,
+    the other part :math:`Q = W_h\gamma_{t-1} + W_x\gamma_{x,t}` and the bias :math:`b`, and each
+    :math:`\sigma`/:math:`\tanh` is linearized bias first with the two-player Shapley split,
+
+    .. math::
+        L(b) = a(b), \qquad L(P) = \tfrac12\big[a(b + P) - a(b) + a(b + P + Q) - a(b + Q)\big],
+        \qquad L(Q) \text{ symmetric};
+
+    the cell state keeps in β only products of phrase and bias terms,
+
+    .. math::
+        \beta^c_t = \big(L(f_P) + L(f_b)\big)\beta^c_{t-1} + L(i_P)\big(L(g_P) + L(g_b)\big) + L(i_b)L(g_P)
+            \;[+\,L(i_b)L(g_b)],
+
+    and :math:`\beta_t = o_t \odot \tfrac12[\tanh(\beta^c_t) + \tanh(\beta^c_t + \gamma^c_t) - \tanh(\gamma^c_t)]`
+    with the actual output gate. The bias-only product :math:`L(i_b)L(g_b)` goes to β according to ``bias_product``.
+    GRUs are decomposed the same way (their equations, and the rules of every other supported op — ``Linear`` and
+    ``Conv1d`` with the bias split by magnitude, ReLU, other activations, max pooling, attention, routing — are in
+    :mod:`captum_text_ext.decomposition.cd_rules`). Bidirectional layers: each direction in its own reading order;
+    stacked layers: layer :math:`k`'s input arrives as (β, γ).
+
+    **Padding.** Lengths travel in ``additional_forward_args`` as the model takes them (packed sequences, gathering at
+    ``lengths - 1``, masked pooling); the decomposition follows the model's actual forward pass, so a padded batch gives
+    each sentence its own scores, and positions the model never reads score exactly 0.
+
+    Args:
+        model: the model, taking embeddings :math:`(N, T, E)` (and whatever ``additional_forward_args`` holds): an
+            ``nn.Module`` or a bound method of one (``LSTMClassifier.forward_embeddings``).
+        bias_product: where the bias-only product of a recurrent cell goes: ``"phrase"`` (default: to β at phrase
+            positions, so a whole-sentence phrase gets :math:`\gamma = 0` and :math:`\beta` = logits − bias),
+            ``"reference"`` (as the authors' released code, which produced the paper's numbers: to β only at phrase
+            positions before the phrase's last one, in each direction's own reading order; the same as ``"never"``
+            for single words; contiguous phrases only) or ``"never"`` (always γ: the paper's rule read literally).
+
+    Raises:
+        TypeError: when ``model`` is not callable.
+        ValueError: for an unknown ``bias_product``.
+
+    References:
+        W. J. Murdoch, P. J. Liu, B. Yu. Beyond Word Importance: Contextual Decomposition to Extract Interactions from
+        LSTMs. ICLR 2018. https://arxiv.org/abs/1801.05453
+
+        C. Singh, W. J. Murdoch, B. Yu. Hierarchical interpretations for neural network predictions. ICLR 2019.
+        https://arxiv.org/abs/1806.05337
+
+    Examples:
+        >>> from captum_text_ext.models import LSTMClassifier
+        >>> _ = torch.manual_seed(0)
+        >>> model = LSTMClassifier(vocab_size=20, embedding_dim=4, hidden_size=3, num_classes=2).double()
+        >>> embeddings = model.embedding(torch.tensor([[2, 3, 4], [5, 6, 0]])).detach()
+        >>> lengths = torch.tensor([3, 2])
+        >>> cd = ContextualDecomposition(model.forward_embeddings)
+        >>> phrase = torch.tensor([[False, True, True], [True, False, False]])
+        >>> relevant, irrelevant, bias = cd.decompose(embeddings, phrase, lengths, return_bias=True)
+        >>> logits = model.forward_embeddings(embeddings, lengths)
+        >>> bool(torch.allclose(relevant + irrelevant + bias, logits))
+        True
+        >>> words = cd.attribute(embeddings, target=1, additional_forward_args=lengths, contrast=0).sum(-1)
+        >>> words.shape, words[1, 2].item()   # beta_pos - beta_neg of each word; the padded position scores 0
+        (torch.Size([2, 3]), 0.0)
+    """
+
+    def __init__(self, model: Callable[..., Tensor], bias_product: str = "phrase") -> None:
+        if not callable(model):
+            raise TypeError(f"Expected `model` to be an nn.Module or a callable, but got {type(model).__name__}")
+        if bias_product not in BIAS_PRODUCTS:
+            raise ValueError(f"Expected `bias_product` to be one of {BIAS_PRODUCTS}, but got {bias_product!r}")
+        Attribution.__init__(self, model)
+        self.model = model
+        self.bias_product = bias_product
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return True
+
+    def attribute_future(self) -> None:
+        """Not supported.
+
+        Raises:
+            NotImplementedError: always.
+        """
+        raise NotImplementedError(f"attribute_future is not implemented for {type(self).__name__}")
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Public API
+    # ------------------------------------------------------------------------------------------------------------
+
+    @log_usage(part_of_slo=True)
+    def attribute(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        target: TargetType = None,
+        additional_forward_args: Optional[object] = None,
+        feature_mask: Optional[MaskType] = None,
+        contrast: TargetType = None,
+    ) -> TensorOrTupleOfTensorsGeneric:
+        r"""The CD score :math:`\beta` of every phrase for the target logit, spread over the phrase's entries.
+
+        Every group of ``feature_mask`` is a phrase; its score :math:`\beta_c` (or :math:`\beta_c -
+        \beta_{c'}` with ``contrast`` :math:`c'`) is divided evenly among the group's entries in each example, so
+        ``attr.sum(-1)`` gives per-token scores and summing over a group gives its β. All groups are decomposed in one
+        pass.
+
+        Args:
+            inputs: embeddings :math:`(N, T, E)`, or a tuple of floating-point tensors :math:`(N, T_i, \ldots)` the
+                model takes first.
+            target: Captum's target: ``None`` for a model with one output per example, an int (or one-element
+                tensor), a tuple for outputs with more dimensions, or a list / 1-D tensor with one target per example.
+            additional_forward_args: passed to the model after ``inputs`` (e.g. lengths); never decomposed.
+            feature_mask: Captum's ``FeatureAblation`` convention over tokens: integer group ids broadcastable to each
+                input (a tuple for tuple inputs), constant over the dimensions after time; :math:`(N, T)` masks are
+                accepted too. Default: each token its own group. Entries of one id form one phrase per example.
+            contrast: a second target (same forms as ``target``): the score is :math:`\beta_{target} -
+                \beta_{contrast}`, the paper's :math:`\beta_{pos} - \beta_{neg}` for two-class models with
+                ``target=1, contrast=0``.
+
+        Returns:
+            The scores, same structure and shapes as ``inputs`` (contiguous).
+
+        Raises:
+            UnsupportedOperationError: a ``TypeError`` naming an op on the path without a rule.
+            TypeError: for inputs that are not floating-point tensors, or an output that does not depend on them.
+            ValueError: for a target that does not select one score per example, or a feature mask that is not
+                constant over the embedding dimensions.
+        """
+        is_tuple = _is_tuple(inputs)
+        formatted = self._check_inputs(_format_tensor_into_tuples(inputs))  # type: ignore[arg-type]
+        batch = int(formatted[0].shape[0])
+        _validate_target(batch, target)
+        if contrast is not None:
+            _validate_target(batch, contrast)
+        group_ids, groups = _token_groups(formatted, feature_mask)
+        masks = tuple(ids.unsqueeze(0) == groups.view(-1, 1, 1) for ids in group_ids)
+        result = self._decompose(formatted, masks, additional_forward_args)
+        scores = _scores(result.beta, target, contrast, batch)  # (G, N)
+        entries = [math.prod(x.shape[2:]) for x in formatted]
+        counts = sum(m.sum(-1) * size for m, size in zip(masks, entries))  # (G, N)
+        share = scores / torch.where(counts > 0, counts, torch.ones_like(counts)).to(scores.dtype)
+        attributions = []
+        for x, ids in zip(formatted, group_ids):
+            index = torch.searchsorted(groups, ids.contiguous())  # (N, T)
+            per_token = share.t().gather(1, index)
+            attributions.append(
+                per_token.reshape(*per_token.shape, *(1,) * (x.dim() - 2)).expand(x.shape).to(x.dtype).contiguous()
+            )
+        return _format_output(is_tuple, tuple(attributions))  # type: ignore[return-value]
+
+    def decompose(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        phrase_mask: MaskType,
+        additional_forward_args: Optional[object] = None,
+        return_bias: bool = False,
+    ) -> Tuple[Tensor, ...]:
+        r"""The relevant and irrelevant parts of the logits for one or :math:`P` phrases per example.
+
+        Args:
+            inputs: embeddings :math:`(N, T, E)` (or a tuple of inputs, with a tuple of masks).
+            phrase_mask: bool :math:`(N, T)` (one phrase per example) or :math:`(P, N, T)` (:math:`P` phrases, all
+                decomposed in one pass). Positions a packed model never reads may lie in a phrase or not, with the same
+                result; a model that runs its recurrence over the padding reads it, so keep its phrases to real
+                tokens.
+            additional_forward_args: passed to the model after ``inputs`` (e.g. lengths).
+            return_bias: also return the output layer's bias (what the model adds after the last weighted layer).
+
+        Returns:
+            ``(relevant, irrelevant)``, each shaped like the model's output :math:`(N, C)`, with a leading :math:`P`
+            for :math:`(P, N, T)` masks; ``relevant + irrelevant == logits - bias``. With ``return_bias``, also
+            ``bias`` :math:`(N, C)`.
+
+        Raises:
+            TypeError: for a phrase mask that is not bool; see also :meth:`attribute`.
+            ValueError: for a phrase mask of the wrong shape, or a non-contiguous phrase with
+                ``bias_product="reference"``.
+        """
+        formatted = self._check_inputs(_format_tensor_into_tuples(inputs))  # type: ignore[arg-type]
+        masks = _check_masks(_as_tuple(phrase_mask), [tuple(x.shape[:2]) for x in formatted], "phrase_mask")
+        result = self._decompose(formatted, masks, additional_forward_args)
+        squeeze = all(m.dim() == 2 for m in _as_tuple(phrase_mask))
+        relevant, irrelevant = (result.beta[0], result.gamma[0]) if squeeze else (result.beta, result.gamma)
+        if return_bias:
+            return relevant, irrelevant, result.bias
+        return relevant, irrelevant
+
+    def interaction(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        mask_a: MaskType,
+        mask_b: MaskType,
+        target: TargetType = None,
+        additional_forward_args: Optional[object] = None,
+        contrast: TargetType = None,
+    ) -> Tensor:
+        r"""The interaction of two phrases: :math:`\beta(a \cup b) - \beta(a) - \beta(b)` (the paper's negation score).
+
+        The three decompositions run in one pass.
+
+        Args:
+            inputs: embeddings :math:`(N, T, E)` (or a tuple, with tuples of masks).
+            mask_a, mask_b: bool phrase masks :math:`(N, T)` or :math:`(P, N, T)`.
+            target: the logit to score (Captum's target forms); ``None`` returns every logit.
+            additional_forward_args: passed to the model after ``inputs``.
+            contrast: a second target: scores :math:`\beta_{target} - \beta_{contrast}`.
+
+        Returns:
+            :math:`(N,)` for a target (:math:`(P, N)` for :math:`(P, N, T)` masks), else shaped like the output with a
+            leading :math:`P` for :math:`(P, N, T)` masks.
+        """
+        formatted = self._check_inputs(_format_tensor_into_tuples(inputs))  # type: ignore[arg-type]
+        shapes = [tuple(x.shape[:2]) for x in formatted]
+        first = _check_masks(_as_tuple(mask_a), shapes, "mask_a")
+        second = _check_masks(_as_tuple(mask_b), shapes, "mask_b")
+        if first[0].shape[0] != second[0].shape[0]:
+            raise ValueError(
+                f"Expected `mask_a` and `mask_b` to hold the same number of phrases, but got {first[0].shape[0]} and "
+                f"{second[0].shape[0]}"
+            )
+        batch = int(formatted[0].shape[0])
+        if target is not None:
+            _validate_target(batch, target)
+        if contrast is not None:
+            _validate_target(batch, contrast)
+        masks = tuple(torch.cat([a | b, a, b]) for a, b in zip(first, second))
+        result = self._decompose(formatted, masks, additional_forward_args)
+        if target is None and contrast is None:
+            scores = result.beta
+        else:
+            scores = _scores(result.beta, target, contrast, batch)
+        joint, alone_a, alone_b = scores.chunk(3)
+        out = joint - alone_a - alone_b
+        return out[0] if all(m.dim() == 2 for m in _as_tuple(mask_a)) else out
+
+    # ------------------------------------------------------------------------------------------------------------
+
+    def _check_inputs(self, inputs: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
+        for index, tensor in enumerate(inputs):
+            if not isinstance(tensor, Tensor) or not tensor.is_floating_point() or tensor.dim() < 2:
+                got = (
+                    f"{tensor.dtype} of shape {tuple(tensor.shape)}"
+                    if isinstance(tensor, Tensor)
+                    else type(tensor).__name__
+                )
+                raise TypeError(
+                    f"Expected `inputs` to be floating-point tensors (N, T, ...) (embeddings), but input {index} is "
+                    f"{got}; for token ids use LayerContextualDecomposition(model, embedding_layer)"
+                )
+        return inputs
+
+    def _decompose(
+        self,
+        inputs: Tuple[Tensor, ...],
+        masks: Tuple[Tensor, ...],
+        additional_forward_args: Optional[object],
+        layer: Optional[nn.Module] = None,
+    ) -> _Pass:
+        if self.bias_product == "reference":
+            _check_contiguous(masks)
+        extra = tuple(
+            a.detach() if isinstance(a, Tensor) else a
+            for a in (_format_additional_forward_args(additional_forward_args) or ())
+        )
+        run = CDRun.for_masks(self.bias_product, masks)
+        table = cd_op_table(run)
+        roots = modules_of(self.forward_func)
+        if layer is not None and not any(layer is m for root in roots for m in root.modules()):
+            roots.append(layer)
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(torch.no_grad())
+            stack.enter_context(frozen_modules(roots))
+            tracker = stack.enter_context(ModuleTracker(roots))
+            guard = OpGuard(table, tracker, tracked=is_decomposed)
+            run.guard = guard
+            start: Optional[_LayerStart] = None
+            if layer is None:
+                offsets = [0]
+                for x in inputs[:-1]:
+                    offsets.append(offsets[-1] + int(x.shape[0]) * int(x.shape[1]))
+                leaves: Tuple[Any, ...] = tuple(
+                    _decomposed_input(x.detach(), m, o) for x, m, o in zip(inputs, masks, offsets)
+                )
+            else:
+                start = stack.enter_context(_LayerStart(layer, masks, lambda: run.guard))
+                leaves = inputs
+            output = guard.call(self.forward_func, *leaves, *extra)
+            if start is not None and not start.started:
+                raise ValueError(
+                    f"Expected the layer {type(layer).__name__} to run in the forward pass, but it did not"
+                )
+        return self._result(output, int(inputs[0].shape[0]), run)
+
+    @staticmethod
+    def _result(output: Any, batch: int, run: CDRun) -> _Pass:
+        if not isinstance(output, Tensor) or output.dim() == 0 or output.shape[0] != batch:
+            got = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
+            raise ValueError(f"Expected the model to return a tensor with the batch ({batch}) first, but got {got}")
+        if not isinstance(output, Decomposed):
+            gates = f" (it reaches the output only through gates: {', '.join(run.gates)})" if run.gates else ""
+            raise TypeError("ContextualDecomposition found no path from the inputs to the model's output" + gates)
+        bias = output.pending if output.pending is not None else torch.zeros_like(output.plain)
+        return _Pass(output.plain.clone(), output.beta.contiguous(), output.gamma.contiguous(), bias.contiguous())
+
+
+def _scores(beta: Tensor, target: TargetType, contrast: TargetType, batch: int) -> Tensor:
+    """:math:`(P, N)`: the target entry of each phrase's β (minus the contrast entry)."""
+
+    def select(which: TargetType, name: str) -> Tensor:
+        picked = []
+        for part in beta:
+            selected = _select_targets(part, which)
+            if selected.numel() != batch:
+                raise ValueError(
+                    f"Expected `{name}` to select one score per example ({batch}), but it selected a tensor of shape "
+                    f"{tuple(selected.shape)} from an output of shape {tuple(part.shape)}"
+                )
+            picked.append(selected.reshape(batch))
+        return torch.stack(picked)
+
+    scores = select(target, "target")
+    if contrast is not None:
+        scores = scores - select(contrast, "contrast")
+    return scores
+
+
+def _token_groups(inputs: Tuple[Tensor, ...], feature_mask: Optional[MaskType]) -> Tuple[List[Tensor], Tensor]:
+    """Per input the group id of every token :math:`(N, T_i)`, and the sorted distinct ids."""
+    batch = int(inputs[0].shape[0])
+    ids: List[Tensor] = []
+    if feature_mask is None:
+        offset = 0
+        for x in inputs:
+            steps = int(x.shape[1])
+            ids.append((offset + torch.arange(steps, device=x.device)).expand(batch, steps))
+            offset += steps
+    else:
+        masks = _as_tuple(feature_mask)
+        if len(masks) != len(inputs):
+            raise ValueError(
+                f"Expected `feature_mask` to hold one mask per input ({len(inputs)}), but got {len(masks)}"
+            )
+        for index, (x, mask) in enumerate(zip(inputs, masks)):
+            if not isinstance(mask, Tensor) or mask.is_floating_point() or mask.is_complex():
+                got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
+                raise TypeError(f"Expected `feature_mask` to hold integer tensors, but got {got}")
+            if mask.dim() == 2 and x.dim() > 2:
+                mask = mask.reshape(*mask.shape, *(1,) * (x.dim() - 2))
+            try:
+                expanded = torch.broadcast_to(mask, x.shape)
+            except RuntimeError as err:
+                raise ValueError(
+                    f"Expected `feature_mask` {index} to broadcast to the input's shape {tuple(x.shape)}, but got "
+                    f"{tuple(mask.shape)}"
+                ) from err
+            tokens = expanded.reshape(x.shape[0], x.shape[1], -1)
+            if not bool((tokens == tokens[..., :1]).all()):
+                raise ValueError(
+                    "Expected `feature_mask` to be constant over the dimensions after time (CD scores phrases of "
+                    f"tokens), but mask {index} varies within a token"
+                )
+            ids.append(tokens[..., 0].long())
+    groups = torch.unique(torch.cat([i.reshape(-1) for i in ids]))
+    return ids, groups
+
+
+class LayerContextualDecomposition(ContextualDecomposition, LayerAttribution):
+    r""":class:`ContextualDecomposition` for token-id models: the decomposition starts at the output of ``layer`` (the
+    embedding), whose :math:`(N, T, E)` output is split by the phrase masks over its first two dimensions.
+
+    Everything before ``layer`` runs untouched; from its output on the rules of :class:`ContextualDecomposition`
+    apply. :meth:`attribute` returns per-token scores :math:`(N, T)`.
+
+    Args:
+        model: the model, taking token ids (and ``additional_forward_args``).
+        layer: the module whose output is decomposed; it must run once per forward pass and return
+            :math:`(N, T, \ldots)`.
+        bias_product: ``"phrase"``, ``"reference"`` or ``"never"`` (see :class:`ContextualDecomposition`).
+
+    Examples:
+        >>> from captum_text_ext.models import LSTMClassifier
+        >>> _ = torch.manual_seed(0)
+        >>> model = LSTMClassifier(vocab_size=20, embedding_dim=4, hidden_size=3, num_classes=2, pooling="max")
+        >>> ids, lengths = torch.tensor([[2, 3, 4], [5, 6, 0]]), torch.tensor([3, 2])
+        >>> cd = LayerContextualDecomposition(model, model.embedding)
+        >>> scores = cd.attribute(ids, target=1, additional_forward_args=lengths)
+        >>> scores.shape, scores[1, 2].item()
+        (torch.Size([2, 3]), 0.0)
+        >>> first, second = torch.tensor([[True, False, False]] * 2), torch.tensor([[False, True, False]] * 2)
+        >>> negation = cd.interaction(ids, first, second, target=1, additional_forward_args=lengths)
+        >>> negation.shape
+        torch.Size([2])
+    """
+
+    def __init__(
+        self,
+        model: Callable[..., Tensor],
+        layer: nn.Module,
+        bias_product: str = "phrase",
+        device_ids: Optional[List[int]] = None,
+    ) -> None:
+        if not isinstance(layer, nn.Module):
+            raise TypeError(f"Expected `layer` to be an nn.Module, but got {type(layer).__name__}")
+        ContextualDecomposition.__init__(self, model, bias_product)
+        LayerAttribution.__init__(self, model, layer, device_ids)
+
+    @log_usage(part_of_slo=True)
+    def attribute(  # type: ignore[override]
+        self,
+        inputs: Union[Tensor, Tuple[Tensor, ...]],
+        target: TargetType = None,
+        additional_forward_args: Optional[object] = None,
+        feature_mask: Optional[Tensor] = None,
+        contrast: TargetType = None,
+    ) -> Tensor:
+        r"""Per-token CD scores for the target logit.
+
+        Args:
+            inputs: the model's inputs; the first is the token ids :math:`(N, T)`.
+            target: Captum's target (see :meth:`ContextualDecomposition.attribute`).
+            additional_forward_args: passed to the model after ``inputs`` (e.g. lengths).
+            feature_mask: integer group ids :math:`(N, T)` or :math:`(1, T)`; default: each token its own group.
+            contrast: a second target: scores :math:`\beta_{target} - \beta_{contrast}`.
+
+        Returns:
+            :math:`(N, T)`: each group's β spread evenly over its tokens.
+        """
+        formatted = _format_tensor_into_tuples(inputs)
+        assert formatted is not None
+        tokens = self._token_shape(formatted)
+        batch = tokens[0]
+        _validate_target(batch, target)
+        if contrast is not None:
+            _validate_target(batch, contrast)
+        shaped = torch.empty(tokens, dtype=torch.float64)
+        group_ids, groups = _token_groups((shaped,), feature_mask)
+        masks = (group_ids[0].unsqueeze(0) == groups.view(-1, 1, 1),)
+        result = self._decompose(formatted, masks, additional_forward_args, self.layer)
+        scores = _scores(result.beta, target, contrast, batch)
+        counts = masks[0].sum(-1)
+        share = scores / torch.where(counts > 0, counts, torch.ones_like(counts)).to(scores.dtype)
+        index = torch.searchsorted(groups, group_ids[0].contiguous())
+        return share.t().gather(1, index).contiguous()
+
+    def decompose(  # type: ignore[override]
+        self,
+        inputs: Union[Tensor, Tuple[Tensor, ...]],
+        phrase_mask: Tensor,
+        additional_forward_args: Optional[object] = None,
+        return_bias: bool = False,
+    ) -> Tuple[Tensor, ...]:
+        """See :meth:`ContextualDecomposition.decompose`; ``phrase_mask`` refers to the tokens :math:`(N, T)`."""
+        formatted = _format_tensor_into_tuples(inputs)
+        assert formatted is not None
+        masks = _check_masks((phrase_mask,), [self._token_shape(formatted)], "phrase_mask")
+        result = self._decompose(formatted, masks, additional_forward_args, self.layer)
+        relevant, irrelevant = (
+            (result.beta[0], result.gamma[0]) if phrase_mask.dim() == 2 else (result.beta, result.gamma)
+        )
+        return (relevant, irrelevant, result.bias) if return_bias else (relevant, irrelevant)
+
+    def interaction(  # type: ignore[override]
+        self,
+        inputs: Union[Tensor, Tuple[Tensor, ...]],
+        mask_a: Tensor,
+        mask_b: Tensor,
+        target: TargetType = None,
+        additional_forward_args: Optional[object] = None,
+        contrast: TargetType = None,
+    ) -> Tensor:
+        """See :meth:`ContextualDecomposition.interaction`; the masks refer to the tokens :math:`(N, T)`."""
+        formatted = _format_tensor_into_tuples(inputs)
+        assert formatted is not None
+        shape = self._token_shape(formatted)
+        first = _check_masks((mask_a,), [shape], "mask_a")[0]
+        second = _check_masks((mask_b,), [shape], "mask_b")[0]
+        if first.shape[0] != second.shape[0]:
+            raise ValueError(
+                f"Expected `mask_a` and `mask_b` to hold the same number of phrases, but got {first.shape[0]} and "
+                f"{second.shape[0]}"
+            )
+        if target is not None:
+            _validate_target(shape[0], target)
+        if contrast is not None:
+            _validate_target(shape[0], contrast)
+        result = self._decompose(
+            formatted, (torch.cat([first | second, first, second]),), additional_forward_args, self.layer
+        )
+        scores = (
+            result.beta if target is None and contrast is None else _scores(result.beta, target, contrast, shape[0])
+        )
+        joint, alone_a, alone_b = scores.chunk(3)
+        out = joint - alone_a - alone_b
+        return out[0] if mask_a.dim() == 2 else out
+
+    @staticmethod
+    def _token_shape(inputs: Tuple[Any, ...]) -> Tuple[int, int]:
+        ids = inputs[0]
+        if not isinstance(ids, Tensor) or ids.dim() < 2:
+            got = tuple(ids.shape) if isinstance(ids, Tensor) else type(ids).__name__
+            raise ValueError(f"Expected the first input to be token ids of shape (N, T), but got {got}")
+        return int(ids.shape[0]), int(ids.shape[1])

@@ -1,0 +1,1330 @@
+r"""Contextual decomposition (CD) rules: how each op splits a value into the phrase's part β and the rest γ.
+
+**Mechanism.** :class:`~captum_text_ext.attr.ContextualDecomposition` runs the user's model once, unchanged, under the
+shared :class:`~captum_text_ext.decomposition.guard.OpGuard`. Its inputs are :class:`Decomposed` tensors: each *is* the
+actual value (so the model computes exactly its own forward pass: lengths, masks, attention weights, max-pooling
+positions and every gate are the real ones) and carries
+
+- ``beta`` :math:`\beta` and ``gamma`` :math:`\gamma`, shaped :math:`(P, \ldots)` for :math:`P` phrases at once: the
+  model runs on the :math:`N` examples, the phrases ride along as a leading dimension (ops that move numbers are
+  applied to them with :func:`torch.vmap`), so examples × phrases go through one recurrent pass;
+- ``pending``: a bias that a ``Linear``/``Conv1d`` (or an added constant) produced and no rule has split yet
+  (:math:`\text{value} = \beta + \gamma + \text{pending}`);
+- ``origin``: for every entry, the input token it was computed from position-wise (``1 + `` a flat index, ``0`` when
+  it mixes positions); a recurrent layer reads it to know which of its steps are phrase positions.
+
+Every op that touches a :class:`Decomposed` tensor is handled by the rule :func:`cd_op_table` registers for it, which
+computes the actual value *and* the new parts; an op without a rule raises
+:class:`~captum_text_ext.decomposition.guard.UnsupportedOperationError` (a ``TypeError`` naming the op and the module).
+Ops on tensors that do not depend on the inputs run untouched.
+
+**Rules.** With :math:`x = \beta + \gamma` (+ pending):
+
+- *Routing* (indexing, views, ``cat``, ``stack``, ``where``, ``masked_fill``, ``pad``, packing, dropout in evaluation
+  mode): applied to β, γ and the pending bias alike. Constant entries they bring in (padding values, fills, constant
+  operands of ``cat``/``where``) belong to γ.
+- *Weighted layers* ``Linear``, ``Conv1d`` (and the bias-free linear maps ``sum``, ``mean``, ``matmul`` with a constant
+  operand, average pooling): :math:`\beta' = W\beta`, :math:`\gamma' = W\gamma`; the bias :math:`b` stays pending and
+  is split by the next op that is not routing in proportion to the parts' magnitudes (Singh et al., 2019):
+
+  .. math::
+      \beta \mathrel{+}= b\,\frac{|\beta|}{|\beta| + |\gamma|}, \qquad
+      \gamma \mathrel{+}= b\,\frac{|\gamma|}{|\beta| + |\gamma|} \qquad (\text{halves when both are } 0).
+
+  Whatever is still pending at the model's output is the output layer's bias, reported apart.
+  Constants added with ``+``/``-`` are biases too. Products and quotients with a constant scale all parts.
+- *ReLU*: :math:`\beta' = \mathrm{ReLU}(\beta)`, :math:`\gamma' = \mathrm{ReLU}(\beta + \gamma) - \mathrm{ReLU}(\beta)`.
+- *Other element-wise activations* :math:`a` (tanh, sigmoid, ELU, GELU, clamp, ...): the two-player Shapley split with
+  baseline 0; the constant :math:`a(0)` becomes a pending bias:
+
+  .. math::
+      \beta' = \tfrac12\big[a(\beta) - a(0) + a(\beta + \gamma) - a(\gamma)\big], \qquad
+      \gamma' = \tfrac12\big[a(\gamma) - a(0) + a(\beta + \gamma) - a(\beta)\big].
+
+- *Max pooling* (``max``, ``amax``, ``max_pool1d``, ...): the positions are picked by the actual value
+  :math:`\beta + \gamma`, and β and γ are carried from there.
+- *Softmax* outputs are gates (attention weights): constants from the actual forward pass, so
+  :math:`\beta' = \sum_t \alpha_t \beta_t`.
+- *LSTM / GRU* (``torch.lstm``, ``torch.gru``, ``torch.lstm_cell``, ``torch.gru_cell``; packed or padded, stacked,
+  bidirectional): :func:`lstm_direction_cd` and :func:`gru_direction_cd` below, each direction in its own reading
+  order, layer :math:`k`'s input arriving as (β, γ).
+
+Products of two decomposed tensors, in-place ops, and everything else are refused.
+
+**LSTM** (Murdoch et al., 2018, as in the authors' code). At step :math:`t` the pre-activation of each gate splits into
+the phrase part :math:`P = W_h \beta_{t-1} + W_x \beta_{x,t}`, the other part
+:math:`Q = W_h \gamma_{t-1} + W_x \gamma_{x,t}` and the bias :math:`b` (both PyTorch biases summed); for the first
+layer :math:`\beta_{x,t} = x_t` at phrase positions and :math:`\gamma_{x,t} = x_t` elsewhere. Each
+:math:`\sigma`/:math:`\tanh` is linearized bias first:
+
+.. math::
+    L(b) = a(b), \quad
+    L(P) = \tfrac12\big[a(b + P) - a(b) + a(b + P + Q) - a(b + Q)\big], \quad
+    L(Q) = \tfrac12\big[a(b + Q) - a(b) + a(b + P + Q) - a(b + P)\big]
+
+.. math::
+    \begin{aligned}
+    \beta^c_t &= \big(L(f_P) + L(f_b)\big) \odot \beta^c_{t-1} + L(i_P) \odot \big(L(g_P) + L(g_b)\big)
+        + L(i_b) \odot L(g_P) \;[+\, L(i_b) \odot L(g_b)] \\
+    \gamma^c_t &= f_t \odot \gamma^c_{t-1} + L(f_Q) \odot \beta^c_{t-1} + L(i_Q) \odot g_t
+        + \big(L(i_P) + L(i_b)\big) \odot L(g_Q) \;[+\, L(i_b) \odot L(g_b)] \\
+    \beta_t &= o_t \odot \tfrac12\big[\tanh(\beta^c_t) + \tanh(\beta^c_t + \gamma^c_t) - \tanh(\gamma^c_t)\big],
+    \qquad \gamma_t = o_t \odot \tfrac12\big[\tanh(\gamma^c_t) + \tanh(\beta^c_t + \gamma^c_t) - \tanh(\beta^c_t)\big]
+    \end{aligned}
+
+with the actual output gate :math:`o_t`. The bias-only product :math:`L(i_b) \odot L(g_b)` goes to β or γ by
+``bias_product``: ``"phrase"`` — to β at phrase positions; ``"reference"`` — to β at phrase positions before the
+phrase's last one in the direction's reading order (the authors' code); ``"never"`` — always to γ.
+
+**GRU** (derived the same way from PyTorch's equations). The reset and update gates :math:`r, z` are linearized like
+:math:`i, f` above. The candidate's pre-activation :math:`a = W_{in} x + b_{in} + r \odot m`,
+:math:`m = W_{hn} h_{t-1} + b_{hn}` (with :math:`m_P = W_{hn}\beta_{t-1}`, :math:`m_Q = W_{hn}\gamma_{t-1}`), splits
+like a gated product, the phrase owning the products of its gate part with bias terms:
+
+.. math::
+    \begin{aligned}
+    n_b &= b_{in} + L(r_b) \odot b_{hn}, \qquad
+    n_P = W_{in}\beta_{x,t} + L(r_P) \odot (m_P + b_{hn}) + L(r_b) \odot m_P, \\
+    n_Q &= W_{in}\gamma_{x,t} + L(r_Q) \odot m + \big(L(r_P) + L(r_b)\big) \odot m_Q
+    \end{aligned}
+
+and :math:`\tanh` is linearized over :math:`(n_b, n_P, n_Q)` bias first. With :math:`u = 1 - z` split as
+:math:`L(u_b) = 1 - L(z_b)`, :math:`L(u_P) = -L(z_P)`, :math:`L(u_Q) = -L(z_Q)`, the new state
+:math:`h_t = u \odot n + z \odot h_{t-1}` splits as the LSTM cell does:
+
+.. math::
+    \begin{aligned}
+    \beta_t &= L(u_P) \odot \big(L(n_P) + L(n_b)\big) + L(u_b) \odot L(n_P)
+        + \big(L(z_P) + L(z_b)\big) \odot \beta_{t-1} \;[+\, L(u_b) \odot L(n_b)] \\
+    \gamma_t &= L(u_Q) \odot n_t + \big(L(u_P) + L(u_b)\big) \odot L(n_Q) + z_t \odot \gamma_{t-1}
+        + L(z_Q) \odot \beta_{t-1} \;[+\, L(u_b) \odot L(n_b)]
+    \end{aligned}
+
+with the bias-only product :math:`L(u_b) \odot L(n_b)` assigned by ``bias_product`` as for the LSTM.
+
+**Phrase positions of a recurrent layer.** Step :math:`t` of a recurrent op is a phrase position when its input at
+:math:`t` was computed position-wise (embeddings, projections, activations, dropout, routing, earlier recurrent layers)
+from a token of the phrase, as ``origin`` records. An input that mixes positions (a convolution, a sum over time)
+makes no step a phrase position, so its bias-only products go to γ. In every layer of a stacked LSTM/GRU the phrase
+positions are the same token positions. For ``"reference"`` the phrase's last position is its last real (not padded)
+step in the direction's reading order; a cell op (``nn.LSTMCell`` called in a loop) sees one step at a time and uses the
+phrase's last token in forward order.
+
+**Exactness.** Every rule keeps :math:`\beta + \gamma + \text{pending}` equal to the value up to rounding. Parts that
+are exactly zero stay exactly zero: :math:`\beta = 0` before a phrase starts and for phrases at positions the model
+never reads, and :math:`\gamma = 0` throughout for a whole-sentence phrase with ``bias_product="phrase"``.
+
+Examples:
+    >>> x = torch.tensor([[1.0, -2.0]])
+    >>> d = Decomposed.wrap(x, beta=torch.tensor([[[1.0, 0.0]]]), gamma=torch.tensor([[[0.0, -2.0]]]))
+    >>> run = CDRun.for_masks("phrase", [torch.ones(1, 1, 2, dtype=torch.bool)])
+    >>> with OpGuard(cd_op_table(run), tracked=is_decomposed):
+    ...     y = torch.relu(d * 3.0)
+    >>> y.beta, y.gamma
+    (tensor([[[3., 0.]]]), tensor([[[0., 0.]]]))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
+
+from captum_text_ext.decomposition.cells import (
+    DirectionTrace,
+    FusedRecurrentCall,
+    RecurrentTrace,
+    unroll,
+)
+from captum_text_ext.decomposition.guard import (
+    OpGuard,
+    OpTable,
+    UnsupportedOperationError,
+    ops_named,
+)
+from captum_text_ext.decomposition.lrp_rules import ROUTING_OPS
+
+__all__ = [
+    "BIAS_PRODUCTS",
+    "CDRun",
+    "Decomposed",
+    "cd_op_table",
+    "gru_direction_cd",
+    "is_decomposed",
+    "lstm_direction_cd",
+    "recurrent_cd",
+]
+
+BIAS_PRODUCTS = ("phrase", "reference", "never")
+"""Where the bias-only product of a recurrent cell goes (see the module docstring)."""
+
+
+class Decomposed(Tensor):
+    """The actual value of a tensor on the path from the inputs to the output, carrying its CD parts.
+
+    It behaves as a plain tensor (torch functions see its value; its own ``__torch_function__`` is disabled, so the
+    :class:`~captum_text_ext.decomposition.guard.OpGuard` of a CD run is what dispatches ops on it).
+
+    Attributes:
+        plain: the value as a plain tensor.
+        beta: :math:`(P, *\\text{shape})` the phrase's part, one slice per phrase.
+        gamma: :math:`(P, *\\text{shape})` the rest.
+        pending: a bias not yet split between β and γ (value-shaped, the same for every phrase), or ``None``.
+        origin: value-shaped float64: ``1 +`` the flat index of the input token each entry was computed from
+            position-wise, ``0`` for entries that mix positions; ``None`` when no entry has one.
+    """
+
+    __torch_function__ = torch._C._disabled_torch_function_impl  # type: ignore[assignment]
+
+    plain: Tensor
+    beta: Tensor
+    gamma: Tensor
+    pending: Optional[Tensor]
+    origin: Optional[Tensor]
+
+    @staticmethod
+    def wrap(
+        value: Tensor,
+        beta: Tensor,
+        gamma: Tensor,
+        pending: Optional[Tensor] = None,
+        origin: Optional[Tensor] = None,
+    ) -> "Decomposed":
+        """A :class:`Decomposed` tensor for ``value`` with the given parts."""
+        plain = value.detach()
+        if isinstance(plain, Decomposed):
+            plain = plain.plain
+        out = Tensor._make_subclass(Decomposed, plain, False)
+        out.plain = plain
+        out.beta, out.gamma, out.pending, out.origin = beta, gamma, pending, origin
+        return out
+
+    @property
+    def phrases(self) -> int:
+        """:math:`P`."""
+        return int(self.beta.shape[0])
+
+    def resolved(self) -> Tuple[Tensor, Tensor]:
+        """``(β, γ)`` with the pending bias split in proportion to :math:`|\\beta|` and :math:`|\\gamma|`."""
+        return split_bias(self.beta, self.gamma, self.pending)
+
+
+def is_decomposed(obj: Any) -> bool:
+    """Whether ``obj`` carries CD parts (the guard's ``tracked`` predicate for a CD run)."""
+    return isinstance(obj, Decomposed)
+
+
+def split_bias(beta: Tensor, gamma: Tensor, bias: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+    r"""Split ``bias`` between β and γ in proportion to their magnitudes, halves where both are 0.
+
+    >>> split_bias(torch.tensor([[3.0, 0.0]]), torch.tensor([[1.0, 0.0]]), torch.tensor([2.0, 4.0]))
+    (tensor([[4.5000, 2.0000]]), tensor([[1.5000, 2.0000]]))
+    """
+    if bias is None:
+        return beta, gamma
+    size_b, size_g = beta.abs(), gamma.abs()
+    total = size_b + size_g
+    share = torch.where(total > 0, size_b / torch.where(total > 0, total, torch.ones_like(total)), 0.5)
+    to_beta = bias * share
+    return beta + to_beta, gamma + (bias - to_beta)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The run
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CDRun:
+    """What a CD pass knows besides the tensors: the ``bias_product`` mode and the phrases by input position.
+
+    Attributes:
+        bias_product: one of :data:`BIAS_PRODUCTS`.
+        phrase_lookup: :math:`(P, 1 + S)` bool, ``phrase_lookup[p, s]``: input position with origin ``s`` lies in
+            phrase ``p`` (column 0, "no origin", is False); :math:`S` counts all input tokens.
+        forward_reference: :math:`(P, 1 + S)` bool: a phrase position that is not the phrase's last token (forward
+            order); used by ``"reference"`` for cell ops.
+        gates: the softmax gates met, with the module they ran in.
+        guard: the running guard (for error messages).
+    """
+
+    bias_product: str
+    phrase_lookup: Tensor
+    forward_reference: Tensor
+    gates: List[str] = field(default_factory=list)
+    guard: Optional[OpGuard] = None
+
+    @classmethod
+    def for_masks(cls, bias_product: str, masks: Sequence[Tensor]) -> "CDRun":
+        """The run for phrase masks ``(P, N, T_i)`` of each input (origins numbered input by input, row-major)."""
+        if bias_product not in BIAS_PRODUCTS:
+            raise ValueError(f"Expected `bias_product` to be one of {BIAS_PRODUCTS}, but got {bias_product!r}")
+        phrases = int(masks[0].shape[0])
+        columns = [torch.zeros(phrases, 1, dtype=torch.bool, device=masks[0].device)]
+        reference = [columns[0]]
+        for mask in masks:
+            later = mask.flip(-1).cumsum(-1).flip(-1) - mask.long()
+            columns.append(mask.reshape(phrases, -1))
+            reference.append((mask & (later > 0)).reshape(phrases, -1))
+        return cls(bias_product, torch.cat(columns, dim=1), torch.cat(reference, dim=1))
+
+    def refuse(self, func: Callable[..., Any], reason: str) -> UnsupportedOperationError:
+        """An :class:`UnsupportedOperationError` for ``func`` naming the running module."""
+        if self.guard is not None:
+            return self.guard.refuse(func, reason)
+        name = getattr(func, "__name__", repr(func))
+        return UnsupportedOperationError(f"ContextualDecomposition has no rule for `{name}`: {reason}", name, None)
+
+    def lookup(self, table: Tensor, origin: Tensor) -> Tensor:
+        """``table[:, origin]`` for an origin tensor of any shape: :math:`(P, *\\text{origin.shape})`."""
+        index = origin.to(device=table.device, dtype=torch.long)
+        return table[:, index.reshape(-1)].reshape(table.shape[0], *index.shape)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Applying an op to the parts
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _plain(obj: Any) -> Any:
+    return obj.plain if isinstance(obj, Decomposed) else obj
+
+
+def _values(tree: Any) -> Any:
+    return tree_map(_plain, tree)
+
+
+def _is_float_tensor(obj: Any) -> bool:
+    return isinstance(obj, Tensor) and (obj.is_floating_point() or obj.is_complex())
+
+
+def _is_number(obj: Any) -> bool:
+    return isinstance(obj, (int, float)) and not isinstance(obj, bool)
+
+
+class _Call:
+    """An op call with its arguments flattened, ready to be re-run on each part."""
+
+    def __init__(self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
+        self.func = func
+        self.flat, self.spec = tree_flatten((args, kwargs))
+        self.tracked = [i for i, leaf in enumerate(self.flat) if isinstance(leaf, Decomposed)]
+
+    def value(self) -> Any:
+        """The op on the actual values."""
+        args, kwargs = tree_unflatten([_plain(leaf) for leaf in self.flat], self.spec)
+        return self.func(*args, **kwargs)
+
+    def run(
+        self,
+        parts: Sequence[Tensor],
+        constant: Callable[[Any], Any] = lambda leaf: leaf,
+        batched: bool = True,
+        fills: Optional[Callable[[Tuple[Any, ...], Dict[str, Any]], Tuple[Tuple[Any, ...], Dict[str, Any]]]] = None,
+    ) -> Any:
+        """The op with the tracked arguments replaced by ``parts`` (one per tracked argument, with a leading phrase
+        dimension when ``batched``), every other leaf mapped by ``constant``, and scalar fills rewritten by
+        ``fills``."""
+        leaves = [constant(leaf) for leaf in self.flat]
+        tracked = self.tracked
+
+        def inner(*batch: Tensor) -> Any:
+            local = list(leaves)
+            for index, part in zip(tracked, batch):
+                local[index] = part
+            args, kwargs = tree_unflatten(local, self.spec)
+            if fills is not None:
+                args, kwargs = fills(args, kwargs)
+            return self.func(*args, **kwargs)
+
+        if batched:
+            return torch.vmap(inner)(*parts)
+        return inner(*parts)
+
+    def inputs(self) -> List[Decomposed]:
+        """The tracked arguments, in order."""
+        return [self.flat[i] for i in self.tracked]
+
+
+def _zero_constant(leaf: Any) -> Any:
+    """Constant data operands count for nothing in β (and in the pending bias and origins)."""
+    if _is_float_tensor(leaf) and not isinstance(leaf, Decomposed):
+        return torch.zeros_like(leaf)
+    return leaf
+
+
+def _wrap_tree(value: Any, beta: Any, gamma: Any, pending: Any, origin: Any) -> Any:
+    """Wrap every floating-point tensor leaf of ``value`` with the matching leaves of the parts."""
+    v_flat, spec = tree_flatten(value)
+    count = len(v_flat)
+
+    def leaves(tree: Any) -> List[Any]:
+        return [None] * count if tree is None else tree_flatten(tree)[0]
+
+    out = []
+    for v, b, g, p, o in zip(v_flat, leaves(beta), leaves(gamma), leaves(pending), leaves(origin)):
+        if _is_float_tensor(v) and isinstance(b, Tensor):
+            out.append(Decomposed.wrap(v, b, g, p, o))
+        else:
+            out.append(v)
+    return tree_unflatten(out, spec)
+
+
+def _origin_of(x: Decomposed) -> Tensor:
+    return x.origin if x.origin is not None else torch.zeros(x.shape, dtype=torch.float64, device=x.device)
+
+
+def _pending_of(x: Decomposed) -> Tensor:
+    return x.pending if x.pending is not None else torch.zeros_like(x.plain)
+
+
+def _same_origin(origin: Tensor, dims: Optional[Sequence[int]], keepdim: bool) -> Optional[Tensor]:
+    """The common origin of the entries reduced over ``dims`` (0 where they differ)."""
+    if dims is None:
+        dims = list(range(origin.dim()))
+    if not dims:
+        return origin
+    low, high = origin.amin(dim=tuple(dims), keepdim=keepdim), origin.amax(dim=tuple(dims), keepdim=keepdim)
+    return torch.where(low == high, low, torch.zeros_like(low))
+
+
+# Scalar fills that belong to γ: zero them for β, the pending bias and origins.
+def _fills_for(
+    name: str,
+) -> Optional[Callable[[Tuple[Any, ...], Dict[str, Any]], Tuple[Tuple[Any, ...], Dict[str, Any]]]]:
+    def positional(index: int, key: str) -> Callable[..., Tuple[Tuple[Any, ...], Dict[str, Any]]]:
+        def rewrite(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
+            if len(args) > index and _is_number(args[index]):
+                args = args[:index] + (0,) + args[index + 1 :]
+            if _is_number(kwargs.get(key)):
+                kwargs = {**kwargs, key: 0}
+            return args, kwargs
+
+        return rewrite
+
+    if name == "masked_fill":
+        return positional(2, "value")
+    if name == "pad":
+        return positional(3, "value")
+    if name == "where":
+
+        def rewrite_where(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
+            return (
+                tuple(0 if _is_number(a) else a for a in args),
+                {k: 0 if _is_number(v) else v for k, v in kwargs.items()},
+            )
+
+        return rewrite_where
+    return None
+
+
+def _short(func: Callable[..., Any]) -> str:
+    name = getattr(func, "__name__", "") or ""
+    if name in ("__get__",):
+        name = getattr(getattr(func, "__self__", None), "__name__", name)
+    return name
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Routing
+# ----------------------------------------------------------------------------------------------------------------
+
+_ASSEMBLING = ("cat", "concat", "concatenate", "stack", "hstack", "vstack", "where", "masked_fill")
+_CONSTANT = (
+    "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like", "new_zeros", "new_ones",
+    "new_full", "new_empty", "new_tensor",
+)  # fmt: skip
+_PACKING = ("_pack_padded_sequence", "_pad_packed_sequence")
+
+UNARY_ROUTING_OPS = tuple(op for op in ROUTING_OPS if op not in _ASSEMBLING + _CONSTANT + _PACKING) + (
+    "repeat_interleave", "ravel", "squeeze_copy", "unsqueeze_copy", "view_copy",
+)  # fmt: skip
+"""Ops that move, copy or select the entries of their first argument (any other tensor argument is an index, a mask
+or a shape/dtype reference)."""
+
+MULTI_ROUTING_OPS = _ASSEMBLING
+"""Ops that assemble entries of several arguments; constant entries they bring in belong to γ."""
+
+CONSTANT_OPS = _CONSTANT
+"""Ops that use a decomposed tensor only for its shape, dtype and device: their results are constants."""
+
+DTYPE_OPS = ("to", "type_as", "double", "float", "half", "bfloat16", "cpu", "cuda", "type")
+
+
+def _route(run: CDRun, multi: bool) -> Callable[..., Any]:
+    def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        name = _short(func)
+        if not multi:
+            # the data is the first argument; other decomposed arguments only lend a shape, dtype or device
+            if args:
+                data = args[0]
+                args, kwargs = (data,) + tuple(_values(a) for a in args[1:]), _values(kwargs)
+            else:
+                data = kwargs.get("input")
+                kwargs = {k: v if k == "input" else _values(v) for k, v in kwargs.items()}
+            if not isinstance(data, Decomposed):
+                return func(*_values(args), **_values(kwargs))
+        return route_call(_Call(func, args, kwargs), name)
+
+    return handler
+
+
+def route_call(call: _Call, name: str = "") -> Any:
+    """Apply a routing op to the value and every part (constant entries it brings in go to γ)."""
+    fills = _fills_for(name)
+    inputs = call.inputs()
+    value = call.value()
+    beta = call.run([x.beta for x in inputs], _zero_constant, fills=fills)
+    gamma = call.run([x.gamma for x in inputs])
+    pending = None
+    if any(x.pending is not None for x in inputs):
+        pending = call.run([_pending_of(x) for x in inputs], _zero_constant, batched=False, fills=fills)
+    origin = None
+    if any(x.origin is not None for x in inputs):
+        if name in DTYPE_OPS and isinstance(value, Tensor):
+            origin = _origin_of(inputs[0]).to(device=value.device)  # origins stay float64
+        else:
+            origin = call.run([_origin_of(x) for x in inputs], _zero_constant, batched=False, fills=fills)
+    return _wrap_tree(value, beta, gamma, pending, origin)
+
+
+def _pack_handler(run: CDRun) -> Callable[..., Any]:
+    """``torch._pack_padded_sequence(input, lengths, batch_first)``: the phrase dimension moves to the end, where
+    packing treats it as features."""
+
+    def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        x, lengths, batch_first = (list(args) + [kwargs.get("lengths"), kwargs.get("batch_first")])[:3]
+        if not isinstance(x, Decomposed):
+            return func(*_values(args), **_values(kwargs))
+        lengths, batch_first = _plain(lengths), bool(batch_first)
+        data, batch_sizes = func(x.plain, lengths, batch_first)
+
+        def pack(part: Tensor, batched: bool) -> Tensor:
+            moved = part.movedim(0, -1) if batched else part
+            out = func(moved, lengths, batch_first)[0]
+            return out.movedim(-1, 0) if batched else out
+
+        pending = None if x.pending is None else pack(x.pending, False)
+        origin = None if x.origin is None else pack(x.origin, False)
+        return Decomposed.wrap(data, pack(x.beta, True), pack(x.gamma, True), pending, origin), batch_sizes
+
+    return handler
+
+
+def _pad_packed(
+    func: Callable[..., Any],
+    part: Tensor,
+    batch_sizes: Tensor,
+    batch_first: bool,
+    fill: float,
+    total: int,
+    batched: bool,
+) -> Tensor:
+    if not batched:
+        return func(part, batch_sizes, batch_first, fill, total)[0]
+    out = func(part.movedim(0, -1), batch_sizes, False, fill, total)[0]  # (T, B, *, P)
+    out = out.movedim(-1, 0)
+    return out.transpose(1, 2) if batch_first else out
+
+
+def _unpack_handler(run: CDRun) -> Callable[..., Any]:
+    """``torch._pad_packed_sequence(data, batch_sizes, batch_first, padding_value, total_length)``: the padding value
+    belongs to γ."""
+
+    def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        names = ("data", "batch_sizes", "batch_first", "padding_value", "total_length")
+        data, batch_sizes, batch_first, fill, total = [
+            args[i] if i < len(args) else kwargs.get(n) for i, n in enumerate(names)
+        ]
+        if not isinstance(data, Decomposed):
+            return func(*_values(args), **_values(kwargs))
+        batch_first, fill, total = bool(batch_first), float(fill), int(total)
+        padded, lengths = func(data.plain, batch_sizes, batch_first, fill, total)
+        beta = _pad_packed(func, data.beta, batch_sizes, batch_first, 0.0, total, True)
+        gamma = _pad_packed(func, data.gamma, batch_sizes, batch_first, fill, total, True)
+        pending = (
+            None
+            if data.pending is None
+            else _pad_packed(func, data.pending, batch_sizes, batch_first, 0.0, total, False)
+        )
+        origin = (
+            None if data.origin is None else _pad_packed(func, data.origin, batch_sizes, batch_first, 0.0, total, False)
+        )
+        return Decomposed.wrap(padded, beta, gamma, pending, origin), lengths
+
+    return handler
+
+
+def _iter_handler(run: CDRun) -> Callable[..., Any]:
+    def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        return iter(route_call(_Call(torch.unbind, (args[0], 0), {}), "unbind"))
+
+    return handler
+
+
+def _constant_handler(run: CDRun) -> Callable[..., Any]:
+    def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        return func(*_values(args), **_values(kwargs))
+
+    return handler
+
+
+def _dropout_handler(run: CDRun) -> Callable[..., Any]:
+    """Dropout in evaluation mode is the identity; in training mode it is random and refused."""
+
+    def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        p = args[1] if len(args) > 1 else kwargs.get("p", 0.5)
+        # torch.dropout(input, p, train); F.dropout(input, p=0.5, training=True, inplace=False); the alpha variants
+        # of F default to training=False
+        default = "alpha" not in _short(func)
+        train = args[2] if len(args) > 2 else kwargs.get("training", kwargs.get("train", default))
+        inplace = args[3] if len(args) > 3 else kwargs.get("inplace", False)
+        if inplace:
+            raise run.refuse(func, "in-place ops on decomposed tensors are not supported")
+        if train and float(p) > 0:
+            raise run.refuse(func, "dropout in training mode is random (call the model in evaluation mode)")
+        x = args[0] if args else kwargs["input"]
+        return Decomposed.wrap(func(*_values(args), **_values(kwargs)), x.beta, x.gamma, x.pending, x.origin)
+
+    return handler
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Sums, products, weighted layers
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _add_handler(run: CDRun) -> Callable[..., Any]:
+    """``a ± b``: parts add; a constant operand is a bias (pending)."""
+
+    def zero_operands(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
+        def zero(obj: Any) -> Any:
+            if isinstance(obj, Decomposed):
+                return obj
+            if _is_number(obj):
+                return 0
+            return torch.zeros_like(obj) if _is_float_tensor(obj) else obj
+
+        return tuple(zero(a) for a in args), {k: zero(v) if k in ("input", "other") else v for k, v in kwargs.items()}
+
+    def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        call = _Call(func, args, kwargs)
+        inputs = call.inputs()
+        value = call.value()
+        parts = _Call(func, *zero_operands(args, kwargs))
+        beta = parts.run([x.beta for x in inputs])
+        gamma = parts.run([x.gamma for x in inputs])
+        operands = list(args[:2]) + [kwargs[k] for k in ("input", "other") if k in kwargs]
+        has_constant = any(not isinstance(a, Decomposed) and (_is_number(a) or _is_float_tensor(a)) for a in operands)
+        pending = None
+        if has_constant or any(x.pending is not None for x in inputs):
+            pending = call.run([_pending_of(x) for x in inputs], batched=False)
+        origin = None
+        if any(x.origin is not None for x in inputs):
+            origins = [torch.broadcast_to(_origin_of(x), value.shape) for x in inputs]
+            origin = origins[0]
+            for other in origins[1:]:
+                origin = torch.where(origin == other, origin, torch.zeros_like(origin))
+        return Decomposed.wrap(value, beta, gamma, pending, origin)
+
+    return handler
+
+
+def _scale_handler(run: CDRun, divide: bool) -> Callable[..., Any]:
+    """Products and quotients with a constant scale every part."""
+
+    def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        name = _short(func)
+        call = _Call(func, args, kwargs)
+        if len(call.tracked) != 1:
+            raise run.refuse(func, "a product of two decomposed tensors (one factor must be a constant or a gate)")
+        x = call.inputs()[0]
+        if divide and (
+            call.tracked[0] != 0 or name in ("__rtruediv__", "__rdiv__") or kwargs.get("rounding_mode") is not None
+        ):
+            raise run.refuse(func, "only division of a decomposed tensor by a constant is supported")
+        value = call.value()
+        beta = call.run([x.beta])
+        gamma = call.run([x.gamma])
+        pending = None if x.pending is None else call.run([x.pending], batched=False)
+        origin = None if x.origin is None else torch.broadcast_to(x.origin, value.shape)
+        return Decomposed.wrap(value, beta, gamma, pending, origin)
+
+    return handler
+
+
+def _negate_handler(run: CDRun) -> Callable[..., Any]:
+    def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        x = args[0]
+        pending = None if x.pending is None else -x.pending
+        return Decomposed.wrap(func(x.plain), -x.beta, -x.gamma, pending, x.origin)
+
+    return handler
+
+
+def _linear_map(
+    run: CDRun,
+    func: Callable[..., Any],
+    args: Tuple[Any, ...],
+    kwargs: Dict[str, Any],
+    bias: Optional[Tensor],
+    bias_free: Tuple[Tuple[Any, ...], Dict[str, Any]],
+    origin_rule: Callable[[Decomposed, Tensor], Optional[Tensor]],
+) -> Decomposed:
+    """A weighted layer: the linear map on the resolved parts, its bias pending."""
+    call = _Call(func, args, kwargs)
+    if len(call.tracked) != 1:
+        raise run.refuse(func, "a product of two decomposed tensors (the weights must be constants)")
+    x = call.inputs()[0]
+    value = call.value()
+    beta, gamma = x.resolved()
+    core = _Call(func, *bias_free)
+    out_beta = core.run([beta])
+    out_gamma = core.run([gamma])
+    pending = None if bias is None else torch.broadcast_to(bias, value.shape).clone()
+    return Decomposed.wrap(value, out_beta, out_gamma, pending, origin_rule(x, value))
+
+
+def _bind(args: Tuple[Any, ...], kwargs: Dict[str, Any], names: Sequence[str], defaults: Dict[str, Any]) -> List[Any]:
+    values = list(args[: len(names)])
+    for name in names[len(values) :]:
+        values.append(kwargs.get(name, defaults.get(name)))
+    return values
+
+
+def _linear_handler(run: CDRun) -> Callable[..., Any]:
+    def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        x, weight, bias = _bind(args, kwargs, ("input", "weight", "bias"), {"bias": None})
+        if not isinstance(x, Decomposed) or isinstance(weight, Decomposed) or isinstance(bias, Decomposed):
+            raise run.refuse(func, "the weight and bias must be constants")
+
+        def origin(inp: Decomposed, value: Tensor) -> Optional[Tensor]:
+            if inp.origin is None:
+                return None
+            common = _same_origin(inp.origin, [-1], keepdim=True)
+            return torch.broadcast_to(common, value.shape)
+
+        return _linear_map(run, func, (x, weight, bias), {}, bias, ((x, weight), {}), origin)
+
+    return handler
+
+
+def _conv1d_handler(run: CDRun) -> Callable[..., Any]:
+    def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        names = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+        x, weight, bias, stride, padding, dilation, groups = _bind(
+            args, kwargs, names, {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1}
+        )
+        if not isinstance(x, Decomposed) or isinstance(weight, Decomposed) or isinstance(bias, Decomposed):
+            raise run.refuse(func, "the weight and bias must be constants")
+        full = (x, weight, bias, stride, padding, dilation, groups)
+        bias_free = ((x, weight, None, stride, padding, dilation, groups), {})
+        column = None if bias is None else bias.unsqueeze(-1)
+        return _linear_map(run, func, full, {}, column, bias_free, lambda inp, value: None)
+
+    return handler
+
+
+def _reduce_handler(run: CDRun) -> Callable[..., Any]:
+    """``sum`` / ``mean``: linear maps without bias."""
+
+    def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        x = args[0] if args else kwargs.get("input")
+        if not isinstance(x, Decomposed) or any(
+            isinstance(a, Decomposed) for a in list(args[1:]) + list(kwargs.values())
+        ):
+            raise run.refuse(func, "only the first argument of a sum may be decomposed")
+        dim, keepdim = _bind(args[1:], kwargs, ("dim", "keepdim"), {"dim": None, "keepdim": False})
+        if isinstance(dim, int):
+            dims: Optional[List[int]] = [dim]
+        elif dim is None or (isinstance(dim, (list, tuple)) and len(dim) == 0):
+            dims = None
+        else:
+            dims = list(dim)
+
+        def origin(inp: Decomposed, value: Tensor) -> Optional[Tensor]:
+            return None if inp.origin is None else _same_origin(inp.origin, dims, bool(keepdim))
+
+        return _linear_map(run, func, args, kwargs, None, (args, kwargs), origin)
+
+    return handler
+
+
+def _coefficient_handler(run: CDRun) -> Callable[..., Any]:
+    """``matmul`` / ``mm`` / ``bmm`` with one constant operand, average pooling: linear maps without bias."""
+
+    def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        return _linear_map(run, func, args, kwargs, None, (args, kwargs), lambda inp, value: None)
+
+    return handler
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Activations, max pooling, gates
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _activation_call(
+    x: Decomposed, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]
+) -> Tuple[Callable[[Tensor, bool], Tensor], Any]:
+    rest_args = tuple(_values(a) for a in args[1:])
+    rest_kwargs = {k: _values(v) for k, v in kwargs.items() if k != "input"}
+
+    def apply(u: Tensor, batched: bool) -> Tensor:
+        if batched:
+            return torch.vmap(lambda w: func(w, *rest_args, **rest_kwargs))(u)
+        return func(u, *rest_args, **rest_kwargs)
+
+    return apply, func(x.plain, *rest_args, **rest_kwargs)
+
+
+def _check_activation(
+    run: CDRun, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]
+) -> Decomposed:
+    x = args[0] if args else kwargs.get("input")
+    others = [a for a in list(args[1:]) + [v for k, v in kwargs.items() if k != "input"] if isinstance(a, Decomposed)]
+    if not isinstance(x, Decomposed) or others:
+        raise run.refuse(func, "only the first argument of an activation may be decomposed")
+    if kwargs.get("inplace") or (
+        len(args) > 1 and _short(func) in ("relu", "relu6", "selu", "celu") and isinstance(args[-1], bool) and args[-1]
+    ):
+        raise run.refuse(func, "in-place ops on decomposed tensors are not supported")
+    return x
+
+
+def _relu_handler(run: CDRun) -> Callable[..., Any]:
+    r"""ReLU: :math:`\beta' = \mathrm{ReLU}(\beta)`,
+    :math:`\gamma' = \mathrm{ReLU}(\beta + \gamma) - \mathrm{ReLU}(\beta)`."""
+
+    def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        x = _check_activation(run, func, args, kwargs)
+        beta, gamma = x.resolved()
+        value = func(*_values(args), **_values(kwargs))
+        relu_beta = torch.relu(beta)
+        return Decomposed.wrap(value, relu_beta, torch.relu(beta + gamma) - relu_beta, None, x.origin)
+
+    return handler
+
+
+def _shapley_handler(run: CDRun) -> Callable[..., Any]:
+    """Element-wise activations: the two-player Shapley split with baseline 0; :math:`a(0)` is pending."""
+
+    def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        x = _check_activation(run, func, args, kwargs)
+        beta, gamma = x.resolved()
+        apply, value = _activation_call(x, func, args, kwargs)
+        if not isinstance(value, Tensor) or value.shape != x.shape:
+            raise run.refuse(func, "an element-wise activation must keep its input's shape")
+        # a(0) on the parts' layout: element-wise kernels take SIMD or scalar paths by position, and only the same
+        # path makes a part that is exactly 0 stay exactly 0
+        at_zero = apply(torch.zeros_like(beta), True)
+        a_beta, a_gamma, a_sum = apply(beta, True), apply(gamma, True), apply(beta + gamma, True)
+        new_beta = 0.5 * ((a_beta - at_zero) + (a_sum - a_gamma))
+        new_gamma = 0.5 * ((a_gamma - at_zero) + (a_sum - a_beta))
+        constant = apply(torch.zeros_like(x.plain), False)
+        pending = constant if bool((constant != 0).any()) else None
+        return Decomposed.wrap(value, new_beta, new_gamma, pending, x.origin)
+
+    return handler
+
+
+def _gather_call(x: Decomposed, index: Tensor, dim: int) -> Decomposed:
+    return route_call(_Call(torch.take_along_dim, (x, index, dim), {}), "take_along_dim")
+
+
+def _select_max(x: Decomposed, dim: int, keepdim: bool, smallest: bool) -> Tuple[Decomposed, Tensor]:
+    """The max (min) over ``dim`` of the actual value, with the parts gathered at its position."""
+    _, index = (torch.min if smallest else torch.max)(x.plain, dim=dim, keepdim=True)
+    picked = _gather_call(x, index, dim)
+    if not keepdim:
+        picked = route_call(_Call(torch.squeeze, (picked, dim), {}), "squeeze")
+        index = index.squeeze(dim)
+    return picked, index
+
+
+def _max_handler(run: CDRun) -> Callable[..., Any]:
+    """``max`` / ``min`` / ``amax`` / ``amin`` / ``maximum`` / ``minimum``: positions by the actual value."""
+
+    def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        name = _short(func)
+        smallest = name in ("min", "amin", "minimum", "fmin")
+        x = args[0] if args else kwargs.get("input")
+        other = args[1] if len(args) > 1 else kwargs.get("other")
+        if isinstance(other, Tensor) and name not in ("amax", "amin"):
+            plain_x, plain_o = _plain(x), _plain(other)
+            take = plain_x <= plain_o if smallest else plain_x >= plain_o
+            return route_call(_Call(torch.where, (take, x, other), {}), "where")
+        if not isinstance(x, Decomposed):
+            raise run.refuse(func, "only the first argument of a max may be decomposed")
+        dim = args[1] if len(args) > 1 else kwargs.get("dim")
+        keepdim = bool(args[2] if len(args) > 2 else kwargs.get("keepdim", False))
+        if dim is None or (isinstance(dim, (list, tuple)) and len(dim) == 0):
+            flat = route_call(_Call(torch.reshape, (x, (-1,)), {}), "reshape")
+            picked, _ = _select_max(flat, 0, False, smallest)
+            if keepdim:
+                picked = route_call(_Call(torch.reshape, (picked, (1,) * x.dim()), {}), "reshape")
+            return picked
+        if name in ("amax", "amin"):
+            dims = [dim] if isinstance(dim, int) else list(dim)
+            dims = sorted({d % x.dim() for d in dims}, reverse=True)
+            out = x
+            for d in dims:
+                out, _ = _select_max(out, d, True, smallest)
+            if not keepdim:
+                out = route_call(_Call(torch.squeeze, (out, tuple(dims)), {}), "squeeze")
+            return out
+        picked, index = _select_max(x, int(dim), keepdim, smallest)
+        result_type = torch.return_types.min if smallest else torch.return_types.max
+        return result_type((picked, index))
+
+    return handler
+
+
+def _max_pool_handler(run: CDRun) -> Callable[..., Any]:
+    """``max_pool1d`` / ``adaptive_max_pool1d``: the positions of the actual maxima, parts gathered there."""
+
+    def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        x = args[0] if args else kwargs.get("input")
+        if not isinstance(x, Decomposed):
+            raise run.refuse(func, "only the first argument of max pooling may be decomposed")
+        name = _short(func)
+        adaptive = "adaptive" in name
+        plain_args, plain_kwargs = list(_values(args)), dict(_values(kwargs))
+        plain_kwargs.pop("return_indices", None)
+        if adaptive:
+            output_size = plain_args[1] if len(plain_args) > 1 else plain_kwargs.get("output_size")
+            values, index = F.adaptive_max_pool1d(x.plain, output_size, return_indices=True)
+            wants_indices = (
+                "with_indices" in name
+                or func is torch.adaptive_max_pool1d
+                or bool(args[2] if len(args) > 2 else kwargs.get("return_indices", False))
+            )
+        else:
+            names = ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
+            bound = dict(zip(names, plain_args[1:]))
+            bound.update({k: v for k, v in plain_kwargs.items() if k in names})
+            wants_indices = "with_indices" in name or bool(bound.pop("return_indices", False))
+            values, index = F.max_pool1d(x.plain, return_indices=True, **bound)
+        picked = _gather_call(x, index, -1)
+        return (picked, index) if wants_indices else picked
+
+    return handler
+
+
+def _softmax_handler(run: CDRun) -> Callable[..., Any]:
+    """Softmax outputs are gates: constants from the actual forward pass."""
+
+    def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        where = run.guard.where() if run.guard is not None else None
+        run.gates.append(f"{_short(func) or 'softmax'} in {where or '<root>'!r}")
+        return func(*_values(args), **_values(kwargs))
+
+    return handler
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Recurrent layers
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _linearize(
+    act: Callable[[Tensor], Tensor], b: Tensor, a_b: Tensor, p: Tensor, q: Tensor
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """Bias-first linearization: ``(L(P), L(Q), a(b + P + Q))`` given ``a_b = act(b)``.
+
+    ``b`` must have the layout of ``p`` and ``q`` (and ``a_b`` be computed from it): element-wise kernels take SIMD or
+    scalar paths by position, so only then does ``P = 0`` give ``L(P) = 0`` exactly (and likewise for ``Q``).
+    """
+    with_p, with_q = b + p, b + q
+    a_p, a_q, a_all = act(with_p), act(with_q), act(with_p + q)
+    l_p = 0.5 * ((a_p - a_b) + (a_all - a_q))
+    l_q = 0.5 * ((a_q - a_b) + (a_all - a_p))
+    return l_p, l_q, a_all
+
+
+def _lstm_act(z: Tensor) -> Tensor:
+    """σ on the ``i, f`` blocks and tanh on the ``g`` block of :math:`(..., 3H)` pre-activations."""
+    hidden = z.shape[-1] // 3
+    return torch.cat([torch.sigmoid(z[..., : 2 * hidden]), torch.tanh(z[..., 2 * hidden :])], -1)
+
+
+def _bias(weights: Any, rows: slice, which: str) -> Tensor:
+    bias = getattr(weights, which)
+    if bias is None:
+        return weights.weight_hh.new_zeros(rows.stop - rows.start)
+    return bias[rows]
+
+
+def lstm_direction_cd(
+    trace: DirectionTrace,
+    beta_x: Tensor,
+    gamma_x: Tensor,
+    state: Tuple[Tensor, Tensor, Tensor, Tensor],
+    to_beta: Tensor,
+) -> Tuple[Tensor, Tensor, Tuple[Tensor, Tensor, Tensor, Tensor]]:
+    """CD forwards through one direction of one LSTM layer (equations in the module docstring).
+
+    Args:
+        trace: the direction's actual run (its output gate :math:`o_t` and which steps are real).
+        beta_x, gamma_x: :math:`(P, T, B, E)` the parts of the layer's input.
+        state: ``(β_h0, γ_h0, β_c0, γ_c0)``, each :math:`(P, B, H)`.
+        to_beta: :math:`(P, T, B)` bool: where the bias-only product goes to β.
+
+    Returns:
+        ``(β_out, γ_out, (β_hn, γ_hn, β_cn, γ_cn))``; outputs :math:`(P, T, B, H)` (0 at padding).
+    """
+    w = trace.weights
+    hidden = w.hidden_size
+    gates3 = slice(0, 3 * hidden)
+    bias = _bias(w, gates3, "bias_ih") + _bias(w, gates3, "bias_hh")
+    w_x, w_h = w.weight_ih[gates3].t(), w.weight_hh[gates3].t()
+    x_beta, x_gamma = beta_x @ w_x, gamma_x @ w_x
+    beta_h, gamma_h, beta_c, gamma_c = state
+    b3 = bias.expand(*beta_h.shape[:-1], 3 * hidden).contiguous()
+    b_act = _lstm_act(b3)
+    i_b, f_b, g_b = b_act.split(hidden, -1)
+    bias_product = i_b * g_b
+    out_beta = beta_x.new_zeros(beta_x.shape[:3] + (hidden,))
+    out_gamma = torch.zeros_like(out_beta)
+    zero = torch.zeros_like(bias_product)
+    for t in trace.reading_order():
+        keep = trace.active[t].unsqueeze(-1)
+        p = x_beta[:, t] + beta_h @ w_h
+        q = x_gamma[:, t] + gamma_h @ w_h
+        l_p, l_q, a_all = _linearize(_lstm_act, b3, b_act, p, q)
+        i_p, f_p, g_p = l_p.split(hidden, -1)
+        i_q, f_q, g_q = l_q.split(hidden, -1)
+        f, g = a_all[..., hidden : 2 * hidden], a_all[..., 2 * hidden :]
+        new_beta_c = (f_p + f_b) * beta_c + i_p * (g_p + g_b) + i_b * g_p
+        new_gamma_c = f * gamma_c + f_q * beta_c + i_q * g + (i_p + i_b) * g_q
+        phrase = to_beta[:, t].unsqueeze(-1)
+        new_beta_c = new_beta_c + torch.where(phrase, bias_product, zero)
+        new_gamma_c = new_gamma_c + torch.where(phrase, zero, bias_product)
+        o = trace.gates["o"][t]
+        t_sum, t_beta, t_gamma = torch.tanh(new_beta_c + new_gamma_c), torch.tanh(new_beta_c), torch.tanh(new_gamma_c)
+        new_beta_h = o * (0.5 * (t_beta + (t_sum - t_gamma)))
+        new_gamma_h = o * (0.5 * (t_gamma + (t_sum - t_beta)))
+        out_beta[:, t] = torch.where(keep, new_beta_h, zero)
+        out_gamma[:, t] = torch.where(keep, new_gamma_h, zero)
+        beta_h, gamma_h = torch.where(keep, new_beta_h, beta_h), torch.where(keep, new_gamma_h, gamma_h)
+        beta_c, gamma_c = torch.where(keep, new_beta_c, beta_c), torch.where(keep, new_gamma_c, gamma_c)
+    return out_beta, out_gamma, (beta_h, gamma_h, beta_c, gamma_c)
+
+
+def gru_direction_cd(
+    trace: DirectionTrace,
+    beta_x: Tensor,
+    gamma_x: Tensor,
+    state: Tuple[Tensor, Tensor],
+    to_beta: Tensor,
+) -> Tuple[Tensor, Tensor, Tuple[Tensor, Tensor]]:
+    """CD forwards through one direction of one GRU layer (equations in the module docstring).
+
+    Arguments as :func:`lstm_direction_cd`, with ``state = (β_h0, γ_h0)``.
+    """
+    w = trace.weights
+    hidden = w.hidden_size
+    b_x, b_h = _bias(w, slice(0, 3 * hidden), "bias_ih"), _bias(w, slice(0, 3 * hidden), "bias_hh")
+    x_beta, x_gamma = beta_x @ w.weight_ih.t(), gamma_x @ w.weight_ih.t()
+    w_h = w.weight_hh.t()
+    beta_h, gamma_h = state
+    lead = beta_h.shape[:-1]
+    b_rz = (b_x[: 2 * hidden] + b_h[: 2 * hidden]).expand(*lead, 2 * hidden).contiguous()
+    rz_b = torch.sigmoid(b_rz)
+    r_b, z_b = rz_b.split(hidden, -1)
+    b_hn = b_h[2 * hidden :]
+    n_b = (b_x[2 * hidden :] + r_b * b_hn).contiguous()
+    n_bias = torch.tanh(n_b)
+    u_b = 1 - z_b
+    bias_product = u_b * n_bias
+    out_beta = beta_x.new_zeros(beta_x.shape[:3] + (hidden,))
+    out_gamma = torch.zeros_like(out_beta)
+    zero = torch.zeros_like(bias_product)
+    for t in trace.reading_order():
+        keep = trace.active[t].unsqueeze(-1)
+        h_beta, h_gamma = beta_h @ w_h, gamma_h @ w_h
+        p_rz = x_beta[:, t, ..., : 2 * hidden] + h_beta[..., : 2 * hidden]
+        q_rz = x_gamma[:, t, ..., : 2 * hidden] + h_gamma[..., : 2 * hidden]
+        rz_p, rz_q, rz = _linearize(torch.sigmoid, b_rz, rz_b, p_rz, q_rz)
+        r_p, z_p = rz_p.split(hidden, -1)
+        r_q, z_q = rz_q.split(hidden, -1)
+        z = rz[..., hidden:]
+        m_p, m_q = h_beta[..., 2 * hidden :], h_gamma[..., 2 * hidden :]
+        n_p = x_beta[:, t, ..., 2 * hidden :] + r_p * (m_p + b_hn) + r_b * m_p
+        n_q = x_gamma[:, t, ..., 2 * hidden :] + r_q * ((m_p + m_q) + b_hn) + (r_p + r_b) * m_q
+        n_phrase, n_other, n = _linearize(torch.tanh, n_b, n_bias, n_p, n_q)
+        u_p, u_q = -z_p, -z_q
+        new_beta = u_p * (n_phrase + n_bias) + u_b * n_phrase + (z_p + z_b) * beta_h
+        new_gamma = u_q * n + (u_p + u_b) * n_other + z * gamma_h + z_q * beta_h
+        phrase = to_beta[:, t].unsqueeze(-1)
+        new_beta = new_beta + torch.where(phrase, bias_product, zero)
+        new_gamma = new_gamma + torch.where(phrase, zero, bias_product)
+        out_beta[:, t] = torch.where(keep, new_beta, zero)
+        out_gamma[:, t] = torch.where(keep, new_gamma, zero)
+        beta_h, gamma_h = torch.where(keep, new_beta, beta_h), torch.where(keep, new_gamma, gamma_h)
+    return out_beta, out_gamma, (beta_h, gamma_h)
+
+
+def _reference_masks(in_phrase: Tensor) -> Tuple[Tensor, Tensor]:
+    """Phrase steps before the phrase's last one, forwards and backwards in reading order: :math:`(P, T, B)`."""
+    counts = in_phrase.long()
+    later = counts.flip(1).cumsum(1).flip(1) - counts
+    earlier = counts.cumsum(1) - counts
+    return in_phrase & (later > 0), in_phrase & (earlier > 0)
+
+
+def recurrent_cd(
+    trace: RecurrentTrace,
+    beta_x: Tensor,
+    gamma_x: Tensor,
+    initial: Tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]],
+    to_beta: Sequence[Tensor],
+) -> Tuple[Tensor, Tensor, Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
+    """CD forwards through a stacked, possibly bidirectional LSTM/GRU.
+
+    Args:
+        trace: the actual run (:func:`~captum_text_ext.decomposition.cells.unroll`).
+        beta_x, gamma_x: :math:`(P, T, B, E)` the parts of the input.
+        initial: ``(β_h0, γ_h0, β_c0, γ_c0)``, each :math:`(P, K D, B, H)` (the cell parts ``None`` for a GRU).
+        to_beta: per direction, :math:`(P, T, B)` bool: where the bias-only product goes to β.
+
+    Returns:
+        ``(β_out, γ_out, β_hn, γ_hn, β_cn, γ_cn)``: outputs :math:`(P, T, B, D H)`, final states
+        :math:`(P, K D, B, H)`.
+    """
+    spec = trace.spec
+    directions = spec.num_directions
+    beta_h0, gamma_h0, beta_c0, gamma_c0 = initial
+    h_beta, h_gamma, c_beta, c_gamma = [], [], [], []
+    layer_beta, layer_gamma = beta_x, gamma_x
+    for k in range(spec.num_layers):
+        outs_beta, outs_gamma = [], []
+        for d in range(directions):
+            index = k * directions + d
+            tr = trace.layers[k][d]
+            if spec.cell == "lstm":
+                assert beta_c0 is not None and gamma_c0 is not None
+                state = (beta_h0[:, index], gamma_h0[:, index], beta_c0[:, index], gamma_c0[:, index])
+                ob, og, final = lstm_direction_cd(tr, layer_beta, layer_gamma, state, to_beta[d])
+                c_beta.append(final[2])
+                c_gamma.append(final[3])
+            else:
+                ob, og, final = gru_direction_cd(  # type: ignore[assignment]
+                    tr, layer_beta, layer_gamma, (beta_h0[:, index], gamma_h0[:, index]), to_beta[d]
+                )
+            h_beta.append(final[0])
+            h_gamma.append(final[1])
+            outs_beta.append(ob)
+            outs_gamma.append(og)
+        layer_beta, layer_gamma = torch.cat(outs_beta, -1), torch.cat(outs_gamma, -1)
+    cells = (torch.stack(c_beta, 1), torch.stack(c_gamma, 1)) if c_beta else (None, None)
+    return layer_beta, layer_gamma, torch.stack(h_beta, 1), torch.stack(h_gamma, 1), cells[0], cells[1]
+
+
+def _parts_or_constant(obj: Any, phrases: int) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    """``(β, γ, origin)`` of a decomposed tensor (bias resolved), or of a constant (all in γ)."""
+    if isinstance(obj, Decomposed):
+        beta, gamma = obj.resolved()
+        return beta, gamma, obj.origin
+    gamma = obj.unsqueeze(0).expand(phrases, *obj.shape)
+    return torch.zeros_like(gamma), gamma, None
+
+
+def _recurrent_handler(run: CDRun, op: str) -> Callable[..., Any]:
+    def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        plain_args, plain_kwargs = _values(args), _values(kwargs)
+        try:
+            call = FusedRecurrentCall.parse(op, plain_args, plain_kwargs)
+        except TypeError as err:
+            raise run.refuse(func, str(err)) from err
+        hx, weights = _state_and_weights(op, args, kwargs, call.packed)
+        if any(isinstance(t, Decomposed) for t in weights):
+            raise run.refuse(func, "the recurrent weights must be constants")
+        if call.train and call.dropout > 0 and call.spec.num_layers > 1:
+            raise run.refuse(func, "dropout between recurrent layers in training mode is random")
+        phrases = _phrases_in(args, kwargs)
+        value = func(*plain_args, **plain_kwargs)
+        trace = unroll(call.spec.detached(), call.inputs, call.lengths, call.h0, call.c0)
+        cell_op = op.endswith("_cell")
+        x_arg = args[0] if args else kwargs["input"]
+        x_beta, x_gamma, x_origin = _parts_or_constant(x_arg, phrases)
+        batch_sizes = None if not call.packed else _plain(args[1])
+        steps = call.inputs.shape[0]
+
+        def time_major(part: Tensor, batched: bool) -> Tensor:
+            if cell_op:
+                return part.unsqueeze(1 if batched else 0)
+            if call.packed:
+                return _pad_packed(torch._pad_packed_sequence, part, batch_sizes, False, 0.0, steps, batched)
+            if call.batch_first:
+                return part.transpose(1, 2) if batched else part.transpose(0, 1)
+            return part
+
+        beta_x, gamma_x = time_major(x_beta, True), time_major(x_gamma, True)
+        origin = None if x_origin is None else time_major(x_origin, False)
+        step_origin = (
+            torch.zeros(call.inputs.shape[:2], dtype=torch.float64, device=call.inputs.device)
+            if origin is None
+            else _same_origin(origin, [-1], keepdim=False)
+        )
+        initial = _initial_parts(hx, op, phrases)
+        to_beta = _bias_to_beta(run, trace, step_origin, cell_op)
+        out_beta, out_gamma, hn_beta, hn_gamma, cn_beta, cn_gamma = recurrent_cd(
+            trace, beta_x, gamma_x, initial, to_beta
+        )
+        out_origin = step_origin.unsqueeze(-1).expand(*step_origin.shape, out_beta.shape[-1])
+        if op == "lstm_cell":
+            assert cn_beta is not None and cn_gamma is not None
+            h, c = value
+            return (
+                Decomposed.wrap(h, hn_beta[:, 0], hn_gamma[:, 0], None, out_origin[0]),
+                Decomposed.wrap(c, cn_beta[:, 0], cn_gamma[:, 0], None, out_origin[0]),
+            )
+        if op == "gru_cell":
+            return Decomposed.wrap(value, hn_beta[:, 0], hn_gamma[:, 0], None, out_origin[0])
+
+        def restore(part: Tensor, batched: bool) -> Tensor:
+            if call.packed:
+                assert call.lengths is not None
+                moved = part.movedim(0, -1) if batched else part
+                packed = torch._pack_padded_sequence(moved, call.lengths, False)[0]
+                return packed.movedim(-1, 0) if batched else packed
+            if call.batch_first:
+                return part.transpose(1, 2) if batched else part.transpose(0, 1)
+            return part
+
+        outputs = Decomposed.wrap(
+            value[0], restore(out_beta, True), restore(out_gamma, True), None, restore(out_origin, False)
+        )
+        h_n = Decomposed.wrap(value[1], hn_beta, hn_gamma)
+        if cn_beta is None:
+            return outputs, h_n
+        assert cn_gamma is not None
+        return outputs, h_n, Decomposed.wrap(value[2], cn_beta, cn_gamma)
+
+    return handler
+
+
+def _state_and_weights(op: str, args: Tuple[Any, ...], kwargs: Dict[str, Any], packed: bool) -> Tuple[Any, List[Any]]:
+    """The initial state argument and the weight tensors of a recurrent op call (as the model passed them)."""
+    if op.endswith("_cell"):
+        names = ("input", "hx", "w_ih", "w_hh", "b_ih", "b_hh")
+        bound = list(args) + [kwargs.get(name) for name in names[len(args) :]]
+        return bound[1], [w for w in bound[2:] if w is not None]
+    offset = 2 if packed else 1
+    return args[offset], list(args[offset + 1])
+
+
+def _phrases_in(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> int:
+    for leaf in tree_flatten((args, kwargs))[0]:
+        if isinstance(leaf, Decomposed):
+            return leaf.phrases
+    raise AssertionError("a handler ran without a decomposed argument")  # pragma: no cover - the guard ensures one
+
+
+def _initial_parts(hx: Any, op: str, phrases: int) -> Tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
+    """The parts of the initial states, :math:`(P, K D, B, H)`; constant states belong to γ."""
+    lstm = op.startswith("lstm")
+    states = list(hx) if lstm else [hx]
+    parts = []
+    for state in states:
+        beta, gamma, _ = _parts_or_constant(state, phrases)
+        if op.endswith("_cell"):
+            beta, gamma = beta.unsqueeze(1), gamma.unsqueeze(1)
+        parts.append((beta, gamma))
+    if lstm:
+        return parts[0][0], parts[0][1], parts[1][0], parts[1][1]
+    return parts[0][0], parts[0][1], None, None
+
+
+def _bias_to_beta(run: CDRun, trace: RecurrentTrace, step_origin: Tensor, cell_op: bool) -> List[Tensor]:
+    """Per direction, :math:`(P, T, B)`: the steps whose bias-only product goes to β."""
+    active = trace.layers[0][0].active
+    in_phrase = run.lookup(run.phrase_lookup, step_origin) & active.unsqueeze(0)
+    directions = trace.spec.num_directions
+    if run.bias_product == "never":
+        return [torch.zeros_like(in_phrase)] * directions
+    if run.bias_product == "phrase":
+        return [in_phrase] * directions
+    if cell_op:
+        return [run.lookup(run.forward_reference, step_origin) & active.unsqueeze(0)]
+    forward, backward = _reference_masks(in_phrase)
+    return [forward, backward][:directions]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The table
+# ----------------------------------------------------------------------------------------------------------------
+
+RELU_OPS = ("relu",)
+"""ReLU: the rule of Singh et al. (2019)."""
+
+SHAPLEY_OPS = (
+    "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "mish", "softplus", "softsign", "tanh", "sigmoid",
+    "hardtanh", "hardsigmoid", "hardswish", "logsigmoid", "tanhshrink", "softshrink", "hardshrink", "threshold",
+    "_threshold", "prelu", "clamp", "clip", "clamp_min", "clamp_max",
+)  # fmt: skip
+"""Element-wise activations split by the two-player Shapley rule with baseline 0."""
+
+DROPOUT_OPS = ("dropout", "alpha_dropout", "feature_alpha_dropout", "dropout1d", "dropout2d", "dropout3d")
+"""Dropout: the identity in evaluation mode."""
+
+MAX_OPS = ("max", "min", "amax", "amin", "maximum", "minimum", "fmax", "fmin")
+"""Max and min: positions picked by the actual value."""
+
+MAX_POOL_OPS = (
+    "max_pool1d", "max_pool1d_with_indices", "_max_pool1d", "adaptive_max_pool1d", "adaptive_max_pool1d_with_indices",
+    "_adaptive_max_pool1d",
+)  # fmt: skip
+"""1-D max pooling."""
+
+
+def cd_op_table(run: CDRun) -> OpTable:
+    """The ops :class:`~captum_text_ext.attr.ContextualDecomposition` supports, each with its rule (see the module
+    docstring)."""
+    table = OpTable("ContextualDecomposition")
+    for op in FusedRecurrentCall.OPS:
+        table.register("recurrent layers", ops_named([op]), _recurrent_handler(run, op))
+    table.register("weighted layers (bias split by magnitude)", ops_named(["linear"]), _linear_handler(run))
+    table.register("weighted layers (bias split by magnitude)", ops_named(["conv1d"]), _conv1d_handler(run))
+    table.register("linear maps", ops_named(["sum", "mean"]), _reduce_handler(run))
+    table.register(
+        "linear maps",
+        ops_named(["matmul", "mm", "bmm", "__matmul__", "avg_pool1d", "adaptive_avg_pool1d"]),
+        _coefficient_handler(run),
+    )
+    table.register(
+        "sums (constants are biases)",
+        ops_named(["add", "__add__", "__radd__", "sub", "subtract", "__sub__", "__rsub__", "rsub"]),
+        _add_handler(run),
+    )
+    table.register(
+        "products with a constant",
+        ops_named(["mul", "multiply", "__mul__", "__rmul__"]),
+        _scale_handler(run, divide=False),
+    )
+    table.register(
+        "products with a constant",
+        ops_named(["div", "divide", "true_divide", "__truediv__", "__rtruediv__"]),
+        _scale_handler(run, divide=True),
+    )
+    table.register("products with a constant", ops_named(["neg", "negative", "__neg__"]), _negate_handler(run))
+    table.register("ReLU", ops_named(RELU_OPS), _relu_handler(run))
+    table.register("activations (Shapley split)", ops_named(SHAPLEY_OPS), _shapley_handler(run))
+    table.register("max pooling (positions by the value)", ops_named(MAX_OPS), _max_handler(run))
+    table.register("max pooling (positions by the value)", ops_named(MAX_POOL_OPS), _max_pool_handler(run))
+    table.register("gates (fixed)", ops_named(["softmax"]), _softmax_handler(run))
+    table.register("dropout (evaluation mode)", ops_named(DROPOUT_OPS), _dropout_handler(run))
+    namespaces = (torch, torch.Tensor, torch.nn.functional, torch._C._VariableFunctions)
+    table.register("routing", ops_named(UNARY_ROUTING_OPS, namespaces=namespaces), _route(run, multi=False))
+    table.register("routing", [torch.Tensor.T.__get__, torch.Tensor.mT.__get__], _route(run, multi=False))  # type: ignore[attr-defined]
+    table.register("routing", ops_named(MULTI_ROUTING_OPS, namespaces=namespaces), _route(run, multi=True))
+    table.register("routing", ops_named(["_pack_padded_sequence"], namespaces=namespaces), _pack_handler(run))
+    table.register("routing", ops_named(["_pad_packed_sequence"], namespaces=namespaces), _unpack_handler(run))
+    table.register("routing", [torch.Tensor.__iter__], _iter_handler(run))
+    table.register("constants", ops_named(CONSTANT_OPS), _constant_handler(run))
+    return table

@@ -1,0 +1,493 @@
+"""The Captum contract of ContextualDecomposition / LayerContextualDecomposition: padding, batching, targets, tuples,
+refusals, an unchanged model, and Captum's metrics (float64, tiny models)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import pytest
+import torch
+from captum.attr import Attribution, LayerAttribution, NoiseTunnel
+from captum.metrics import infidelity, sensitivity_max
+from test_contextual_decomposition import LENGTHS, MODES, STEPS, ZOO, _contiguous_phrases, _embeddings, build
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from captum_text_ext import ContextualDecomposition, LayerContextualDecomposition
+from captum_text_ext.decomposition import UnsupportedOperationError
+from captum_text_ext.models import LSTMClassifier, TextCNN
+
+PADDING = 1e-12
+
+
+def _garbage_padding(seed: int) -> Tensor:
+    """Embeddings whose padded positions hold non-zero values the models never read."""
+    x = _embeddings(seed)
+    noise = torch.randn(x.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed + 100))
+    real = (torch.arange(STEPS) < LENGTHS.unsqueeze(1)).unsqueeze(-1)
+    return torch.where(real, x, noise)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", list(ZOO))
+def test_padded_batch_equals_each_sentence_alone(name: str, mode: str) -> None:
+    forward, _ = build(name, seed=1)
+    x, masks = _garbage_padding(2), _contiguous_phrases(3)
+    if name == "lstm-mlp-head-last-token":
+        # this model runs its LSTM over the padding too (no lengths): phrase positions there are read, and with
+        # "reference" they move the phrase's last position; phrases of real tokens only
+        masks = masks & (torch.arange(STEPS) < LENGTHS.unsqueeze(1))
+    cd = ContextualDecomposition(forward, mode)
+    relevant, irrelevant, bias = cd.decompose(x, masks, LENGTHS, return_bias=True)
+    for n, length in enumerate(LENGTHS.tolist()):
+        alone = cd.decompose(x[n : n + 1, :length], masks[:, n : n + 1, :length], LENGTHS[n : n + 1], True)
+        assert (relevant[:, n] - alone[0][:, 0]).abs().max() < PADDING
+        assert (irrelevant[:, n] - alone[1][:, 0]).abs().max() < PADDING
+        assert torch.equal(bias[n], alone[2][0])
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_positions_never_read_score_exactly_zero(name: str) -> None:
+    forward, _ = build(name, seed=5)  # a seed where every zoo model's output depends on its real tokens
+    x = _garbage_padding(4)
+    cd = ContextualDecomposition(forward)
+    attributions = cd.attribute(x, target=1, additional_forward_args=LENGTHS)
+    words = torch.eye(STEPS, dtype=torch.bool).unsqueeze(1).expand(STEPS, 3, STEPS)
+    relevant = cd.decompose(x, words, LENGTHS)[0]
+    empty = cd.decompose(x, torch.zeros(3, STEPS, dtype=torch.bool), LENGTHS)[0]
+    assert torch.count_nonzero(empty) == 0
+    for n, length in enumerate(LENGTHS.tolist()):
+        assert torch.count_nonzero(attributions[n, length:]) == 0
+        assert torch.count_nonzero(relevant[length:, n]) == 0
+        assert torch.count_nonzero(attributions[n, :length]) > 0
+
+
+@pytest.mark.parametrize("name", ["lstm-2-bi-max", "gru-2-uni-attention", "textcnn-parallel"])
+def test_phrases_in_one_pass_equal_separate_calls(name: str) -> None:
+    forward, _ = build(name, seed=3)
+    x, masks = _embeddings(5), _contiguous_phrases(6, phrases=5)
+    cd = ContextualDecomposition(forward, "reference")
+    relevant, irrelevant = cd.decompose(x, masks, LENGTHS)
+    for p in range(masks.shape[0]):
+        one = cd.decompose(x, masks[p], LENGTHS)
+        assert one[0].shape == (3, 3)
+        assert (relevant[p] - one[0]).abs().max() < 1e-12 and (irrelevant[p] - one[1]).abs().max() < 1e-12
+
+
+class SortedPacking(nn.Module):
+    """Sorts the batch by length itself, packs with enforce_sorted=True, and restores the order (old-style code)."""
+
+    def __init__(self, reference: LSTMClassifier) -> None:
+        super().__init__()
+        self.rnn, self.output = reference.rnn, reference.output
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        order = torch.argsort(lengths, descending=True)
+        packed = pack_padded_sequence(x.index_select(0, order), lengths[order], batch_first=True)
+        _, (h_n, _) = self.rnn(packed)
+        features = torch.cat([h_n[-2], h_n[-1]], dim=-1)
+        return self.output(features.index_select(0, torch.argsort(order)))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_model_that_reorders_the_batch_keeps_the_phrase_positions(mode: str) -> None:
+    torch.manual_seed(4)
+    model = LSTMClassifier(10, 3, 3, 3, bidirectional=True, pooling="last").double()
+    x, masks = _embeddings(6), _contiguous_phrases(7)
+    expected = ContextualDecomposition(model.forward_embeddings, mode).decompose(x, masks, LENGTHS)
+    got = ContextualDecomposition(SortedPacking(model), mode).decompose(x, masks, LENGTHS)
+    assert (got[0] - expected[0]).abs().max() < 1e-12 and (got[1] - expected[1]).abs().max() < 1e-12
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_stacked_modules_equal_one_multilayer_module(cell: str, mode: str) -> None:
+    """Layer 2's phrase positions are the token positions, whether the layers are one module or two."""
+    torch.manual_seed(5)
+    rnn_type = nn.LSTM if cell == "lstm" else nn.GRU
+    fused = rnn_type(3, 3, num_layers=2, bidirectional=True, batch_first=True).double()
+    first = rnn_type(3, 3, bidirectional=True, batch_first=True).double()
+    second = rnn_type(6, 3, bidirectional=True, batch_first=True).double()
+    for layer, module in ((0, first), (1, second)):
+        module.load_state_dict(
+            {
+                name.replace(f"_l{layer}", "_l0"): value
+                for name, value in fused.state_dict().items()
+                if f"_l{layer}" in name
+            }
+        )
+    fc = nn.Linear(6, 2).double()
+
+    def one(x: Tensor, lengths: Tensor) -> Tensor:
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        outputs = pad_packed_sequence(fused(packed)[0], batch_first=True, total_length=STEPS)[0]
+        return fc(outputs.sum(1))
+
+    def two(x: Tensor, lengths: Tensor) -> Tensor:
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        outputs = pad_packed_sequence(second(first(packed)[0])[0], batch_first=True, total_length=STEPS)[0]
+        return fc(outputs.sum(1))
+
+    x, masks = _embeddings(7), _contiguous_phrases(8)
+    expected = ContextualDecomposition(one, mode).decompose(x, masks, LENGTHS)
+    got = ContextualDecomposition(two, mode).decompose(x, masks, LENGTHS)
+    assert (got[0] - expected[0]).abs().max() < 1e-12 and (got[1] - expected[1]).abs().max() < 1e-12
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_cell_loops_equal_the_fused_layer(cell: str, mode: str) -> None:
+    torch.manual_seed(6)
+    fused = (nn.LSTM if cell == "lstm" else nn.GRU)(3, 4, batch_first=True).double()
+    step = (nn.LSTMCell if cell == "lstm" else nn.GRUCell)(3, 4).double()
+    step.load_state_dict({k[:-3]: v for k, v in fused.state_dict().items()})
+    fc = nn.Linear(4, 3).double()
+
+    def fused_model(x: Tensor) -> Tensor:
+        state = fused(x)[1]
+        return fc((state[0] if cell == "lstm" else state)[-1])
+
+    def loop(x: Tensor) -> Tensor:
+        hx: Any = None
+        for t in range(x.shape[1]):
+            hx = step(x[:, t], hx)
+        return fc(hx[0] if cell == "lstm" else hx)
+
+    x = torch.randn(2, 5, 3, dtype=torch.float64)
+    masks = torch.zeros(3, 2, 5, dtype=torch.bool)
+    masks[0, :, 1:3], masks[1, :, 4], masks[2, :, :] = True, True, True
+    expected = ContextualDecomposition(fused_model, mode).decompose(x, masks)
+    got = ContextualDecomposition(loop, mode).decompose(x, masks)
+    assert (got[0] - expected[0]).abs().max() < 1e-12 and (got[1] - expected[1]).abs().max() < 1e-12
+
+
+def test_a_recurrent_layer_after_a_convolution_has_no_phrase_positions() -> None:
+    """A convolution mixes positions: no recurrent step is a phrase position, so "phrase" equals "never"."""
+    torch.manual_seed(7)
+    conv, rnn, fc = nn.Conv1d(3, 3, 3, padding=1).double(), nn.LSTM(3, 3, batch_first=True).double(), nn.Linear(3, 2)
+    fc = fc.double()
+
+    def model(x: Tensor) -> Tensor:
+        return fc(rnn(torch.relu(conv(x.transpose(1, 2))).transpose(1, 2))[1][0][-1])
+
+    x = torch.randn(2, 5, 3, dtype=torch.float64)
+    whole = torch.ones(2, 5, dtype=torch.bool)
+    phrase = ContextualDecomposition(model, "phrase").decompose(x, whole)
+    never = ContextualDecomposition(model, "never").decompose(x, whole)
+    assert torch.equal(phrase[0], never[0]) and phrase[1].abs().max() > 1e-3
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Captum: targets, tuples, metrics, the interface
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_every_captum_target_form() -> None:
+    forward, _ = build("lstm-1-bi-attention")
+    x = _embeddings(8)
+    cd = ContextualDecomposition(forward)
+    per_example = torch.stack([cd.attribute(x, t, LENGTHS)[n] for n, t in enumerate([2, 0, 1])])
+    for target in ([2, 0, 1], torch.tensor([2, 0, 1])):
+        assert (cd.attribute(x, target, LENGTHS) - per_example).abs().max() < 1e-12
+    assert torch.equal(cd.attribute(x, torch.tensor(1), LENGTHS), cd.attribute(x, 1, LENGTHS))
+    assert torch.equal(cd.attribute(x, torch.tensor([1]), LENGTHS), cd.attribute(x, 1, LENGTHS))
+
+    def one_output(embeddings: Tensor, lengths: Tensor) -> Tensor:
+        return forward(embeddings, lengths)[:, 1]
+
+    def grid_output(embeddings: Tensor, lengths: Tensor) -> Tensor:
+        return forward(embeddings, lengths).unsqueeze(1).expand(-1, 2, -1)
+
+    reference = cd.attribute(x, 1, LENGTHS)
+    assert (ContextualDecomposition(one_output).attribute(x, None, LENGTHS) - reference).abs().max() < 1e-12
+    assert (ContextualDecomposition(grid_output).attribute(x, (0, 1), LENGTHS) - reference).abs().max() < 1e-12
+    listed = ContextualDecomposition(grid_output).attribute(x, [(0, 1), (1, 1), (0, 1)], LENGTHS)
+    assert (listed - reference).abs().max() < 1e-12
+    with pytest.raises(ValueError, match=r"Expected `target` to select one score per example \(3\)"):
+        cd.attribute(x, None, LENGTHS)
+    with pytest.raises(ValueError, match=r"Expected `contrast` to select one score per example \(3\)"):
+        ContextualDecomposition(grid_output).attribute(x, (0, 1), LENGTHS, contrast=1)
+
+
+def test_tuple_inputs_give_tuple_attributions() -> None:
+    torch.manual_seed(8)
+
+    class Pair(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.left, self.right = nn.LSTM(3, 2, batch_first=True), nn.GRU(3, 2, batch_first=True)
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, a: Tensor, b: Tensor) -> Tensor:
+            return self.fc(torch.cat([self.left(a)[1][0][-1], self.right(b)[1][-1]], dim=-1))
+
+    model = Pair().double()
+    a, b = torch.randn(2, 4, 3, dtype=torch.float64), torch.randn(2, 3, 3, dtype=torch.float64)
+    cd = ContextualDecomposition(model)
+    attributions = cd.attribute((a, b), target=0)
+    assert isinstance(attributions, tuple) and attributions[0].shape == a.shape and attributions[1].shape == b.shape
+    masks = (torch.zeros(2, 4, dtype=torch.bool), torch.ones(2, 3, dtype=torch.bool))
+    relevant, irrelevant, bias = cd.decompose((a, b), masks, return_bias=True)
+    assert (relevant + irrelevant + bias - model(a, b)).abs().max() < 1e-10
+    # a group spanning both inputs: its beta is spread over the entries of both
+    groups = (torch.tensor([[0, 0, 1, 1]]), torch.tensor([[1, 2, 2]]))
+    grouped = cd.attribute((a, b), 1, feature_mask=groups)
+    spanning = cd.decompose((a, b), (groups[0].expand(2, -1) == 1, groups[1].expand(2, -1) == 1))[0][:, 1]
+    total = grouped[0][:, 2:].sum((1, 2)) + grouped[1][:, :1].sum((1, 2))
+    assert (total - spanning).abs().max() < 1e-12
+
+
+def test_captum_metrics_accept_attributions() -> None:
+    forward, _ = build("gru-1-bi-last")
+    x = _embeddings(9)
+    cd = ContextualDecomposition(forward)
+    attributions = cd.attribute(x, 1, LENGTHS)
+    assert attributions.is_contiguous() and attributions.dtype == torch.float64
+
+    def perturb(inputs: Tensor) -> Tuple[Tensor, Tensor]:
+        noise = 0.01 * torch.randn(inputs.shape, dtype=inputs.dtype, generator=torch.Generator().manual_seed(0))
+        return noise, inputs - noise
+
+    score = infidelity(
+        forward, perturb, x, attributions, target=1, additional_forward_args=LENGTHS, n_perturb_samples=2
+    )
+    assert score.shape == (3,) and bool(torch.isfinite(score).all())
+    sensitivity = sensitivity_max(cd.attribute, x, target=1, additional_forward_args=LENGTHS, n_perturb_samples=2)
+    assert sensitivity.shape == (3,) and bool(torch.isfinite(sensitivity).all())
+
+
+def test_captum_interface() -> None:
+    forward, model = build("lstm-1-uni-last")
+    cd = ContextualDecomposition(forward)
+    assert isinstance(cd, Attribution) and cd.multiplies_by_inputs and not cd.has_convergence_delta()
+    with pytest.raises(NotImplementedError):
+        cd.attribute_future()
+    x = _embeddings(10)
+    smoothed = NoiseTunnel(cd).attribute(
+        x, nt_type="smoothgrad", nt_samples=2, stdevs=0.0, target=1, additional_forward_args=LENGTHS
+    )
+    assert (smoothed - cd.attribute(x, 1, LENGTHS)).abs().max() < 1e-12
+    layer_cd = LayerContextualDecomposition(model, model.embedding)
+    assert isinstance(layer_cd, LayerAttribution) and layer_cd.layer is model.embedding
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Refusals and validation
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "head,op",
+    [
+        (lambda h: torch.exp(h), "torch.exp"),
+        (lambda h: nn.functional.layer_norm(h, (h.shape[-1],)), "torch.nn.functional.layer_norm"),
+        (lambda h: h.abs(), "torch.Tensor.abs"),
+        (lambda h: h.log_softmax(-1), "torch.Tensor.log_softmax"),
+    ],
+    ids=["exp", "layer_norm", "abs", "log_softmax"],
+)
+def test_unsupported_ops_raise_type_error_naming_them(head: Callable[[Tensor], Tensor], op: str) -> None:
+    class Model(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = nn.GRU(3, 3, batch_first=True)
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x: Tensor) -> Tensor:
+            return self.fc(head(self.rnn(x)[1][-1]))
+
+    with pytest.raises(TypeError, match=f"ContextualDecomposition has no rule for `{op}`") as info:
+        ContextualDecomposition(Model()).attribute(torch.randn(2, 4, 3), 0)
+    assert "Supported: recurrent layers: lstm, gru, lstm_cell, gru_cell" in str(info.value)
+    assert info.value.op == op  # type: ignore[attr-defined]
+
+
+def test_unsupported_modules_name_themselves() -> None:
+    class Model(nn.Module):
+        def __init__(self, rnn: nn.Module, norm: Optional[nn.Module] = None) -> None:
+            super().__init__()
+            self.rnn, self.norm = rnn, norm or nn.Identity()
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x: Tensor) -> Tensor:
+            return self.fc(self.norm(self.rnn(x)[0][:, -1]))
+
+    x = torch.randn(2, 3, 3)
+    with pytest.raises(TypeError, match=r"`torch.rnn_tanh` \(called in module 'rnn' of type RNN\)"):
+        ContextualDecomposition(Model(nn.RNN(3, 4, batch_first=True))).attribute(x, 0)
+    with pytest.raises(TypeError, match=r"`torch.lstm` \(called in module 'rnn' of type LSTM\).*proj_size > 0"):
+        ContextualDecomposition(Model(nn.LSTM(3, 6, proj_size=4, batch_first=True))).attribute(x, 0)
+    with pytest.raises(TypeError, match=r"`torch.nn.functional.layer_norm` \(called in module 'norm' of type Layer"):
+        ContextualDecomposition(Model(nn.LSTM(3, 4, batch_first=True), nn.LayerNorm(4))).attribute(x, 0)
+
+
+def test_products_in_place_ops_random_dropout_and_gate_only_outputs_are_refused() -> None:
+    rnn, fc = nn.LSTM(3, 4, batch_first=True), nn.Linear(4, 2)
+    x = torch.randn(2, 3, 3)
+
+    def square(inputs: Tensor) -> Tensor:
+        h = rnn(inputs)[1][0][-1]
+        return fc(h * h)
+
+    def in_place(inputs: Tensor) -> Tensor:
+        return fc(rnn(inputs)[1][0][-1].relu_())
+
+    def random_dropout(inputs: Tensor) -> Tensor:
+        return fc(nn.functional.dropout(rnn(inputs)[1][0][-1], 0.5, training=True))
+
+    def probabilities(inputs: Tensor) -> Tensor:
+        return fc(rnn(inputs)[1][0][-1]).softmax(-1)
+
+    def divided(inputs: Tensor) -> Tensor:
+        return fc(1.0 / rnn(inputs)[1][0][-1])
+
+    with pytest.raises(TypeError, match="`torch.Tensor.mul`: a product of two decomposed tensors"):
+        ContextualDecomposition(square).attribute(x, 0)
+    with pytest.raises(TypeError, match="`torch.Tensor.relu_`: in-place ops"):
+        ContextualDecomposition(in_place).attribute(x, 0)
+    with pytest.raises(TypeError, match="`torch.nn.functional.dropout`: dropout in training mode is random"):
+        ContextualDecomposition(random_dropout).attribute(x, 0)
+    with pytest.raises(TypeError, match="only division of a decomposed tensor by a constant"):
+        ContextualDecomposition(divided).attribute(x, 0)
+    with pytest.raises(TypeError, match="only through gates: softmax"):
+        ContextualDecomposition(probabilities).attribute(x, 0)
+    with pytest.raises(
+        TypeError, match=r"floating-point tensors \(N, T, ...\) \(embeddings\), but input 0 is torch.int64"
+    ):
+        ContextualDecomposition(square).attribute(torch.ones(2, 3, dtype=torch.long), 0)
+
+
+def _state(model: nn.Module) -> Dict[str, Any]:
+    hook_dicts = (
+        "_forward_hooks",
+        "_forward_pre_hooks",
+        "_backward_hooks",
+        "_forward_hooks_with_kwargs",
+        "_forward_pre_hooks_with_kwargs",
+        "_forward_hooks_always_called",
+        "_backward_pre_hooks",
+    )
+    return {
+        "params": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "requires_grad": [p.requires_grad for p in model.parameters()],
+        "grads": [p.grad for p in model.parameters()],
+        "training": [m.training for m in model.modules()],
+        "hooks": [{name: list(getattr(m, name, {}).keys()) for name in hook_dicts} for m in model.modules()],
+    }
+
+
+def _assert_same(before: Dict[str, Any], model: nn.Module) -> None:
+    after = _state(model)
+    assert before["params"].keys() == after["params"].keys()
+    assert all(torch.equal(before["params"][k], after["params"][k]) for k in before["params"])
+    assert before["requires_grad"] == after["requires_grad"]
+    assert all(g is None for g in after["grads"])
+    assert before["training"] == after["training"]
+    assert before["hooks"] == after["hooks"]
+
+
+class Switchable(nn.Module):
+    """A bi-LSTM model with dropout that can be told to call an op CD has no rule for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(3, 3, batch_first=True, bidirectional=True)
+        self.drop = nn.Dropout(0.5)
+        self.fc = nn.Linear(6, 2)
+        self.bad = False
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.drop(torch.cat(list(self.rnn(x)[1][0]), dim=-1))
+        return self.fc(torch.exp(h) if self.bad else h)
+
+
+def test_model_is_left_exactly_as_it_was_also_when_it_raises() -> None:
+    torch.manual_seed(0)
+    model = Switchable().double().train()
+    model.rnn.weight_hh_l0.requires_grad_(False)
+    model.fc.register_forward_hook(lambda *args: None)
+    model.register_forward_pre_hook(lambda *args: None)
+    before = _state(model)
+    x = torch.randn(2, 4, 3, dtype=torch.float64)
+    cd = ContextualDecomposition(model)
+    first = cd.attribute(x, 1)
+    _assert_same(before, model)
+    assert torch.equal(cd.attribute(x, 1), first)  # evaluation mode: no dropout, deterministic
+    model.bad = True
+    with pytest.raises(UnsupportedOperationError):
+        cd.attribute(x, 1)
+    _assert_same(before, model)
+    model.bad = False
+    with pytest.raises(IndexError):
+        cd.attribute(x, 7)  # a target out of range raises after the forward pass
+    _assert_same(before, model)
+    embedding = nn.Embedding(5, 3).double()
+    layer_cd = LayerContextualDecomposition(lambda ids: model(embedding(ids)), embedding)
+    layer_before = _state(embedding)
+    with pytest.raises(ValueError, match="phrase_mask"):
+        layer_cd.decompose(torch.ones(2, 4, dtype=torch.long), torch.ones(2, 3, dtype=torch.bool))
+    layer_cd.attribute(torch.ones(2, 4, dtype=torch.long), 0)
+    _assert_same(layer_before, embedding)
+    _assert_same(before, model)
+
+
+def test_arguments_are_validated() -> None:
+    forward, model = build("lstm-1-uni-last")
+    x = _embeddings(11)
+    cd = ContextualDecomposition(forward)
+    with pytest.raises(
+        ValueError, match="Expected `bias_product` to be one of .'phrase', 'reference', 'never'., but got 'all'"
+    ):
+        ContextualDecomposition(forward, "all")
+    with pytest.raises(TypeError, match="Expected `model` to be an nn.Module or a callable, but got int"):
+        ContextualDecomposition(3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Expected `layer` to be an nn.Module, but got str"):
+        LayerContextualDecomposition(model, "embedding")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Expected `phrase_mask` to be a bool tensor, but got torch.int64"):
+        cd.decompose(x, torch.ones(3, STEPS, dtype=torch.long), LENGTHS)
+    with pytest.raises(
+        ValueError, match=r"Expected `phrase_mask` to have shape \(3, 6\) \(N, T\) or \(P, 3, 6\), but got \(3, 5\)"
+    ):
+        cd.decompose(x, torch.ones(3, 5, dtype=torch.bool), LENGTHS)
+    with pytest.raises(
+        ValueError, match="Expected `mask_a` and `mask_b` to hold the same number of phrases, but got 2 and 1"
+    ):
+        cd.interaction(x, torch.ones(2, 3, STEPS, dtype=torch.bool), torch.ones(3, STEPS, dtype=torch.bool), 0, LENGTHS)
+    with pytest.raises(ValueError, match="Expected `feature_mask` to be constant over the dimensions after time"):
+        cd.attribute(x, 0, LENGTHS, feature_mask=torch.arange(3).expand(3, STEPS, 3))
+    with pytest.raises(ValueError, match=r"Expected `feature_mask` 0 to broadcast to the input's shape \(3, 6, 3\)"):
+        cd.attribute(x, 0, LENGTHS, feature_mask=torch.zeros(2, STEPS, 1, dtype=torch.long))
+    with pytest.raises(TypeError, match="Expected `feature_mask` to hold integer tensors, but got torch.float64"):
+        cd.attribute(x, 0, LENGTHS, feature_mask=torch.zeros(3, STEPS, 1, dtype=torch.float64))
+    words = torch.zeros(3, STEPS, dtype=torch.bool)
+    words[:, 0], words[:, 2] = True, True
+    with pytest.raises(ValueError, match=r"phrase 0 of example 0 covers positions \[0, 2\]"):
+        ContextualDecomposition(forward, "reference").decompose(x, words, LENGTHS)
+    ids = torch.ones(2, 3, dtype=torch.long)
+    with pytest.raises(ValueError, match="Expected the layer Linear to run in the forward pass, but it did not"):
+        LayerContextualDecomposition(model, nn.Linear(2, 2)).attribute(ids, 0, torch.tensor([3, 2]))
+
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embedding, self.inner = model.embedding, model
+
+        def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
+            self.embedding(ids)
+            return self.inner(ids, lengths)
+
+    with pytest.raises(ValueError, match="to be called once per forward pass"):
+        LayerContextualDecomposition(Twice(), model.embedding).attribute(ids, 0, torch.tensor([3, 2]))
+
+
+def test_textcnn_layer_variant_on_token_ids() -> None:
+    torch.manual_seed(12)
+    model = TextCNN(10, 3, 2, channels=(3, 2), kernel_sizes=(2, 2)).double()
+    ids = torch.tensor([[1, 2, 3, 4, 5, 6], [6, 7, 8, 0, 0, 0], [8, 9, 1, 2, 3, 0]])
+    scores = LayerContextualDecomposition(model, model.embedding).attribute(ids, 1, LENGTHS, contrast=0)
+    with torch.no_grad():
+        expected = ContextualDecomposition(model.forward_embeddings).attribute(
+            model.embedding(ids), 1, LENGTHS, contrast=0
+        )
+    assert (scores - expected.sum(-1)).abs().max() < 1e-12
+    assert torch.count_nonzero(scores[1, 3:]) == 0
