@@ -275,3 +275,22 @@ def test_real_arras_weights_agree_with_numpy_oracle(arras_arrays: Dict[str, np.n
             assert abs(account.initial_state_total[n].item() - initial) < EXACT
             if delta == 1.0:
                 assert abs(r_x.sum() + initial - score) < EXACT
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_eval_mode_model_matches_cpu() -> None:
+    # cuDNN refuses an RNN backward in eval mode (captum #564); the unrolled cells never call it.
+    torch.manual_seed(0)
+    model = nn.LSTM(5, 4, batch_first=True, bidirectional=True)
+    head = nn.Linear(8, 3)
+
+    def forward(x: torch.Tensor, lstm: nn.LSTM = model, fc: nn.Linear = head) -> torch.Tensor:
+        return fc(lstm(x)[0][:, -1])
+
+    x = torch.randn(2, 6, 5)
+    expected = LSTMLRP(forward).attribute(x, target=1)
+    model.cuda().eval()
+    head.cuda()
+    actual = LSTMLRP(forward).attribute(x.cuda(), target=1)
+    assert actual.device.type == "cuda"
+    assert torch.allclose(actual.cpu(), expected, atol=1e-5)
