@@ -522,8 +522,8 @@ def findings(result: Mapping[str, Any]) -> List[str]:
         docs = row["documents"]
         lines.append(
             f"{name}: the disagreements sit at the decision boundary: agreement (with intercept) is "
-            f"{_pct(near['with_intercept'])} on the {near['count']} test sentences with |p - 0.5| < {near['margin'][1]}, "
-            f"{_pct(middle['with_intercept'])} on the {middle['count']} with {middle['margin'][0]} <= |p - 0.5| < "
+            f"{_pct(near['with_intercept'])} on the {near['count']} test sentences with abs(p - 0.5) < {near['margin'][1]}, "
+            f"{_pct(middle['with_intercept'])} on the {middle['count']} with {middle['margin'][0]} <= abs(p - 0.5) < "
             f"{middle['margin'][1]} and {_pct(far['with_intercept'])} on the {far['count']} others; across sentence "
             f"lengths it ranges from {_span(lengths)}. Joining m = {docs[0]['parts']} to {docs[-1]['parts']} "
             f"sentences into documents of {docs[0]['mean_words']:.0f} to {docs[-1]['mean_words']:.0f} words moves the "
@@ -562,7 +562,7 @@ def _agreement_markdown(result: Mapping[str, Any]) -> str:
             f"## {name}: by sentence length and by margin",
             "",
             f"{row['disagreements']} disagreements among {row['examples']} test sentences (mean "
-            f"{row['mean_words']:.1f} words); {_pct(row['near_boundary'])} of them have |p - 0.5| < 0.1; mean cosine "
+            f"{row['mean_words']:.1f} words); {_pct(row['near_boundary'])} of them have abs(p - 0.5) < 0.1; mean cosine "
             f"between a sentence's gradient and ḡ: {row['mean_cosine']:.3f}.",
             "",
             "| group | sentences | with intercept | no intercept |",
