@@ -28,6 +28,7 @@ from captum_text_ext.attr._input_gradients import (
     finite_difference_gradients,
     target_selector,
 )
+from captum_text_ext.attr._layer_leaves import LayerLeaves
 from captum_text_ext.attr._streaming import Batches, RunningMean, iterate_batches
 
 __all__ = [
@@ -474,47 +475,6 @@ class GradientLinearSurrogate(GradientAttribution):
         )
 
 
-class _LayerCapture:
-    """Swaps a layer's output (or floating-point inputs) for detached leaves during one forward pass: their gradient
-    is the layer gradient, and nothing before the layer enters the backward pass. The hook is removed on exit."""
-
-    def __init__(self, layer: nn.Module, to_input: bool) -> None:
-        self.layer, self.to_input = layer, to_input
-        self.leaves: Optional[Tuple[Tensor, ...]] = None
-        self.is_tuple = False
-        self.handle: Optional[Any] = None
-
-    def __enter__(self) -> "_LayerCapture":
-        if self.to_input:
-            self.handle = self.layer.register_forward_pre_hook(lambda module, args: self._swap(args, True))
-        else:
-            self.handle = self.layer.register_forward_hook(lambda module, args, output: self._swap(output, False))
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.handle is not None:
-            self.handle.remove()
-            self.handle = None
-
-    def _swap(self, value: Any, always_tuple: bool) -> Any:
-        name = type(self.layer).__name__
-        if self.leaves is not None:
-            raise ValueError(f"Expected the layer {name} to run once per forward pass, but it ran again")
-        if isinstance(value, Tensor) and value.is_floating_point():
-            leaf = value.detach().requires_grad_(True)
-            self.leaves, self.is_tuple = (leaf,), False
-            return leaf
-        if isinstance(value, tuple) and any(isinstance(v, Tensor) and v.is_floating_point() for v in value):
-            new = tuple(v.detach().requires_grad_(True) if isinstance(v, Tensor) and v.is_floating_point() else v
-                        for v in value)
-            self.leaves = tuple(v for v in new if isinstance(v, Tensor) and v.is_floating_point())
-            self.is_tuple = len(self.leaves) > 1 or not always_tuple
-            return new
-        where = "inputs" if self.to_input else "output"
-        raise ValueError(f"Expected the layer {name} to have a floating-point tensor {where}, but got "
-                         f"{type(value).__name__}")
-
-
 class LayerGradientLinearSurrogate(LayerAttribution, GradientAttribution):
     r""":class:`GradientLinearSurrogate`'s local view for token-id models: the gradients at the output of ``layer``
     (the embedding), as Hechtlinger's first example (Sec. 4.1) and Captum's ``LayerGradientXActivation``.
@@ -597,7 +557,7 @@ class LayerGradientLinearSurrogate(LayerAttribution, GradientAttribution):
         assert formatted is not None
         args = _format_additional_forward_args(additional_forward_args) or ()
         select = target_selector(target, int(formatted[0].shape[0]))
-        with _LayerCapture(self.layer, attribute_to_layer_input) as capture:
+        with LayerLeaves(self.layer, attribute_to_layer_input) as capture:
             with torch.enable_grad():
                 output = self.forward_func(*formatted, *args)
                 if capture.leaves is None:

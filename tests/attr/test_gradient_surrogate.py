@@ -480,6 +480,6 @@ def test_layer_errors() -> None:
     def reuse(v: Tensor) -> Tensor:
         return (twice(v) + twice(v)).sum((1, 2)).unsqueeze(1)
 
-    with pytest.raises(ValueError, match="to run once per forward pass"):
+    with pytest.raises(ValueError, match="to be called once per forward pass"):
         LayerGradientLinearSurrogate(reuse, twice).attribute(ids, 0)
     assert not twice._forward_hooks
