@@ -18,7 +18,8 @@ averages over :math:`X_\text{test}`), one row fitted on the training sentences.
   (0 is a linear model) and regularization (dropout, weight decay). The mean cosine between each example's gradient
   and :math:`\bar g` measures how far :math:`f` is from linear over the data.
 - **Table 1**: for a few test sentences, the 4 words whose gradient at the embedding has the largest
-  :math:`\ell_2` norm, each with the rest of its width-3 convolution window, with ``embcnn-sst2``.
+  :math:`\ell_2` norm, each with the rest of its width-3 convolution window, with ``embcnn-sst2`` (gradients of the
+  log-odds, which rank words as those of the probability do; see :func:`top_expression_rows`).
 - **Speed**: ``fit`` against Captum ``Saliency`` (one gradient per example, no mean) over the same test features,
   same batches of :data:`BATCH_SIZE`, one thread, the two interleaved pass by pass; goal: at least
   :data:`TARGET_RATIO` of Saliency's throughput.
@@ -242,8 +243,13 @@ def top_expression_rows(
     model: EmbeddingCNN, vocabulary: Vocabulary, test: Sequence[Pair]
 ) -> List[Dict[str, Any]]:
     r"""Table 1: for the first :data:`TABLE1_SENTENCES` correctly classified test sentences of each class with at
-    least :data:`TABLE1_MIN_WORDS` words, the :data:`EXPRESSIONS` words with the largest
-    :math:`\lVert \partial p(\text{positive}) / \partial z_t \rVert_2`, each with the rest of its window."""
+    least :data:`TABLE1_MIN_WORDS` words, the :data:`EXPRESSIONS` words with the largest gradient norm at the
+    embedding, each with the rest of its window.
+
+    The gradient is that of the log-odds :math:`z_1 - z_0`: for two classes
+    :math:`\partial p(\text{positive}) / \partial z_t = p (1 - p)\, \partial (z_1 - z_0) / \partial z_t`, one factor
+    per sentence, so the ranking is the paper's (the probability's), while the norms stay readable when the model is
+    confident (:math:`p (1 - p)` underflows in float32)."""
     chosen: List[int] = []
     for label in (1, 0):
         candidates = [i for i, (tokens, y) in enumerate(test) if y == label and len(tokens) >= TABLE1_MIN_WORDS]
@@ -257,14 +263,15 @@ def top_expression_rows(
         return []
     ids, lengths = pad_sequences([vocabulary.encode(test[i][0]) for i in chosen], vocabulary.pad_index)
 
-    def probability(token_ids: Tensor, token_lengths: Tensor) -> Tensor:
-        return model(token_ids, token_lengths).softmax(-1)
+    def log_odds(token_ids: Tensor, token_lengths: Tensor) -> Tensor:
+        logits = model(token_ids, token_lengths)
+        return logits[:, 1] - logits[:, 0]
 
-    surrogate = LayerGradientLinearSurrogate(probability, model.embedding)
-    expressions = surrogate.top_expressions(ids, EXPRESSIONS, WINDOW, target=1, additional_forward_args=(lengths,),
+    surrogate = LayerGradientLinearSurrogate(log_odds, model.embedding)
+    expressions = surrogate.top_expressions(ids, EXPRESSIONS, WINDOW, additional_forward_args=(lengths,),
                                             lengths=lengths)
     with torch.no_grad():
-        positive = probability(ids, lengths)[:, 1].tolist()
+        positive = model(ids, lengths).softmax(-1)[:, 1].tolist()
     rows = []
     for row, index in enumerate(chosen):
         words = list(test[index][0])
@@ -562,8 +569,8 @@ def _agreement_markdown(result: Mapping[str, Any]) -> str:
             f"## {name}: by sentence length and by margin",
             "",
             f"{row['disagreements']} disagreements among {row['examples']} test sentences (mean "
-            f"{row['mean_words']:.1f} words); {_pct(row['near_boundary'])} of them have abs(p - 0.5) < 0.1; mean cosine "
-            f"between a sentence's gradient and ḡ: {row['mean_cosine']:.3f}.",
+            f"{row['mean_words']:.1f} words); {_pct(row['near_boundary'])} of the sentences have abs(p - 0.5) < 0.1; "
+            f"mean cosine between a sentence's gradient and ḡ: {row['mean_cosine']:.3f}.",
             "",
             "| group | sentences | with intercept | no intercept |",
             "|---|---|---|---|",
@@ -613,10 +620,11 @@ def _table1_markdown(result: Mapping[str, Any]) -> str:
         f"# Table 1: top expressions with {CNN_MODEL}",
         "",
         f"The first {TABLE1_SENTENCES} correctly classified SST-2 test sentences of each class with at least "
-        f"{TABLE1_MIN_WORDS} words; the {EXPRESSIONS} words with the largest gradient norm at the embedding "
-        f"(derivative of p(positive)), each followed by the rest of its width-{WINDOW} window.",
+        f"{TABLE1_MIN_WORDS} words; the {EXPRESSIONS} words with the largest gradient norm at the embedding, each "
+        f"followed by the rest of its width-{WINDOW} window. Gradients of the log-odds z1 - z0; those of p(positive) "
+        "are p (1 - p) times them, one factor per sentence, so the ranking is the same.",
         "",
-        "| sentence | label | p(positive) | expressions (gradient norm) |",
+        "| sentence | label | p(positive) | expressions (gradient norm of the log-odds) |",
         "|---|---|---|---|",
     ]
     for row in result["table1"]:

@@ -19,6 +19,7 @@ from captum_text_ext.benchmarks.hechtlinger2016 import (
     encode_bags,
     findings,
 )
+from captum_text_ext import LayerGradientLinearSurrogate
 from captum_text_ext.cli import main
 from captum_text_ext.datasets import Vocabulary
 from captum_text_ext.models import BagOfWordsMLP, EmbeddingCNN
@@ -102,6 +103,22 @@ def test_agreement_report_on_a_linear_model_is_exact() -> None:
         p = model.forward_features(features).softmax(-1)[:, 1]
     same = surrogate.predict(features) == (p > 0.5).long()
     assert report["agreement"]["probability_with_intercept"] == float(same.double().mean())
+
+
+def test_table1_ranks_words_as_the_probability_gradient_does(monkeypatch) -> None:
+    monkeypatch.setattr(hechtlinger2016, "TABLE1_MIN_WORDS", 3)
+    pairs = [(tuple(words), label) for words, label in _sentences(12, 5)]
+    vocabulary = Vocabulary.build([words for words, _ in pairs])
+    torch.manual_seed(1)
+    model = EmbeddingCNN(len(vocabulary), 2, embedding_dim=3, num_filters=4).double().eval()
+    rows = hechtlinger2016.top_expression_rows(model, vocabulary, pairs)
+    assert rows and all(len(row["expressions"]) == 4 for row in rows)
+    for row in rows:
+        ids = torch.tensor([vocabulary.encode(row["words"])])
+        lengths = torch.tensor([len(row["words"])])
+        probability = LayerGradientLinearSurrogate(lambda i, n: model(i, n).softmax(-1), model.embedding)
+        top = probability.top_expressions(ids, 4, 3, target=1, additional_forward_args=(lengths,))[0]
+        assert [e.position for e in top] == [e["position"] for e in row["expressions"]]
 
 
 def test_command_writes_every_result_with_the_provenance_first(tmp_path: Path, monkeypatch, capsys) -> None:
