@@ -440,6 +440,17 @@ def test_layer_gradients_equal_captum_and_the_embedding_route() -> None:
     assert isinstance(times, LayerAttribution) and isinstance(times, GradientAttribution)
 
 
+def test_attribute_to_layer_input() -> None:
+    torch.manual_seed(9)
+    model = EmbeddingCNN(vocab_size=15, num_classes=2, embedding_dim=4, num_filters=5).double().eval()
+    ids, lengths = torch.tensor([[2, 3, 4, 5, 6], [7, 8, 9, 10, 11]]), torch.tensor([5, 5])
+    at_embedding = LayerGradientLinearSurrogate(model, model.embedding).attribute(ids, 1, (lengths,))
+    conv = LayerGradientLinearSurrogate(model, model.conv_layers[0])
+    at_conv_input = conv.attribute(ids, 1, (lengths,), attribute_to_layer_input=True)
+    assert at_conv_input.shape == (2, 4, 5)  # Conv1d reads (N, E, T)
+    assert torch.allclose(at_conv_input.transpose(1, 2), at_embedding, atol=1e-14)
+
+
 class TimeMajorLSTM(nn.Module):
     """Glue code in forward: time-major packed LSTM, output at the last real token."""
 
