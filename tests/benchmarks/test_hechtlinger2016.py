@@ -30,14 +30,6 @@ _NEGATIVE = "bad dull boring mess worst stupid".split()
 _NEUTRAL = "the film is a story with plot and acting".split()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():  # type: ignore[no-untyped-def]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _sentences(count: int, seed: int) -> List[Tuple[List[str], int]]:
     generator = torch.Generator().manual_seed(seed)
     out = []
