@@ -6,8 +6,9 @@ Sub-commands:
 - ``download NAME [--root DIR]``: fetch a public dataset, verify its checksum and unpack it safely.
 - ``train NAME [--record DIR]``: train a model of the zoo with its seed and save it in the model cache.
 - ``explain --checkpoint PATH --text TEXT [--text ...] --out DIR``: the demo's report for any saved model and text.
-- ``benchmark NAME [--out DIR] [--data-root DIR] [--cache-dir DIR]``: run a benchmark of
-  :data:`~captum_text_ext.benchmarks.BENCHMARKS` (``arras2017``, ``lrp-speed``) and write its results files.
+- ``benchmark NAME [--out DIR] [--data-root DIR] [--cache-dir DIR] [--imdb-dir DIR]``: run a benchmark of
+  :data:`~captum_text_ext.benchmarks.BENCHMARKS` (``arras2017``, ``lrp-speed``, ``hechtlinger2016``) and write its
+  results files.
 
 Errors a user can fix (a bad argument, a missing dataset) print one line and exit with status 2, no traceback.
 """
@@ -74,6 +75,8 @@ def _build_parser() -> argparse.ArgumentParser:
                            + ", ".join(f"{b.default_out} for {b.name}" for b in BENCHMARKS.values()) + ")")
     benchmark.add_argument("--data-root", type=Path, default=None, help="data directory (holds sst/)")
     benchmark.add_argument("--cache-dir", type=Path, default=None, help="model cache (holds bilstm-sst5.pt)")
+    benchmark.add_argument("--imdb-dir", type=Path, default=None,
+                           help="an aclImdb directory (hechtlinger2016: also train and explain a BoW MLP on IMDB)")
     return parser
 
 
@@ -114,7 +117,12 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> List[str]:
 
         entry = BENCHMARKS[args.name]
         out = args.out if args.out is not None else entry.default_out
-        return entry.run(out, args.data_root, args.cache_dir, shlex.join(["captum-text-ext", *argv]))
+        options = {"imdb_dir": args.imdb_dir} if args.imdb_dir is not None else {}
+        for option in options:
+            if option not in entry.options:
+                users = [b.name for b in BENCHMARKS.values() if option in b.options]
+                raise ValueError(f"--{option.replace('_', '-')} is accepted only by: {', '.join(users)}")
+        return entry.run(out, args.data_root, args.cache_dir, shlex.join(["captum-text-ext", *argv]), **options)
     if args.command == "explain":
         from captum_text_ext.explain import explain_checkpoint
 

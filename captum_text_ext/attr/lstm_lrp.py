@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 from torch.utils.hooks import RemovableHandle
 
+from captum_text_ext.attr._layer_leaves import LayerLeaves
 from captum_text_ext.decomposition.guard import (
     ModuleTracker,
     OpGuard,
@@ -177,71 +178,6 @@ class _InitialStateHooks:
             h = data.new_zeros(lead + (module.hidden_size,))  # type: ignore[operator]
             c = data.new_zeros(lead + (module.hidden_size,))  # type: ignore[operator]
         return (h, c) if is_lstm else h
-
-
-class _LayerLeaves:
-    """Swaps a layer's output (or floating-point inputs) for detached leaves: the relevance stops there and is their
-    gradient."""
-
-    def __init__(self, layer: nn.Module, to_input: bool, run: LRPRun) -> None:
-        self.layer, self.to_input, self.run = layer, to_input, run
-        self.leaves: Optional[Tuple[Tensor, ...]] = None
-        self.is_tuple = False
-        self.handle: Optional[RemovableHandle] = None
-
-    def __enter__(self) -> "_LayerLeaves":
-        if self.to_input:
-            self.handle = self.layer.register_forward_pre_hook(self._pre_hook)
-        else:
-            self.handle = self.layer.register_forward_hook(self._hook)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.handle is not None:
-            self.handle.remove()
-            self.handle = None
-
-    def _check_once(self) -> None:
-        if self.leaves is not None:
-            raise ValueError(
-                f"Expected the layer {type(self.layer).__name__} to be called once per forward pass, but it was "
-                "called again"
-            )
-
-    def _pre_hook(self, module: nn.Module, args: Tuple[Any, ...]) -> Tuple[Any, ...]:
-        with _paused(self.run.guard):
-            return self._replace_inputs(module, args)
-
-    def _replace_inputs(self, module: nn.Module, args: Tuple[Any, ...]) -> Tuple[Any, ...]:
-        self._check_once()
-        new = tuple(_leaf_copy(a) if isinstance(a, Tensor) and a.is_floating_point() else a for a in args)
-        self.leaves = tuple(a for a in new if isinstance(a, Tensor) and a.is_floating_point())
-        if not self.leaves:
-            raise ValueError(
-                f"Expected floating-point inputs to the layer {type(module).__name__} (attribute_to_layer_input=True), "
-                "but it got none"
-            )
-        self.is_tuple = len(self.leaves) > 1
-        return new
-
-    def _hook(self, module: nn.Module, args: Any, output: Any) -> Any:
-        with _paused(self.run.guard):
-            return self._replace_output(module, output)
-
-    def _replace_output(self, module: nn.Module, output: Any) -> Any:
-        self._check_once()
-        if isinstance(output, Tensor) and output.is_floating_point():
-            leaf = _leaf_copy(output)
-            self.leaves, self.is_tuple = (leaf,), False
-            return leaf
-        if isinstance(output, tuple) and output and all(isinstance(o, Tensor) for o in output):
-            new = tuple(_leaf_copy(o) if o.is_floating_point() else o for o in output)
-            self.leaves, self.is_tuple = tuple(o for o in new if o.is_floating_point()), True
-            return new
-        raise ValueError(
-            f"Expected the layer {type(module).__name__} to return a floating-point tensor or a tuple of tensors, but "
-            f"it returned {type(output).__name__}"
-        )
 
 
 class LSTMLRP(GradientAttribution):
@@ -520,7 +456,8 @@ class LSTMLRP(GradientAttribution):
         with contextlib.ExitStack() as stack:
             stack.enter_context(frozen_modules(roots))
             tracker = stack.enter_context(ModuleTracker(roots))
-            capture = _LayerLeaves(layer, attribute_to_layer_input, run) if layer is not None else None
+            capture = (LayerLeaves(layer, attribute_to_layer_input, lambda: _paused(run.guard)) if layer is not None
+                       else None)
             if capture is not None:
                 stack.enter_context(capture)
             stack.enter_context(_InitialStateHooks(roots, run, lambda: capture is None or capture.leaves is not None))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from captum_text_ext.benchmarks.provenance import (
     Provenance,
@@ -19,8 +19,9 @@ from captum_text_ext.benchmarks.provenance import (
 )
 from captum_text_ext.datasets._paths import PathLike
 
-RunFn = Callable[[PathLike, Optional[PathLike], Optional[PathLike], Optional[str]], List[str]]
-"""``run(out, data_root, cache_dir, command) -> lines printed``."""
+RunFn = Callable[..., List[str]]
+"""``run(out, data_root, cache_dir, command, **options) -> lines printed``; ``options`` are the benchmark's
+:attr:`Benchmark.options`."""
 
 
 def _arras2017(
@@ -39,6 +40,15 @@ def _lrp_speed(
     return run_lrp_speed(out, data_root, cache_dir, command)
 
 
+def _hechtlinger2016(
+    out: PathLike, data_root: Optional[PathLike], cache_dir: Optional[PathLike], command: Optional[str],
+    **options: Any,
+) -> List[str]:
+    from captum_text_ext.benchmarks.hechtlinger2016 import run_hechtlinger2016
+
+    return run_hechtlinger2016(out, data_root, cache_dir, command, **options)
+
+
 @dataclasses.dataclass(frozen=True)
 class Benchmark:
     """A benchmark of ``captum-text-ext benchmark``.
@@ -48,12 +58,15 @@ class Benchmark:
         description: one line for ``--help``.
         run: runs it and writes its results files; returns the lines to print.
         default_out: where its results go by default (relative to the working directory).
+        options: the extra keyword arguments ``run`` accepts, each a command-line option (``imdb_dir``:
+            ``--imdb-dir``).
     """
 
     name: str
     description: str
     run: RunFn
     default_out: Path
+    options: Tuple[str, ...] = ()
 
 
 BENCHMARKS: Dict[str, Benchmark] = {
@@ -63,6 +76,9 @@ BENCHMARKS: Dict[str, Benchmark] = {
                   _arras2017, Path("benchmarks/results/arras2017")),
         Benchmark("lrp-speed", "LSTMLRP's sentences/s against a NumPy loop, Saliency and IG on the SST test set",
                   _lrp_speed, Path("benchmarks/results")),
+        Benchmark("hechtlinger2016", "Hechtlinger (2016): Tables 1-2, surrogate agreement and why, fit vs Saliency "
+                  "speed, with bow-mlp-sst2, bow-mlp-mr and embcnn-sst2 (optionally IMDB)",
+                  _hechtlinger2016, Path("benchmarks/results/hechtlinger2016"), ("imdb_dir",)),
     )
 }
 """The benchmarks by name (the modules are imported when one runs)."""
