@@ -45,6 +45,11 @@ def _real_tokens(inputs: Tensor, lengths: Tensor) -> Tensor:
     return (positions < lengths.to(inputs.device).unsqueeze(1)).unsqueeze(-1).to(inputs.dtype)
 
 
+def _single(inputs: Any) -> Tensor:
+    """Captum hands a single input over as a one-element tuple."""
+    return inputs[0] if isinstance(inputs, tuple) else inputs
+
+
 def _draw(shape: torch.Size, generator: torch.Generator, like: Tensor, uniform: bool) -> Tensor:
     noise = (torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1 if uniform
              else torch.randn(shape, generator=generator, dtype=torch.float64))
@@ -144,11 +149,15 @@ def text_sensitivity_max(
     generator = torch.Generator().manual_seed(seed)
     classes = check_target(target, embeddings.shape[0], embeddings.device)
 
-    def explain(inputs: Tensor, additional_forward_args: Tuple[Tensor, ...], target: Tensor) -> Tensor:
+    def explain(inputs: Any, additional_forward_args: Tuple[Tensor, ...], target: Tensor) -> Tuple[Tensor]:
         (lengths_expanded,) = additional_forward_args
-        return explanation_func(inputs.contiguous(), lengths_expanded, target).detach().contiguous()
+        with torch.enable_grad():  # Captum computes the metric under no_grad; gradient methods need autograd
+            attributions = explanation_func(_single(inputs).contiguous(), lengths_expanded, target)
+        # a tuple: Captum iterates over the unperturbed explanation as over a tuple of inputs
+        return (attributions.detach().contiguous(),)
 
-    def perturb(inputs: Tensor, perturb_radius: float) -> Tensor:
+    def perturb(inputs: Any, perturb_radius: float) -> Tensor:
+        inputs = _single(inputs)
         repeats = inputs.shape[0] // embeddings.shape[0]
         mask = _real_tokens(inputs, lengths.repeat_interleave(repeats))
         return inputs + perturb_radius * _draw(inputs.shape, generator, inputs, uniform=True) * mask
