@@ -26,7 +26,7 @@ from captum_text_ext._version import __version__
 def _build_parser() -> argparse.ArgumentParser:
     from captum_text_ext.benchmarks import BENCHMARKS
     from captum_text_ext.datasets.download import DOWNLOADS
-    from captum_text_ext.explain import METHODS
+    from captum_text_ext.explain import DEFAULT_METHODS, METHODS
     from captum_text_ext.models.zoo import ZOO
 
     parser = argparse.ArgumentParser(prog="captum-text-ext", description=__doc__.splitlines()[0])
@@ -61,8 +61,9 @@ def _build_parser() -> argparse.ArgumentParser:
     explain = commands.add_parser("explain", help="explain a saved model's predictions for texts")
     explain.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by the package")
     explain.add_argument("--text", action="append", required=True, help="a text to explain (repeatable)")
-    explain.add_argument("--methods", default=",".join(METHODS),
-                         help=f"comma-separated methods (default: all of {', '.join(METHODS)})")
+    explain.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                         help=f"comma-separated methods of {', '.join(METHODS)} "
+                         f"(default: {', '.join(DEFAULT_METHODS)})")
     explain.add_argument("--target", default=None,
                          help="class index or name to explain (default: the predicted class)")
     explain.add_argument("--out", type=Path, default=Path("captum-text-ext-explain"), help="report directory")
