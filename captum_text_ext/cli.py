@@ -7,7 +7,8 @@ Sub-commands:
 - ``train NAME [--record DIR]``: train a model of the zoo with its seed and save it in the model cache.
 - ``explain --checkpoint PATH --text TEXT [--text ...] --out DIR``: the demo's report for any saved model and text.
 - ``benchmark NAME [--out DIR] [--data-root DIR] [--cache-dir DIR]``: run a benchmark of
-  :data:`~captum_text_ext.benchmarks.BENCHMARKS` (``arras2017``, ``lrp-speed``) and write its results files.
+  :data:`~captum_text_ext.benchmarks.BENCHMARKS` (``arras2017``, ``lrp-speed``, ``leaderboard``) and write its
+  results files; ``leaderboard`` also takes ``--models A,B``, ``--n N``, ``--sensitivity-n M`` and ``--methods``.
 
 Errors a user can fix (a bad argument, a missing dataset) print one line and exit with status 2, no traceback.
 """
@@ -18,7 +19,7 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from captum_text_ext._version import __version__
 
@@ -74,7 +75,13 @@ def _build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--out", type=Path, default=None, help="results directory (default: "
                            + ", ".join(f"{b.default_out} for {b.name}" for b in BENCHMARKS.values()) + ")")
     benchmark.add_argument("--data-root", type=Path, default=None, help="data directory (holds sst/)")
-    benchmark.add_argument("--cache-dir", type=Path, default=None, help="model cache (holds bilstm-sst5.pt)")
+    benchmark.add_argument("--cache-dir", type=Path, default=None, help="model cache (holds the zoo checkpoints)")
+    benchmark.add_argument("--models", default=None, help="leaderboard: comma-separated zoo models (default: "
+                           "bilstm-sst5,lstm-sst2,textcnn-mr,lstm-synthetic)")
+    benchmark.add_argument("--n", type=int, default=None, help="leaderboard: test sentences per model (default 500)")
+    benchmark.add_argument("--sensitivity-n", type=int, default=None,
+                           help="leaderboard: sentences for sensitivity-max (default 100)")
+    benchmark.add_argument("--methods", default=None, help="leaderboard: comma-separated method keys (default: all)")
     return parser
 
 
@@ -101,6 +108,19 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> List[str]:
     return lines
 
 
+def _benchmark_options(args: argparse.Namespace) -> Dict[str, Any]:
+    """The benchmark options given on the command line (comma lists split)."""
+    options: Dict[str, Any] = {}
+    for name in ("models", "methods"):
+        value = getattr(args, name)
+        if value is not None:
+            options[name] = [item.strip() for item in value.split(",") if item.strip()]
+    for name in ("n", "sensitivity_n"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    return options
+
+
 def _run(args: argparse.Namespace, argv: Sequence[str]) -> List[str]:
     if args.command == "demo":
         from captum_text_ext.demo import format_summary, run_demo
@@ -115,7 +135,13 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> List[str]:
 
         entry = BENCHMARKS[args.name]
         out = args.out if args.out is not None else entry.default_out
-        return entry.run(out, args.data_root, args.cache_dir, shlex.join(["captum-text-ext", *argv]))
+        options = _benchmark_options(args)
+        extra = [name for name in options if name not in entry.options]
+        if extra:
+            flags = ", ".join("--" + name.replace("_", "-") for name in extra)
+            raise ValueError(f"{flags} do(es) not apply to the benchmark {entry.name}; it takes "
+                             f"{', '.join('--' + o.replace('_', '-') for o in entry.options) or 'no further options'}")
+        return entry.run(out, args.data_root, args.cache_dir, shlex.join(["captum-text-ext", *argv]), **options)
     if args.command == "explain":
         from captum_text_ext.explain import explain_checkpoint
 

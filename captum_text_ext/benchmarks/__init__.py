@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from captum_text_ext.benchmarks.provenance import (
     Provenance,
@@ -19,8 +19,9 @@ from captum_text_ext.benchmarks.provenance import (
 )
 from captum_text_ext.datasets._paths import PathLike
 
-RunFn = Callable[[PathLike, Optional[PathLike], Optional[PathLike], Optional[str]], List[str]]
-"""``run(out, data_root, cache_dir, command) -> lines printed``."""
+RunFn = Callable[..., List[str]]
+"""``run(out, data_root, cache_dir, command, **options) -> lines printed``; the options are those the benchmark
+names in :attr:`Benchmark.options`."""
 
 
 def _arras2017(
@@ -39,6 +40,15 @@ def _lrp_speed(
     return run_lrp_speed(out, data_root, cache_dir, command)
 
 
+def _leaderboard(
+    out: PathLike, data_root: Optional[PathLike], cache_dir: Optional[PathLike], command: Optional[str],
+    **options: Any,
+) -> List[str]:
+    from captum_text_ext.benchmarks.leaderboard import run_leaderboard
+
+    return run_leaderboard(out, data_root, cache_dir, command, **options)
+
+
 @dataclasses.dataclass(frozen=True)
 class Benchmark:
     """A benchmark of ``captum-text-ext benchmark``.
@@ -48,12 +58,14 @@ class Benchmark:
         description: one line for ``--help``.
         run: runs it and writes its results files; returns the lines to print.
         default_out: where its results go by default (relative to the working directory).
+        options: the keyword options ``run`` takes besides the common ones (``models``, ``n``, ...).
     """
 
     name: str
     description: str
     run: RunFn
     default_out: Path
+    options: Tuple[str, ...] = ()
 
 
 BENCHMARKS: Dict[str, Benchmark] = {
@@ -63,6 +75,9 @@ BENCHMARKS: Dict[str, Benchmark] = {
                   _arras2017, Path("benchmarks/results/arras2017")),
         Benchmark("lrp-speed", "LSTMLRP's sentences/s against a NumPy loop, Saliency and IG on the SST test set",
                   _lrp_speed, Path("benchmarks/results")),
+        Benchmark("leaderboard", "every method on every zoo model: faithfulness and ground-truth metrics with "
+                  "bootstrap intervals and Holm-corrected paired tests", _leaderboard,
+                  Path("benchmarks/results/leaderboard"), ("models", "n", "sensitivity_n", "methods")),
     )
 }
 """The benchmarks by name (the modules are imported when one runs)."""
