@@ -44,7 +44,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from captum_text_ext.benchmarks.arras2017 import Sentences, embed_sentences, markdown_cell
+from captum_text_ext.benchmarks.arras2017 import Sentences, embed_sentences, markdown_cell, predict
 from captum_text_ext.benchmarks.provenance import Provenance, RunRecorder, png_metadata, write_json, write_markdown
 from captum_text_ext.benchmarks.statistics import bootstrap_interval, holm, paired_bootstrap_pvalue
 from captum_text_ext.datasets import load_synthetic
@@ -191,12 +191,7 @@ def score_model(
     Returns:
         ``(scores by method label, exclusions: label -> reason)``.
     """
-    forward = model.forward_embeddings
-    count = len(sentences)
-    with torch.no_grad():
-        predicted = torch.empty(count, dtype=torch.long)
-        for batch in sentences.batches:
-            predicted[batch.index] = forward(batch.embeddings, batch.lengths).argmax(-1)
+    predicted = predict(model.forward_embeddings, sentences)
     correct = predicted == sentences.labels
     results: Dict[str, _Scores] = {}
     excluded: Dict[str, str] = {}
@@ -232,12 +227,12 @@ def _score_method(
     generator = torch.Generator().manual_seed(seed)
     name = RANDOM if method is None else method.label
     for batch in tqdm(sentences.batches, desc=name, disable=not progress, leave=False):
-        target = predicted[batch.index]
         embeddings = batch.embeddings
+        target = predicted[batch.index].to(embeddings.device)
         started = time.perf_counter()
         if method is None:
             attributions = None
-            scores = torch.rand(embeddings.shape[:2], generator=generator, dtype=torch.float64)
+            scores = torch.rand(embeddings.shape[:2], generator=generator, dtype=torch.float64).to(embeddings.device)
         else:
             attributions = method.attribute(model, embeddings.detach().requires_grad_(), batch.lengths, target)
             scores = token_scores(attributions.detach(), method.reduction)
@@ -279,16 +274,16 @@ def _sensitivity(model: nn.Module, method: Method, batch: Any, target: Tensor, s
 
 def _ground_truth(model: nn.Module, method: Optional[Method], batch: Any, examples: Sequence[Any], scores: Tensor,
                   target: Tensor, correct: Tensor, values: Dict[str, List[Tuple[Tensor, Tensor]]]) -> None:
-    keep = correct[batch.index]
+    keep = correct[batch.index]  # on the CPU, like the values kept
     truth = ground_truth([examples[i] for i in batch.index.tolist()], scores.shape[1])
     metric = GroundTruthMetric()
     metric.update(scores, batch.lengths, truth, target)
     for column, key in _TRUTH_KEYS.items():
-        values[column].append((batch.index, metric.compute()[key].masked_fill(~keep, float("nan"))))
+        values[column].append((batch.index, metric.compute()[key].cpu().masked_fill(~keep, float("nan"))))
     if method is not None and method.interaction is not None and truth.negations.shape[0]:
         pairs = negation_interaction_sign(method.interaction(model), batch.embeddings, batch.lengths,
                                           truth.negations, truth.token_effect, target, aggregate="none")
-        per_sentence = _per_sentence_mean(pairs, truth.negations[:, 0], len(batch.index))
+        per_sentence = _per_sentence_mean(pairs.cpu(), truth.negations[:, 0], len(batch.index))
         values["neg×word"].append((batch.index, per_sentence.masked_fill(~keep, float("nan"))))
 
 
@@ -430,9 +425,7 @@ def _model_result(
                                 checkpoint.metadata.get("fixed_len"))
     chosen_examples = None if examples is None else [examples[i] for i in chosen]
     results, excluded = score_model(model, sentences, chosen_examples, methods, sensitivity_n, seed, progress)
-    with torch.no_grad():
-        hits = sum(int((model.forward_embeddings(b.embeddings, b.lengths).argmax(-1) == sentences.labels[b.index])
-                       .sum()) for b in sentences.batches)
+    hits = int((predict(model.forward_embeddings, sentences) == sentences.labels).sum())
     reductions = {m.label: m.reduction for m in methods.values()}
     return {
         "n": n,

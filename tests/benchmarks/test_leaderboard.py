@@ -6,21 +6,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
-import torch
 
 from captum_text_ext.benchmarks import BENCHMARKS
 from captum_text_ext.benchmarks.leaderboard import COLUMNS, RANDOM, _Scores, summarize
 from captum_text_ext.cli import main
 from captum_text_ext.explain import METHODS
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():  # type: ignore[no-untyped-def]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_leaderboard_runs_end_to_end_and_writes_what_it_prints(synthetic_zoo: dict, tmp_path: Path, capsys) -> None:
