@@ -106,8 +106,8 @@ def _markdown_to_rst(markdown: str) -> str:
 
 
 def _write_benchmark_results() -> None:
-    """Render the benchmark results files (``captum-text-ext benchmark ...``) as RST for the LSTMLRP page, so the
-    docs show exactly the recorded numbers."""
+    """Render the benchmark results files (``captum-text-ext benchmark ...``) as RST for the LSTMLRP and leaderboard
+    pages, so the docs show exactly the recorded numbers."""
     results = ROOT / "benchmarks" / "results"
     generated = ROOT / "docs" / "_generated"
     generated.mkdir(exist_ok=True)
@@ -116,6 +116,7 @@ def _write_benchmark_results() -> None:
         ("arras2017_table1", results / "arras2017" / "table1.md", "arras2017"),
         ("arras2017_examples", results / "arras2017" / "examples.md", "arras2017"),
         ("lrp_speed", results / "lrp_speed.md", "lrp-speed"),
+        ("leaderboard", results / "leaderboard" / "leaderboard.md", "leaderboard"),
     ]:
         text = (_markdown_to_rst(path.read_text(encoding="utf-8")) if path.is_file()
                 else f"Not measured yet: run ``captum-text-ext benchmark {command}``.\n")

@@ -19,10 +19,11 @@ exclusions, with their reasons, are part of the results), and scores each method
 Every method explains the model's predicted class; tokens are removed by zeroing their embedding (Arras et al.
 2017) and ranked by their signed score toward that class; per-token scores follow each method's documented
 reduction (:mod:`captum_text_ext.metrics.reduction`). The ground-truth metrics count the sentences the model
-classifies correctly (the truth describes the true label). A ``Random`` row (uniform scores, seeded) is the floor.
+classifies correctly (the truth describes the true label); the sign columns are left empty for unsigned reductions
+(Saliency's ℓ2 norm). A ``Random`` row (scores uniform in [-1, 1], seeded) is the floor.
 
 Each cell is the mean over the sentences with its 95% percentile bootstrap interval; the best method of a column is
-in bold, and ``*`` marks a method whose difference from the best survives a paired bootstrap test with Holm's
+in bold, and ``†`` marks a method whose difference from the best survives a paired bootstrap test with Holm's
 correction over the column's methods at :math:`\alpha = 0.05` (:mod:`~captum_text_ext.benchmarks.statistics`).
 
 Files in the results directory: ``leaderboard.md`` (one table per model, then the exclusions), ``leaderboard.json``
@@ -133,6 +134,7 @@ COLUMNS: Tuple[Column, ...] = (
 """The metric columns, in table order (``s/100`` follows them)."""
 _TRUTH_KEYS = {"top1": "top1_precision", "R-prec": "precision_at_k", "AUPRC": "auprc", "sign": "sign_accuracy",
                "neg sign": "negated_sign_accuracy"}
+_SIGN_COLUMNS = ("sign", "neg sign")
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -232,7 +234,8 @@ def _score_method(
         started = time.perf_counter()
         if method is None:
             attributions = None
-            scores = torch.rand(embeddings.shape[:2], generator=generator, dtype=torch.float64).to(embeddings.device)
+            scores = (2 * torch.rand(embeddings.shape[:2], generator=generator, dtype=torch.float64) - 1).to(
+                embeddings.device)
         else:
             attributions = method.attribute(model, embeddings.detach().requires_grad_(), batch.lengths, target)
             scores = token_scores(attributions.detach(), method.reduction)
@@ -278,7 +281,10 @@ def _ground_truth(model: nn.Module, method: Optional[Method], batch: Any, exampl
     truth = ground_truth([examples[i] for i in batch.index.tolist()], scores.shape[1])
     metric = GroundTruthMetric()
     metric.update(scores, batch.lengths, truth, target)
+    signed = method is None or method.reduction != "l2"
     for column, key in _TRUTH_KEYS.items():
+        if column in _SIGN_COLUMNS and not signed:
+            continue
         values[column].append((batch.index, metric.compute()[key].cpu().masked_fill(~keep, float("nan"))))
     if method is not None and method.interaction is not None and truth.negations.shape[0]:
         pairs = negation_interaction_sign(method.interaction(model), batch.embeddings, batch.lengths,
@@ -328,7 +334,7 @@ def _cell(cell: Optional[Mapping[str, Any]]) -> str:
     text = f"{cell['mean']:.3f} [{cell['low']:.3f}, {cell['high']:.3f}]"
     if cell["best"]:
         return f"**{text}**"
-    return text + (" *" if cell["differs"] else "")
+    return text + (" †" if cell["differs"] else "")
 
 
 def _model_markdown(name: str, model_result: Mapping[str, Any]) -> List[str]:
@@ -342,7 +348,7 @@ def _model_markdown(name: str, model_result: Mapping[str, Any]) -> List[str]:
         f"{model_result['n']} seeded test sentences (test accuracy of the model on them: "
         f"{model_result['accuracy']:.3f}); `sens` on the first {model_result['sensitivity_n']}; the ground-truth "
         f"columns on the {model_result['n_correct']} correctly classified ones. Cells: mean [95% bootstrap "
-        "interval]; **bold**: best; `*`: differs from the best (paired bootstrap, Holm, α = 0.05); n per cell in "
+        "interval]; **bold**: best; †: differs from the best (paired bootstrap, Holm, α = 0.05); n per cell in "
         "the JSON file.",
         "",
         head,
@@ -495,7 +501,7 @@ def run_leaderboard(
             "models": {name: _model_result(name, checkpoints[name], n, sensitivity_n, data_root, SEED,
                                            chosen_methods, progress) for name in models},
         }
-        results["methods"][RANDOM] = "uniform random scores (seeded)"
+        results["methods"][RANDOM] = "scores uniform in [-1, 1] (seeded)"
     return _write(out, run.provenance, results)
 
 

@@ -38,6 +38,7 @@ def test_leaderboard_runs_end_to_end_and_writes_what_it_prints(synthetic_zoo: di
                 assert cell["low"] <= cell["mean"] + 1e-12 and cell["mean"] <= cell["high"] + 1e-12
         assert summary["sens"]["LRP"]["n"] == 3 and summary["comp"]["LRP"]["n"] == 10
         assert RANDOM not in summary["infid"]
+        assert "Saliency" not in summary["sign"] and "LRP" in summary["sign"] and RANDOM in summary["sign"]
         assert set(summary["neg×word"]) <= {"CD"}
         assert (out / f"curves-{'lstm-synthetic' if model is lstm else 'textcnn-synthetic'}.png").is_file()
     assert "## lstm-synthetic" in markdown and "Not applicable:" in markdown
