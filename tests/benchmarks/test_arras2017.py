@@ -211,7 +211,7 @@ def test_markdown_cells_survive_markdown_and_rst() -> None:
 
 
 def test_registry_feeds_the_cli() -> None:
-    assert set(BENCHMARKS) == {"arras2017", "lrp-speed"}
+    assert set(BENCHMARKS) == {"arras2017", "lrp-speed", "leaderboard"}
     assert BENCHMARKS["arras2017"].default_out == Path("benchmarks/results/arras2017")
 
 
