@@ -57,3 +57,22 @@ def test_defaults_and_table():
     assert set(DEFAULT_METHODS) <= set(METHODS)
     rows = method_table()
     assert [r[0] for r in rows] == list(METHODS) and all(r[2] for r in rows)
+
+
+def test_deep_lift_is_excluded_where_its_summation_to_delta_breaks():
+    """The reason for the exclusion, measured: inside nn.LSTM DeepLift's attributions do not sum to f(x) - f(0),
+    while on the CNN (whose nonlinearities are modules) they do."""
+    from captum.attr import DeepLift
+
+    from captum_text_ext.explain import _EmbeddingForward
+
+    models = tiny_models()
+    ids, lengths = torch.tensor([[2, 3, 4, 5], [6, 7, 8, 9]]), torch.tensor([4, 4])
+    deltas = {}
+    for name, model in models.items():
+        embeddings = model.embedding(ids).detach().requires_grad_()
+        _, delta = DeepLift(_EmbeddingForward(model)).attribute(
+            embeddings, target=1, additional_forward_args=(lengths,), return_convergence_delta=True)
+        deltas[name] = float(delta.abs().max())
+    assert deltas["cnn"] < 1e-12 and deltas["lstm"] > 1e-3
+    assert METHODS["deep_lift"].skip_reason(models["lstm"]) and METHODS["deep_lift"].skip_reason(models["cnn"]) is None
