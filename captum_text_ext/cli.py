@@ -6,9 +6,10 @@ Sub-commands:
 - ``download NAME [--root DIR]``: fetch a public dataset, verify its checksum and unpack it safely.
 - ``train NAME [--record DIR]``: train a model of the zoo with its seed and save it in the model cache.
 - ``explain --checkpoint PATH --text TEXT [--text ...] --out DIR``: the demo's report for any saved model and text.
-- ``benchmark NAME [--out DIR] [--data-root DIR] [--cache-dir DIR] [--imdb-dir DIR]``: run a benchmark of
-  :data:`~captum_text_ext.benchmarks.BENCHMARKS` (``arras2017``, ``lrp-speed``, ``hechtlinger2016``) and write its
-  results files.
+- ``benchmark NAME [--out DIR] [--data-root DIR] [--cache-dir DIR]``: run a benchmark of
+  :data:`~captum_text_ext.benchmarks.BENCHMARKS` (``arras2017``, ``lrp-speed``, ``hechtlinger2016``, ``leaderboard``)
+  and write its results files; ``hechtlinger2016`` also takes ``--imdb-dir DIR``, ``leaderboard`` takes
+  ``--models A,B``, ``--n N``, ``--sensitivity-n M`` and ``--methods``.
 
 Errors a user can fix (a bad argument, a missing dataset) print one line and exit with status 2, no traceback.
 """
@@ -19,7 +20,7 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from captum_text_ext._version import __version__
 
@@ -27,7 +28,7 @@ from captum_text_ext._version import __version__
 def _build_parser() -> argparse.ArgumentParser:
     from captum_text_ext.benchmarks import BENCHMARKS
     from captum_text_ext.datasets.download import DOWNLOADS
-    from captum_text_ext.explain import METHODS
+    from captum_text_ext.explain import DEFAULT_METHODS, METHODS
     from captum_text_ext.models.zoo import ZOO
 
     parser = argparse.ArgumentParser(prog="captum-text-ext", description=__doc__.splitlines()[0])
@@ -62,8 +63,9 @@ def _build_parser() -> argparse.ArgumentParser:
     explain = commands.add_parser("explain", help="explain a saved model's predictions for texts")
     explain.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by the package")
     explain.add_argument("--text", action="append", required=True, help="a text to explain (repeatable)")
-    explain.add_argument("--methods", default=",".join(METHODS),
-                         help=f"comma-separated methods (default: all of {', '.join(METHODS)})")
+    explain.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                         help=f"comma-separated methods of {', '.join(METHODS)} "
+                         f"(default: {', '.join(DEFAULT_METHODS)})")
     explain.add_argument("--target", default=None,
                          help="class index or name to explain (default: the predicted class)")
     explain.add_argument("--out", type=Path, default=Path("captum-text-ext-explain"), help="report directory")
@@ -74,9 +76,15 @@ def _build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--out", type=Path, default=None, help="results directory (default: "
                            + ", ".join(f"{b.default_out} for {b.name}" for b in BENCHMARKS.values()) + ")")
     benchmark.add_argument("--data-root", type=Path, default=None, help="data directory (holds sst/)")
-    benchmark.add_argument("--cache-dir", type=Path, default=None, help="model cache (holds bilstm-sst5.pt)")
+    benchmark.add_argument("--cache-dir", type=Path, default=None, help="model cache (holds the zoo checkpoints)")
     benchmark.add_argument("--imdb-dir", type=Path, default=None,
                            help="an aclImdb directory (hechtlinger2016: also train and explain a BoW MLP on IMDB)")
+    benchmark.add_argument("--models", default=None, help="leaderboard: comma-separated zoo models (default: "
+                           "bilstm-sst5,lstm-sst2,textcnn-mr,lstm-synthetic)")
+    benchmark.add_argument("--n", type=int, default=None, help="leaderboard: test sentences per model (default 500)")
+    benchmark.add_argument("--sensitivity-n", type=int, default=None,
+                           help="leaderboard: sentences for sensitivity-max (default 100)")
+    benchmark.add_argument("--methods", default=None, help="leaderboard: comma-separated method keys (default: all)")
     return parser
 
 
@@ -103,6 +111,19 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> List[str]:
     return lines
 
 
+def _benchmark_options(args: argparse.Namespace) -> Dict[str, Any]:
+    """The benchmark options given on the command line (comma lists split)."""
+    options: Dict[str, Any] = {}
+    for name in ("models", "methods"):
+        value = getattr(args, name)
+        if value is not None:
+            options[name] = [item.strip() for item in value.split(",") if item.strip()]
+    for name in ("n", "sensitivity_n", "imdb_dir"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    return options
+
+
 def _run(args: argparse.Namespace, argv: Sequence[str]) -> List[str]:
     if args.command == "demo":
         from captum_text_ext.demo import format_summary, run_demo
@@ -117,11 +138,12 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> List[str]:
 
         entry = BENCHMARKS[args.name]
         out = args.out if args.out is not None else entry.default_out
-        options = {"imdb_dir": args.imdb_dir} if args.imdb_dir is not None else {}
-        for option in options:
-            if option not in entry.options:
-                users = [b.name for b in BENCHMARKS.values() if option in b.options]
-                raise ValueError(f"--{option.replace('_', '-')} is accepted only by: {', '.join(users)}")
+        options = _benchmark_options(args)
+        for name in options:
+            if name not in entry.options:
+                users = ", ".join(b.name for b in BENCHMARKS.values() if name in b.options)
+                raise ValueError(f"--{name.replace('_', '-')} does not apply to the benchmark {entry.name}; it is "
+                                 f"accepted only by: {users}")
         return entry.run(out, args.data_root, args.cache_dir, shlex.join(["captum-text-ext", *argv]), **options)
     if args.command == "explain":
         from captum_text_ext.explain import explain_checkpoint

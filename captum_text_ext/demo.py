@@ -20,10 +20,15 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import torch
+from torch.nn.utils.rnn import pad_sequence
+
+from captum_text_ext import metrics
 from captum_text_ext.datasets import SyntheticExample, load_sst, load_synthetic
 from captum_text_ext.datasets._checks import check_choice
 from captum_text_ext.datasets._paths import PathLike
-from captum_text_ext.explain import METHODS, Explanation, explain, save_sentence_pngs
+from captum_text_ext.explain import DEFAULT_METHODS, METHODS, Explanation, explain, save_sentence_pngs
+from captum_text_ext.metrics.ground_truth import ground_truth
 from captum_text_ext.models.checkpoints import Checkpoint
 from captum_text_ext.models.zoo import load_zoo_model
 from captum_text_ext.visualization import render_html
@@ -53,9 +58,11 @@ def _showcase_sst(count: int, root: Optional[PathLike]) -> List[Tuple[Tuple[str,
 
 
 def top1_precision(examples: Sequence[SyntheticExample], explanation: Explanation, label: str) -> float:
-    """The share of examples whose highest-scored token is decisive for the label."""
-    hits = [e.decisive[int(s.argmax())] for e, s in zip(examples, explanation.scores(label))]
-    return sum(hits) / len(hits)
+    """The share of examples whose highest-scored token is decisive for the label
+    (:func:`captum_text_ext.metrics.top1_precision`)."""
+    scores = pad_sequence(explanation.scores(label), batch_first=True)
+    lengths = torch.tensor([len(e.tokens) for e in examples])
+    return float(metrics.top1_precision(scores, lengths, ground_truth(examples, scores.shape[1]).decisive))
 
 
 def run_demo(
@@ -122,7 +129,7 @@ def run_demo(
             )
             model_report["top1_ground_truth_precision"] = {
                 method.label: top1_precision(evaluated, scored, method.label)
-                for method in METHODS.values()
+                for method in (METHODS[key] for key in DEFAULT_METHODS)
                 if method.label not in scored.skipped
             }
             model_report["n_evaluated"] = len(evaluated)

@@ -1,16 +1,23 @@
 """Explain a text classifier's predictions with every applicable attribution method.
 
-This is what ``captum-text-ext demo`` and ``captum-text-ext explain`` run. :data:`METHODS` lists the methods the
-package can apply today, each with the reduction that turns its attribution into one score per token, and the
-rule that decides whether it applies to a model. A method that does not apply is skipped with its reason, never
-replaced by another: every method needs an ``embedding`` layer with a ``forward_embeddings`` twin, and
-:class:`~captum_text_ext.LSTMLRP` is skipped on a model with an op its rules do not cover (the
-:class:`~captum_text_ext.decomposition.UnsupportedOperationError` it raises is the reason shown). The package's other
-methods join this table as they are released.
+This is what ``captum-text-ext demo`` and ``captum-text-ext explain`` run, and the method table of the leaderboard
+(``captum-text-ext benchmark leaderboard``). :data:`METHODS` lists every method the package applies, each with the
+reduction that turns its attribution into one score per token (:mod:`captum_text_ext.metrics.reduction`), its
+settings, and the rules that decide whether it applies to a model. A method that does not apply is skipped with its
+reason, never replaced by another:
 
-Reductions: methods that multiply by the input (Integrated Gradients, LRP) are summed over the embedding, keeping
-their sign (red supports the target, blue speaks against it); pure gradients (Saliency) are reduced by their ℓ2
-norm, which has no sign.
+- every method needs an ``embedding`` layer with a ``forward_embeddings`` twin (:func:`needs_embedding_layer`);
+- Captum's DeepLift is excluded on recurrent models (:func:`not_recurrent`): it hooks module activations, and the
+  gates inside ``nn.LSTM`` / ``nn.GRU`` are not modules, so it would silently return something else;
+- :class:`~captum_text_ext.LSTMLRP` and :class:`~captum_text_ext.ContextualDecomposition` are skipped on a model with
+  an op their rules do not cover (the :class:`~captum_text_ext.decomposition.UnsupportedOperationError` they raise is
+  the reason shown).
+
+Reductions: methods that multiply by the input (InputXGradient, Integrated Gradients, DeepLift, LRP, CD) are summed
+over the embedding, keeping their sign (red supports the target, blue speaks against it); pure gradients (Saliency)
+are reduced by their ℓ2 norm, which has no sign; perturbation methods with one feature per token (Occlusion,
+FeatureAblation, ShapleyValueSampling, Lime) give every entry of a token the token's score, which is kept as it is.
+:data:`DEFAULT_METHODS` are the quick ones ``explain`` and the demo run by default.
 """
 
 from __future__ import annotations
@@ -19,92 +26,251 @@ import dataclasses
 import html
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
-from captum.attr import IntegratedGradients, Saliency
+from captum.attr import (
+    DeepLift,
+    FeatureAblation,
+    InputXGradient,
+    IntegratedGradients,
+    Lime,
+    Occlusion,
+    Saliency,
+    ShapleyValueSampling,
+)
 from torch import Tensor, nn
 
-from captum_text_ext.attr import LSTMLRP
+from captum_text_ext.attr import LSTMLRP, ContextualDecomposition
 from captum_text_ext.datasets import Vocabulary, kim_tokenize, pad_sequences
 from captum_text_ext.decomposition import UnsupportedOperationError
+from captum_text_ext.metrics.reduction import REDUCTIONS, token_scores
 from captum_text_ext.datasets._paths import PathLike
 from captum_text_ext.models.checkpoints import Checkpoint, load_checkpoint
 from captum_text_ext.visualization import TextAttribution, plot_comparison, render_html, save_png
 
-# (model, embeddings (N, T, E) requiring grad, lengths (N,), target (N,)) -> per-token scores (N, T)
+# (model, embeddings (N, T, E) requiring grad, lengths (N,), target (N,)) -> attribution (N, T, E)
 AttributeFn = Callable[[nn.Module, Tensor, Tensor, Tensor], Tensor]
+# (model) -> the reason the method does not apply, or None
+ExclusionRule = Callable[[nn.Module], Optional[str]]
+
+
+def needs_embedding_layer(model: nn.Module) -> Optional[str]:
+    """Every method attributes at the token embeddings: the model needs ``embedding`` and ``forward_embeddings``."""
+    if not callable(getattr(model, "forward_embeddings", None)) or not isinstance(
+        getattr(model, "embedding", None), nn.Embedding
+    ):
+        return (
+            f"attributes at the token embeddings; {type(model).__name__} has no `embedding` layer with a "
+            "`forward_embeddings` twin (a bag-of-words model has no per-token embedding)"
+        )
+    return None
+
+
+def not_recurrent(model: nn.Module) -> Optional[str]:
+    """Captum's DeepLift on a model with ``nn.LSTM`` / ``nn.GRU``: excluded (see :data:`METHODS`)."""
+    recurrent = [type(m).__name__ for m in model.modules() if isinstance(m, nn.RNNBase)]
+    if recurrent:
+        return (
+            f"Captum's DeepLift replaces the gradients of nonlinear *modules* by its multipliers; the gates of "
+            f"{recurrent[0]} are not modules, so inside the recurrence it silently falls back to plain gradients and "
+            "its attributions neither follow DeepLift's rules nor sum to the output difference (a wrong number, not "
+            "an error); use LSTMLRP or ContextualDecomposition on recurrent models"
+        )
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
 class Method:
-    """An attribution method as the reports use it.
+    """An attribution method as the reports and the leaderboard use it.
 
     Attributes:
         key: the name on the command line.
         label: the name shown in reports.
-        attribute: computes per-token scores for a batch.
-        reduction: how the attribution becomes one score per token.
+        attribute: computes the attribution over the embeddings for a batch, :math:`(N, T, E)`.
+        reduction: the key of :data:`~captum_text_ext.metrics.reduction.REDUCTIONS` that makes it one score per
+            token.
+        settings: the method's settings as the reports print them (baselines, steps, sample counts).
+        exclusions: rules that say why the method does not apply to a model (checked in order, after the
+            embedding-layer rule every method has).
+        interaction: for methods with interaction scores (CD): builds ``interaction(inputs, mask_a, mask_b,
+            target=..., additional_forward_args=...)`` for a model.
     """
 
     key: str
     label: str
     attribute: AttributeFn
     reduction: str
+    settings: str
+    exclusions: Tuple[ExclusionRule, ...] = ()
+    interaction: Optional[Callable[[nn.Module], Callable[..., Tensor]]] = None
+
+    @property
+    def description(self) -> str:
+        """The reduction and the settings, for tables."""
+        return f"{REDUCTIONS[self.reduction]}; {self.settings}"
 
     def skip_reason(self, model: nn.Module) -> Optional[str]:
-        """Why the method does not apply to ``model``, or ``None`` when it does."""
-        if not callable(getattr(model, "forward_embeddings", None)) or not isinstance(
-            getattr(model, "embedding", None), nn.Embedding
-        ):
-            return (
-                f"{self.label} attributes at the token embeddings; {type(model).__name__} has no `embedding` layer "
-                "with a `forward_embeddings` twin (a bag-of-words model has no per-token embedding)"
-            )
+        """Why the method does not apply to ``model``, or ``None`` when it does.
+
+        Methods built on the op guard (LSTMLRP, CD) may still raise
+        :class:`~captum_text_ext.decomposition.UnsupportedOperationError` when they meet an op without a rule;
+        callers report that as the reason.
+        """
+        for rule in (needs_embedding_layer, *self.exclusions):
+            reason = rule(model)
+            if reason is not None:
+                return f"{self.label} {reason}" if rule is needs_embedding_layer else reason
         return None
+
+    def token_scores(self, model: nn.Module, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
+        """The per-token scores :math:`(N, T)` of a batch: :attr:`attribute`, then :attr:`reduction`."""
+        return token_scores(self.attribute(model, embeddings, lengths, target).detach(), self.reduction)
+
+
+def _token_features(embeddings: Tensor) -> Tensor:
+    """Captum feature mask :math:`(1, T, E)`: every token one feature."""
+    steps = embeddings.shape[1]
+    features = torch.arange(steps, device=embeddings.device).view(1, steps, 1)
+    return features.expand(1, steps, embeddings.shape[2]).contiguous()  # Captum views the mask
 
 
 def _saliency(model: nn.Module, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
-    gradients = Saliency(model.forward_embeddings).attribute(
-        embeddings, target=target, additional_forward_args=(lengths,), abs=True
+    return Saliency(model.forward_embeddings).attribute(
+        embeddings, target=target, additional_forward_args=(lengths,), abs=False
     )
-    return gradients.norm(dim=-1)
+
+
+def _input_x_gradient(model: nn.Module, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
+    return InputXGradient(model.forward_embeddings).attribute(
+        embeddings, target=target, additional_forward_args=(lengths,)
+    )
+
+
+def _integrated_gradients(model: nn.Module, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
+    return IntegratedGradients(model.forward_embeddings).attribute(
+        embeddings, target=target, additional_forward_args=(lengths,), n_steps=32, internal_batch_size=2048
+    )
+
+
+def _deep_lift(model: nn.Module, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
+    return DeepLift(_EmbeddingForward(model)).attribute(
+        embeddings, target=target, additional_forward_args=(lengths,)
+    )
+
+
+class _EmbeddingForward(nn.Module):
+    """``model.forward_embeddings`` as a module (Captum's DeepLift hooks the modules of the module it is given)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, embeddings: Tensor, lengths: Tensor) -> Tensor:
+        return self.model.forward_embeddings(embeddings, lengths)
+
+
+def _occlusion(model: nn.Module, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
+    window = (1, embeddings.shape[2])
+    return Occlusion(model.forward_embeddings).attribute(
+        embeddings, sliding_window_shapes=window, strides=window, target=target,
+        additional_forward_args=(lengths,), perturbations_per_eval=PERTURBATIONS_PER_EVAL
+    )
+
+
+def _feature_ablation(model: nn.Module, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
+    return FeatureAblation(model.forward_embeddings).attribute(
+        embeddings, target=target, additional_forward_args=(lengths,), feature_mask=_token_features(embeddings),
+        perturbations_per_eval=PERTURBATIONS_PER_EVAL
+    )
+
+
+def _shapley_value_sampling(model: nn.Module, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
+    return ShapleyValueSampling(model.forward_embeddings).attribute(
+        embeddings, target=target, additional_forward_args=(lengths,), feature_mask=_token_features(embeddings),
+        n_samples=SHAPLEY_SAMPLES, perturbations_per_eval=PERTURBATIONS_PER_EVAL, show_progress=False
+    )
+
+
+def _lime(model: nn.Module, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
+    with warnings.catch_warnings():  # Captum warns that it fits one surrogate per example, which is what we want
+        warnings.filterwarnings("ignore", message="You are providing multiple inputs for Lime")
+        return Lime(model.forward_embeddings).attribute(
+            embeddings, target=target, additional_forward_args=(lengths,),
+            feature_mask=_token_features(embeddings).expand(embeddings.shape[0], -1, -1).contiguous(),
+            n_samples=LIME_SAMPLES, perturbations_per_eval=PERTURBATIONS_PER_EVAL
+        )
 
 
 def _lrp(bias_factor: float) -> AttributeFn:
     def attribute(model: nn.Module, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
-        relevance = LSTMLRP(model.forward_embeddings, epsilon=1e-3, bias_factor=bias_factor).attribute(
+        return LSTMLRP(model.forward_embeddings, epsilon=1e-3, bias_factor=bias_factor).attribute(
             embeddings, target=target, additional_forward_args=(lengths,)
         )
-        return relevance.sum(dim=-1)
 
     return attribute
 
 
-def _integrated_gradients(model: nn.Module, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
-    attributions = IntegratedGradients(model.forward_embeddings).attribute(
-        embeddings, target=target, additional_forward_args=(lengths,), n_steps=32, internal_batch_size=2048
-    )
-    return attributions.sum(dim=-1)
+def _contrast(model: nn.Module, target: Tensor) -> Optional[Tensor]:
+    """The other class of a two-class model (CD's β_target − β_other), else ``None``."""
+    classes = getattr(getattr(model, "output", None), "out_features", None)
+    return 1 - target if classes == 2 else None
 
+
+def _contextual_decomposition(model: nn.Module, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
+    return ContextualDecomposition(model.forward_embeddings).attribute(
+        embeddings.detach(), target=target, additional_forward_args=(lengths,), contrast=_contrast(model, target)
+    )
+
+
+def _cd_interaction(model: nn.Module) -> Callable[..., Tensor]:
+    cd = ContextualDecomposition(model.forward_embeddings)
+
+    def interaction(inputs: Tensor, mask_a: Tensor, mask_b: Tensor, target: Tensor,
+                    additional_forward_args: Tuple[Any, ...]) -> Tensor:
+        return cd.interaction(inputs.detach(), mask_a, mask_b, target=target,
+                              additional_forward_args=additional_forward_args, contrast=_contrast(model, target))
+
+    return interaction
+
+
+SHAPLEY_SAMPLES = 25
+"""Permutations per sentence for ShapleyValueSampling."""
+LIME_SAMPLES = 200
+"""Perturbed samples per sentence for Lime."""
+PERTURBATIONS_PER_EVAL = 32
+"""Perturbed copies per forward call for Captum's perturbation methods."""
 
 METHODS: Dict[str, Method] = {
     method.key: method
     for method in (
-        Method("saliency", "Saliency", _saliency, "ℓ2 norm of the gradient over the embedding (unsigned)"),
-        Method(
-            "integrated_gradients",
-            "Integrated Gradients",
-            _integrated_gradients,
-            "sum over the embedding (signed); zero baseline, 32 steps",
-        ),
-        Method("lrp", "LRP", _lrp(0.0), "sum over the embedding (signed); LSTMLRP, epsilon 1e-3, bias_factor 0"),
-        Method(
-            "lrp_cons", "LRP_cons", _lrp(1.0), "sum over the embedding (signed); LSTMLRP, epsilon 1e-3, bias_factor 1"
-        ),
+        Method("saliency", "Saliency", _saliency, "l2", "Captum Saliency (abs=False)"),
+        Method("input_x_gradient", "InputXGradient", _input_x_gradient, "sum", "Captum InputXGradient"),
+        Method("integrated_gradients", "Integrated Gradients", _integrated_gradients, "sum",
+               "Captum IntegratedGradients, zero baseline, 32 steps"),
+        Method("deep_lift", "DeepLift", _deep_lift, "sum", "Captum DeepLift, zero baseline",
+               exclusions=(not_recurrent,)),
+        Method("occlusion", "Occlusion", _occlusion, "token",
+               "Captum Occlusion, a window of 1 token (all its embedding entries) set to zero"),
+        Method("feature_ablation", "FeatureAblation", _feature_ablation, "token",
+               "Captum FeatureAblation, one feature per token, zero baseline"),
+        Method("shapley_value_sampling", "ShapleyValueSampling", _shapley_value_sampling, "token",
+               f"Captum ShapleyValueSampling, one feature per token, zero baseline, {SHAPLEY_SAMPLES} permutations"),
+        Method("lime", "Lime", _lime, "token",
+               f"Captum Lime (default Lasso surrogate and cosine kernel), one feature per token, {LIME_SAMPLES} "
+               "samples"),
+        Method("lrp", "LRP", _lrp(0.0), "sum", "LSTMLRP, epsilon 1e-3, bias_factor 0"),
+        Method("lrp_cons", "LRP_cons", _lrp(1.0), "sum", "LSTMLRP, epsilon 1e-3, bias_factor 1"),
+        Method("contextual_decomposition", "CD", _contextual_decomposition, "sum",
+               "ContextualDecomposition, each token a phrase, β_target − β_other for two classes",
+               interaction=_cd_interaction),
     )
 }
+"""Every attribution method the package applies, by key. A new method joins with one entry."""
+DEFAULT_METHODS: Tuple[str, ...] = ("saliency", "integrated_gradients", "lrp", "lrp_cons")
+"""What ``explain`` and the demo run unless told otherwise (the quick ones)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,7 +324,7 @@ def explain(
     vocabulary: Vocabulary,
     token_lists: Sequence[Sequence[str]],
     class_names: Sequence[str],
-    methods: Sequence[str] = tuple(METHODS),
+    methods: Sequence[str] = DEFAULT_METHODS,
     target: Union[None, int, str, Sequence[int]] = None,
     true_labels: Optional[Sequence[int]] = None,
     name_prefix: str = "",
@@ -199,7 +365,7 @@ def explain(
         with torch.no_grad():
             embeddings = model.embedding(ids)
         try:
-            scores = method.attribute(model, embeddings.requires_grad_(), lengths, targets)
+            scores = method.token_scores(model, embeddings.requires_grad_(), lengths, targets)
         except UnsupportedOperationError as unsupported:
             skipped[name_prefix + method.label] = str(unsupported)
             continue
@@ -222,8 +388,8 @@ def explain(
 
 
 def method_table(methods: Mapping[str, Method] = METHODS) -> List[Tuple[str, str, str]]:
-    """``(key, label, reduction)`` for every method, for reports and ``--help``."""
-    return [(m.key, m.label, m.reduction) for m in methods.values()]
+    """``(key, label, description)`` for every method, for reports and ``--help``."""
+    return [(m.key, m.label, m.description) for m in methods.values()]
 
 
 def save_sentence_pngs(
@@ -253,7 +419,7 @@ def explain_checkpoint(
     checkpoint_path: PathLike,
     texts: Sequence[str],
     out_dir: PathLike,
-    methods: Sequence[str] = tuple(METHODS),
+    methods: Sequence[str] = DEFAULT_METHODS,
     target: Union[None, int, str] = None,
 ) -> Dict[str, Any]:
     """``captum-text-ext explain``: explain raw texts with a saved model; writes ``report.html``, PNGs and

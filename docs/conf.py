@@ -118,6 +118,7 @@ def _write_benchmark_results() -> None:
         ("lrp_speed", results / "lrp_speed.md", "lrp-speed"),
         *[(f"hechtlinger2016_{part}", results / "hechtlinger2016" / f"{part}.md", "hechtlinger2016")
           for part in ("tables", "agreement", "table1", "speed")],
+        ("leaderboard", results / "leaderboard" / "leaderboard.md", "leaderboard"),
     ]:
         text = (_markdown_to_rst(path.read_text(encoding="utf-8")) if path.is_file()
                 else f"Not measured yet: run ``captum-text-ext benchmark {command}``.\n")

@@ -5,7 +5,7 @@ import pytest
 from _browser import elements_with_class, render_in_chromium
 
 from captum_text_ext.cli import main
-from captum_text_ext.explain import METHODS
+from captum_text_ext.explain import DEFAULT_METHODS, METHODS
 
 
 def test_demo_explains_scores_and_writes_a_report_that_renders(synthetic_zoo: dict, tmp_path: Path, capsys) -> None:
@@ -17,12 +17,12 @@ def test_demo_explains_scores_and_writes_a_report_that_renders(synthetic_zoo: di
     for name, info in report["models"].items():
         assert f"{name}: test accuracy {info['test_accuracy']:.3f}" in printed
         precision = info["top1_ground_truth_precision"]
-        assert set(precision) == {m.label for m in METHODS.values()}
+        assert set(precision) == {METHODS[key].label for key in DEFAULT_METHODS}
         assert all(0.0 <= v <= 1.0 for v in precision.values())
     assert len(list(out.glob("*.png"))) == 2 * 6
     dom = render_in_chromium(out / "report.html", tmp_path / "shot.png")
     rows = elements_with_class(dom, "heatmap-row")
-    assert len(rows) == 6 * 2 * len(METHODS)  # sentences × models × methods
+    assert len(rows) == 6 * 2 * len(DEFAULT_METHODS)  # sentences × models × methods
     import matplotlib.image
 
     assert matplotlib.image.imread(tmp_path / "shot.png").std() > 0
@@ -100,5 +100,5 @@ def test_demo_on_sst_uses_the_cached_bilstm_sst5(shared_data_dir: Path, tmp_path
     assert list(report["models"]) == ["bilstm-sst5"]
     assert "top1_ground_truth_precision" not in report["models"]["bilstm-sst5"]  # SST has no ground truth
     page = (out / "report.html").read_text(encoding="utf-8")
-    assert page.count('class="heatmap-row"') == 6 * len(METHODS)
+    assert page.count('class="heatmap-row"') == 6 * len(DEFAULT_METHODS)
     assert any(word in page for word in ("not", "n&#x27;t", "never"))  # the showcase includes negations

@@ -49,6 +49,15 @@ def _hechtlinger2016(
     return run_hechtlinger2016(out, data_root, cache_dir, command, **options)
 
 
+def _leaderboard(
+    out: PathLike, data_root: Optional[PathLike], cache_dir: Optional[PathLike], command: Optional[str],
+    **options: Any,
+) -> List[str]:
+    from captum_text_ext.benchmarks.leaderboard import run_leaderboard
+
+    return run_leaderboard(out, data_root, cache_dir, command, **options)
+
+
 @dataclasses.dataclass(frozen=True)
 class Benchmark:
     """A benchmark of ``captum-text-ext benchmark``.
@@ -58,8 +67,8 @@ class Benchmark:
         description: one line for ``--help``.
         run: runs it and writes its results files; returns the lines to print.
         default_out: where its results go by default (relative to the working directory).
-        options: the extra keyword arguments ``run`` accepts, each a command-line option (``imdb_dir``:
-            ``--imdb-dir``).
+        options: the keyword options ``run`` takes besides the common ones, each a command-line option
+            (``imdb_dir``: ``--imdb-dir``; ``models``, ``n``, ...).
     """
 
     name: str
@@ -79,6 +88,9 @@ BENCHMARKS: Dict[str, Benchmark] = {
         Benchmark("hechtlinger2016", "Hechtlinger (2016): Tables 1-2, surrogate agreement and why, fit vs Saliency "
                   "speed, with bow-mlp-sst2, bow-mlp-mr and embcnn-sst2 (optionally IMDB)",
                   _hechtlinger2016, Path("benchmarks/results/hechtlinger2016"), ("imdb_dir",)),
+        Benchmark("leaderboard", "every method on every zoo model: faithfulness and ground-truth metrics with "
+                  "bootstrap intervals and Holm-corrected paired tests", _leaderboard,
+                  Path("benchmarks/results/leaderboard"), ("models", "n", "sensitivity_n", "methods")),
     )
 }
 """The benchmarks by name (the modules are imported when one runs)."""

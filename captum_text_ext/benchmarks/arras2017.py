@@ -167,6 +167,7 @@ def embed_sentences(
     labels: Sequence[int],
     pad_index: int,
     batch_size: int = BATCH_SIZE,
+    fixed_len: Optional[int] = None,
 ) -> Sentences:
     """Embed token-id sequences in batches of similar length.
 
@@ -176,6 +177,7 @@ def embed_sentences(
         labels: one true class per sentence.
         pad_index: the padding id.
         batch_size: the most sentences per batch.
+        fixed_len: pad (and crop) every batch to this length, for models with a fixed input length.
 
     Returns:
         The :class:`Sentences`; batches follow the sentences sorted by length (ties in the set's order).
@@ -188,12 +190,14 @@ def embed_sentences(
     if batch_size < 1:
         raise ValueError(f"Expected `batch_size` >= 1, but got {batch_size}")
     lengths = torch.tensor([len(ids) for ids in token_ids], dtype=torch.long)
+    if fixed_len is not None:
+        lengths = lengths.clamp(max=fixed_len)
     order = torch.argsort(lengths, stable=True)
     batches = []
     with torch.no_grad():
         for start in range(0, len(token_ids), batch_size):
             index = order[start : start + batch_size]
-            ids, batch_lengths = pad_sequences([token_ids[i] for i in index.tolist()], pad_index)
+            ids, batch_lengths = pad_sequences([token_ids[i] for i in index.tolist()], pad_index, fixed_len=fixed_len)
             batches.append(SentenceBatch(index, embedding(ids).detach(), batch_lengths))
     return Sentences(batches, lengths, torch.tensor(list(labels), dtype=torch.long))
 

@@ -34,14 +34,6 @@ from captum_text_ext.models import LSTMClassifier
 from captum_text_ext.models.checkpoints import save_checkpoint
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():  # type: ignore[no-untyped-def]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # ------------------------------------------------------------------------------------------------------------------
 # A tiny SST test file and bilstm-sst5 checkpoint (also used by test_lrp_speed.py)
 # ------------------------------------------------------------------------------------------------------------------
@@ -219,7 +211,7 @@ def test_markdown_cells_survive_markdown_and_rst() -> None:
 
 
 def test_registry_feeds_the_cli() -> None:
-    assert {"arras2017", "lrp-speed"} <= set(BENCHMARKS)
+    assert {"arras2017", "lrp-speed", "hechtlinger2016", "leaderboard"} <= set(BENCHMARKS)
     assert BENCHMARKS["arras2017"].default_out == Path("benchmarks/results/arras2017")
 
 

@@ -144,4 +144,4 @@ def test_command_writes_every_result_with_the_provenance_first(tmp_path: Path, m
     assert findings(results)[0] in (tmp_path / "r" / "agreement.md").read_text(encoding="utf-8")
     assert "IMDB" in printed and "fit / Saliency" in (tmp_path / "r" / "speed.md").read_text(encoding="utf-8")
     wrong = ["benchmark", "lrp-speed", "--imdb-dir", str(imdb)]
-    assert main(wrong) == 2 and "--imdb-dir is accepted only by: hechtlinger2016" in capsys.readouterr().err
+    assert main(wrong) == 2 and "--imdb-dir does not apply to the benchmark lrp-speed; it is accepted only by: hechtlinger2016" in capsys.readouterr().err

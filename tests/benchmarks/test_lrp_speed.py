@@ -18,14 +18,6 @@ from captum_text_ext.cli import main
 from captum_text_ext.models import LSTMClassifier
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():  # type: ignore[no-untyped-def]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("output_bias", [False, True])
 @pytest.mark.parametrize("bias_factor", [0.0, 1.0])
 def test_numpy_loop_equals_lstmlrp_in_float64(output_bias: bool, bias_factor: float) -> None:

@@ -1,0 +1,518 @@
+r"""The leaderboard: every attribution method on every zoo model, scored by the faithfulness metrics.
+
+``captum-text-ext benchmark leaderboard [--models A,B] [--n N] [--sensitivity-n M]`` explains ``n`` seeded test
+sentences of each model with every method of :data:`~captum_text_ext.explain.METHODS` that applies to it (the
+exclusions, with their reasons, are part of the results), and scores each method with
+:mod:`captum_text_ext.metrics`:
+
+- ``comp`` / ``suff``: ERASER comprehensiveness (higher is better) and sufficiency (lower is better), AOPC over
+  :math:`k \in \{1, 5, 10, 20, 50\}\%`;
+- ``del`` / ``ins``: AOPC of the deletion and insertion curves over 0, 10, ..., 100% of the tokens;
+- ``infid``: Captum's normalized infidelity (Gaussian noise, :math:`\sigma = 0.1`, 10 draws; lower is better);
+- ``sens``: Captum's sensitivity-max (radius 0.02, 10 draws) on the first ``sensitivity_n`` sentences (lower is
+  better);
+- on the synthetic corpus, against its ground truth: ``top1`` (top-1 precision), ``R-prec`` (precision at the number
+  of decisive tokens), ``AUPRC``, ``sign`` (sign accuracy of the sentiment words), ``neg sign`` (of the negated
+  words), and ``neg×word`` (the sign of CD's negator × word interaction; methods with interaction scores only);
+- ``s/100``: seconds of attribution per 100 sentences (the method alone, measured in this run).
+
+Every method explains the model's predicted class; tokens are removed by zeroing their embedding (Arras et al.
+2017) and ranked by their signed score toward that class; per-token scores follow each method's documented
+reduction (:mod:`captum_text_ext.metrics.reduction`). The ground-truth metrics count the sentences the model
+classifies correctly (the truth describes the true label); the sign columns are left empty for unsigned reductions
+(Saliency's ℓ2 norm). A ``Random`` row (scores uniform in [-1, 1], seeded) is the floor.
+
+Each cell is the mean over the sentences with its 95% percentile bootstrap interval; the best method of a column is
+in bold, and ``†`` marks a method whose difference from the best survives a paired bootstrap test with Holm's
+correction over the column's methods at :math:`\alpha = 0.05` (:mod:`~captum_text_ext.benchmarks.statistics`).
+
+Files in the results directory: ``leaderboard.md`` (one table per model, then the exclusions), ``leaderboard.json``
+(every number, including the mean curves and the per-sentence values' counts) and ``curves-MODEL.png`` (the mean
+deletion and insertion curves), each with the run's provenance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shlex
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from captum_text_ext.benchmarks.arras2017 import Sentences, embed_sentences, markdown_cell, predict
+from captum_text_ext.benchmarks.provenance import Provenance, RunRecorder, png_metadata, write_json, write_markdown
+from captum_text_ext.benchmarks.statistics import bootstrap_interval, holm, paired_bootstrap_pvalue
+from captum_text_ext.datasets import load_synthetic
+from captum_text_ext.datasets._paths import PathLike
+from captum_text_ext.decomposition import UnsupportedOperationError
+from captum_text_ext.explain import METHODS, Method
+from captum_text_ext.metrics import (
+    GroundTruthMetric,
+    comprehensiveness,
+    deletion_curve,
+    ground_truth,
+    insertion_curve,
+    negation_interaction_sign,
+    sufficiency,
+    text_infidelity,
+    text_sensitivity_max,
+    token_scores,
+)
+from captum_text_ext.models.checkpoints import Checkpoint
+from captum_text_ext.models.zoo import ZOO, checkpoint_path, load_zoo_model
+from captum_text_ext.models.zoo_data import load_zoo_data, zoo_data_files
+
+__all__ = [
+    "COLUMNS",
+    "Column",
+    "DEFAULT_MODELS",
+    "DEFAULT_N",
+    "DEFAULT_SENSITIVITY_N",
+    "RANDOM",
+    "run_leaderboard",
+    "score_model",
+    "summarize",
+]
+
+DEFAULT_MODELS: Tuple[str, ...] = ("bilstm-sst5", "lstm-sst2", "textcnn-mr", "lstm-synthetic")
+"""The models of a full run."""
+DEFAULT_N = 500
+"""Test sentences per model."""
+DEFAULT_SENSITIVITY_N = 100
+"""Sentences (the first of the ``n``) on which sensitivity-max runs."""
+SEED = 0
+"""Seeds the sentence choice, the sampling methods, the noise of infidelity and sensitivity, and the bootstrap."""
+BATCH_SIZE = 64
+"""Sentences per batch."""
+ALPHA = 0.05
+"""Level of the Holm-corrected paired tests."""
+RANDOM = "Random"
+"""The label of the random-scores row."""
+INFIDELITY_NOISE = 0.1
+"""Standard deviation of infidelity's Gaussian noise."""
+PERTURBATION_SAMPLES = 10
+"""Noise draws per sentence for infidelity and sensitivity-max."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """A column of the leaderboard.
+
+    Attributes:
+        key: its name in the JSON file and the table head.
+        higher_is_better: whether larger means a better explanation.
+        ground_truth: only on the synthetic corpus.
+        description: what it is, for the table's notes.
+    """
+
+    key: str
+    higher_is_better: bool
+    ground_truth: bool
+    description: str
+
+
+COLUMNS: Tuple[Column, ...] = (
+    Column("comp", True, False, "ERASER comprehensiveness, AOPC over 1/5/10/20/50%"),
+    Column("suff", False, False, "ERASER sufficiency, AOPC over 1/5/10/20/50%"),
+    Column("del", True, False, "deletion-curve AOPC over 0-100% in steps of 10%"),
+    Column("ins", True, False, "insertion-curve AOPC over 0-100% in steps of 10%"),
+    Column("infid", False, False, f"Captum infidelity, normalized, Gaussian noise σ={INFIDELITY_NOISE}"),
+    Column("sens", False, False, "Captum sensitivity-max, radius 0.02"),
+    Column("top1", True, True, "top-1 ground-truth precision"),
+    Column("R-prec", True, True, "precision at the number of decisive tokens"),
+    Column("AUPRC", True, True, "average precision of the decisive tokens"),
+    Column("sign", True, True, "sign accuracy of the sentiment words"),
+    Column("neg sign", True, True, "sign accuracy of the negated words"),
+    Column("neg×word", True, True, "sign of the negator × word interaction (CD)"),
+)
+"""The metric columns, in table order (``s/100`` follows them)."""
+_TRUTH_KEYS = {"top1": "top1_precision", "R-prec": "precision_at_k", "AUPRC": "auprc", "sign": "sign_accuracy",
+               "neg sign": "negated_sign_accuracy"}
+_SIGN_COLUMNS = ("sign", "neg sign")
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Scoring one model
+# ------------------------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Scores:
+    """One method's per-sentence values on one model."""
+
+    values: Dict[str, np.ndarray]
+    seconds: float
+    deletion: List[float]
+    insertion: List[float]
+
+
+def _scatter(values: Dict[str, List[Tuple[Tensor, Tensor]]], n: int) -> Dict[str, np.ndarray]:
+    out = {}
+    for key, parts in values.items():
+        column = np.full(n, np.nan)
+        for index, value in parts:
+            column[index.numpy()] = value.detach().double().cpu().numpy()
+        out[key] = column
+    return out
+
+
+def _per_sentence_mean(pair_values: Tensor, sentence: Tensor, batch: int) -> Tensor:
+    """Mean of pair values per sentence (``nan`` for a sentence without pairs)."""
+    total = torch.zeros(batch, dtype=torch.float64).index_add_(0, sentence, pair_values)
+    count = torch.zeros(batch, dtype=torch.float64).index_add_(0, sentence, torch.ones_like(pair_values))
+    return torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, float("nan")))
+
+
+def score_model(
+    model: nn.Module,
+    sentences: Sentences,
+    examples: Optional[Sequence[Any]],
+    methods: Mapping[str, Method],
+    sensitivity_n: int,
+    seed: int = SEED,
+    progress: bool = True,
+) -> Tuple[Dict[str, _Scores], Dict[str, str]]:
+    """Explain and score every sentence with every method that applies, batch by batch.
+
+    Args:
+        model: a zoo model (eval mode) with ``embedding`` and ``forward_embeddings``.
+        sentences: the embedded sentences (:func:`~captum_text_ext.benchmarks.arras2017.embed_sentences`), in the
+            order of the seeded choice.
+        examples: the synthetic examples of the sentences (ground truth), or ``None``.
+        methods: the methods by key.
+        sensitivity_n: sensitivity-max runs on sentences ``0 .. sensitivity_n - 1``.
+        seed: seeds the sampling methods, the noise and the random row.
+        progress: show progress bars.
+
+    Returns:
+        ``(scores by method label, exclusions: label -> reason)``.
+    """
+    predicted = predict(model.forward_embeddings, sentences)
+    correct = predicted == sentences.labels
+    results: Dict[str, _Scores] = {}
+    excluded: Dict[str, str] = {}
+    for method in [*methods.values(), None]:
+        label = RANDOM if method is None else method.label
+        reason = None if method is None else method.skip_reason(model)
+        if reason is not None:
+            excluded[label] = reason
+            continue
+        torch.manual_seed(seed)
+        try:
+            results[label] = _score_method(model, method, sentences, examples, predicted, correct, sensitivity_n,
+                                           seed, progress)
+        except UnsupportedOperationError as unsupported:
+            excluded[label] = str(unsupported)
+    return results, excluded
+
+
+def _score_method(
+    model: nn.Module,
+    method: Optional[Method],
+    sentences: Sentences,
+    examples: Optional[Sequence[Any]],
+    predicted: Tensor,
+    correct: Tensor,
+    sensitivity_n: int,
+    seed: int,
+    progress: bool,
+) -> _Scores:
+    forward = model.forward_embeddings
+    values: Dict[str, List[Tuple[Tensor, Tensor]]] = {c.key: [] for c in COLUMNS}
+    deletion, insertion, seconds = [], [], 0.0
+    generator = torch.Generator().manual_seed(seed)
+    name = RANDOM if method is None else method.label
+    for batch in tqdm(sentences.batches, desc=name, disable=not progress, leave=False):
+        embeddings = batch.embeddings
+        target = predicted[batch.index].to(embeddings.device)
+        started = time.perf_counter()
+        if method is None:
+            attributions = None
+            scores = (2 * torch.rand(embeddings.shape[:2], generator=generator, dtype=torch.float64) - 1).to(
+                embeddings.device)
+        else:
+            attributions = method.attribute(model, embeddings.detach().requires_grad_(), batch.lengths, target)
+            scores = token_scores(attributions.detach(), method.reduction)
+        seconds += time.perf_counter() - started
+        common = dict(forward_func=forward, embeddings=embeddings, lengths=batch.lengths, scores=scores,
+                      target=target)
+        values["comp"].append((batch.index, comprehensiveness(**common).aopc))
+        values["suff"].append((batch.index, sufficiency(**common).aopc))
+        deleted, inserted = deletion_curve(**common), insertion_curve(**common)
+        values["del"].append((batch.index, deleted.aopc))
+        values["ins"].append((batch.index, inserted.aopc))
+        deletion.append(deleted.probability.sum(0))
+        insertion.append(inserted.probability.sum(0))
+        if method is not None and attributions is not None:
+            values["infid"].append((batch.index, text_infidelity(
+                forward, embeddings, attributions.detach(), batch.lengths, target, noise_std=INFIDELITY_NOISE,
+                n_perturb_samples=PERTURBATION_SAMPLES, seed=seed)))
+            values["sens"] += _sensitivity(model, method, batch, target, sensitivity_n, seed)
+        if examples is not None:
+            _ground_truth(model, method, batch, examples, scores, target, correct, values)
+    total = len(sentences)
+    return _Scores(_scatter({k: v for k, v in values.items() if v}, total), seconds,
+                   (torch.stack(deletion).sum(0) / total).tolist(), (torch.stack(insertion).sum(0) / total).tolist())
+
+
+def _sensitivity(model: nn.Module, method: Method, batch: Any, target: Tensor, sensitivity_n: int,
+                 seed: int) -> List[Tuple[Tensor, Tensor]]:
+    chosen = batch.index < sensitivity_n
+    if not bool(chosen.any()):
+        return []
+
+    def explain(embeddings: Tensor, lengths: Tensor, classes: Tensor) -> Tensor:
+        return method.attribute(model, embeddings.detach().requires_grad_(), lengths, classes)
+
+    value = text_sensitivity_max(explain, batch.embeddings[chosen], batch.lengths[chosen], target[chosen],
+                                 n_perturb_samples=PERTURBATION_SAMPLES, seed=seed)
+    return [(batch.index[chosen], value)]
+
+
+def _ground_truth(model: nn.Module, method: Optional[Method], batch: Any, examples: Sequence[Any], scores: Tensor,
+                  target: Tensor, correct: Tensor, values: Dict[str, List[Tuple[Tensor, Tensor]]]) -> None:
+    keep = correct[batch.index]  # on the CPU, like the values kept
+    truth = ground_truth([examples[i] for i in batch.index.tolist()], scores.shape[1])
+    metric = GroundTruthMetric()
+    metric.update(scores, batch.lengths, truth, target)
+    signed = method is None or method.reduction != "l2"
+    for column, key in _TRUTH_KEYS.items():
+        if column in _SIGN_COLUMNS and not signed:
+            continue
+        values[column].append((batch.index, metric.compute()[key].cpu().masked_fill(~keep, float("nan"))))
+    if method is not None and method.interaction is not None and truth.negations.shape[0]:
+        pairs = negation_interaction_sign(method.interaction(model), batch.embeddings, batch.lengths,
+                                          truth.negations, truth.token_effect, target, aggregate="none")
+        per_sentence = _per_sentence_mean(pairs.cpu(), truth.negations[:, 0], len(batch.index))
+        values["neg×word"].append((batch.index, per_sentence.masked_fill(~keep, float("nan"))))
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Statistics and tables
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def summarize(results: Mapping[str, _Scores], seed: int = SEED) -> Dict[str, Dict[str, Dict[str, Any]]]:
+    """Means, intervals, the best method and the Holm-corrected paired tests of every column.
+
+    Returns:
+        ``column -> method -> {"mean", "low", "high", "n", "best", "p_holm", "differs"}`` for the columns some
+        method has values for.
+    """
+    summary: Dict[str, Dict[str, Dict[str, Any]]] = {}
+    for column in COLUMNS:
+        have = {m: r.values[column.key] for m, r in results.items()
+                if column.key in r.values and np.isfinite(r.values[column.key]).any()}
+        if not have:
+            continue
+        cells = {}
+        for method, data in have.items():
+            low, high = bootstrap_interval(data, seed)
+            cells[method] = {"mean": float(np.nanmean(data)), "low": low, "high": high,
+                             "n": int(np.isfinite(data).sum()), "best": False, "p_holm": None, "differs": False}
+        pick = max if column.higher_is_better else min
+        best = pick(cells, key=lambda m: cells[m]["mean"])
+        cells[best]["best"] = True
+        others = [m for m in cells if m != best]
+        adjusted = holm([paired_bootstrap_pvalue(have[best], have[m], seed) for m in others])
+        for method, p in zip(others, adjusted):
+            cells[method]["p_holm"] = None if math.isnan(p) else float(p)
+            cells[method]["differs"] = bool(p < ALPHA)
+        summary[column.key] = cells
+    return summary
+
+
+def _cell(cell: Optional[Mapping[str, Any]]) -> str:
+    if cell is None:
+        return "n/a"
+    text = f"{cell['mean']:.3f} [{cell['low']:.3f}, {cell['high']:.3f}]"
+    if cell["best"]:
+        return f"**{text}**"
+    return text + (" †" if cell["differs"] else "")
+
+
+def _model_markdown(name: str, model_result: Mapping[str, Any]) -> List[str]:
+    summary = model_result["summary"]
+    columns = [c for c in COLUMNS if c.key in summary]
+    head = "| method | reduction | " + " | ".join(
+        f"{c.key} {'↑' if c.higher_is_better else '↓'}" for c in columns) + " | s/100 |"
+    lines = [
+        f"## {name}",
+        "",
+        f"{model_result['n']} seeded test sentences (test accuracy of the model on them: "
+        f"{model_result['accuracy']:.3f}); `sens` on the first {model_result['sensitivity_n']}; the ground-truth "
+        f"columns on the {model_result['n_correct']} correctly classified ones. Cells: mean [95% bootstrap "
+        "interval]; **bold**: best; †: differs from the best (paired bootstrap, Holm, α = 0.05); n per cell in "
+        "the JSON file.",
+        "",
+        head,
+        "|---" * (len(columns) + 3) + "|",
+    ]
+    for method, info in model_result["methods"].items():
+        cells = " | ".join(_cell(summary[c.key].get(method)) for c in columns)
+        lines.append(f"| {markdown_cell(method)} | {info['reduction']} | {cells} | {info['seconds_per_100']:.2f} |")
+    if model_result["excluded"]:
+        lines += ["", "Not applicable:", ""]
+        lines += [f"- {markdown_cell(m)}: {reason}" for m, reason in model_result["excluded"].items()]
+    return lines
+
+
+def _markdown(results: Mapping[str, Any]) -> str:
+    lines = [
+        "# Leaderboard",
+        "",
+        "Every method explains the model's predicted class; removal zeroes the token's embedding; tokens are ranked "
+        "by their signed score toward the predicted class. Columns:",
+        "",
+        *[f"- `{c.key}` ({'higher' if c.higher_is_better else 'lower'} is better): {c.description}"
+          for c in COLUMNS],
+        "- `s/100`: seconds of attribution per 100 sentences in this run",
+        "",
+        "Methods and their settings:",
+        "",
+        *[f"- {markdown_cell(label)}: {description}" for label, description in results["methods"].items()],
+        "",
+    ]
+    for name, model_result in results["models"].items():
+        lines += _model_markdown(name, model_result) + [""]
+    return "\n".join(lines)
+
+
+def _curve_figure(name: str, model_result: Mapping[str, Any]) -> Any:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4.2))
+    for column, (key, title) in enumerate((("deletion", "deletion (most important first)"),
+                                            ("insertion", "insertion (most important first)"))):
+        ax = fig.add_subplot(1, 2, column + 1)
+        for method, info in model_result["methods"].items():
+            style: Dict[str, Any] = {"linestyle": "--", "color": "0.4"} if method == RANDOM else {"marker": "."}
+            ax.plot(model_result["percents"], info[key], label=method, **style)
+        ax.set_xlabel("tokens removed (%)" if key == "deletion" else "tokens kept (%)")
+        ax.set_ylabel("mean probability of the predicted class")
+        ax.set_title(f"{name}: {title}")
+        ax.grid(alpha=0.3)
+    fig.axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# The run
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def _test_sentences(name: str, data_root: Optional[PathLike]) -> Tuple[List[Tuple[Tuple[str, ...], int]],
+                                                                       Optional[List[Any]]]:
+    dataset = ZOO[name].dataset
+    if dataset == "synthetic":
+        examples = load_synthetic("test", n=1000, seed=0)
+        return [(e.tokens, e.label) for e in examples], examples
+    return list(load_zoo_data(dataset, data_root).test), None
+
+
+def _model_result(
+    name: str, checkpoint: Checkpoint, n: int, sensitivity_n: int, data_root: Optional[PathLike], seed: int,
+    methods: Mapping[str, Method], progress: bool,
+) -> Dict[str, Any]:
+    pairs, examples = _test_sentences(name, data_root)
+    if n > len(pairs):
+        raise ValueError(f"Expected --n at most {len(pairs)} for {name} (its test sentences), but got {n}")
+    chosen = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed))[:n].tolist()
+    model, vocabulary = checkpoint.model.eval(), checkpoint.vocabulary
+    sentences = embed_sentences(model.embedding, [vocabulary.encode(pairs[i][0]) for i in chosen],
+                                [pairs[i][1] for i in chosen], vocabulary.pad_index, BATCH_SIZE,
+                                checkpoint.metadata.get("fixed_len"))
+    chosen_examples = None if examples is None else [examples[i] for i in chosen]
+    results, excluded = score_model(model, sentences, chosen_examples, methods, sensitivity_n, seed, progress)
+    hits = int((predict(model.forward_embeddings, sentences) == sentences.labels).sum())
+    reductions = {m.label: m.reduction for m in methods.values()}
+    return {
+        "n": n,
+        "sensitivity_n": min(sensitivity_n, n),
+        "accuracy": hits / n,
+        "n_correct": hits,
+        "sentences": chosen,
+        "percents": [float(p) for p in range(0, 101, 10)],
+        "methods": {label: {"reduction": reductions.get(label, "random"), "seconds_per_100": 100 * r.seconds / n,
+                            "deletion": r.deletion, "insertion": r.insertion} for label, r in results.items()},
+        "excluded": excluded,
+        "summary": summarize(results, seed),
+    }
+
+
+def run_leaderboard(
+    out: PathLike,
+    data_root: Optional[PathLike] = None,
+    cache_dir: Optional[PathLike] = None,
+    command: Optional[str] = None,
+    models: Sequence[str] = DEFAULT_MODELS,
+    n: int = DEFAULT_N,
+    sensitivity_n: int = DEFAULT_SENSITIVITY_N,
+    methods: Optional[Sequence[str]] = None,
+    progress: bool = True,
+) -> List[str]:
+    """Run the leaderboard and write ``leaderboard.md``, ``leaderboard.json`` and ``curves-MODEL.png`` to ``out``.
+
+    Args:
+        out: the results directory.
+        data_root: the data directory (SST, MR).
+        cache_dir: the model cache holding the zoo checkpoints (they are not trained here).
+        command: the command line to record.
+        models: zoo model names.
+        n: test sentences per model (seeded choice).
+        sensitivity_n: sensitivity-max runs on the first this many of them.
+        methods: keys of :data:`~captum_text_ext.explain.METHODS` (default: all).
+        progress: show progress bars.
+
+    Returns:
+        The lines the command prints: the Markdown tables and the files written.
+
+    Raises:
+        FileNotFoundError: for a model missing from the cache or missing data.
+        ValueError: for an unknown model or method, or a non-positive ``n``.
+    """
+    unknown = [m for m in models if m not in ZOO]
+    if unknown or not models:
+        raise ValueError(f"Expected --models among {list(ZOO)}, but got {list(models)}")
+    if n < 1 or sensitivity_n < 0:
+        raise ValueError(f"Expected --n >= 1 and --sensitivity-n >= 0, but got {n} and {sensitivity_n}")
+    keys = list(METHODS) if methods is None else list(methods)
+    if any(k not in METHODS for k in keys):
+        raise ValueError(f"Expected methods among {list(METHODS)}, but got {keys}")
+    chosen_methods = {k: METHODS[k] for k in keys}
+    out = Path(out)
+    command = command or shlex.join(["captum-text-ext", "benchmark", "leaderboard", "--out", str(out)])
+    checkpoints = {name: load_zoo_model(name, cache_dir, train_if_missing=False) for name in models}
+    with RunRecorder(command=command, seeds={"leaderboard": SEED}) as run:
+        for name in models:
+            run.record_file(f"{name} checkpoint", checkpoint_path(name, cache_dir))
+            for label, path in zoo_data_files(ZOO[name].dataset, data_root):
+                run.record_file(label, path)
+        results: Dict[str, Any] = {
+            "methods": {m.label: m.description for m in chosen_methods.values()},
+            "columns": [dataclasses.asdict(c) for c in COLUMNS],
+            "models": {name: _model_result(name, checkpoints[name], n, sensitivity_n, data_root, SEED,
+                                           chosen_methods, progress) for name in models},
+        }
+        results["methods"][RANDOM] = "scores uniform in [-1, 1] (seeded)"
+    return _write(out, run.provenance, results)
+
+
+def _write(out: Path, provenance: Provenance, results: Mapping[str, Any]) -> List[str]:
+    body = _markdown(results)
+    write_markdown(out / "leaderboard.md", provenance, body)
+    write_json(out / "leaderboard.json", provenance, results)
+    written = [out / "leaderboard.md", out / "leaderboard.json"]
+    for name, model_result in results["models"].items():
+        path = out / f"curves-{name}.png"
+        _curve_figure(name, model_result).savefig(path, dpi=110, metadata=png_metadata(provenance))
+        written.append(path)
+    return [*body.splitlines(), "", *(f"wrote {path}" for path in written)]
+

@@ -1,0 +1,62 @@
+"""Faithfulness metrics for text explanations: a class and a functional form each (see :doc:`/metrics`)."""
+
+from captum_text_ext.metrics.captum_interop import text_infidelity, text_sensitivity_max
+from captum_text_ext.metrics.curves import (
+    CurveResult,
+    DeletionCurve,
+    InsertionCurve,
+    deletion_curve,
+    insertion_curve,
+    top_k_masks,
+)
+from captum_text_ext.metrics.eraser import (
+    ERASER_PERCENTS,
+    Comprehensiveness,
+    ErasureResult,
+    Sufficiency,
+    comprehensiveness,
+    sufficiency,
+)
+from captum_text_ext.metrics.ground_truth import (
+    GroundTruth,
+    GroundTruthMetric,
+    decisive_auprc,
+    ground_truth,
+    negation_interaction_sign,
+    precision_at_k,
+    sign_accuracy,
+    top1_precision,
+)
+from captum_text_ext.metrics.perturbation import apply_removal, target_probabilities
+from captum_text_ext.metrics.reduction import REDUCTIONS, percent_count, removal_order, token_scores
+
+__all__ = [
+    "Comprehensiveness",
+    "CurveResult",
+    "DeletionCurve",
+    "ERASER_PERCENTS",
+    "ErasureResult",
+    "GroundTruth",
+    "GroundTruthMetric",
+    "InsertionCurve",
+    "REDUCTIONS",
+    "Sufficiency",
+    "apply_removal",
+    "comprehensiveness",
+    "decisive_auprc",
+    "deletion_curve",
+    "ground_truth",
+    "insertion_curve",
+    "negation_interaction_sign",
+    "percent_count",
+    "precision_at_k",
+    "removal_order",
+    "sign_accuracy",
+    "sufficiency",
+    "target_probabilities",
+    "text_infidelity",
+    "text_sensitivity_max",
+    "token_scores",
+    "top1_precision",
+    "top_k_masks",
+]

@@ -1,0 +1,71 @@
+"""The leaderboard end to end on the two synthetic zoo models at tiny scale, and its tables' marks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from captum_text_ext.benchmarks import BENCHMARKS
+from captum_text_ext.benchmarks.leaderboard import COLUMNS, RANDOM, _Scores, summarize
+from captum_text_ext.cli import main
+from captum_text_ext.explain import METHODS
+
+
+def test_leaderboard_runs_end_to_end_and_writes_what_it_prints(synthetic_zoo: dict, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "leaderboard"
+    status = main(["benchmark", "leaderboard", "--out", str(out), "--cache-dir", str(synthetic_zoo["cache"]),
+                   "--models", "lstm-synthetic,textcnn-synthetic", "--n", "10", "--sensitivity-n", "3"])
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    markdown = (out / "leaderboard.md").read_text(encoding="utf-8")
+    body = markdown.split("\n\n", 2)[2]  # after the provenance comment and the visible summary line
+    assert body.strip() in printed
+    payload = json.loads((out / "leaderboard.json").read_text(encoding="utf-8"))
+    models = payload["results"]["models"]
+    assert set(models) == {"lstm-synthetic", "textcnn-synthetic"}
+    lstm, cnn = models["lstm-synthetic"], models["textcnn-synthetic"]
+    assert "DeepLift" in lstm["excluded"] and "DeepLift" not in cnn["excluded"] and "DeepLift" in cnn["methods"]
+    assert set(lstm["methods"]) == {m.label for m in METHODS.values()} - {"DeepLift"} | {RANDOM}
+    for model in (lstm, cnn):
+        assert model["n"] == 10 and len(model["sentences"]) == 10
+        summary = model["summary"]
+        assert {"comp", "suff", "del", "ins", "infid", "sens", "top1", "AUPRC", "sign"} <= set(summary)
+        for column, cells in summary.items():
+            assert sum(cell["best"] for cell in cells.values()) == 1
+            for cell in cells.values():
+                assert cell["low"] <= cell["mean"] + 1e-12 and cell["mean"] <= cell["high"] + 1e-12
+        assert summary["sens"]["LRP"]["n"] == 3 and summary["comp"]["LRP"]["n"] == 10
+        assert RANDOM not in summary["infid"]
+        assert "Saliency" not in summary["sign"] and "LRP" in summary["sign"] and RANDOM in summary["sign"]
+        assert set(summary["neg×word"]) <= {"CD"}
+        assert (out / f"curves-{'lstm-synthetic' if model is lstm else 'textcnn-synthetic'}.png").is_file()
+    assert "## lstm-synthetic" in markdown and "Not applicable:" in markdown
+    assert payload["provenance"]["command"].startswith("captum-text-ext benchmark leaderboard")
+
+
+def test_leaderboard_options_are_checked(tmp_path: Path, capsys) -> None:
+    assert main(["benchmark", "arras2017", "--n", "3", "--out", str(tmp_path)]) == 2
+    assert "--n" in capsys.readouterr().err
+    assert main(["benchmark", "leaderboard", "--models", "nope", "--out", str(tmp_path)]) == 2
+    assert "--models" in capsys.readouterr().err
+    assert main(["benchmark", "leaderboard", "--models", "lstm-synthetic", "--n", "0", "--out", str(tmp_path)]) == 2
+    assert BENCHMARKS["leaderboard"].options
+
+
+def test_summary_marks_only_differences_that_survive_holm() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.normal(0.5, 0.1, 300)
+    results = {
+        "best": _Scores({"comp": base + 0.2}, 1.0, [], []),
+        "tied": _Scores({"comp": base + 0.2 + rng.normal(0, 1e-4, 300)}, 1.0, [], []),
+        "worse": _Scores({"comp": base}, 1.0, [], []),
+    }
+    cells = summarize(results)["comp"]
+    winner = max(cells, key=lambda m: cells[m]["mean"])
+    assert cells[winner]["best"] and winner in ("best", "tied")
+    assert cells["worse"]["differs"] and cells["worse"]["p_holm"] < 0.05
+    other = "tied" if winner == "best" else "best"
+    assert not cells[other]["differs"]
+    assert [c.key for c in COLUMNS][:2] == ["comp", "suff"]
