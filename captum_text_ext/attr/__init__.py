@@ -1,6 +1,28 @@
 """Captum attribution methods for text classifiers."""
 
 from captum_text_ext.attr.contextual_decomposition import ContextualDecomposition, LayerContextualDecomposition
+from captum_text_ext.attr.hidden_unit_optimization import (
+    HiddenUnitOptimization,
+    HiddenUnitOptimizationResult,
+    MatchingRate,
+    NearestWords,
+    nearest_words,
+)
+from captum_text_ext.attr.hidden_unit_saliency import HiddenUnitSaliency
 from captum_text_ext.attr.lstm_lrp import LSTMLRP, LayerLSTMLRP, LRPDecomposition
+from captum_text_ext.attr.receptive_fields import stack_receptive_fields
 
-__all__ = ["LSTMLRP", "ContextualDecomposition", "LRPDecomposition", "LayerContextualDecomposition", "LayerLSTMLRP"]
+__all__ = [
+    "LSTMLRP",
+    "ContextualDecomposition",
+    "HiddenUnitOptimization",
+    "HiddenUnitOptimizationResult",
+    "HiddenUnitSaliency",
+    "LRPDecomposition",
+    "LayerContextualDecomposition",
+    "LayerLSTMLRP",
+    "MatchingRate",
+    "NearestWords",
+    "nearest_words",
+    "stack_receptive_fields",
+]
