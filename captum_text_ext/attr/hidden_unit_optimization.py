@@ -13,6 +13,7 @@ from captum._utils.typing import TargetType
 from torch import Tensor, nn
 
 from captum_text_ext.attr.hidden_unit_saliency import HiddenUnitSaliency, StopForward, format_forward_args
+from captum_text_ext.attr.receptive_fields import window_geometry
 from captum_text_ext.datasets import Vocabulary
 
 __all__ = ["HiddenUnitOptimization", "HiddenUnitOptimizationResult", "MatchingRate", "NearestWords", "nearest_words"]
@@ -197,7 +198,8 @@ class HiddenUnitOptimization:
 
     1. **Select** the ``n_locations`` locations :math:`i` with the highest saliency
        :math:`w(A_j)_i \cdot a_{ij}` (:class:`~captum_text_ext.HiddenUnitSaliency`, Eq. 3) among those whose receptive
-       field holds a token of the sentence.
+       field lies on tokens of the sentence (no padding); for a sentence shorter than every field, among those whose
+       field holds one of its tokens. (Locations that read the padding of a batch exist only because of the batch.)
     2. **Optimize** an input :math:`X_0` for each of them, starting from Xavier-initialized columns, by maximizing
        with Adam
 
@@ -223,14 +225,20 @@ class HiddenUnitOptimization:
     - The start :math:`X_0` of the location ranked :math:`r` is one Xavier-uniform :math:`(R, E)` matrix drawn from
       a generator seeded by ``(seed, r)`` (``R``: the widest receptive field, its columns aligned to the field's
       first position), so a result does not depend on the batch it was computed in.
-    - **Convergence**: an item stops, and is frozen, at the first step :math:`t \ge w` with
-      :math:`J_t - J_{t-w} \le \mathrm{tol} \cdot \max(|J_t|, 1)` (``w = window``), or after ``max_steps``
-      updates. The objective of every step is returned as a trace.
+    - **Convergence**: what is read out is the *direction* of :math:`x_{overall}` (its nearest words by cosine
+      similarity), so an item stops, and is frozen, at the first step :math:`t` that is a multiple of ``window``
+      (:math:`w`) where :math:`1 - \cos(x_{overall}^{(t)}, x_{overall}^{(t - w)}) \le \mathrm{tol}`, or after
+      ``max_steps`` updates. With the paper's learning rate the objective itself keeps growing for tens of
+      thousands of steps (the :math:`\lambda_1` term balances the linear growth of :math:`a_{ij} \cdot a'_{ij}`
+      only at norms far above the embeddings'), while the direction settles within hundreds. The objective of every
+      step is returned as a trace.
     - Adam is the textbook algorithm (as ``torch.optim.Adam``), run for all items at once with per-item step counts,
       so a frozen item neither moves nor ages.
 
     All examples and all their selected locations are optimized together, in one batched loop; an item that stops
-    drops out of the forward passes. The model is in evaluation mode with frozen parameters during a call, restored
+    drops out of the forward passes. When no module of the stack pads, each pass computes only the optimized
+    location: the input of the stack's first module is cropped to the location's receptive field (its output there
+    is the same, the other locations are never computed). The model is in evaluation mode with frozen parameters during a call, restored
     afterwards, hooks removed, also when the call raises.
 
     Args:
@@ -245,8 +253,8 @@ class HiddenUnitOptimization:
         betas: Adam's :math:`(\beta_1, \beta_2)` (paper: (0.9, 0.999)).
         eps: Adam's :math:`\epsilon`.
         max_steps: the most updates per item.
-        tol: the relative tolerance of the convergence criterion.
-        window: the steps the convergence criterion looks back.
+        tol: the convergence tolerance on :math:`1 - \cos` between two readouts ``window`` steps apart.
+        window: the steps between two readouts of the convergence criterion.
         seed: seeds the start :math:`X_0`.
         stack: the spatial modules up to ``layer`` (see :class:`~captum_text_ext.HiddenUnitSaliency`).
         channel_dim: 1 for a layer output :math:`(N, C, L)`, 2 for :math:`(N, L, C)`.
@@ -283,9 +291,9 @@ class HiddenUnitOptimization:
         lr: float = 2e-4,
         betas: Tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
-        max_steps: int = 2000,
+        max_steps: int = 1000,
         tol: float = 1e-4,
-        window: int = 50,
+        window: int = 25,
         seed: int = 0,
         stack: Optional[Sequence[nn.Module]] = None,
         channel_dim: int = 1,
@@ -360,7 +368,7 @@ class HiddenUnitOptimization:
             target: Captum's target forms; ``None``: the predicted class (the paper).
             additional_forward_args: passed to the model after the token ids (e.g. lengths); tensors whose first
                 dimension is :math:`N` are indexed per item.
-            n_locations: locations per example (fewer when fewer locations read a token of the example).
+            n_locations: locations per example (fewer when fewer locations are eligible, see the class).
             n_neighbors: nearest words per location.
 
         Returns:
@@ -383,8 +391,7 @@ class HiddenUnitOptimization:
         vectors, trace, steps, converged = self._ascend(
             inputs, additional_forward_args, seen.embeddings, example, location, columns, mask, vectors, targets
         )
-        weights = mask.to(vectors.dtype).unsqueeze(-1)
-        x_overall = (vectors * weights).sum(1) / weights.sum(1).clamp(min=1)
+        x_overall = self._overall(vectors, mask)
         neighbors = nearest_words(x_overall, self.embedding.weight, self.vocabulary, n_neighbors)
         final = trace.gather(1, steps.unsqueeze(1)).squeeze(1) if len(steps) else trace.new_zeros(0)
         return HiddenUnitOptimizationResult(
@@ -403,7 +410,8 @@ class HiddenUnitOptimization:
         on_input = positions < tokens
         clamped = positions.clamp(max=tokens - 1)
         column_ok = in_field & on_input & is_token[:, clamped]  # (N, L, R)
-        valid = column_ok.any(dim=2)
+        inside = (column_ok == in_field).all(dim=2) & in_field.any(dim=1)
+        valid = torch.where(inside.any(dim=1, keepdim=True), inside, column_ok.any(dim=2))
         scores = saliency.masked_fill(~valid, -math.inf)
         count = min(n_locations, scores.shape[1])
         top = scores.topk(count, dim=1).indices  # (N, count)
@@ -432,6 +440,7 @@ class HiddenUnitOptimization:
         adam = _BatchedAdam(tuple(vectors.shape), vectors, self.lr, self.betas, self.eps)
         args = format_forward_args(additional_forward_args)
         active = torch.arange(items, device=vectors.device)
+        snapshot = vectors.new_zeros(items, vectors.shape[2])
         with self.saliency.frozen():
             for step in range(self.max_steps + 1):
                 if not len(active):
@@ -445,18 +454,26 @@ class HiddenUnitOptimization:
                 value = value.detach()
                 trace[active, step] = value
                 steps[active] = step
-                if step >= self.window:
-                    before = trace[active, step - self.window]
-                    done = value - before <= self.tol * value.abs().clamp(min=1.0)
-                    converged[active[done]] = True
-                else:
-                    done = torch.zeros_like(value, dtype=torch.bool)
+                done = torch.zeros_like(value, dtype=torch.bool)
+                if step % self.window == 0:
+                    overall = self._overall(leaf.detach(), mask[active])
+                    if step:
+                        change = 1 - torch.nn.functional.cosine_similarity(overall, snapshot[active], dim=1)
+                        done = change <= self.tol
+                        converged[active[done]] = True
+                    snapshot[active] = overall
                 if step == self.max_steps:
                     break
                 moving = ~done
                 vectors = adam.step(vectors, grad[moving], active[moving])
                 active = active[moving]
         return vectors.detach(), trace, steps, converged
+
+    @staticmethod
+    def _overall(vectors: Tensor, mask: Tensor) -> Tensor:
+        """Eq. 8: the mean of the optimized columns, :math:`(B, E)`."""
+        weights = mask.to(vectors.dtype).unsqueeze(-1)
+        return (vectors * weights).sum(1) / weights.sum(1).clamp(min=1)
 
     def _activation(
         self,
@@ -476,9 +493,13 @@ class HiddenUnitOptimization:
         index = torch.where(mask, columns, torch.full_like(columns, tokens)).unsqueeze(-1).expand_as(vectors)
         x0 = padded.scatter(1, index, torch.where(mask.unsqueeze(-1), vectors, padded.gather(1, index)))[:, :tokens]
         ids = inputs[example]
+        stack = self.saliency.stack
+        assert stack is not None
+        unpadded = all(window_geometry(module)[4] == 0 for module in stack)
+        crop = (stack[0], columns[:, 0], self.field_width) if unpadded else None
         hooks = self.saliency.hooks(
             stop_after_layer=True, leaf=False, embedding=self.embedding, token_ids=ids,
-            replace_embeddings=lambda time_first: x0,
+            replace_embeddings=lambda time_first: x0, crop=crop,
         )
         with hooks:
             try:
@@ -486,6 +507,8 @@ class HiddenUnitOptimization:
             except StopForward:
                 pass
         activations = hooks.activations()
+        if crop is not None:
+            return activations[:, :, 0]
         return activations[torch.arange(len(location), device=location.device), :, location]
 
     def matching_rate(

@@ -21,7 +21,7 @@ from captum.log import log_usage
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from captum_text_ext.attr.receptive_fields import SPATIAL_MODULES, chain_of, stack_receptive_fields
+from captum_text_ext.attr.receptive_fields import SPATIAL_MODULES, chain_of, stack_receptive_fields, window_geometry
 from captum_text_ext.decomposition.guard import frozen_modules, modules_of
 
 __all__ = ["HiddenUnitSaliency"]
@@ -55,7 +55,9 @@ class LayerPass:
 class LayerHooks:
     """Hooks for one forward pass: capture ``layer``'s output (as a gradient leaf, or as it is), record the spatial
     modules that run before it (``watch``) to find or check the stack, optionally watch or replace an embedding's
-    output, optionally stop after the layer. All hooks are removed on exit, also after an exception."""
+    output, optionally stop after the layer, optionally ``crop`` the input of the stack's first module to ``width``
+    positions from a start per example (``(module, start (N,), width)``). All hooks are removed on exit, also after
+    an exception."""
 
     def __init__(
         self,
@@ -68,10 +70,12 @@ class LayerHooks:
         embedding: Optional[nn.Embedding] = None,
         token_ids: Optional[Tensor] = None,
         replace_embeddings: Optional[Callable[[bool], Tensor]] = None,
+        crop: Optional[Tuple[nn.Module, Tensor, int]] = None,
     ) -> None:
         self.layer, self.watch, self.explicit_stack, self.channel_dim = layer, list(watch), explicit_stack, channel_dim
         self.stop_after_layer, self.leaf = stop_after_layer, leaf
         self.embedding, self.token_ids, self.replace_embeddings = embedding, token_ids, replace_embeddings
+        self.crop = crop
         self.handles: List[RemovableHandle] = []
         self.ran: List[Tuple[nn.Module, int, int]] = []
         self.raw: Optional[Tensor] = None
@@ -85,6 +89,8 @@ class LayerHooks:
             self.handles.append(self.layer.register_forward_hook(self._capture))
             if self.embedding is not None:
                 self.handles.append(self.embedding.register_forward_hook(self._embedding_hook))
+            if self.crop is not None:
+                self.handles.append(self.crop[0].register_forward_pre_hook(self._crop_input))
         except BaseException:
             self.__exit__()
             raise
@@ -94,6 +100,13 @@ class LayerHooks:
         for handle in self.handles:
             handle.remove()
         self.handles.clear()
+
+    def _crop_input(self, module: nn.Module, args: Tuple[Any, ...]) -> Tuple[Any, ...]:
+        assert self.crop is not None
+        _, start, width = self.crop
+        x = args[0]
+        index = (start.to(x.device).unsqueeze(1) + torch.arange(width, device=x.device)).unsqueeze(1)
+        return (x.gather(2, index.expand(-1, x.shape[1], -1)), *args[1:])
 
     def _record_lengths(self, module: nn.Module, args: Tuple[Any, ...], output: Any) -> None:
         if self.raw is None:
@@ -184,7 +197,7 @@ def class_indices(output: Tensor, target: TargetType) -> Tensor:
     """The class each example's target selects: the predicted class for ``None``, else Captum's target forms.
 
     Raises:
-        ValueError: for an output that is not :math:`(N, C)`.
+        ValueError: for an output that is not :math:`(N, C)`, or a target outside its classes.
     """
     if output.dim() != 2:
         raise ValueError(f"Expected the model to return logits of shape (N, C), but got {tuple(output.shape)}")
@@ -192,7 +205,10 @@ def class_indices(output: Tensor, target: TargetType) -> Tensor:
         return output.detach().argmax(dim=1)
     _validate_target(output.shape[0], target)
     columns = torch.arange(output.shape[1], device=output.device).expand(output.shape[0], -1)
-    return _select_targets(columns, target).reshape(-1).long()
+    try:
+        return _select_targets(columns, target).reshape(-1).long()
+    except (RuntimeError, IndexError) as error:
+        raise ValueError(f"Expected `target` to select classes in [0, {output.shape[1]}), but got {target}") from error
 
 
 class HiddenUnitSaliency(LayerAttribution, GradientAttribution):
@@ -266,7 +282,8 @@ class HiddenUnitSaliency(LayerAttribution, GradientAttribution):
         self.explicit_stack = stack is not None
         if stack is not None:
             self.stack: Optional[List[nn.Module]] = list(stack)
-            stack_receptive_fields(self.stack, 1 << 16)  # validates every module's geometry
+            for module in self.stack:
+                window_geometry(module)  # raises for a module whose receptive field is not known
             self.watch = list(self.stack)
         else:
             if not self.roots:

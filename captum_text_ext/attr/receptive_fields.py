@@ -6,9 +6,9 @@ stride :math:`s`, dilation :math:`d` and left padding :math:`p` reads the input 
 .. math::
     i s - p + j d, \qquad j = 0, \dots, k - 1,
 
-so a range of output locations :math:`[a, b)` reads the input range :math:`[a s - p,\ (b - 1) s - p + d (k - 1) + 1)`,
-clipped to the input (padding is not an input position). Composing this map from the layer back to the first module
-of the stack gives the receptive field :math:`[l, r)` of each location in input positions.
+those inside the input (padding is not an input position). Composing these read maps from the layer back to the
+first module of the stack gives the positions each location reads; its receptive field :math:`[l, r)` is their span
+(with dilation, some positions inside the span may be skipped).
 """
 
 from __future__ import annotations
@@ -99,15 +99,23 @@ def stack_receptive_fields(stack: Sequence[nn.Module], seq_len: int) -> Tensor:
                 f"Expected an input long enough for the stack, but {seq_len} positions leave none after "
                 f"{type(module).__name__} #{len(lengths) - 1}"
             )
-    locations = torch.arange(lengths[-1])
-    start, end = locations.clone(), locations + 1
-    for module, in_length in zip(reversed(stack), reversed(lengths[:-1])):
-        kernel, stride, dilation, left, _ = window_geometry(module)
-        empty = end <= start
-        new_start = (start * stride - left).clamp(min=0, max=in_length)
-        new_end = ((end - 1) * stride - left + dilation * (kernel - 1) + 1).clamp(min=0, max=in_length)
-        start, end = new_start, torch.where(empty, new_start, torch.maximum(new_end, new_start))
-    return torch.stack([start, end], dim=1)
+    reads = torch.eye(lengths[-1], dtype=torch.bool)
+    for module, in_length, out_length in zip(reversed(stack), reversed(lengths[:-1]), reversed(lengths[1:])):
+        reads = reads.to(torch.float32) @ read_matrix(module, in_length, out_length).to(torch.float32) > 0
+    positions = torch.arange(seq_len)
+    first = torch.where(reads, positions, seq_len).amin(dim=1)
+    last = torch.where(reads, positions + 1, 0).amax(dim=1)
+    return torch.stack([first.clamp(max=seq_len), torch.maximum(last, first.clamp(max=seq_len))], dim=1)
+
+
+def read_matrix(module: nn.Module, in_length: int, out_length: int) -> Tensor:
+    """``(out_length, in_length)`` bool: which input positions each output location of ``module`` reads."""
+    kernel, stride, dilation, left, _ = window_geometry(module)
+    positions = torch.arange(out_length).unsqueeze(1) * stride - left + torch.arange(kernel) * dilation
+    inside = (positions >= 0) & (positions < in_length)
+    matrix = torch.zeros(out_length, in_length + 1, dtype=torch.bool)
+    matrix.scatter_(1, torch.where(inside, positions, in_length), True)
+    return matrix[:, :in_length]
 
 
 def chain_of(ran: Sequence[Tuple[nn.Module, int, int]], layer: nn.Module) -> List[nn.Module]:
