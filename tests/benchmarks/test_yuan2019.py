@@ -109,3 +109,10 @@ def test_speed_benchmark_compares_the_same_items(tiny: None, tmp_path: Path, mon
         result["seconds_per_sentence"]["one location at a time"] / result["seconds_per_sentence"]["batched"])
     assert f"{result['speedup']:.1f}x" in lines[0]
     assert (tmp_path / "hiddenunit_speed.md").read_text().startswith("<!-- provenance")
+
+
+def test_registry_feeds_the_cli() -> None:
+    from captum_text_ext.benchmarks import BENCHMARKS
+
+    assert BENCHMARKS["yuan2019"].default_out == Path("benchmarks/results/yuan2019")
+    assert BENCHMARKS["hiddenunit-speed"].default_out == Path("benchmarks/results")
