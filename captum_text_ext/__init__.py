@@ -5,17 +5,23 @@ from captum_text_ext.attr import (
     LSTMLRP,
     ContextualDecomposition,
     GradientLinearSurrogate,
+    HiddenUnitOptimization,
+    HiddenUnitSaliency,
     LayerContextualDecomposition,
     LayerGradientLinearSurrogate,
     LayerLSTMLRP,
+    nearest_words,
 )
 
 __all__ = [
     "LSTMLRP",
     "ContextualDecomposition",
     "GradientLinearSurrogate",
+    "HiddenUnitOptimization",
+    "HiddenUnitSaliency",
     "LayerContextualDecomposition",
     "LayerGradientLinearSurrogate",
     "LayerLSTMLRP",
     "__version__",
+    "nearest_words",
 ]

@@ -7,9 +7,9 @@ Sub-commands:
 - ``train NAME [--record DIR]``: train a model of the zoo with its seed and save it in the model cache.
 - ``explain --checkpoint PATH --text TEXT [--text ...] --out DIR``: the demo's report for any saved model and text.
 - ``benchmark NAME [--out DIR] [--data-root DIR] [--cache-dir DIR]``: run a benchmark of
-  :data:`~captum_text_ext.benchmarks.BENCHMARKS` (``arras2017``, ``lrp-speed``, ``hechtlinger2016``, ``leaderboard``)
-  and write its results files; ``hechtlinger2016`` also takes ``--imdb-dir DIR``, ``leaderboard`` takes
-  ``--models A,B``, ``--n N``, ``--sensitivity-n M`` and ``--methods``.
+  :data:`~captum_text_ext.benchmarks.BENCHMARKS` (``arras2017``, ``lrp-speed``, ``hechtlinger2016``, ``yuan2019``,
+  ``hiddenunit-speed``, ``leaderboard``) and write its results files; ``hechtlinger2016`` also takes
+  ``--imdb-dir DIR``, ``leaderboard`` takes ``--models A,B``, ``--n N``, ``--sensitivity-n M`` and ``--methods``.
 
 Errors a user can fix (a bad argument, a missing dataset) print one line and exit with status 2, no traceback.
 """
@@ -75,7 +75,7 @@ def _build_parser() -> argparse.ArgumentParser:
         f"{b.name}: {b.description}" for b in BENCHMARKS.values()))
     benchmark.add_argument("--out", type=Path, default=None, help="results directory (default: "
                            + ", ".join(f"{b.default_out} for {b.name}" for b in BENCHMARKS.values()) + ")")
-    benchmark.add_argument("--data-root", type=Path, default=None, help="data directory (holds sst/)")
+    benchmark.add_argument("--data-root", type=Path, default=None, help="data directory (holds sst/, mr/, ag_news/)")
     benchmark.add_argument("--cache-dir", type=Path, default=None, help="model cache (holds the zoo checkpoints)")
     benchmark.add_argument("--imdb-dir", type=Path, default=None,
                            help="an aclImdb directory (hechtlinger2016: also train and explain a BoW MLP on IMDB)")

@@ -119,6 +119,8 @@ def _write_benchmark_results() -> None:
         *[(f"hechtlinger2016_{part}", results / "hechtlinger2016" / f"{part}.md", "hechtlinger2016")
           for part in ("tables", "agreement", "table1", "speed")],
         ("leaderboard", results / "leaderboard" / "leaderboard.md", "leaderboard"),
+        ("yuan2019_tables", results / "yuan2019" / "tables.md", "yuan2019"),
+        ("hiddenunit_speed", results / "hiddenunit_speed.md", "hiddenunit-speed"),
     ]:
         text = (_markdown_to_rst(path.read_text(encoding="utf-8")) if path.is_file()
                 else f"Not measured yet: run ``captum-text-ext benchmark {command}``.\n")

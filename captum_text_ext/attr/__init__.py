@@ -2,14 +2,30 @@
 
 from captum_text_ext.attr.contextual_decomposition import ContextualDecomposition, LayerContextualDecomposition
 from captum_text_ext.attr.gradient_surrogate import GradientLinearSurrogate, LayerGradientLinearSurrogate
+from captum_text_ext.attr.hidden_unit_optimization import (
+    HiddenUnitOptimization,
+    HiddenUnitOptimizationResult,
+    MatchingRate,
+    NearestWords,
+    nearest_words,
+)
+from captum_text_ext.attr.hidden_unit_saliency import HiddenUnitSaliency
 from captum_text_ext.attr.lstm_lrp import LSTMLRP, LayerLSTMLRP, LRPDecomposition
+from captum_text_ext.attr.receptive_fields import stack_receptive_fields
 
 __all__ = [
     "LSTMLRP",
     "ContextualDecomposition",
     "GradientLinearSurrogate",
+    "HiddenUnitOptimization",
+    "HiddenUnitOptimizationResult",
+    "HiddenUnitSaliency",
     "LRPDecomposition",
     "LayerContextualDecomposition",
     "LayerGradientLinearSurrogate",
     "LayerLSTMLRP",
+    "MatchingRate",
+    "NearestWords",
+    "nearest_words",
+    "stack_receptive_fields",
 ]

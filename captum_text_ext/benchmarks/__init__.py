@@ -58,6 +58,22 @@ def _leaderboard(
     return run_leaderboard(out, data_root, cache_dir, command, **options)
 
 
+def _yuan2019(
+    out: PathLike, data_root: Optional[PathLike], cache_dir: Optional[PathLike], command: Optional[str]
+) -> List[str]:
+    from captum_text_ext.benchmarks.yuan2019 import run_yuan2019
+
+    return run_yuan2019(out, data_root, cache_dir, command)
+
+
+def _hiddenunit_speed(
+    out: PathLike, data_root: Optional[PathLike], cache_dir: Optional[PathLike], command: Optional[str]
+) -> List[str]:
+    from captum_text_ext.benchmarks.hiddenunit_speed import run_hiddenunit_speed
+
+    return run_hiddenunit_speed(out, data_root, cache_dir, command)
+
+
 @dataclasses.dataclass(frozen=True)
 class Benchmark:
     """A benchmark of ``captum-text-ext benchmark``.
@@ -91,6 +107,10 @@ BENCHMARKS: Dict[str, Benchmark] = {
         Benchmark("leaderboard", "every method on every zoo model: faithfulness and ground-truth metrics with "
                   "bootstrap intervals and Holm-corrected paired tests", _leaderboard,
                   Path("benchmarks/results/leaderboard"), ("models", "n", "sensitivity_n", "methods")),
+        Benchmark("yuan2019", "Yuan et al. (2019): Tables 3 and 4 (matching rates, random-words baseline) and Figures "
+                  "2-5 with textcnn-mr and textcnn-agnews", _yuan2019, Path("benchmarks/results/yuan2019")),
+        Benchmark("hiddenunit-speed", "HiddenUnitOptimization batched against one location at a time on 256 MR test "
+                  "sentences", _hiddenunit_speed, Path("benchmarks/results")),
     )
 }
 """The benchmarks by name (the modules are imported when one runs)."""

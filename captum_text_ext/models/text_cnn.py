@@ -47,6 +47,8 @@ class TextCNN(ReferenceModel):
             length.
         dropout: dropout before the output layer.
         padding_idx: the pad id; its embedding is zero and receives no gradient.
+        embedding_dropout: dropout on the embeddings (after padding, so pad steps stay zero).
+        conv_dropout: ``"stacked"`` only: dropout on the input of every convolution after the first.
 
     Shape:
         - token_ids: :math:`(N, T)` int64.
@@ -58,6 +60,8 @@ class TextCNN(ReferenceModel):
         embedding: the ``nn.Embedding``.
         conv_layers: the ``nn.Conv1d`` layers in order (input channels first: they read :math:`(N, E, T)`).
         activations: one ``nn.ReLU`` per convolution, in the same order.
+        embedding_dropout: the ``nn.Dropout`` on the embeddings.
+        conv_dropout: the ``nn.Dropout`` between stacked convolutions.
         dropout: the ``nn.Dropout`` before the output layer.
         output: the output ``nn.Linear``.
         receptive_field: :math:`R`, the input steps one output position of the whole stack reads.
@@ -89,6 +93,8 @@ class TextCNN(ReferenceModel):
         input_length: Optional[int] = None,
         dropout: float = 0.0,
         padding_idx: int = 0,
+        embedding_dropout: float = 0.0,
+        conv_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if mode not in MODES:
@@ -125,11 +131,15 @@ class TextCNN(ReferenceModel):
             "input_length": input_length,
             "dropout": dropout,
             "padding_idx": padding_idx,
+            "embedding_dropout": embedding_dropout,
+            "conv_dropout": conv_dropout,
         }
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=padding_idx)
         in_channels = [embedding_dim, *channels[:-1]] if mode == "stacked" else [embedding_dim] * len(channels)
         self.conv_layers = nn.ModuleList(nn.Conv1d(i, o, k) for i, o, k in zip(in_channels, channels, kernel_sizes))
         self.activations = nn.ModuleList(nn.ReLU() for _ in channels)
+        self.embedding_dropout = nn.Dropout(embedding_dropout)
+        self.conv_dropout = nn.Dropout(conv_dropout)
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(channels[-1] if mode == "stacked" else sum(channels), num_classes)
 
@@ -216,9 +226,11 @@ class TextCNN(ReferenceModel):
         """Logits for embedded tokens of shape :math:`(N, T, E)`, padded or cropped as :meth:`forward` does: the
         entry point for attributing at the embeddings (lengths travel in Captum's ``additional_forward_args``)."""
         embeddings, lengths = pad_for_convolution(embeddings, lengths, self.receptive_field, self.input_length)
-        x = embeddings.transpose(1, 2)
+        x = self.embedding_dropout(embeddings).transpose(1, 2)
         if self.mode == "stacked":
-            for conv, activation in zip(self.conv_layers, self.activations):
+            for depth, (conv, activation) in enumerate(zip(self.conv_layers, self.activations)):
+                if depth:
+                    x = self.conv_dropout(x)
                 x = activation(conv(x))
             features = self._pool(x, lengths, self.receptive_field)
         else:

@@ -5,6 +5,7 @@ value. Everything user-provided is HTML-escaped, and nothing needs IPython.
 """
 
 from captum_text_ext.visualization.captum_interop import to_visualization_record
+from captum_text_ext.visualization.hidden_units import hidden_units_html, plot_hidden_units
 from captum_text_ext.visualization.html import (
     ClassLabel,
     TextAttribution,
@@ -24,9 +25,11 @@ __all__ = [
     "comparison_html",
     "comparison_records",
     "heatmap_row_html",
+    "hidden_units_html",
     "html_page",
     "normalize_scores",
     "plot_comparison",
+    "plot_hidden_units",
     "plot_token_heatmap",
     "render_html",
     "save_html",

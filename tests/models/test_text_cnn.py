@@ -197,3 +197,19 @@ def test_invalid_options_are_refused() -> None:
         model(torch.tensor([[2, 3, 4]]), torch.tensor([4]))
     with pytest.raises(ValueError, match=r"`lengths` to have shape \(1,\), but got \(2,\)"):
         model(torch.tensor([[2, 3, 4]]), torch.tensor([3, 3]))
+
+
+def test_embedding_and_conv_dropout_act_in_training_only() -> None:
+    torch.manual_seed(0)
+    model = TextCNN(VOCAB, 4, 3, channels=(4, 3), kernel_sizes=(3, 2), embedding_dropout=0.5, conv_dropout=0.5)
+    plain = TextCNN(VOCAB, 4, 3, channels=(4, 3), kernel_sizes=(3, 2))
+    plain.load_state_dict(model.state_dict())
+    ids, lengths = _batch(), LENGTHS
+    model.eval()
+    torch.testing.assert_close(model(ids, lengths), plain.eval()(ids, lengths))
+    model.train()
+    torch.manual_seed(1)
+    first = model(ids, lengths)
+    torch.manual_seed(2)
+    assert not torch.allclose(first, model(ids, lengths))
+    assert model.config["embedding_dropout"] == 0.5 and model.config["conv_dropout"] == 0.5

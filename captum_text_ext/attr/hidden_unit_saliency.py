@@ -1,0 +1,382 @@
+r"""HiddenUnitSaliency: which spatial locations of a text CNN's hidden layer matter for a decision
+(Yuan et al., 2019, Eq. 1–3), as a Captum layer attribution."""
+
+from __future__ import annotations
+
+import contextlib
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
+
+import torch
+from captum._utils.common import (
+    _format_additional_forward_args,
+    _format_tensor_into_tuples,
+    _select_targets,
+    _validate_target,
+)
+from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
+from captum.attr import GradientAttribution, LayerAttribution
+from captum.log import log_usage
+from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
+
+from captum_text_ext.attr.receptive_fields import SPATIAL_MODULES, chain_of, stack_receptive_fields, window_geometry
+from captum_text_ext.decomposition.guard import frozen_modules, modules_of
+
+__all__ = ["HiddenUnitSaliency"]
+
+
+class StopForward(Exception):
+    """Raised by a forward hook to end a forward pass once the layer of interest has run."""
+
+
+@dataclass
+class LayerPass:
+    """What one forward pass through the model saw.
+
+    Attributes:
+        output: the model's output, ``None`` when the pass stopped at the layer.
+        activations: the layer's output as :math:`(N, C, L)` (channels moved to dimension 1).
+        raw_activations: the layer's output as the layer returned it (the leaf the gradient is taken at).
+        seq_len: the number of positions the first module of the stack read.
+        embeddings: the embedding's output as :math:`(N, T, E)` when an embedding was watched.
+        embedding_time_first: whether the embedding ran on the transposed token ids (:math:`(T, N)`).
+    """
+
+    output: Optional[Tensor]
+    activations: Tensor
+    raw_activations: Tensor
+    seq_len: int
+    embeddings: Optional[Tensor] = None
+    embedding_time_first: bool = False
+
+
+class LayerHooks:
+    """Hooks for one forward pass: capture ``layer``'s output (as a gradient leaf, or as it is), record the spatial
+    modules that run before it (``watch``) to find or check the stack, optionally watch or replace an embedding's
+    output, optionally stop after the layer, optionally ``crop`` the input of the stack's first module to ``width``
+    positions from a start per example (``(module, start (N,), width)``). All hooks are removed on exit, also after
+    an exception."""
+
+    def __init__(
+        self,
+        layer: nn.Module,
+        watch: Sequence[nn.Module],
+        explicit_stack: bool,
+        channel_dim: int,
+        stop_after_layer: bool = False,
+        leaf: bool = True,
+        embedding: Optional[nn.Embedding] = None,
+        token_ids: Optional[Tensor] = None,
+        replace_embeddings: Optional[Callable[[bool], Tensor]] = None,
+        crop: Optional[Tuple[nn.Module, Tensor, int]] = None,
+    ) -> None:
+        self.layer, self.watch, self.explicit_stack, self.channel_dim = layer, list(watch), explicit_stack, channel_dim
+        self.stop_after_layer, self.leaf = stop_after_layer, leaf
+        self.embedding, self.token_ids, self.replace_embeddings = embedding, token_ids, replace_embeddings
+        self.crop = crop
+        self.handles: List[RemovableHandle] = []
+        self.ran: List[Tuple[nn.Module, int, int]] = []
+        self.raw: Optional[Tensor] = None
+        self.embeddings: Optional[Tensor] = None
+        self.time_first = False
+
+    def __enter__(self) -> "LayerHooks":
+        try:
+            for module in self.watch:
+                self.handles.append(module.register_forward_hook(self._record_lengths))
+            self.handles.append(self.layer.register_forward_hook(self._capture))
+            if self.embedding is not None:
+                self.handles.append(self.embedding.register_forward_hook(self._embedding_hook))
+            if self.crop is not None:
+                self.handles.append(self.crop[0].register_forward_pre_hook(self._crop_input))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles.clear()
+
+    def _crop_input(self, module: nn.Module, args: Tuple[Any, ...]) -> Tuple[Any, ...]:
+        assert self.crop is not None
+        _, start, width = self.crop
+        x = args[0]
+        index = (start.to(x.device).unsqueeze(1) + torch.arange(width, device=x.device)).unsqueeze(1)
+        return (x.gather(2, index.expand(-1, x.shape[1], -1)), *args[1:])
+
+    def _record_lengths(self, module: nn.Module, args: Tuple[Any, ...], output: Any) -> None:
+        if self.raw is None:
+            self.ran.append((module, int(args[0].shape[-1]), int(output.shape[-1])))
+
+    def _embedding_hook(self, module: nn.Module, args: Tuple[Any, ...], output: Tensor) -> Optional[Tensor]:
+        ids, token_ids = args[0], self.token_ids
+        if self.embeddings is not None:
+            raise ValueError("Expected the embedding to be called once per forward pass, but it was called again")
+        if token_ids is not None and ids.shape == token_ids.shape and torch.equal(ids, token_ids):
+            self.time_first = False
+        elif token_ids is not None and token_ids.dim() == 2 and torch.equal(ids, token_ids.t()):
+            self.time_first = True
+        else:
+            raise ValueError(
+                "Expected the embedding to be called on the input token ids (N, T) or their transpose (T, N), but it "
+                f"got a tensor of shape {tuple(ids.shape)}"
+            )
+        embeddings = output.transpose(0, 1) if self.time_first else output
+        self.embeddings = embeddings.detach()
+        if self.replace_embeddings is None:
+            return None
+        replaced = self.replace_embeddings(self.time_first)
+        return replaced.transpose(0, 1) if self.time_first else replaced
+
+    def _capture(self, module: nn.Module, args: Tuple[Any, ...], output: Any) -> Any:
+        if self.raw is not None:
+            raise ValueError(
+                f"Expected the layer {type(module).__name__} to be called once per forward pass, but it was called again"
+            )
+        if not isinstance(output, Tensor) or output.dim() != 3 or not output.is_floating_point():
+            shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
+            raise ValueError(
+                f"Expected the layer {type(module).__name__} to return a floating-point tensor (N, C, L) "
+                f"(channels in dimension {self.channel_dim}), but got {shape}"
+            )
+        self.raw = output.detach().requires_grad_(True) if self.leaf else output
+        if self.stop_after_layer:
+            raise StopForward
+        return self.raw
+
+    def activations(self) -> Tensor:
+        """The captured output as :math:`(N, C, L)`."""
+        if self.raw is None:
+            raise ValueError(f"Expected the layer {type(self.layer).__name__} to run in the forward pass, but it did not")
+        return self.raw if self.channel_dim == 1 else self.raw.transpose(1, 2)
+
+    def stack(self) -> List[nn.Module]:
+        """The stack that ran up to the layer, checked to be a chain: the explicit stack, or the one found."""
+        if not self.explicit_stack:
+            stack = chain_of(self.ran, self.layer)
+        else:
+            stack = [module for module, _, _ in self.ran]
+            if len(stack) != len(self.watch) or any(a is not b for a, b in zip(stack, self.watch)):
+                raise ValueError(
+                    f"Expected each of the {len(self.watch)} modules of `stack` to run once, in order, before the "
+                    f"layer, but {len(stack)} calls ran"
+                )
+        lengths = {id(module): (seen_in, seen_out) for module, seen_in, seen_out in self.ran}
+        for k, module in enumerate(stack[1:], start=1):
+            if lengths[id(module)][0] != lengths[id(stack[k - 1])][1]:
+                raise ValueError(
+                    f"Expected the stack modules to form a chain, but {type(module).__name__} #{k} read "
+                    f"{lengths[id(module)][0]} positions where the module before it returned "
+                    f"{lengths[id(stack[k - 1])][1]}"
+                )
+        locations = int(self.activations().shape[-1])
+        if locations != lengths[id(stack[-1])][1]:
+            raise ValueError(
+                f"Expected the layer's output to have as many locations as the stack's last module returns "
+                f"({lengths[id(stack[-1])][1]}), but got {locations}; pass `stack` explicitly"
+            )
+        return stack
+
+    def seq_len(self) -> int:
+        """The positions the stack's first module read."""
+        first = self.stack()[0]
+        return next(seen_in for module, seen_in, _ in self.ran if module is first)
+
+
+def format_forward_args(additional_forward_args: Optional[object]) -> Tuple[Any, ...]:
+    """Captum's ``additional_forward_args`` as a tuple."""
+    formatted = _format_additional_forward_args(additional_forward_args)
+    return tuple(formatted) if formatted is not None else ()
+
+
+def class_indices(output: Tensor, target: TargetType) -> Tensor:
+    """The class each example's target selects: the predicted class for ``None``, else Captum's target forms.
+
+    Raises:
+        ValueError: for an output that is not :math:`(N, C)`, or a target outside its classes.
+    """
+    if output.dim() != 2:
+        raise ValueError(f"Expected the model to return logits of shape (N, C), but got {tuple(output.shape)}")
+    if target is None:
+        return output.detach().argmax(dim=1)
+    _validate_target(output.shape[0], target)
+    columns = torch.arange(output.shape[1], device=output.device).expand(output.shape[0], -1)
+    try:
+        return _select_targets(columns, target).reshape(-1).long()
+    except (RuntimeError, IndexError) as error:
+        raise ValueError(f"Expected `target` to select classes in [0, {output.shape[1]}), but got {target}") from error
+
+
+class HiddenUnitSaliency(LayerAttribution, GradientAttribution):
+    r"""Saliency of every spatial location of a hidden layer of a text CNN (Yuan et al., 2019, Eq. 1–3).
+
+    The class score :math:`S_c` is approximated to first order in the activations :math:`A_j` of layer :math:`j`
+    (one column :math:`a_{ij}` of :math:`C` channels per spatial location :math:`i`):
+
+    .. math::
+        S_c \approx \operatorname{Tr}\big(w(A_j)^\top A_j\big) + b, \qquad
+        w(A_j) = \frac{\partial S_c}{\partial A_j}, \qquad
+        \mathrm{Score}_c(X)_{i,j} = w(A_j)_i \cdot a_{ij}.
+
+    :math:`S_c` is the raw logit of class :math:`c`. ``target=None`` takes the predicted class, as the paper does.
+    For a ReLU layer the score of the convolution's output (before the ReLU) and of the ReLU's output are the same:
+    the gradient before the ReLU is zero exactly where the activation after it is.
+
+    :meth:`receptive_fields` gives the input positions each location reads, from the kernel, stride, dilation and
+    padding of every ``nn.Conv1d`` / ``nn.MaxPool1d`` / ``nn.AvgPool1d`` of the stack up to ``layer``. The stack is
+    passed as ``stack`` or found in each forward pass from the spatial modules that ran before the layer
+    (:func:`~captum_text_ext.attr.receptive_fields.chain_of`); every pass checks that it ran as a chain (each module
+    reads as many positions as the one before returns, the layer has as many locations as the last returns). Positions are those the stack's first module
+    reads: when the model pads or crops its embeddings, it must do so at the end (as
+    :class:`~captum_text_ext.models.TextCNN` does).
+
+    During a call the model is in evaluation mode with frozen parameters; its flags are restored and the hooks
+    removed afterwards, also when the call raises.
+
+    Args:
+        model: the classifier, taking ``inputs`` (e.g. token ids) and ``additional_forward_args``, returning logits
+            :math:`(N, C)`; an ``nn.Module`` or a bound method of one.
+        layer: the hidden layer, a module returning :math:`(N, C, L)` (e.g. ``model.activations[0]`` of a
+            :class:`~captum_text_ext.models.TextCNN`, or an ``nn.Conv1d``).
+        stack: the spatial modules from the embeddings to ``layer`` in order; found in each forward pass when
+            ``None``.
+        channel_dim: 1 for a layer output :math:`(N, C, L)`, 2 for :math:`(N, L, C)`.
+
+    Raises:
+        TypeError: when ``model`` is not callable.
+        ValueError: when no stack can be found, or ``channel_dim`` is not 1 or 2.
+
+    References:
+        H. Yuan, Y. Chen, X. Hu, S. Ji. Interpreting Deep Models for Text Analysis via Optimization and
+        Regularization Methods. AAAI 2019. https://doi.org/10.1609/aaai.v33i01.33015717
+
+    Examples:
+        >>> from captum_text_ext.models import TextCNN
+        >>> _ = torch.manual_seed(0)
+        >>> model = TextCNN(vocab_size=20, embedding_dim=4, num_classes=2, channels=(3, 2), kernel_sizes=(3, 2))
+        >>> saliency = HiddenUnitSaliency(model, model.activations[0])
+        >>> saliency.attribute(torch.tensor([[2, 3, 4, 5, 6, 7]])).shape   # 6 tokens, width 3: 4 locations
+        torch.Size([1, 4])
+        >>> saliency.receptive_fields(6).tolist()
+        [[0, 3], [1, 4], [2, 5], [3, 6]]
+    """
+
+    def __init__(
+        self,
+        model: Callable[..., Tensor],
+        layer: nn.Module,
+        stack: Optional[Sequence[nn.Module]] = None,
+        channel_dim: int = 1,
+    ) -> None:
+        if not callable(model):
+            raise TypeError(f"Expected `model` to be an nn.Module or a callable, but got {type(model).__name__}")
+        if channel_dim not in (1, 2):
+            raise ValueError(f"Expected `channel_dim` to be 1 or 2, but got {channel_dim}")
+        LayerAttribution.__init__(self, model, layer)
+        GradientAttribution.__init__(self, model)
+        self.roots = modules_of(model)
+        self.explicit_stack = stack is not None
+        if stack is not None:
+            self.stack: Optional[List[nn.Module]] = list(stack)
+            for module in self.stack:
+                window_geometry(module)  # raises for a module whose receptive field is not known
+            self.watch = list(self.stack)
+        else:
+            if not self.roots:
+                raise ValueError("Expected `stack` for a forward function that is not an nn.Module or its method")
+            self.stack = None
+            self.watch = []
+            for root in self.roots:
+                self.watch.extend(m for m in root.modules() if isinstance(m, SPATIAL_MODULES) and m not in self.watch)
+        self.channel_dim = channel_dim
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return True
+
+    @log_usage(part_of_slo=True)
+    def attribute(  # type: ignore[override]
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        target: TargetType = None,
+        additional_forward_args: Optional[object] = None,
+    ) -> Tensor:
+        r"""The saliency :math:`\mathrm{Score}_c(X)_{i,j}` of every location :math:`i` of the layer.
+
+        Args:
+            inputs: what the model takes first, e.g. token ids :math:`(N, T)` (a tensor or a tuple of tensors).
+            target: Captum's target forms (an int, a list or 1-D tensor with one class per example); ``None``: the
+                predicted class.
+            additional_forward_args: passed to the model after ``inputs`` (e.g. lengths).
+
+        Returns:
+            :math:`(N, L)` saliency per location, in the model's dtype.
+
+        Raises:
+            ValueError: for a layer that does not return :math:`(N, C, L)`, a stack that did not run as a chain, an
+                output that is not :math:`(N, C)` or a bad target.
+        """
+        return self.run(inputs, target, additional_forward_args)[0]
+
+    def attribute_future(self) -> None:
+        """Not supported.
+
+        Raises:
+            NotImplementedError: always.
+        """
+        raise NotImplementedError("attribute_future is not implemented for HiddenUnitSaliency")
+
+    def receptive_fields(self, seq_len: int) -> Tensor:
+        """The ``[start, end)`` input positions of every location of the layer, for an input of ``seq_len`` positions
+        (as the stack's first module reads it), as an ``(L, 2)`` int64 tensor.
+
+        Raises:
+            ValueError: when the stack is not known yet: it was not passed and no forward pass has found it.
+        """
+        if self.stack is None:
+            raise ValueError(
+                "Expected the stack to be known: pass `stack` to the constructor or call `attribute` once first"
+            )
+        return stack_receptive_fields(self.stack, seq_len)
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """The model in evaluation mode with frozen parameters, restored on exit."""
+        with frozen_modules(self.roots):
+            yield
+
+    def hooks(self, **kwargs: Any) -> LayerHooks:
+        """:class:`LayerHooks` for this layer and stack (``kwargs`` as :class:`LayerHooks` takes them)."""
+        return LayerHooks(self.layer, self.watch, self.explicit_stack, self.channel_dim, **kwargs)
+
+    def run(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        target: TargetType,
+        additional_forward_args: Optional[object],
+        embedding: Optional[nn.Embedding] = None,
+    ) -> Tuple[Tensor, Tensor, LayerPass]:
+        """Saliency ``(N, L)``, the class of each example ``(N,)`` and what the pass saw (the embedding's output too,
+        when ``embedding`` is given)."""
+        formatted = _format_tensor_into_tuples(inputs)
+        assert formatted is not None
+        args = format_forward_args(additional_forward_args)
+        hooks = self.hooks(embedding=embedding, token_ids=formatted[0])
+        with self.frozen(), torch.enable_grad(), hooks:
+            output = self.forward_func(*formatted, *args)
+            classes = class_indices(output, target)
+            scores = output.gather(1, classes.unsqueeze(1)).sum()
+            raw = typing.cast(Tensor, hooks.raw)
+            if not scores.requires_grad:
+                raise ValueError("Expected the model's output to depend on the layer's output, but it does not")
+            (gradient,) = torch.autograd.grad(scores, raw)
+            self.stack = hooks.stack()
+            seq_len = hooks.seq_len()
+        saliency = (gradient * raw.detach()).sum(dim=self.channel_dim)
+        activations = hooks.activations().detach()
+        layer_pass = LayerPass(output.detach(), activations, raw.detach(), seq_len, hooks.embeddings, hooks.time_first)
+        return saliency, classes, layer_pass
