@@ -43,7 +43,7 @@ from captum.attr import (
 )
 from torch import Tensor, nn
 
-from captum_text_ext.attr import LSTMLRP, ContextualDecomposition
+from captum_text_ext.attr import LSTMLRP, ContextualDecomposition, GradientLinearSurrogate
 from captum_text_ext.datasets import Vocabulary, kim_tokenize, pad_sequences
 from captum_text_ext.decomposition import UnsupportedOperationError
 from captum_text_ext.metrics.reduction import REDUCTIONS, token_scores
@@ -147,6 +147,14 @@ def _input_x_gradient(model: nn.Module, embeddings: Tensor, lengths: Tensor, tar
     return InputXGradient(model.forward_embeddings).attribute(
         embeddings, target=target, additional_forward_args=(lengths,)
     )
+
+
+def _gradient_surrogate(multiply_by_inputs: bool) -> AttributeFn:
+    def attribute(model: nn.Module, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
+        surrogate = GradientLinearSurrogate(model.forward_embeddings, multiply_by_inputs=multiply_by_inputs)
+        return surrogate.attribute(embeddings, target=target, additional_forward_args=(lengths,))
+
+    return attribute
 
 
 def _integrated_gradients(model: nn.Module, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
@@ -261,6 +269,10 @@ METHODS: Dict[str, Method] = {
         Method("lime", "Lime", _lime, "token",
                f"Captum Lime (default Lasso surrogate and cosine kernel), one feature per token, {LIME_SAMPLES} "
                "samples"),
+        Method("gradient_surrogate", "GradientLinearSurrogate", _gradient_surrogate(False), "l2",
+               "GradientLinearSurrogate (autograd), local gradients; the per-token norm of Hechtlinger's Sec. 4.1"),
+        Method("gradient_surrogate_x_input", "GradientLinearSurrogate × input", _gradient_surrogate(True), "sum",
+               "GradientLinearSurrogate (autograd), multiply_by_inputs=True"),
         Method("lrp", "LRP", _lrp(0.0), "sum", "LSTMLRP, epsilon 1e-3, bias_factor 0"),
         Method("lrp_cons", "LRP_cons", _lrp(1.0), "sum", "LSTMLRP, epsilon 1e-3, bias_factor 1"),
         Method("contextual_decomposition", "CD", _contextual_decomposition, "sum",

@@ -47,6 +47,17 @@ def test_occlusion_and_feature_ablation_agree_with_one_token_windows():
     assert torch.allclose(occlusion.double(), ablation.double(), atol=1e-6)
 
 
+@pytest.mark.parametrize(("surrogate", "captum"), [("gradient_surrogate", "saliency"),
+                                                   ("gradient_surrogate_x_input", "input_x_gradient")])
+def test_gradient_surrogate_rows_equal_captum_gradient_rows(surrogate, captum):
+    model = tiny_models()["lstm"]
+    embeddings = model.embedding(torch.tensor([[2, 3, 4, 5], [6, 7, 0, 0]])).detach()
+    lengths, target = torch.tensor([4, 2]), torch.tensor([1, 0])
+    ours = METHODS[surrogate].token_scores(model, embeddings, lengths, target)
+    theirs = METHODS[captum].token_scores(model, embeddings, lengths, target)
+    assert torch.allclose(ours, theirs, atol=1e-12) and bool(ours.abs().max() > 0)
+
+
 def test_models_without_token_embeddings_are_skipped_with_a_reason():
     model = BagOfWordsMLP(vocab_size=10, num_classes=2)
     for method in METHODS.values():
