@@ -39,6 +39,14 @@ def _lrp_speed(
     return run_lrp_speed(out, data_root, cache_dir, command)
 
 
+def _cd_speed(
+    out: PathLike, data_root: Optional[PathLike], cache_dir: Optional[PathLike], command: Optional[str]
+) -> List[str]:
+    from captum_text_ext.benchmarks.cd_speed import run_cd_speed
+
+    return run_cd_speed(out, data_root, cache_dir, command)
+
+
 @dataclasses.dataclass(frozen=True)
 class Benchmark:
     """A benchmark of ``captum-text-ext benchmark``.
@@ -63,6 +71,8 @@ BENCHMARKS: Dict[str, Benchmark] = {
                   _arras2017, Path("benchmarks/results/arras2017")),
         Benchmark("lrp-speed", "LSTMLRP's sentences/s against a NumPy loop, Saliency and IG on the SST test set",
                   _lrp_speed, Path("benchmarks/results")),
+        Benchmark("cd-speed", "ContextualDecomposition's word scores/s against a per-phrase NumPy loop on the SST "
+                  "test set", _cd_speed, Path("benchmarks/results")),
     )
 }
 """The benchmarks by name (the modules are imported when one runs)."""
