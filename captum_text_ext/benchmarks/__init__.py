@@ -47,6 +47,14 @@ def _cd_speed(
     return run_cd_speed(out, data_root, cache_dir, command)
 
 
+def _murdoch2018(
+    out: PathLike, data_root: Optional[PathLike], cache_dir: Optional[PathLike], command: Optional[str]
+) -> List[str]:
+    from captum_text_ext.benchmarks.murdoch2018 import run_murdoch2018
+
+    return run_murdoch2018(out, data_root, cache_dir, command)
+
+
 @dataclasses.dataclass(frozen=True)
 class Benchmark:
     """A benchmark of ``captum-text-ext benchmark``.
@@ -71,6 +79,8 @@ BENCHMARKS: Dict[str, Benchmark] = {
                   _arras2017, Path("benchmarks/results/arras2017")),
         Benchmark("lrp-speed", "LSTMLRP's sentences/s against a NumPy loop, Saliency and IG on the SST test set",
                   _lrp_speed, Path("benchmarks/results")),
+        Benchmark("murdoch2018", "Murdoch et al. (2018): word scores vs LR, dissenting subphrases, compositionality "
+                  "and negation with lstm-sst2", _murdoch2018, Path("benchmarks/results/murdoch2018")),
         Benchmark("cd-speed", "ContextualDecomposition's word scores/s against a per-phrase NumPy loop on the SST "
                   "test set", _cd_speed, Path("benchmarks/results")),
     )
