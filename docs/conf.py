@@ -106,7 +106,7 @@ def _markdown_to_rst(markdown: str) -> str:
 
 
 def _write_benchmark_results() -> None:
-    """Render the benchmark results files (``captum-text-ext benchmark ...``) as RST for the LSTMLRP page, so the
+    """Render the benchmark results files (``captum-text-ext benchmark ...``) as RST for the method pages, so the
     docs show exactly the recorded numbers."""
     results = ROOT / "benchmarks" / "results"
     generated = ROOT / "docs" / "_generated"
@@ -116,6 +116,8 @@ def _write_benchmark_results() -> None:
         ("arras2017_table1", results / "arras2017" / "table1.md", "arras2017"),
         ("arras2017_examples", results / "arras2017" / "examples.md", "arras2017"),
         ("lrp_speed", results / "lrp_speed.md", "lrp-speed"),
+        ("cd_speed", results / "cd_speed.md", "cd-speed"),
+        ("murdoch2018", results / "murdoch2018" / "murdoch2018.md", "murdoch2018"),
     ]:
         text = (_markdown_to_rst(path.read_text(encoding="utf-8")) if path.is_file()
                 else f"Not measured yet: run ``captum-text-ext benchmark {command}``.\n")

@@ -17,7 +17,6 @@ from captum_text_ext.benchmarks.arras2017 import embed_sentences
 from captum_text_ext.benchmarks.murdoch2018 import (
     NgramLogisticRegression,
     Review,
-    Span,
     compositional_spans,
     dissenting_spans,
     find_negations,
