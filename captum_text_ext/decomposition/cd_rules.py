@@ -1207,7 +1207,8 @@ def lstm_direction_cd(
     # started phrase updates in every column (no padding, no phrase that has not started in some column)
     touched = (inputs.nonzero | to_beta)[:, reading].any(-1)  # (P, T) in reading order
     keep = started & active[reading].unsqueeze(0)  # (P, T, B) in reading order
-    everywhere = [bool(keep[: counts[r], r].all()) for r in range(len(order))]
+    joined = torch.arange(phrases, device=device).unsqueeze(1) < torch.tensor(counts, device=device)  # (P, T)
+    everywhere = (keep | ~joined.unsqueeze(-1)).all(-1).all(0).tolist()
     out_beta = trace.inputs.new_zeros(steps, phrases, batch, hidden)  # time first: each step's slice is contiguous
     beta_h = beta_h0[permutation]
     beta_c = beta_c0[permutation].clone()
