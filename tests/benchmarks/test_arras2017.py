@@ -219,7 +219,7 @@ def test_markdown_cells_survive_markdown_and_rst() -> None:
 
 
 def test_registry_feeds_the_cli() -> None:
-    assert set(BENCHMARKS) == {"arras2017", "lrp-speed"}
+    assert {"arras2017", "lrp-speed"} <= set(BENCHMARKS)  # other benchmarks register beside them
     assert BENCHMARKS["arras2017"].default_out == Path("benchmarks/results/arras2017")
 
 

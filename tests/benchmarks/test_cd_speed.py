@@ -11,7 +11,7 @@ import torch
 from test_arras2017 import make_tiny_setup
 
 from captum_text_ext import ContextualDecomposition
-from captum_text_ext.benchmarks import cd_speed
+from captum_text_ext.benchmarks import BENCHMARKS, cd_speed
 from captum_text_ext.benchmarks.arras2017 import embed_sentences
 from captum_text_ext.benchmarks.cd_speed import LSTMWeights, numpy_lstm_cd, numpy_word_scores, sanity_check
 from captum_text_ext.cli import main
@@ -96,6 +96,10 @@ def test_command_writes_its_results_with_the_provenance_first(tmp_path: Path, mo
     ratio = f"{results['ratio']:.1f}"
     assert f"NumPy loop = {ratio}" in printed and f"NumPy loop: **{ratio}×**" in markdown
     assert results["sanity_relative_difference"] < 1e-8
+
+
+def test_registered_with_its_results_directory() -> None:
+    assert BENCHMARKS["cd-speed"].default_out == Path("benchmarks/results")
 
 
 def test_wrong_test_set_size_is_a_one_line_error(tmp_path: Path, capsys) -> None:

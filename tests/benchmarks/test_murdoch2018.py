@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from captum_text_ext import ContextualDecomposition
-from captum_text_ext.benchmarks import murdoch2018
+from captum_text_ext.benchmarks import BENCHMARKS, murdoch2018
 from captum_text_ext.benchmarks.arras2017 import embed_sentences
 from captum_text_ext.benchmarks.murdoch2018 import (
     NgramLogisticRegression,
@@ -141,6 +141,10 @@ def test_span_scores_equal_each_method_on_one_sentence_at_a_time() -> None:
         full, without = model.forward_embeddings(x), model.forward_embeddings(x * torch.tensor([[[1.0], [0.0]]]))
     loo = float((full[0, 1] - full[0, 0]) - (without[0, 1] - without[0, 0]))
     assert span_scores(scorers["Leave-one-out"], sentences, spans)[1][0] == pytest.approx(loo)
+
+
+def test_registered_with_its_results_directory() -> None:
+    assert BENCHMARKS["murdoch2018"].default_out == Path("benchmarks/results/murdoch2018")
 
 
 def test_command_writes_every_result_with_its_n(tmp_path: Path, monkeypatch, capsys) -> None:
