@@ -634,10 +634,12 @@ def _differences(result: Mapping[str, Any]) -> List[str]:
 def _histograms(result: Mapping[str, Any], experiment: str, names: Sequence[str], title: str) -> Any:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(3.2 * len(names), 3.0))
-    for column, name in enumerate(names):
+    columns = min(3, len(names))
+    rows = -(-len(names) // columns)
+    fig = Figure(figsize=(3.4 * columns, 2.8 * rows + 0.4))
+    for number, name in enumerate(names):
         entry = result["methods"][name][experiment]
-        ax = fig.add_subplot(1, len(names), column + 1)
+        ax = fig.add_subplot(rows, columns, number + 1)
         values = entry["scores_positive"] + entry["scores_negative"]
         bins = np.linspace(min(values), max(values), 30) if values else 10
         ax.hist(entry["scores_positive"], bins=bins, alpha=0.6, color="tab:blue", density=True, label="positive")
