@@ -174,10 +174,10 @@ class Decomposed(Tensor):
     along the batch and time dimensions, dropout in evaluation mode) and the recurrent layers work on the mask, so
     the inputs are never copied once per phrase on the way to the first recurrent layer.
 
+    The parts are the properties :attr:`beta` and :attr:`gamma`, one slice per phrase.
+
     Attributes:
         plain: the value as a plain tensor.
-        beta: :math:`(P, *\\text{shape})` the phrase's part, one slice per phrase.
-        gamma: :math:`(P, *\\text{shape})` the rest.
         pending: a bias not yet split between β and γ (value-shaped, the same for every phrase), or ``None``.
         origin: value-shaped float64: ``1 +`` the flat index of the input token each entry was computed from
             position-wise, ``0`` for entries that mix positions; ``None`` when no entry has one.
