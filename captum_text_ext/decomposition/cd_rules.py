@@ -1180,7 +1180,6 @@ def lstm_direction_cd(
     dtype, device = trace.inputs.dtype, trace.inputs.device
     scale = torch.ones(3 * hidden, dtype=dtype, device=device)
     scale[2 * hidden :] = 2
-    half = 0.5 * scale  # L(P) = ½[...], and 2 · ½ for the g block
     bias = (_bias(w, gates3, "bias_ih") + _bias(w, gates3, "bias_hh")) * scale
     w_x, w_h = w.weight_ih[gates3].t() * scale, w.weight_hh[gates3].t() * scale
     beta_h0, _, beta_c0, _ = state
@@ -1190,7 +1189,7 @@ def lstm_direction_cd(
     b_act = torch.sigmoid(bias)
     shift = torch.sigmoid(pre) - b_act  # σ(z_t) - σ(b): the actual gates less the bias terms
     i_b, f_b, g_b = b_act[:hidden], b_act[hidden : 2 * hidden], 2 * b_act[2 * hidden :] - 1
-    bias_product = i_b * g_b
+    double_product = 2 * i_b * g_b
     double_c = 2 * trace.c  # (T, B, H)
     half_tanh_c = torch.sigmoid(double_c) - 0.5  # ½ tanh(c_t)
     o_gate = trace.gates["o"]
@@ -1209,38 +1208,45 @@ def lstm_direction_cd(
     keep = started & active[reading].unsqueeze(0)  # (P, T, B) in reading order
     joined = torch.arange(phrases, device=device).unsqueeze(1) < torch.tensor(counts, device=device)  # (P, T)
     everywhere = (keep | ~joined.unsqueeze(-1)).all(-1).all(0).tolist()
-    out_beta = trace.inputs.new_zeros(steps, phrases, batch, hidden)  # time first: each step's slice is contiguous
+    out_beta = trace.inputs.new_empty(steps, phrases, batch, hidden)  # time first: each step's slice is contiguous
     beta_h = beta_h0[permutation]
-    beta_c = beta_c0[permutation].clone()
+    double_beta_c = 2 * beta_c0[permutation]  # 2β^c is carried: tanh(β^c) = 2σ(2β^c) - 1
     for r, t in enumerate(order):
         k = counts[r]
+        out_beta[t, k:] = 0.0  # the phrases that have not started
         if k == 0:
             continue
         p = beta_h[:k] @ w_h
         rows = touched[:k, r].nonzero().squeeze(1)
         if rows.numel():
             inputs.add_to(p, t, rows)
-        l_p = torch.add(p, bias).sigmoid_().sub_(torch.sub(pre[t], p).sigmoid_()).add_(shift[t]).mul_(half)
-        i_p, f_p, g_p = l_p[..., :hidden], l_p[..., hidden : 2 * hidden], l_p[..., 2 * hidden :]
-        new_c = torch.add(f_p, f_b).mul_(beta_c[:k])
-        new_c.addcmul_(i_p, torch.add(g_p, g_b)).addcmul_(g_p, i_b)
+        # D = 2 L(P) for the i and f blocks, D = L(P) for the g block
+        d = torch.add(p, bias).sigmoid_().sub_(torch.sub(pre[t], p).sigmoid_()).add_(shift[t])
+        d_i, d_f, d_g = d[..., :hidden], d[..., hidden : 2 * hidden], d[..., 2 * hidden :]
+        previous = double_beta_c[:k]
+        # 2β^c_t = (L(f_P) + L(f_b)) 2β^c_{t-1} + 2 L(i_P) (L(g_P) + L(g_b)) + 2 L(i_b) L(g_P)
+        new_c = torch.mul(previous, f_b).addcmul_(d_f, previous, value=0.5)
+        new_c.addcmul_(d_i, torch.add(d_g, g_b)).addcmul_(d_g, i_b, value=2.0)
         product_rows = to_beta[rows, t].unsqueeze(-1)
         if bool(product_rows.any()):
-            new_c.index_add_(0, rows, torch.where(product_rows, bias_product, 0.0))
-        new_h = torch.mul(new_c, 2).sigmoid_().sub_(torch.sub(double_c[t], new_c, alpha=2).sigmoid_())
+            new_c.index_add_(0, rows, torch.where(product_rows, double_product, 0.0))
+        # β_t = o_t ⊙ [σ(2β^c_t) - σ(2c_t - 2β^c_t) + ½ tanh(c_t)]
+        new_h = torch.sigmoid(new_c).sub_(torch.sub(double_c[t], new_c).sigmoid_())
         new_h.add_(half_tanh_c[t]).mul_(o_gate[t])
         if not everywhere[r]:
             kept = keep[:k, r].unsqueeze(-1)
             new_h = torch.where(kept, new_h, beta_h[:k])
-            new_c = torch.where(kept, new_c, beta_c[:k])
+            new_c = torch.where(kept, new_c, previous)
         out_beta[t, :k] = new_h
-        beta_c[:k] = new_c
+        double_beta_c[:k] = new_c
         beta_h = out_beta[t]
-    out_beta = out_beta.transpose(0, 1)
+    out_beta, beta_c = out_beta.transpose(0, 1), 0.5 * double_beta_c
     if not bool((permutation == torch.arange(phrases, device=device)).all()):
         restore = torch.argsort(permutation)
         beta_h, beta_c, out_beta = beta_h[restore], beta_c[restore], out_beta[restore]
     beta_hn = beta_h.clone()
+    if bool(active.all()):
+        return out_beta, trace.h - out_beta, (beta_hn, trace.h_n - beta_hn, beta_c, trace.c_n - beta_c)
     out_beta = out_beta.masked_fill(~active.unsqueeze(-1), 0.0)
     out_gamma = torch.where(active.unsqueeze(-1), trace.h, 0.0) - out_beta
     return out_beta, out_gamma, (beta_hn, trace.h_n - beta_hn, beta_c, trace.c_n - beta_c)
