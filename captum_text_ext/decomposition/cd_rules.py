@@ -1150,7 +1150,7 @@ def lstm_direction_cd(
     state: Tuple[Tensor, Tensor, Tensor, Tensor],
     to_beta: Tensor,
     input_mask: Optional[Tensor] = None,
-) -> Tuple[Tensor, Tensor, Tuple[Tensor, Tensor, Tensor, Tensor]]:
+) -> Tuple[Tensor, Tuple[Tensor, Tensor, Tensor, Tensor]]:
     r"""CD forwards through one direction of one LSTM layer (equations in the module docstring).
 
     Only β is carried through the steps: since the rules split every value exactly,
@@ -1171,7 +1171,8 @@ def lstm_direction_cd(
         input_mask: :math:`(P, T, B)` bool: the input's β is the input where True, its γ the rest.
 
     Returns:
-        ``(β_out, γ_out, (β_hn, γ_hn, β_cn, γ_cn))``; outputs :math:`(P, T, B, H)` (0 at padding).
+        ``(β_out, (β_hn, γ_hn, β_cn, γ_cn))``: β of the outputs :math:`(P, T, B, H)` (0 at padding; their γ is the
+        actual output minus β, left to the caller, who may never need it) and the final states' parts.
     """
     w = trace.weights
     hidden = w.hidden_size
@@ -1245,11 +1246,9 @@ def lstm_direction_cd(
         restore = torch.argsort(permutation)
         beta_h, beta_c, out_beta = beta_h[restore], beta_c[restore], out_beta[restore]
     beta_hn = beta_h.clone()
-    if bool(active.all()):
-        return out_beta, trace.h - out_beta, (beta_hn, trace.h_n - beta_hn, beta_c, trace.c_n - beta_c)
-    out_beta = out_beta.masked_fill(~active.unsqueeze(-1), 0.0)
-    out_gamma = torch.where(active.unsqueeze(-1), trace.h, 0.0) - out_beta
-    return out_beta, out_gamma, (beta_hn, trace.h_n - beta_hn, beta_c, trace.c_n - beta_c)
+    if not bool(active.all()):
+        out_beta = out_beta.masked_fill(~active.unsqueeze(-1), 0.0)
+    return out_beta, (beta_hn, trace.h_n - beta_hn, beta_c, trace.c_n - beta_c)
 
 
 def gru_direction_cd(
@@ -1321,7 +1320,7 @@ def recurrent_cd(
     initial: Tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]],
     to_beta: Sequence[Tensor],
     input_mask: Optional[Tensor] = None,
-) -> Tuple[Tensor, Tensor, Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
+) -> Tuple[Tensor, Optional[Tensor], Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
     """CD forwards through a stacked, possibly bidirectional LSTM/GRU.
 
     Args:
@@ -1334,7 +1333,8 @@ def recurrent_cd(
 
     Returns:
         ``(β_out, γ_out, β_hn, γ_hn, β_cn, γ_cn)``: outputs :math:`(P, T, B, D H)`, final states
-        :math:`(P, K D, B, H)`.
+        :math:`(P, K D, B, H)`; ``γ_out`` is ``None`` for an LSTM, where it is ``trace.outputs - β_out`` (made by the
+        caller when needed).
     """
     spec = trace.spec
     directions = spec.num_directions
@@ -1345,7 +1345,8 @@ def recurrent_cd(
         inside = input_mask.unsqueeze(-1).to(trace.layers[0][0].inputs.dtype)
         layer_beta, layer_gamma = trace.layers[0][0].inputs * inside, trace.layers[0][0].inputs * (1 - inside)
     for k in range(spec.num_layers):
-        outs_beta, outs_gamma = [], []
+        outs_beta: List[Tensor] = []
+        outs_gamma: List[Tensor] = []
         for d in range(directions):
             index = k * directions + d
             tr = trace.layers[k][d]
@@ -1353,22 +1354,26 @@ def recurrent_cd(
                 assert beta_c0 is not None and gamma_c0 is not None
                 state = (beta_h0[:, index], gamma_h0[:, index], beta_c0[:, index], gamma_c0[:, index])
                 mask = input_mask if k == 0 else None
-                ob, og, final = lstm_direction_cd(tr, layer_beta, layer_gamma, state, to_beta[d], mask)
-                c_beta.append(final[2])
-                c_gamma.append(final[3])
+                ob, (hb, hg, cb, cg) = lstm_direction_cd(tr, layer_beta, layer_gamma, state, to_beta[d], mask)
+                c_beta.append(cb)
+                c_gamma.append(cg)
             else:
                 assert layer_beta is not None and layer_gamma is not None
-                ob, og, final = gru_direction_cd(  # type: ignore[assignment]
+                ob, og, (hb, hg) = gru_direction_cd(
                     tr, layer_beta, layer_gamma, (beta_h0[:, index], gamma_h0[:, index]), to_beta[d]
                 )
-            h_beta.append(final[0])
-            h_gamma.append(final[1])
+                outs_gamma.append(og)
+            h_beta.append(hb)
+            h_gamma.append(hg)
             outs_beta.append(ob)
-            outs_gamma.append(og)
-        layer_beta, layer_gamma = (
-            (outs_beta[0], outs_gamma[0]) if directions == 1 else (torch.cat(outs_beta, -1), torch.cat(outs_gamma, -1))
-        )
-    assert layer_beta is not None and layer_gamma is not None
+        layer_beta = outs_beta[0] if directions == 1 else torch.cat(outs_beta, -1)
+        if spec.cell == "gru":
+            layer_gamma = outs_gamma[0] if directions == 1 else torch.cat(outs_gamma, -1)
+        elif k + 1 < spec.num_layers:  # γ = the actual output (the next layer's input, 0 at padding) - β
+            layer_gamma = trace.layers[k + 1][0].inputs - layer_beta
+        else:
+            layer_gamma = None
+    assert layer_beta is not None
     cells = (torch.stack(c_beta, 1), torch.stack(c_gamma, 1)) if c_beta else (None, None)
     return layer_beta, layer_gamma, torch.stack(h_beta, 1), torch.stack(h_gamma, 1), cells[0], cells[1]
 
@@ -1455,9 +1460,11 @@ def _recurrent_handler(run: CDRun, op: str) -> Callable[..., Any]:
             assert call.lengths is not None
             flat = torch.arange(steps * call.inputs.shape[1], device=call.inputs.device).reshape(steps, -1)
             kept = torch._pack_padded_sequence(flat, call.lengths, False)[0]
-        outputs = Decomposed.deferred(
-            value[0], phrases, lambda: (restore(out_beta, True), restore(out_gamma, True)), restore(out_origin, False)
-        )
+        def output_parts() -> Tuple[Tensor, Tensor]:
+            gamma = trace.outputs - out_beta if out_gamma is None else out_gamma
+            return restore(out_beta, True), restore(gamma, True)
+
+        outputs = Decomposed.deferred(value[0], phrases, output_parts, restore(out_origin, False))
         h_n = Decomposed.wrap(value[1], hn_beta, hn_gamma)
         if cn_beta is None:
             return outputs, h_n
