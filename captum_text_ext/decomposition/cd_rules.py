@@ -1212,6 +1212,7 @@ def lstm_direction_cd(
     out_beta = trace.inputs.new_empty(steps, phrases, batch, hidden)  # time first: each step's slice is contiguous
     beta_h = beta_h0[permutation]
     double_beta_c = 2 * beta_c0[permutation]  # 2β^c is carried: tanh(β^c) = 2σ(2β^c) - 1
+    spare = double_beta_c.clone()  # the next step's 2β^c is written here, then the two swap
     for r, t in enumerate(order):
         k = counts[r]
         out_beta[t, k:] = 0.0  # the phrases that have not started
@@ -1226,20 +1227,20 @@ def lstm_direction_cd(
         d_i, d_f, d_g = d[..., :hidden], d[..., hidden : 2 * hidden], d[..., 2 * hidden :]
         previous = double_beta_c[:k]
         # 2β^c_t = (L(f_P) + L(f_b)) 2β^c_{t-1} + 2 L(i_P) (L(g_P) + L(g_b)) + 2 L(i_b) L(g_P)
-        new_c = torch.mul(previous, f_b).addcmul_(d_f, previous, value=0.5)
+        new_c = torch.mul(previous, f_b, out=spare[:k]).addcmul_(d_f, previous, value=0.5)
         new_c.addcmul_(d_i, torch.add(d_g, g_b)).addcmul_(d_g, i_b, value=2.0)
         product_rows = to_beta[rows, t].unsqueeze(-1)
         if bool(product_rows.any()):
             new_c.index_add_(0, rows, torch.where(product_rows, double_product, 0.0))
         # β_t = o_t ⊙ [σ(2β^c_t) - σ(2c_t - 2β^c_t) + ½ tanh(c_t)]
-        new_h = torch.sigmoid(new_c).sub_(torch.sub(double_c[t], new_c).sigmoid_())
-        new_h.add_(half_tanh_c[t]).mul_(o_gate[t])
-        if not everywhere[r]:
+        new_h = torch.sigmoid(new_c).sub_(torch.sub(double_c[t], new_c).sigmoid_()).add_(half_tanh_c[t])
+        if everywhere[r]:
+            torch.mul(new_h, o_gate[t], out=out_beta[t, :k])
+        else:
             kept = keep[:k, r].unsqueeze(-1)
-            new_h = torch.where(kept, new_h, beta_h[:k])
-            new_c = torch.where(kept, new_c, previous)
-        out_beta[t, :k] = new_h
-        double_beta_c[:k] = new_c
+            out_beta[t, :k] = torch.where(kept, new_h.mul_(o_gate[t]), beta_h[:k])
+            new_c.copy_(torch.where(kept, new_c, previous))
+        double_beta_c, spare = spare, double_beta_c
         beta_h = out_beta[t]
     out_beta, beta_c = out_beta.transpose(0, 1), 0.5 * double_beta_c
     if not bool((permutation == torch.arange(phrases, device=device)).all()):
