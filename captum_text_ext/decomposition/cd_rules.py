@@ -1189,6 +1189,7 @@ def lstm_direction_cd(
     pre = trace.pre[..., gates3] * scale  # (T, B, 3H)
     b_act = torch.sigmoid(bias)
     shift = torch.sigmoid(pre) - b_act  # σ(z_t) - σ(b): the actual gates less the bias terms
+    pre_and_bias = pre + bias  # z_t + b, so that b + Q = z_t - P = (z_t + b) - (b + P)
     i_b, f_b, g_b = b_act[:hidden], b_act[hidden : 2 * hidden], 2 * b_act[2 * hidden :] - 1
     double_product = 2 * i_b * g_b
     double_c = 2 * trace.c  # (T, B, H)
@@ -1218,12 +1219,13 @@ def lstm_direction_cd(
         out_beta[t, k:] = 0.0  # the phrases that have not started
         if k == 0:
             continue
-        p = beta_h[:k] @ w_h
+        with_p = torch.addmm(bias, beta_h[:k].reshape(k * batch, hidden), w_h).view(k, batch, 3 * hidden)  # b + P
         rows = touched[:k, r].nonzero().squeeze(1)
         if rows.numel():
-            inputs.add_to(p, t, rows)
+            inputs.add_to(with_p, t, rows)
+        with_q = torch.sub(pre_and_bias[t], with_p).sigmoid_()  # σ(b + Q)
         # D = 2 L(P) for the i and f blocks, D = L(P) for the g block
-        d = torch.add(p, bias).sigmoid_().sub_(torch.sub(pre[t], p).sigmoid_()).add_(shift[t])
+        d = with_p.sigmoid_().sub_(with_q).add_(shift[t])
         d_i, d_f, d_g = d[..., :hidden], d[..., hidden : 2 * hidden], d[..., 2 * hidden :]
         previous = double_beta_c[:k]
         # 2β^c_t = (L(f_P) + L(f_b)) 2β^c_{t-1} + 2 L(i_P) (L(g_P) + L(g_b)) + 2 L(i_b) L(g_P)
