@@ -1093,13 +1093,20 @@ class _PhraseInput:
     A row :math:`(p, t, b)` of the input's β is either 0 (the token is not in the phrase: the term is 0), the whole
     input (γ is 0 there: the term is :math:`W_x x_t` of the actual run, shared by all phrases), or split between both
     parts (only then is :math:`W_x \beta_{x,t}` computed for it).
+
+    Args:
+        inputs: :math:`(T, B, E)` the layer's actual input.
+        projected: :math:`(T, B, G)` :math:`W_x x_t` of the actual run.
+        beta_x, gamma_x: :math:`(P, T, B, E)` the input's parts (``None`` with ``mask``).
+        w_x: :math:`(E, G)`.
+        mask: :math:`(P, T, B)` bool: the input's β is the input where True, its γ the rest.
     """
 
     def __init__(
-        self, inputs: Tensor, beta_x: Optional[Tensor], gamma_x: Optional[Tensor], w_x: Tensor,
+        self, inputs: Tensor, projected: Tensor, beta_x: Optional[Tensor], gamma_x: Optional[Tensor], w_x: Tensor,
         mask: Optional[Tensor] = None,
     ) -> None:
-        self.projected = inputs @ w_x  # (T, B, G)
+        self.projected = projected  # (T, B, G): W_x x_t of the actual run
         self.split: Optional[Tensor] = None
         if mask is not None:  # β is the input where the mask is True: whole rows or zero rows
             in_beta = mask & (inputs.abs().amax(-1) > 0)
@@ -1185,7 +1192,8 @@ def lstm_direction_cd(
     w_x, w_h = w.weight_ih[gates3].t() * scale, w.weight_hh[gates3].t() * scale
     beta_h0, _, beta_c0, _ = state
     phrases, steps, batch = to_beta.shape
-    inputs = _PhraseInput(trace.inputs, beta_x, gamma_x, w_x, input_mask)
+    projected = (trace.pre_x[..., gates3] - _bias(w, gates3, "bias_ih")) * scale  # W_x x_t from the actual run
+    inputs = _PhraseInput(trace.inputs, projected, beta_x, gamma_x, w_x, input_mask)
     pre = trace.pre[..., gates3] * scale  # (T, B, 3H)
     b_act = torch.sigmoid(bias)
     shift = torch.sigmoid(pre) - b_act  # σ(z_t) - σ(b): the actual gates less the bias terms
