@@ -363,8 +363,9 @@ def _write(out: Path, provenance: Provenance, result: Dict[str, Any]) -> List[st
     lines = [
         "# ContextualDecomposition speed",
         "",
-        f"All single-word CD scores (β_pos − β_neg, `bias_product=\"reference\"`) of the {result['sentences']} SST test "
-        f"sentences ({result['words']} words) with a {result['model']}, {result['dtype']}, one torch thread. "
+        "All single-word CD scores (β_pos − β_neg, `bias_product=\"reference\"`) of the "
+        f"{result['sentences']} SST test sentences ({result['words']} words) with a {result['model']}, "
+        f"{result['dtype']}, one torch thread. "
         f"ContextualDecomposition runs on all sentences in {result['batches']} batches of at most "
         f"{result['batch_size_max']} (sorted by length); the per-phrase NumPy loop on every {result['loop_every']}th "
         f"sentence ({result['loop_sentences']} sentences, {result['loop_words']} words). Throughput is in word scores "

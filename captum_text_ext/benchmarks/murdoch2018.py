@@ -1,4 +1,4 @@
-r"""Reproduction of Murdoch, Liu & Yu (2018) with the zoo model ``lstm-sst2``: ``captum-text-ext benchmark murdoch2018``.
+r"""Reproduction of Murdoch, Liu & Yu (2018) with ``lstm-sst2``: ``captum-text-ext benchmark murdoch2018``.
 
 Every score is for the positive class against the negative one: :math:`\beta_{pos} - \beta_{neg}` for CD, the
 attribution of :math:`f_{pos} - f_{neg}` (the logit difference) for the other methods. Tokens are lowercased, as the
@@ -319,7 +319,9 @@ def span_scorers(model: LSTMClassifier) -> Dict[str, SpanScorer]:
     }
 
 
-def span_scores(scorer: SpanScorer, sentences: Sentences, spans: Sequence[Sequence[Tuple[int, int]]]) -> List[List[float]]:
+def span_scores(
+    scorer: SpanScorer, sentences: Sentences, spans: Sequence[Sequence[Tuple[int, int]]]
+) -> List[List[float]]:
     """Score every span of every sentence with one batched call per batch of sentences.
 
     Args:
@@ -451,7 +453,9 @@ def _compute(run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optiona
     test = [r for r in load_reviews("test", data_root) if r.label is not None]
     if len(test) != EXPECTED_TEST_REVIEWS:
         raise ValueError(f"Expected {EXPECTED_TEST_REVIEWS} binary SST test reviews, but got {len(test)}")
-    phrases = [(tuple(t.lower() for t in tokens), label) for tokens, label in sst_phrase_examples(train_trees, "binary")]
+    phrases = [
+        (tuple(t.lower() for t in tokens), label) for tokens, label in sst_phrase_examples(train_trees, "binary")
+    ]
     unigram = NgramLogisticRegression(1).fit(phrases)
     ngram = NgramLogisticRegression(NGRAM_MAX).fit(phrases)
     test_examples = [(r.tokens, int(r.label)) for r in test if r.label is not None]
@@ -508,8 +512,11 @@ def _compute(run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optiona
         "lr_training_phrases": len(phrases),
         "dissenting_phrases": len(dissent),
         "compositional_phrases": len(composition),
-        "negations": {"positive": sum(n.label == 1 for n in negations), "negative": sum(n.label == 0 for n in negations),
-                      "examples": [" ".join(n.tokens) for n in negations[:12]]},
+        "negations": {
+            "positive": sum(n.label == 1 for n in negations),
+            "negative": sum(n.label == 0 for n in negations),
+            "examples": [" ".join(n.tokens) for n in negations[:12]],
+        },
         "methods": methods,
         "paper": PAPER,
     }
@@ -562,16 +569,16 @@ def _markdown(result: Mapping[str, Any]) -> str:
     ]
     for name in METHODS:
         entry = methods[name]
+        frequent = entry["word_correlation_frequent"]
         lines.append(f"| {name} | {_number(entry['word_correlation']['r'])} | {entry['word_correlation']['n']} | "
-                     f"{_number(entry['word_correlation_frequent']['r'])} | {entry['word_correlation_frequent']['n']} | "
-                     f"{paper['table4'].get(name, '')} |")
+                     f"{_number(frequent['r'])} | {frequent['n']} | {paper['table4'].get(name, '')} |")
     lines += [
         "",
         "## (2) Dissenting subphrases (Fig. 2)",
         "",
-        f"{result['dissenting_phrases']} treebank phrases of ≤ {DISSENT_MAX_WORDS} words with |n-gram LR score| > "
-        f"{DISSENT_THRESHOLD} opposing their review's label (test set). KS: one-sided two-sample statistic "
-        "max(F_neg − F_pos) (1 = perfectly separated in the right direction). The paper shows these distributions "
+        f"{result['dissenting_phrases']} treebank phrases of ≤ {DISSENT_MAX_WORDS} words whose absolute n-gram LR "
+        f"score exceeds {DISSENT_THRESHOLD} opposing their review's label (test set). KS: one-sided two-sample "
+        "statistic max(F_neg − F_pos) (1 = perfectly separated in the right direction). The paper shows these distributions "
         "without a number.",
         "",
         *_distribution_rows(result, "dissenting", METHODS),
@@ -685,11 +692,11 @@ def _write(out: Path, provenance: Provenance, result: Dict[str, Any]) -> List[st
              f"{result['test_reviews']} test reviews; LR {100 * result['lr_accuracy']:.1f}%"]
     for name in METHODS:
         entry = methods[name]
+        dissent, composition = entry["dissenting"], entry["compositionality"]
         text = (f"  {name:<17} word r = {_number(entry['word_correlation']['r'])} (n = "
-                f"{entry['word_correlation']['n']}), dissenting KS = {_number(entry['dissenting']['ks'])} (n = "
-                f"{entry['dissenting']['positive']['n']}+{entry['dissenting']['negative']['n']}), compositionality KS = "
-                f"{_number(entry['compositionality']['ks'])} (n = {entry['compositionality']['positive']['n']}+"
-                f"{entry['compositionality']['negative']['n']})")
+                f"{entry['word_correlation']['n']}), dissenting KS = {_number(dissent['ks'])} (n = "
+                f"{dissent['positive']['n']}+{dissent['negative']['n']}), compositionality KS = "
+                f"{_number(composition['ks'])} (n = {composition['positive']['n']}+{composition['negative']['n']})")
         if "negation" in entry:
             negation = entry["negation"]
             text += (f", negation KS = {_number(negation['ks'])} (n = {negation['positive']['n']}+"
