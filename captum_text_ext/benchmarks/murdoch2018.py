@@ -578,8 +578,8 @@ def _markdown(result: Mapping[str, Any]) -> str:
         "",
         f"{result['dissenting_phrases']} treebank phrases of ≤ {DISSENT_MAX_WORDS} words whose absolute n-gram LR "
         f"score exceeds {DISSENT_THRESHOLD} opposing their review's label (test set). KS: one-sided two-sample "
-        "statistic max(F_neg − F_pos) (1 = perfectly separated in the right direction). The paper shows these distributions "
-        "without a number.",
+        "statistic max(F_neg − F_pos) (1 = perfectly separated in the right direction). The paper shows these "
+        "distributions without a number.",
         "",
         *_distribution_rows(result, "dissenting", METHODS),
         "",
