@@ -443,6 +443,15 @@ def _embed(model: LSTMClassifier, vocabulary: Vocabulary, texts: Sequence[Sequen
     return embed_sentences(model.embedding, ids, labels, vocabulary.pad_index)
 
 
+def _attach(spans: Sequence[Span], per_review: List[List[Tuple[int, int]]]) -> List[Tuple[int, int]]:
+    """Append each span to its review's list of spans; returns where each landed, ``(review, index)``."""
+    where = []
+    for span in spans:
+        per_review[span.review].append((span.start, span.stop))
+        where.append((span.review, len(per_review[span.review]) - 1))
+    return where
+
+
 def _compute(run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optional[PathLike]) -> Dict[str, Any]:
     model, vocabulary = _load_model(cache_dir)
     run.record_file("checkpoint", checkpoint_path(MODEL, cache_dir))
@@ -467,8 +476,7 @@ def _compute(run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optiona
     dissent = dissenting_spans(test, ngram)
     composition = compositional_spans(test)
     per_review: List[List[Tuple[int, int]]] = [[(t, t + 1) for t in range(len(r.tokens))] for r in test]
-    for span in dissent + composition:
-        per_review[span.review].append((span.start, span.stop))
+    dissent_at, composition_at = _attach(dissent, per_review), _attach(composition, per_review)
 
     negations = find_negations(train)
     negation_set = _embed(model, vocabulary, [n.tokens for n in negations], [n.label for n in negations])
@@ -484,9 +492,8 @@ def _compute(run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optiona
             for word, value in zip(review.tokens, values[: len(review.tokens)]):
                 if word in known:
                     occurrences[word].append(value)
-        extra = iter([s for review, values in zip(test, scores) for s in values[len(review.tokens):]])
-        dissent_scores = [next(extra) for _ in dissent]
-        composition_scores = [next(extra) for _ in composition]
+        dissent_scores = [scores[review][index] for review, index in dissent_at]
+        composition_scores = [scores[review][index] for review, index in composition_at]
         r_all, n_all = word_correlation(occurrences, unigram.coefficients_)
         r_frequent, n_frequent = word_correlation(occurrences, unigram.coefficients_, FREQUENT)
         entry: Dict[str, Any] = {

@@ -172,5 +172,19 @@ def test_command_writes_every_result_with_its_n(tmp_path: Path, monkeypatch, cap
     assert "negation" not in results["methods"]["IG"]
     for name in ("fig1_negation.png", "fig2_dissenting.png", "fig3_compositionality.png", "fig4_word_scores.png"):
         assert (tmp_path / "r" / name).stat().st_size > 0
+    # each phrase's score is its own: the CD scores of the compositional phrases, recomputed one review at a time
+    reviews = [r for r in test if r.label is not None]
+    model = murdoch2018._load_model(tmp_path / "cache")[0]
+    method = ContextualDecomposition(model.forward_embeddings, "reference")
+    vocabulary_ids = [vocabulary.encode(list(r.tokens)) for r in reviews]
+    expected = {0: [], 1: []}  # type: ignore[var-annotated]
+    for span in compositional_spans(reviews):
+        x = model.embedding(torch.tensor([vocabulary_ids[span.review]])).detach()
+        mask = torch.zeros(1, x.shape[1], dtype=torch.bool)
+        mask[0, span.start : span.stop] = True
+        beta = method.decompose(x, mask)[0]
+        expected[span.label].append(float(beta[0, 1] - beta[0, 0]))
+    assert cd["compositionality"]["scores_positive"] == pytest.approx(expected[1], abs=1e-5)
+    assert cd["compositionality"]["scores_negative"] == pytest.approx(expected[0], abs=1e-5)
     ks = cd["compositionality"]["ks"]
     assert f"compositionality KS = {ks:.2f}" in printed and f"| CD (reference) | {ks:.2f} |" in markdown
