@@ -34,8 +34,12 @@ Experiments:
    words) contains one of the paper's negation words and whose right child, the negated part, has the opposite
    non-neutral label; distinct phrases only. Positive negations are positive phrases negating a negative part
    ("not bad"). Each phrase is scored on its own (the phrase is the input): the interaction
-   :math:`s(\text{phrase}) - s(\text{negated part}) - s(\text{negation})` for CD and leave-one-out (the only methods
-   that give interactions); distributions and KS statistic between positive and negative negations.
+   :math:`s(\text{phrase}) - s(\text{negated part}) - s(\text{negation})` for CD, and for leave-one-out (the only
+   other method that gives interactions) the occlusion second difference
+   :math:`d(x) - d(x_{\setminus a}) - d(x_{\setminus b}) + d(x_{\setminus a \cup b})`, which is the same formula with
+   each part valued by what it does alone (with leave-one-out scores :math:`d(x) - d(x_{\setminus S})` the formula
+   gives the same number with the opposite sign, since each part's leave-one-out score already holds the whole
+   interaction); distributions and KS statistic between positive and negative negations.
 
 Table 3 of the paper (similar phrases) is not reproduced.
 """
@@ -508,6 +512,8 @@ def _compute(run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optiona
         if name in INTERACTION_METHODS:
             parts = span_scores(scorer, negation_set, negation_spans)
             interactions = [whole - negated - term for whole, negated, term in parts]
+            if name == "Leave-one-out":  # the occlusion second difference (see the module docstring)
+                interactions = [-value for value in interactions]
             entry["negation"] = _compare([Span(0, 0, 0, n.label) for n in negations], interactions)
         methods[name] = entry
     return {

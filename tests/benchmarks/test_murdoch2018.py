@@ -170,6 +170,14 @@ def test_command_writes_every_result_with_its_n(tmp_path: Path, monkeypatch, cap
     assert cd["compositionality"]["positive"]["n"] + cd["compositionality"]["negative"]["n"] == 2
     assert cd["negation"]["positive"]["n"] == 1 and cd["negation"]["negative"]["n"] == 2
     assert "negation" not in results["methods"]["IG"]
+    with torch.no_grad():  # leave-one-out's negation interaction: d(x) - d(x without a) - d(x without b) + d(nothing)
+        ids = torch.tensor([vocabulary.encode(["not", "good"])])
+        tiny = murdoch2018._load_model(tmp_path / "cache")[0]
+        x = tiny.embedding(ids)
+        d = [float(murdoch2018._contrast(tiny.forward_embeddings(x * torch.tensor(k).view(1, 2, 1))))
+             for k in ([1.0, 1.0], [0.0, 1.0], [1.0, 0.0], [0.0, 0.0])]
+    loo = results["methods"]["Leave-one-out"]["negation"]["scores_negative"]
+    assert d[0] - d[1] - d[2] + d[3] == pytest.approx(loo[0], abs=1e-5)  # "not good" is the first negative one
     for name in ("fig1_negation.png", "fig2_dissenting.png", "fig3_compositionality.png", "fig4_word_scores.png"):
         assert (tmp_path / "r" / name).stat().st_size > 0
     # each phrase's score is its own: the CD scores of the compositional phrases, recomputed one review at a time
