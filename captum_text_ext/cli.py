@@ -7,9 +7,10 @@ Sub-commands:
 - ``train NAME [--record DIR]``: train a model of the zoo with its seed and save it in the model cache.
 - ``explain --checkpoint PATH --text TEXT [--text ...] --out DIR``: the demo's report for any saved model and text.
 - ``benchmark NAME [--out DIR] [--data-root DIR] [--cache-dir DIR]``: run a benchmark of
-  :data:`~captum_text_ext.benchmarks.BENCHMARKS` (``arras2017``, ``lrp-speed``, ``hechtlinger2016``, ``yuan2019``,
-  ``hiddenunit-speed``, ``leaderboard``) and write its results files; ``hechtlinger2016`` also takes
-  ``--imdb-dir DIR``, ``leaderboard`` takes ``--models A,B``, ``--n N``, ``--sensitivity-n M`` and ``--methods``.
+  :data:`~captum_text_ext.benchmarks.BENCHMARKS` (``arras2017``, ``lrp-speed``, ``murdoch2018``, ``cd-speed``,
+  ``hechtlinger2016``, ``yuan2019``, ``hiddenunit-speed``, ``leaderboard``) and write its results files;
+  ``hechtlinger2016`` also takes ``--imdb-dir DIR``, ``leaderboard`` takes ``--models A,B``, ``--n N``,
+  ``--sensitivity-n M`` and ``--methods``.
 
 Errors a user can fix (a bad argument, a missing dataset) print one line and exit with status 2, no traceback.
 """

@@ -111,19 +111,26 @@ def _write_benchmark_results() -> None:
     results = ROOT / "benchmarks" / "results"
     generated = ROOT / "docs" / "_generated"
     generated.mkdir(exist_ok=True)
-    for name, path, command in [
-        ("arras2017_deletion", results / "arras2017" / "deletion.md", "arras2017"),
-        ("arras2017_table1", results / "arras2017" / "table1.md", "arras2017"),
-        ("arras2017_examples", results / "arras2017" / "examples.md", "arras2017"),
-        ("lrp_speed", results / "lrp_speed.md", "lrp-speed"),
-        *[(f"hechtlinger2016_{part}", results / "hechtlinger2016" / f"{part}.md", "hechtlinger2016")
+    murdoch = ("fig4_word_scores.png", "fig1_negation.png", "fig2_dissenting.png", "fig3_compositionality.png")
+    for name, path, command, figures in [
+        ("arras2017_deletion", results / "arras2017" / "deletion.md", "arras2017", ()),
+        ("arras2017_table1", results / "arras2017" / "table1.md", "arras2017", ()),
+        ("arras2017_examples", results / "arras2017" / "examples.md", "arras2017", ()),
+        ("lrp_speed", results / "lrp_speed.md", "lrp-speed", ()),
+        ("cd_speed", results / "cd_speed.md", "cd-speed", ()),
+        ("murdoch2018", results / "murdoch2018" / "murdoch2018.md", "murdoch2018", murdoch),
+        *[(f"hechtlinger2016_{part}", results / "hechtlinger2016" / f"{part}.md", "hechtlinger2016", ())
           for part in ("tables", "agreement", "table1", "speed")],
-        ("leaderboard", results / "leaderboard" / "leaderboard.md", "leaderboard"),
-        ("yuan2019_tables", results / "yuan2019" / "tables.md", "yuan2019"),
-        ("hiddenunit_speed", results / "hiddenunit_speed.md", "hiddenunit-speed"),
+        ("yuan2019_tables", results / "yuan2019" / "tables.md", "yuan2019", ()),
+        ("hiddenunit_speed", results / "hiddenunit_speed.md", "hiddenunit-speed", ()),
+        ("leaderboard", results / "leaderboard" / "leaderboard.md", "leaderboard", ()),
     ]:
-        text = (_markdown_to_rst(path.read_text(encoding="utf-8")) if path.is_file()
-                else f"Not measured yet: run ``captum-text-ext benchmark {command}``.\n")
+        if not path.is_file():
+            text = f"Not measured yet: run ``captum-text-ext benchmark {command}``.\n"
+        else:
+            text = _markdown_to_rst(path.read_text(encoding="utf-8"))
+            for figure in figures:  # the plots the same run wrote beside the Markdown
+                text += f"\n.. image:: /../{(path.parent / figure).relative_to(ROOT).as_posix()}\n   :alt: {figure}\n"
         (generated / f"{name}.rst").write_text(text, encoding="utf-8")
 
 

@@ -68,13 +68,9 @@ def _decomposed_input(x: Tensor, mask: Tensor, offset: int) -> Decomposed:
     """``x`` :math:`(N, T, \\ldots)` split by ``mask`` :math:`(P, N, T)`: β holds the phrase's tokens, γ the rest."""
     batch, steps = x.shape[:2]
     trailing = (1,) * (x.dim() - 2)
-    inside = mask.reshape(*mask.shape, *trailing).to(x.device)
-    zero = torch.zeros((), dtype=x.dtype, device=x.device)
-    beta = torch.where(inside, x, zero)
-    gamma = torch.where(inside, zero, x)
     positions = torch.arange(batch * steps, dtype=torch.float64, device=x.device).reshape(batch, steps, *trailing)
     origin = torch.broadcast_to(positions + (1 + offset), x.shape).clone()
-    return Decomposed.wrap(x, beta, gamma, None, origin)
+    return Decomposed.masked(x, mask.to(x.device), origin)
 
 
 class _LayerStart:

@@ -74,6 +74,22 @@ def _hiddenunit_speed(
     return run_hiddenunit_speed(out, data_root, cache_dir, command)
 
 
+def _cd_speed(
+    out: PathLike, data_root: Optional[PathLike], cache_dir: Optional[PathLike], command: Optional[str]
+) -> List[str]:
+    from captum_text_ext.benchmarks.cd_speed import run_cd_speed
+
+    return run_cd_speed(out, data_root, cache_dir, command)
+
+
+def _murdoch2018(
+    out: PathLike, data_root: Optional[PathLike], cache_dir: Optional[PathLike], command: Optional[str]
+) -> List[str]:
+    from captum_text_ext.benchmarks.murdoch2018 import run_murdoch2018
+
+    return run_murdoch2018(out, data_root, cache_dir, command)
+
+
 @dataclasses.dataclass(frozen=True)
 class Benchmark:
     """A benchmark of ``captum-text-ext benchmark``.
@@ -111,6 +127,10 @@ BENCHMARKS: Dict[str, Benchmark] = {
                   "2-5 with textcnn-mr and textcnn-agnews", _yuan2019, Path("benchmarks/results/yuan2019")),
         Benchmark("hiddenunit-speed", "HiddenUnitOptimization batched against one location at a time on 256 MR test "
                   "sentences", _hiddenunit_speed, Path("benchmarks/results")),
+        Benchmark("murdoch2018", "Murdoch et al. (2018): word scores vs LR, dissenting subphrases, compositionality "
+                  "and negation with lstm-sst2", _murdoch2018, Path("benchmarks/results/murdoch2018")),
+        Benchmark("cd-speed", "ContextualDecomposition's word scores/s against a per-phrase NumPy loop on the SST "
+                  "test set", _cd_speed, Path("benchmarks/results")),
     )
 }
 """The benchmarks by name (the modules are imported when one runs)."""

@@ -169,22 +169,31 @@ class Decomposed(Tensor):
     It behaves as a plain tensor (torch functions see its value; its own ``__torch_function__`` is disabled, so the
     :class:`~captum_text_ext.decomposition.guard.OpGuard` of a CD run is what dispatches ops on it).
 
+    The parts of an input are its entries inside and outside each phrase. Such a tensor keeps only the phrase mask
+    (:meth:`masked`) until a rule needs the parts: the ops that merely move token positions (selecting or packing
+    along the batch and time dimensions, dropout in evaluation mode) and the recurrent layers work on the mask, so
+    the inputs are never copied once per phrase on the way to the first recurrent layer.
+
+    The parts are the properties :attr:`beta` and :attr:`gamma`, one slice per phrase.
+
     Attributes:
         plain: the value as a plain tensor.
-        beta: :math:`(P, *\\text{shape})` the phrase's part, one slice per phrase.
-        gamma: :math:`(P, *\\text{shape})` the rest.
         pending: a bias not yet split between β and γ (value-shaped, the same for every phrase), or ``None``.
         origin: value-shaped float64: ``1 +`` the flat index of the input token each entry was computed from
             position-wise, ``0`` for entries that mix positions; ``None`` when no entry has one.
+        mask: for a tensor made by :meth:`masked`, :math:`(P, d_1, \\ldots, d_k)` bool over its first :math:`k`
+            dimensions: β is the value where it is True, γ the value elsewhere; ``None`` otherwise.
     """
 
     __torch_function__ = torch._C._disabled_torch_function_impl  # type: ignore[assignment]
 
     plain: Tensor
-    beta: Tensor
-    gamma: Tensor
     pending: Optional[Tensor]
     origin: Optional[Tensor]
+    mask: Optional[Tensor]
+    _phrases: int
+    _parts: Optional[Tuple[Tensor, Tensor]]
+    _make_parts: Optional[Callable[[], Tuple[Tensor, Tensor]]]
 
     @staticmethod
     def wrap(
@@ -195,18 +204,71 @@ class Decomposed(Tensor):
         origin: Optional[Tensor] = None,
     ) -> "Decomposed":
         """A :class:`Decomposed` tensor for ``value`` with the given parts."""
+        out = Decomposed._make(value, int(beta.shape[0]), origin, pending)
+        out._parts = (beta, gamma)
+        return out
+
+    @staticmethod
+    def masked(value: Tensor, mask: Tensor, origin: Optional[Tensor] = None) -> "Decomposed":
+        """A :class:`Decomposed` tensor whose β is ``value`` where ``mask`` :math:`(P, d_1, \\ldots, d_k)` is True
+        (broadcast over the remaining dimensions) and whose γ is the rest; the parts are made when first read."""
+
+        def split() -> Tuple[Tensor, Tensor]:
+            plain = value.detach()
+            inside = mask.reshape(*mask.shape, *(1,) * (plain.dim() - mask.dim() + 1)).to(plain.dtype)
+            return plain * inside, plain * (1 - inside)  # the value or 0 (faster than torch.where)
+
+        out = Decomposed.deferred(value, int(mask.shape[0]), split, origin)
+        out.mask = mask
+        return out
+
+    @staticmethod
+    def deferred(
+        value: Tensor, phrases: int, make_parts: Callable[[], Tuple[Tensor, Tensor]], origin: Optional[Tensor] = None
+    ) -> "Decomposed":
+        """A :class:`Decomposed` tensor whose parts ``make_parts()`` computes when they are first read (outputs that
+        the model may never use)."""
+        out = Decomposed._make(value, phrases, origin, None)
+        out._make_parts = make_parts
+        return out
+
+    @staticmethod
+    def _make(value: Tensor, phrases: int, origin: Optional[Tensor], pending: Optional[Tensor]) -> "Decomposed":
         plain = value.detach()
         if isinstance(plain, Decomposed):
             plain = plain.plain
         out = Tensor._make_subclass(Decomposed, plain, False)
-        out.plain = plain
-        out.beta, out.gamma, out.pending, out.origin = beta, gamma, pending, origin
+        out.plain, out.origin, out.pending, out._phrases = plain, origin, pending, phrases
+        out._parts = out._make_parts = out.mask = None
         return out
+
+    @property
+    def beta(self) -> Tensor:
+        """:math:`(P, *\\text{shape})` the phrase's part."""
+        return self._made()[0]
+
+    @property
+    def gamma(self) -> Tensor:
+        """:math:`(P, *\\text{shape})` the rest."""
+        return self._made()[1]
+
+    def _made(self) -> Tuple[Tensor, Tensor]:
+        if self._parts is None:
+            assert self._make_parts is not None
+            self._parts = self._make_parts()
+        return self._parts
+
+    def lazy_mask(self, dims: int) -> Optional[Tensor]:
+        """The phrase mask when the parts have not been made and it covers at least the first ``dims`` dimensions;
+        else ``None``."""
+        if self._parts is None and self.mask is not None and self.mask.dim() - 1 >= dims:
+            return self.mask
+        return None
 
     @property
     def phrases(self) -> int:
         """:math:`P`."""
-        return int(self.beta.shape[0])
+        return self._phrases
 
     def resolved(self) -> Tuple[Tensor, Tensor]:
         """``(β, γ)`` with the pending bias split in proportion to :math:`|\\beta|` and :math:`|\\gamma|`."""
@@ -473,8 +535,39 @@ def _route(run: CDRun, multi: bool) -> Callable[..., Any]:
     return handler
 
 
+def _index_select(call: _Call) -> Optional[Any]:
+    """``index_select(input, dim, index)`` on a decomposed input, applied to the parts along ``dim + 1`` (the phrase
+    dimension comes first) instead of through :func:`torch.vmap`, which turns it into a slower gather; ``None`` for
+    other call forms."""
+    args, kwargs = tree_unflatten(call.flat, call.spec)
+    bound = list(args) + [kwargs.get(name) for name in ("input", "dim", "index")[len(args) :]]
+    if len(bound) != 3 or kwargs.keys() - {"input", "dim", "index"} or not isinstance(bound[0], Decomposed):
+        return None
+    x, dim, index = bound[0], bound[1], _plain(bound[2])
+    if not isinstance(dim, int) or not isinstance(index, Tensor):
+        return None
+    dim = dim % max(x.dim(), 1)
+
+    def select(part: Optional[Tensor], lead: int) -> Optional[Tensor]:
+        return None if part is None else _take(part, dim + lead, index)
+
+    mask = x.lazy_mask(dim + 1)
+    if mask is not None:
+        selected = select(mask, 1)
+        assert selected is not None
+        return Decomposed.masked(x.plain.index_select(dim, index), selected, select(x.origin, 0))
+    return Decomposed.wrap(
+        x.plain.index_select(dim, index), select(x.beta, 1), select(x.gamma, 1), select(x.pending, 0),
+        select(x.origin, 0),
+    )
+
+
 def route_call(call: _Call, name: str = "") -> Any:
     """Apply a routing op to the value and every part (constant entries it brings in go to γ)."""
+    if name == "index_select":
+        selected = _index_select(call)
+        if selected is not None:
+            return selected
     fills = _fills_for(name)
     inputs = call.inputs()
     value = call.value()
@@ -492,9 +585,25 @@ def route_call(call: _Call, name: str = "") -> Any:
     return _wrap_tree(value, beta, gamma, pending, origin)
 
 
+def _take(part: Tensor, dim: int, index: Tensor) -> Tensor:
+    """``part.index_select(dim, index)``, selected along the first dimension of a transposed view (several times
+    faster on CPU than selecting along an inner dimension)."""
+    if dim == 0:
+        return part.index_select(0, index)
+    return part.transpose(0, dim).index_select(0, index).transpose(0, dim)
+
+
+def _select_rows(part: Tensor, index: Tensor, batched: bool) -> Tensor:
+    """``part`` with its first two dimensions (after the phrase dimension, when ``batched``) flattened, at the rows
+    ``index``."""
+    if not batched:
+        return part.flatten(0, 1).index_select(0, index)
+    return _take(part.flatten(1, 2), 1, index)
+
+
 def _pack_handler(run: CDRun) -> Callable[..., Any]:
-    """``torch._pack_padded_sequence(input, lengths, batch_first)``: the phrase dimension moves to the end, where
-    packing treats it as features."""
+    """``torch._pack_padded_sequence(input, lengths, batch_first)``: the parts are gathered at the entries packing
+    keeps (found by packing their flat indices once), along the phrase dimension's trailing axes."""
 
     def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         x, lengths, batch_first = (list(args) + [kwargs.get("lengths"), kwargs.get("batch_first")])[:3]
@@ -502,15 +611,17 @@ def _pack_handler(run: CDRun) -> Callable[..., Any]:
             return func(*_values(args), **_values(kwargs))
         lengths, batch_first = _plain(lengths), bool(batch_first)
         data, batch_sizes = func(x.plain, lengths, batch_first)
+        rows = x.plain.shape[0] * x.plain.shape[1]
+        flat = torch.arange(rows, device=data.device).reshape(x.plain.shape[:2])
+        kept = func(flat, lengths, batch_first)[0]
 
-        def pack(part: Tensor, batched: bool) -> Tensor:
-            moved = part.movedim(0, -1) if batched else part
-            out = func(moved, lengths, batch_first)[0]
-            return out.movedim(-1, 0) if batched else out
-
-        pending = None if x.pending is None else pack(x.pending, False)
-        origin = None if x.origin is None else pack(x.origin, False)
-        return Decomposed.wrap(data, pack(x.beta, True), pack(x.gamma, True), pending, origin), batch_sizes
+        pending = None if x.pending is None else _select_rows(x.pending, kept, False)
+        origin = None if x.origin is None else _select_rows(x.origin, kept, False)
+        mask = x.lazy_mask(2)
+        if mask is not None:
+            return Decomposed.masked(data, _select_rows(mask, kept, True), origin), batch_sizes
+        beta, gamma = _select_rows(x.beta, kept, True), _select_rows(x.gamma, kept, True)
+        return Decomposed.wrap(data, beta, gamma, pending, origin), batch_sizes
 
     return handler
 
@@ -524,11 +635,19 @@ def _pad_packed(
     total: int,
     batched: bool,
 ) -> Tensor:
-    if not batched:
-        return func(part, batch_sizes, batch_first, fill, total)[0]
-    out = func(part.movedim(0, -1), batch_sizes, False, fill, total)[0]  # (T, B, *, P)
-    out = out.movedim(-1, 0)
-    return out.transpose(1, 2) if batch_first else out
+    """Unpack ``part`` (with a leading phrase dimension when ``batched``): each packed row is copied to its padded
+    place (found by unpacking the rows' indices once); padding gets ``fill``."""
+    rows = int(batch_sizes.sum())
+    index = torch.arange(rows, dtype=torch.float64, device=part.device)
+    where = func(index, batch_sizes, batch_first, -1.0, total)[0].long()  # (T, B) or (B, T)
+    flat = where.flatten()
+    real = (flat >= 0).nonzero().squeeze(1)
+    destination = torch.empty_like(real)
+    destination[flat[real]] = real
+    lead = 1 if batched else 0
+    out = part.new_full((*part.shape[:lead], flat.numel(), *part.shape[lead + 1 :]), fill)
+    out.transpose(0, lead).index_copy_(0, destination, part.transpose(0, lead))
+    return out.reshape(*part.shape[:lead], *where.shape, *part.shape[lead + 1 :])
 
 
 def _unpack_handler(run: CDRun) -> Callable[..., Any]:
@@ -544,15 +663,19 @@ def _unpack_handler(run: CDRun) -> Callable[..., Any]:
             return func(*_values(args), **_values(kwargs))
         batch_first, fill, total = bool(batch_first), float(fill), int(total)
         padded, lengths = func(data.plain, batch_sizes, batch_first, fill, total)
+        origin = (
+            None if data.origin is None else _pad_packed(func, data.origin, batch_sizes, batch_first, 0.0, total, False)
+        )
+        mask = data.lazy_mask(1)
+        if mask is not None:  # the padding value is outside every phrase: in γ
+            return Decomposed.masked(padded, _pad_packed(func, mask, batch_sizes, batch_first, False, total, True),
+                                     origin), lengths
         beta = _pad_packed(func, data.beta, batch_sizes, batch_first, 0.0, total, True)
         gamma = _pad_packed(func, data.gamma, batch_sizes, batch_first, fill, total, True)
         pending = (
             None
             if data.pending is None
             else _pad_packed(func, data.pending, batch_sizes, batch_first, 0.0, total, False)
-        )
-        origin = (
-            None if data.origin is None else _pad_packed(func, data.origin, batch_sizes, batch_first, 0.0, total, False)
         )
         return Decomposed.wrap(padded, beta, gamma, pending, origin), lengths
 
@@ -588,7 +711,11 @@ def _dropout_handler(run: CDRun) -> Callable[..., Any]:
         if train and float(p) > 0:
             raise run.refuse(func, "dropout in training mode is random (call the model in evaluation mode)")
         x = args[0] if args else kwargs["input"]
-        return Decomposed.wrap(func(*_values(args), **_values(kwargs)), x.beta, x.gamma, x.pending, x.origin)
+        value = func(*_values(args), **_values(kwargs))
+        mask = x.lazy_mask(1)
+        if mask is not None:
+            return Decomposed.masked(value, mask, x.origin)
+        return Decomposed.wrap(value, x.beta, x.gamma, x.pending, x.origin)
 
     return handler
 
@@ -946,10 +1073,10 @@ def _linearize(
     return l_p, l_q, a_all
 
 
-def _lstm_act(z: Tensor) -> Tensor:
-    """σ on the ``i, f`` blocks and tanh on the ``g`` block of :math:`(..., 3H)` pre-activations."""
-    hidden = z.shape[-1] // 3
-    return torch.cat([torch.sigmoid(z[..., : 2 * hidden]), torch.tanh(z[..., 2 * hidden :])], -1)
+def _tanh(x: Tensor) -> Tensor:
+    """:math:`\\tanh(x) = 2\\sigma(2x) - 1` (exact; ``torch.sigmoid`` is several times faster than ``torch.tanh`` on
+    CPU builds)."""
+    return torch.sigmoid(x * 2).mul_(2).sub_(1)
 
 
 def _bias(weights: Any, rows: slice, which: str) -> Tensor:
@@ -959,60 +1086,180 @@ def _bias(weights: Any, rows: slice, which: str) -> Tensor:
     return bias[rows]
 
 
-def lstm_direction_cd(
-    trace: DirectionTrace,
-    beta_x: Tensor,
-    gamma_x: Tensor,
-    state: Tuple[Tensor, Tensor, Tensor, Tensor],
-    to_beta: Tensor,
-) -> Tuple[Tensor, Tensor, Tuple[Tensor, Tensor, Tensor, Tensor]]:
-    """CD forwards through one direction of one LSTM layer (equations in the module docstring).
+class _PhraseInput:
+    r"""The phrase part :math:`W_x \beta_{x,t}` of a recurrent layer's input term, without recomputing what the actual
+    forward pass already has.
+
+    A row :math:`(p, t, b)` of the input's β is either 0 (the token is not in the phrase: the term is 0), the whole
+    input (γ is 0 there: the term is :math:`W_x x_t` of the actual run, shared by all phrases), or split between both
+    parts (only then is :math:`W_x \beta_{x,t}` computed for it).
 
     Args:
-        trace: the direction's actual run (its output gate :math:`o_t` and which steps are real).
-        beta_x, gamma_x: :math:`(P, T, B, E)` the parts of the layer's input.
+        inputs: :math:`(T, B, E)` the layer's actual input.
+        projected: :math:`(T, B, G)` :math:`W_x x_t` of the actual run.
+        beta_x, gamma_x: :math:`(P, T, B, E)` the input's parts (``None`` with ``mask``).
+        w_x: :math:`(E, G)`.
+        mask: :math:`(P, T, B)` bool: the input's β is the input where True, its γ the rest.
+    """
+
+    def __init__(
+        self, inputs: Tensor, projected: Tensor, beta_x: Optional[Tensor], gamma_x: Optional[Tensor], w_x: Tensor,
+        mask: Optional[Tensor] = None,
+    ) -> None:
+        self.projected = projected  # (T, B, G): W_x x_t of the actual run
+        self.split: Optional[Tensor] = None
+        if mask is not None:  # β is the input where the mask is True: whole rows or zero rows
+            in_beta = mask & (inputs.abs().amax(-1) > 0)
+            self.whole, self.nonzero = in_beta.unsqueeze(-1), in_beta
+            return
+        assert beta_x is not None and gamma_x is not None
+        in_beta = beta_x.abs().amax(-1) > 0
+        in_gamma = gamma_x.abs().amax(-1) > 0
+        self.whole = (in_beta & ~in_gamma).unsqueeze(-1)  # (P, T, B, 1)
+        self.nonzero = in_beta  # (P, T, B)
+        split = in_beta & in_gamma
+        if bool(split.any()):
+            self.split = beta_x.new_zeros(*beta_x.shape[:3], w_x.shape[1])
+            self.split[split] = beta_x[split] @ w_x
+
+    def reorder(self, order: Tensor) -> None:
+        """Put the phrases in ``order``."""
+        self.whole, self.nonzero = self.whole[order], self.nonzero[order]
+        if self.split is not None:
+            self.split = self.split[order]
+
+    def add_to(self, out: Tensor, t: int, phrases: Tensor) -> None:
+        """Add the term at step ``t`` of the given phrases (indices into ``out``'s first dimension) to ``out``."""
+        part = torch.where(self.whole[phrases, t], self.projected[t], 0.0)
+        if self.split is not None:
+            part = part + self.split[phrases, t]
+        out.index_add_(0, phrases, part)
+
+
+def _phrase_order(started: Tensor) -> Tuple[Tensor, List[int]]:
+    """Phrases sorted by the step at which their β may first be nonzero, and how many have started by each step.
+
+    Args:
+        started: :math:`(P, T, B)` bool, in reading order and cumulative along it.
+    """
+    steps = started.shape[1]
+    any_column = started.any(-1)  # (P, T)
+    first = torch.where(any_column.any(-1), any_column.float().argmax(-1), steps)
+    permutation = torch.argsort(first, stable=True)
+    counts = torch.bincount(first, minlength=steps + 1)[:steps].cumsum(0).tolist()
+    return permutation, counts
+
+
+def lstm_direction_cd(
+    trace: DirectionTrace,
+    beta_x: Optional[Tensor],
+    gamma_x: Optional[Tensor],
+    state: Tuple[Tensor, Tensor, Tensor, Tensor],
+    to_beta: Tensor,
+    input_mask: Optional[Tensor] = None,
+) -> Tuple[Tensor, Tuple[Tensor, Tensor, Tensor, Tensor]]:
+    r"""CD forwards through one direction of one LSTM layer (equations in the module docstring).
+
+    Only β is carried through the steps: since the rules split every value exactly,
+    :math:`\gamma = \text{actual} - \beta` (for the cell and hidden states, and :math:`Q = z_t - b - P` for the gate
+    pre-activations :math:`z_t` of the actual run), and :math:`a(b + P + Q)` is the actual gate. So per step and
+    phrase one matrix product (:math:`W_h \beta_{t-1}`) and two σ evaluations of the gates remain; the input term,
+    the actual gates and :math:`\tanh(c_t)` are computed once for all phrases. A phrase joins the recurrence at the
+    first step where its β can be nonzero (its first token in reading order, or step 0 for a nonzero initial state):
+    before that β is exactly 0 and no work is done for it. With :math:`\tanh(x) = 2\sigma(2x) - 1` every activation
+    is a σ (``torch.tanh`` is several times slower on CPU), and
+    :math:`\beta_t = o_t \odot [\sigma(2\beta^c_t) - \sigma(2\gamma^c_t) + \tfrac12\tanh(c_t)]`.
+
+    Args:
+        trace: the direction's actual run (its gates, states and which steps are real).
+        beta_x, gamma_x: :math:`(P, T, B, E)` the parts of the layer's input (``None`` with ``input_mask``).
         state: ``(β_h0, γ_h0, β_c0, γ_c0)``, each :math:`(P, B, H)`.
         to_beta: :math:`(P, T, B)` bool: where the bias-only product goes to β.
+        input_mask: :math:`(P, T, B)` bool: the input's β is the input where True, its γ the rest.
 
     Returns:
-        ``(β_out, γ_out, (β_hn, γ_hn, β_cn, γ_cn))``; outputs :math:`(P, T, B, H)` (0 at padding).
+        ``(β_out, (β_hn, γ_hn, β_cn, γ_cn))``: β of the outputs :math:`(P, T, B, H)` (0 at padding; their γ is the
+        actual output minus β, left to the caller, who may never need it) and the final states' parts.
     """
     w = trace.weights
     hidden = w.hidden_size
     gates3 = slice(0, 3 * hidden)
-    bias = _bias(w, gates3, "bias_ih") + _bias(w, gates3, "bias_hh")
-    w_x, w_h = w.weight_ih[gates3].t(), w.weight_hh[gates3].t()
-    x_beta, x_gamma = beta_x @ w_x, gamma_x @ w_x
-    beta_h, gamma_h, beta_c, gamma_c = state
-    b3 = bias.expand(*beta_h.shape[:-1], 3 * hidden).contiguous()
-    b_act = _lstm_act(b3)
-    i_b, f_b, g_b = b_act.split(hidden, -1)
-    bias_product = i_b * g_b
-    out_beta = beta_x.new_zeros(beta_x.shape[:3] + (hidden,))
-    out_gamma = torch.zeros_like(out_beta)
-    zero = torch.zeros_like(bias_product)
-    for t in trace.reading_order():
-        keep = trace.active[t].unsqueeze(-1)
-        p = x_beta[:, t] + beta_h @ w_h
-        q = x_gamma[:, t] + gamma_h @ w_h
-        l_p, l_q, a_all = _linearize(_lstm_act, b3, b_act, p, q)
-        i_p, f_p, g_p = l_p.split(hidden, -1)
-        i_q, f_q, g_q = l_q.split(hidden, -1)
-        f, g = a_all[..., hidden : 2 * hidden], a_all[..., 2 * hidden :]
-        new_beta_c = (f_p + f_b) * beta_c + i_p * (g_p + g_b) + i_b * g_p
-        new_gamma_c = f * gamma_c + f_q * beta_c + i_q * g + (i_p + i_b) * g_q
-        phrase = to_beta[:, t].unsqueeze(-1)
-        new_beta_c = new_beta_c + torch.where(phrase, bias_product, zero)
-        new_gamma_c = new_gamma_c + torch.where(phrase, zero, bias_product)
-        o = trace.gates["o"][t]
-        t_sum, t_beta, t_gamma = torch.tanh(new_beta_c + new_gamma_c), torch.tanh(new_beta_c), torch.tanh(new_gamma_c)
-        new_beta_h = o * (0.5 * (t_beta + (t_sum - t_gamma)))
-        new_gamma_h = o * (0.5 * (t_gamma + (t_sum - t_beta)))
-        out_beta[:, t] = torch.where(keep, new_beta_h, zero)
-        out_gamma[:, t] = torch.where(keep, new_gamma_h, zero)
-        beta_h, gamma_h = torch.where(keep, new_beta_h, beta_h), torch.where(keep, new_gamma_h, gamma_h)
-        beta_c, gamma_c = torch.where(keep, new_beta_c, beta_c), torch.where(keep, new_gamma_c, gamma_c)
-    return out_beta, out_gamma, (beta_h, gamma_h, beta_c, gamma_c)
+    # the g block's pre-activations doubled: tanh(z) = 2σ(2z) - 1
+    dtype, device = trace.inputs.dtype, trace.inputs.device
+    scale = torch.ones(3 * hidden, dtype=dtype, device=device)
+    scale[2 * hidden :] = 2
+    bias = (_bias(w, gates3, "bias_ih") + _bias(w, gates3, "bias_hh")) * scale
+    w_x, w_h = w.weight_ih[gates3].t() * scale, w.weight_hh[gates3].t() * scale
+    beta_h0, _, beta_c0, _ = state
+    phrases, steps, batch = to_beta.shape
+    projected = (trace.pre_x[..., gates3] - _bias(w, gates3, "bias_ih")) * scale  # W_x x_t from the actual run
+    inputs = _PhraseInput(trace.inputs, projected, beta_x, gamma_x, w_x, input_mask)
+    pre = trace.pre[..., gates3] * scale  # (T, B, 3H)
+    b_act = torch.sigmoid(bias)
+    shift = torch.sigmoid(pre) - b_act  # σ(z_t) - σ(b): the actual gates less the bias terms
+    pre_and_bias = pre + bias  # z_t + b, so that b + Q = z_t - P = (z_t + b) - (b + P)
+    i_b, f_b, g_b = b_act[:hidden], b_act[hidden : 2 * hidden], 2 * b_act[2 * hidden :] - 1
+    double_product = 2 * i_b * g_b
+    double_c = 2 * trace.c  # (T, B, H)
+    half_tanh_c = torch.sigmoid(double_c) - 0.5  # ½ tanh(c_t)
+    o_gate = trace.gates["o"]
+    order = list(trace.reading_order())
+    reading = torch.tensor(order, device=device, dtype=torch.long)
+    active = trace.active
+    initial = ((beta_h0 != 0) | (beta_c0 != 0)).any(-1).unsqueeze(1)  # (P, 1, B)
+    sources = (inputs.nonzero | to_beta) & active.unsqueeze(0)
+    started = (sources[:, reading].cumsum(1) > 0) | initial  # in reading order
+    permutation, counts = _phrase_order(started)
+    inputs.reorder(permutation)
+    started, to_beta = started[permutation], to_beta[permutation]
+    # per step (in reading order): the phrases whose input or bias-only product touches it, and whether every
+    # started phrase updates in every column (no padding, no phrase that has not started in some column)
+    touched = (inputs.nonzero | to_beta)[:, reading].any(-1)  # (P, T) in reading order
+    keep = started & active[reading].unsqueeze(0)  # (P, T, B) in reading order
+    joined = torch.arange(phrases, device=device).unsqueeze(1) < torch.tensor(counts, device=device)  # (P, T)
+    everywhere = (keep | ~joined.unsqueeze(-1)).all(-1).all(0).tolist()
+    out_beta = trace.inputs.new_empty(steps, phrases, batch, hidden)  # time first: each step's slice is contiguous
+    beta_h = beta_h0[permutation]
+    double_beta_c = 2 * beta_c0[permutation]  # 2β^c is carried: tanh(β^c) = 2σ(2β^c) - 1
+    spare = double_beta_c.clone()  # the next step's 2β^c is written here, then the two swap
+    for r, t in enumerate(order):
+        k = counts[r]
+        out_beta[t, k:] = 0.0  # the phrases that have not started
+        if k == 0:
+            continue
+        with_p = torch.addmm(bias, beta_h[:k].reshape(k * batch, hidden), w_h).view(k, batch, 3 * hidden)  # b + P
+        rows = touched[:k, r].nonzero().squeeze(1)
+        if rows.numel():
+            inputs.add_to(with_p, t, rows)
+        with_q = torch.sub(pre_and_bias[t], with_p).sigmoid_()  # σ(b + Q)
+        # D = 2 L(P) for the i and f blocks, D = L(P) for the g block
+        d = with_p.sigmoid_().sub_(with_q).add_(shift[t])
+        d_i, d_f, d_g = d[..., :hidden], d[..., hidden : 2 * hidden], d[..., 2 * hidden :]
+        previous = double_beta_c[:k]
+        # 2β^c_t = (L(f_P) + L(f_b)) 2β^c_{t-1} + 2 L(i_P) (L(g_P) + L(g_b)) + 2 L(i_b) L(g_P)
+        new_c = torch.mul(previous, f_b, out=spare[:k]).addcmul_(d_f, previous, value=0.5)
+        new_c.addcmul_(d_i, torch.add(d_g, g_b)).addcmul_(d_g, i_b, value=2.0)
+        product_rows = to_beta[rows, t].unsqueeze(-1)
+        if bool(product_rows.any()):
+            new_c.index_add_(0, rows, torch.where(product_rows, double_product, 0.0))
+        # β_t = o_t ⊙ [σ(2β^c_t) - σ(2c_t - 2β^c_t) + ½ tanh(c_t)]
+        new_h = torch.sigmoid(new_c).sub_(torch.sub(double_c[t], new_c).sigmoid_()).add_(half_tanh_c[t])
+        if everywhere[r]:
+            torch.mul(new_h, o_gate[t], out=out_beta[t, :k])
+        else:
+            kept = keep[:k, r].unsqueeze(-1)
+            out_beta[t, :k] = torch.where(kept, new_h.mul_(o_gate[t]), beta_h[:k])
+            new_c.copy_(torch.where(kept, new_c, previous))
+        double_beta_c, spare = spare, double_beta_c
+        beta_h = out_beta[t]
+    out_beta, beta_c = out_beta.transpose(0, 1), 0.5 * double_beta_c
+    if not bool((permutation == torch.arange(phrases, device=device)).all()):
+        restore = torch.argsort(permutation)
+        beta_h, beta_c, out_beta = beta_h[restore], beta_c[restore], out_beta[restore]
+    beta_hn = beta_h.clone()
+    if not bool(active.all()):
+        out_beta = out_beta.masked_fill(~active.unsqueeze(-1), 0.0)
+    return out_beta, (beta_hn, trace.h_n - beta_hn, beta_c, trace.c_n - beta_c)
 
 
 def gru_direction_cd(
@@ -1079,48 +1326,65 @@ def _reference_masks(in_phrase: Tensor) -> Tuple[Tensor, Tensor]:
 
 def recurrent_cd(
     trace: RecurrentTrace,
-    beta_x: Tensor,
-    gamma_x: Tensor,
+    beta_x: Optional[Tensor],
+    gamma_x: Optional[Tensor],
     initial: Tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]],
     to_beta: Sequence[Tensor],
-) -> Tuple[Tensor, Tensor, Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
+    input_mask: Optional[Tensor] = None,
+) -> Tuple[Tensor, Optional[Tensor], Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
     """CD forwards through a stacked, possibly bidirectional LSTM/GRU.
 
     Args:
         trace: the actual run (:func:`~captum_text_ext.decomposition.cells.unroll`).
-        beta_x, gamma_x: :math:`(P, T, B, E)` the parts of the input.
+        beta_x, gamma_x: :math:`(P, T, B, E)` the parts of the input, or ``None`` with ``input_mask``.
         initial: ``(β_h0, γ_h0, β_c0, γ_c0)``, each :math:`(P, K D, B, H)` (the cell parts ``None`` for a GRU).
         to_beta: per direction, :math:`(P, T, B)` bool: where the bias-only product goes to β.
+        input_mask: :math:`(P, T, B)` bool: the input's β is the input where True, its γ the rest (instead of
+            ``beta_x`` and ``gamma_x``).
 
     Returns:
         ``(β_out, γ_out, β_hn, γ_hn, β_cn, γ_cn)``: outputs :math:`(P, T, B, D H)`, final states
-        :math:`(P, K D, B, H)`.
+        :math:`(P, K D, B, H)`; ``γ_out`` is ``None`` for an LSTM, where it is ``trace.outputs - β_out`` (made by the
+        caller when needed).
     """
     spec = trace.spec
     directions = spec.num_directions
     beta_h0, gamma_h0, beta_c0, gamma_c0 = initial
     h_beta, h_gamma, c_beta, c_gamma = [], [], [], []
     layer_beta, layer_gamma = beta_x, gamma_x
+    if input_mask is not None and spec.cell == "gru":
+        inside = input_mask.unsqueeze(-1).to(trace.layers[0][0].inputs.dtype)
+        layer_beta, layer_gamma = trace.layers[0][0].inputs * inside, trace.layers[0][0].inputs * (1 - inside)
     for k in range(spec.num_layers):
-        outs_beta, outs_gamma = [], []
+        outs_beta: List[Tensor] = []
+        outs_gamma: List[Tensor] = []
         for d in range(directions):
             index = k * directions + d
             tr = trace.layers[k][d]
             if spec.cell == "lstm":
                 assert beta_c0 is not None and gamma_c0 is not None
                 state = (beta_h0[:, index], gamma_h0[:, index], beta_c0[:, index], gamma_c0[:, index])
-                ob, og, final = lstm_direction_cd(tr, layer_beta, layer_gamma, state, to_beta[d])
-                c_beta.append(final[2])
-                c_gamma.append(final[3])
+                mask = input_mask if k == 0 else None
+                ob, (hb, hg, cb, cg) = lstm_direction_cd(tr, layer_beta, layer_gamma, state, to_beta[d], mask)
+                c_beta.append(cb)
+                c_gamma.append(cg)
             else:
-                ob, og, final = gru_direction_cd(  # type: ignore[assignment]
+                assert layer_beta is not None and layer_gamma is not None
+                ob, og, (hb, hg) = gru_direction_cd(
                     tr, layer_beta, layer_gamma, (beta_h0[:, index], gamma_h0[:, index]), to_beta[d]
                 )
-            h_beta.append(final[0])
-            h_gamma.append(final[1])
+                outs_gamma.append(og)
+            h_beta.append(hb)
+            h_gamma.append(hg)
             outs_beta.append(ob)
-            outs_gamma.append(og)
-        layer_beta, layer_gamma = torch.cat(outs_beta, -1), torch.cat(outs_gamma, -1)
+        layer_beta = outs_beta[0] if directions == 1 else torch.cat(outs_beta, -1)
+        if spec.cell == "gru":
+            layer_gamma = outs_gamma[0] if directions == 1 else torch.cat(outs_gamma, -1)
+        elif k + 1 < spec.num_layers:  # γ = the actual output (the next layer's input, 0 at padding) - β
+            layer_gamma = trace.layers[k + 1][0].inputs - layer_beta
+        else:
+            layer_gamma = None
+    assert layer_beta is not None
     cells = (torch.stack(c_beta, 1), torch.stack(c_gamma, 1)) if c_beta else (None, None)
     return layer_beta, layer_gamma, torch.stack(h_beta, 1), torch.stack(h_gamma, 1), cells[0], cells[1]
 
@@ -1151,7 +1415,13 @@ def _recurrent_handler(run: CDRun, op: str) -> Callable[..., Any]:
         trace = unroll(call.spec.detached(), call.inputs, call.lengths, call.h0, call.c0)
         cell_op = op.endswith("_cell")
         x_arg = args[0] if args else kwargs["input"]
-        x_beta, x_gamma, x_origin = _parts_or_constant(x_arg, phrases)
+        lead = 1 if cell_op or call.packed else 2  # the dimensions of the input before its features
+        lazy = x_arg.lazy_mask(lead) if isinstance(x_arg, Decomposed) else None
+        if lazy is not None and lazy.dim() - 1 == lead:
+            x_origin = x_arg.origin
+        else:
+            lazy = None
+            x_beta, x_gamma, x_origin = _parts_or_constant(x_arg, phrases)
         batch_sizes = None if not call.packed else _plain(args[1])
         steps = call.inputs.shape[0]
 
@@ -1164,7 +1434,8 @@ def _recurrent_handler(run: CDRun, op: str) -> Callable[..., Any]:
                 return part.transpose(1, 2) if batched else part.transpose(0, 1)
             return part
 
-        beta_x, gamma_x = time_major(x_beta, True), time_major(x_gamma, True)
+        input_mask = None if lazy is None else time_major(lazy, True)
+        beta_x, gamma_x = (None, None) if lazy is not None else (time_major(x_beta, True), time_major(x_gamma, True))
         origin = None if x_origin is None else time_major(x_origin, False)
         step_origin = (
             torch.zeros(call.inputs.shape[:2], dtype=torch.float64, device=call.inputs.device)
@@ -1174,7 +1445,7 @@ def _recurrent_handler(run: CDRun, op: str) -> Callable[..., Any]:
         initial = _initial_parts(hx, op, phrases)
         to_beta = _bias_to_beta(run, trace, step_origin, cell_op)
         out_beta, out_gamma, hn_beta, hn_gamma, cn_beta, cn_gamma = recurrent_cd(
-            trace, beta_x, gamma_x, initial, to_beta
+            trace, beta_x, gamma_x, initial, to_beta, input_mask
         )
         out_origin = step_origin.unsqueeze(-1).expand(*step_origin.shape, out_beta.shape[-1])
         if op == "lstm_cell":
@@ -1189,17 +1460,22 @@ def _recurrent_handler(run: CDRun, op: str) -> Callable[..., Any]:
 
         def restore(part: Tensor, batched: bool) -> Tensor:
             if call.packed:
-                assert call.lengths is not None
-                moved = part.movedim(0, -1) if batched else part
-                packed = torch._pack_padded_sequence(moved, call.lengths, False)[0]
-                return packed.movedim(-1, 0) if batched else packed
+                assert kept is not None
+                return _select_rows(part, kept, batched)
             if call.batch_first:
                 return part.transpose(1, 2) if batched else part.transpose(0, 1)
             return part
 
-        outputs = Decomposed.wrap(
-            value[0], restore(out_beta, True), restore(out_gamma, True), None, restore(out_origin, False)
-        )
+        kept = None
+        if call.packed:
+            assert call.lengths is not None
+            flat = torch.arange(steps * call.inputs.shape[1], device=call.inputs.device).reshape(steps, -1)
+            kept = torch._pack_padded_sequence(flat, call.lengths, False)[0]
+        def output_parts() -> Tuple[Tensor, Tensor]:
+            gamma = trace.outputs - out_beta if out_gamma is None else out_gamma
+            return restore(out_beta, True), restore(gamma, True)
+
+        outputs = Decomposed.deferred(value[0], phrases, output_parts, restore(out_origin, False))
         h_n = Decomposed.wrap(value[1], hn_beta, hn_gamma)
         if cn_beta is None:
             return outputs, h_n

@@ -335,6 +335,8 @@ class DirectionTrace:
         c_prev: :math:`(T, B, H)` cell state before each step (LSTM; ``None`` for the GRU).
         gates: gate values by name, each :math:`(T, B, H)` (:math:`i, f, g, o` or :math:`r, z, n`).
         pre: :math:`(T, B, 4H)` LSTM gate pre-activations; for the GRU the input part :math:`(T, B, 3H)`.
+        pre_x: the input part :math:`W_i x_t + b_i` of the pre-activations, :math:`(T, B, 4H)` or :math:`(T, B, 3H)`
+            (for the GRU the same tensor as ``pre``).
         pre_h: the GRU's hidden part :math:`W_h h_{t-1} + b_h`, :math:`(T, B, 3H)` (``None`` for the LSTM).
         c: :math:`(T, B, H)` new cell states (LSTM; ``None`` for the GRU).
         h: :math:`(T, B, H)` new hidden states (at real steps; meaningless at padding).
@@ -352,6 +354,7 @@ class DirectionTrace:
     c_prev: Optional[Tensor]
     gates: Dict[str, Tensor]
     pre: Tensor
+    pre_x: Tensor
     pre_h: Optional[Tensor]
     c: Optional[Tensor]
     h: Tensor
@@ -474,6 +477,7 @@ def unroll_direction(
         c_prev=c_prev,
         gates=gates,
         pre=pre,
+        pre_x=pre_x_all,
         pre_h=pre_h,
         c=c_new,
         h=h_new,

@@ -452,12 +452,14 @@ def test_attention_weights_are_fixed_gates() -> None:
     assert (relevant - expected).abs().max() < 1e-12
 
 
-_GLUE_RNN = nn.LSTM(3, 4, batch_first=True).double()
-_GLUE_FC = nn.Linear(4, 2).double()
-_GLUE_LSTM_NO_BIAS = nn.LSTM(3, 4, batch_first=True, bias=False).double()
-_GLUE_GRU_NO_BIAS = nn.GRU(4, 4, batch_first=True, bias=False).double()
-_GLUE_GRU = nn.GRU(3, 4, batch_first=True).double()
-_GLUE_STATE = nn.Linear(3, 4).double()
+with torch.random.fork_rng():  # the same weights whatever ran before the import
+    torch.manual_seed(0)
+    _GLUE_RNN = nn.LSTM(3, 4, batch_first=True).double()
+    _GLUE_FC = nn.Linear(4, 2).double()
+    _GLUE_LSTM_NO_BIAS = nn.LSTM(3, 4, batch_first=True, bias=False).double()
+    _GLUE_GRU_NO_BIAS = nn.GRU(4, 4, batch_first=True, bias=False).double()
+    _GLUE_GRU = nn.GRU(3, 4, batch_first=True).double()
+    _GLUE_STATE = nn.Linear(3, 4).double()
 _GLUE_H0 = torch.full((1, 1, 4), 0.3, dtype=torch.float64)
 
 

@@ -1,0 +1,397 @@
+r"""Speed of :class:`~captum_text_ext.ContextualDecomposition`: ``captum-text-ext benchmark cd-speed``.
+
+The work: every single-word CD score (:math:`\beta_{pos} - \beta_{neg}`, ``bias_product="reference"``, the authors'
+setting) of the 2210 SST test sentences, with a one-layer LSTM classifier of ``lstm-sst2``'s shape (embedding 300,
+hidden 168, 2 classes, the last state read by the output layer), float32, one intra-op thread. The weights are a
+seeded random initialisation: the speed depends on the shapes, not on the values, and no checkpoint is needed. The
+vocabulary is built from the test sentences (lowercased). Two methods in one run:
+
+- ``ContextualDecomposition``: one call per batch of at most 64 sentences of similar length, all their words at once
+  (``attribute`` with the default ``feature_mask``: each word its own phrase);
+- ``NumPy loop``: :func:`numpy_lstm_cd`, the authors' per-phrase computation written in NumPy: for every word of every
+  sentence, the recurrence over the whole sentence, step by step, carrying β and γ.
+
+The loop is too slow to run on the whole set in a few minutes, so it runs on every :data:`LOOP_EVERY`-th sentence
+(in file order, so their lengths follow the set's); throughputs are compared in *word scores per second* (one score
+is one word of one sentence), the unit of work of both methods. Fairness on a loaded machine as in ``lrp-speed``: one
+untimed warm-up, the timed work interleaved batch by batch (each batch runs both methods, the order alternating), the
+whole set timed ``repeats`` times; each throughput is the median over the repetitions, the ratio the median of the
+per-repetition ratios.
+
+Before timing, a sanity check compares the loop with ``ContextualDecomposition`` in float64 on a few sentences: the
+word scores must agree to :data:`SANITY_TOLERANCE`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import shlex
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from captum_text_ext.attr import ContextualDecomposition
+from captum_text_ext.benchmarks.arras2017 import SentenceBatch, Sentences, embed_sentences
+from captum_text_ext.benchmarks.provenance import Provenance, RunRecorder, write_json, write_markdown
+from captum_text_ext.datasets import Vocabulary, load_sst
+from captum_text_ext.datasets._paths import PathLike, find_dataset_file
+from captum_text_ext.models import LSTMClassifier
+
+__all__ = [
+    "EXPECTED_SENTENCES",
+    "LSTMWeights",
+    "SANITY_TOLERANCE",
+    "TARGET_RATIO",
+    "build_speed_model",
+    "numpy_lstm_cd",
+    "run_cd_speed",
+    "sanity_check",
+]
+
+EXPECTED_SENTENCES = 2210
+"""Sentences of the SST test split."""
+EMBEDDING_DIM = 300
+"""``lstm-sst2``'s embedding size."""
+HIDDEN_SIZE = 168
+"""``lstm-sst2``'s hidden size."""
+TARGET_RATIO = 20.0
+"""ContextualDecomposition must score at least this many times as many words per second as the NumPy loop."""
+SANITY_TOLERANCE = 1e-8
+"""Largest float64 difference between the NumPy loop and ContextualDecomposition, relative to the largest score."""
+SANITY_SENTENCES = 4
+"""Sentences of the float64 sanity check."""
+LOOP_EVERY = 5
+"""The NumPy loop runs on every this-many-th sentence."""
+REPEATS = 3
+"""Timed passes over the test set."""
+SEED = 0
+"""Seed of the random initialisation."""
+METHODS = ("ContextualDecomposition", "NumPy loop")
+"""The timed methods."""
+POSITIVE, NEGATIVE = 1, 0
+"""The classes of the score :math:`\\beta_{pos} - \\beta_{neg}`."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LSTMWeights:
+    r"""The weights of a one-layer unidirectional LSTM classifier reading its last state, as NumPy arrays.
+
+    Attributes:
+        w_ih: :math:`(4H, E)`, gate rows in PyTorch's order i, f, g, o.
+        w_hh: :math:`(4H, H)`.
+        bias: :math:`(4H,)` (``b_ih + b_hh``).
+        w_out: :math:`(C, H)` the output layer.
+    """
+
+    w_ih: np.ndarray
+    w_hh: np.ndarray
+    bias: np.ndarray
+    w_out: np.ndarray
+
+    @classmethod
+    def from_model(cls, model: nn.Module) -> "LSTMWeights":
+        """Read an :class:`~captum_text_ext.models.LSTMClassifier` with a one-layer unidirectional ``nn.LSTM`` (with
+        biases) and ``pooling="last"``, in the model's dtype.
+
+        Raises:
+            ValueError: for any other model.
+        """
+        rnn = model.rnn if isinstance(model, LSTMClassifier) else None
+        if (
+            not isinstance(model, LSTMClassifier) or not isinstance(rnn, nn.LSTM) or rnn.num_layers != 1
+            or rnn.bidirectional or rnn.proj_size or not rnn.bias or model.pooling != "last"
+        ):
+            raise ValueError(
+                "Expected an LSTMClassifier with a one-layer unidirectional nn.LSTM (with biases) and pooling='last', "
+                f"but got {type(model).__name__}"
+            )
+
+        def array(module: nn.Module, name: str) -> np.ndarray:
+            values: np.ndarray = module.get_parameter(name).detach().cpu().numpy().copy()
+            return values
+
+        return cls(
+            array(rnn, "weight_ih_l0"),
+            array(rnn, "weight_hh_l0"),
+            array(rnn, "bias_ih_l0") + array(rnn, "bias_hh_l0"),
+            array(model.output, "weight"),
+        )
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    out: np.ndarray = 1 / (1 + np.exp(-z))
+    return out
+
+
+def _split_three(p: np.ndarray, q: np.ndarray, b: np.ndarray, act: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bias-first two-player Shapley split of ``act(p + q + b)``: ``(L(p), L(q), act(b))``."""
+    a_b, a_p, a_q, a_all = act(b), act(p + b), act(q + b), act(p + q + b)
+    return 0.5 * (a_p - a_b + a_all - a_q), 0.5 * (a_q - a_b + a_all - a_p), a_b
+
+
+def numpy_lstm_cd(weights: LSTMWeights, x: np.ndarray, start: int, stop: int) -> Tuple[np.ndarray, np.ndarray]:
+    r"""CD of the phrase ``x[start : stop + 1]`` through a one-layer LSTM classifier, one step at a time (the
+    benchmark's baseline, computed as in the authors' released code).
+
+    Per step the gate pre-activations split into the phrase part :math:`P` and the rest :math:`Q`, each gate is
+    linearized bias first, the cell and hidden states are split by the rules of
+    :class:`~captum_text_ext.ContextualDecomposition`, and the bias-only product :math:`L(i_b) L(g_b)` goes to β at
+    phrase positions before ``stop`` (``bias_product="reference"``). The output gate is the actual one.
+
+    Args:
+        weights: the classifier's weights.
+        x: :math:`(T, E)` the sentence's embeddings (their dtype is the computation's).
+        start, stop: the phrase's first and last position (inclusive).
+
+    Returns:
+        ``(relevant, irrelevant)``, each :math:`(C,)`: :math:`W_{out}\beta_T` and :math:`W_{out}\gamma_T`.
+
+    Examples:
+        >>> _ = torch.manual_seed(0)
+        >>> model = LSTMClassifier(20, embedding_dim=4, hidden_size=3, num_classes=2, bidirectional=False).double()
+        >>> x = model.embedding(torch.tensor([[2, 3, 4]])).detach()
+        >>> cd = ContextualDecomposition(model.forward_embeddings, bias_product="reference")
+        >>> ours = cd.decompose(x, torch.tensor([[False, True, False]]))[0][0].numpy()
+        >>> loop = numpy_lstm_cd(LSTMWeights.from_model(model), x[0].numpy(), 1, 1)[0]
+        >>> bool(np.abs(loop - ours).max() < 1e-12)
+        True
+    """
+    hidden = weights.w_hh.shape[1]
+    w_i, w_f, w_g, w_o = np.split(weights.w_ih, 4)
+    u_i, u_f, u_g, u_o = np.split(weights.w_hh, 4)
+    b_i, b_f, b_g, b_o = np.split(weights.bias, 4)
+    rel_h, irrel_h, rel_c, irrel_c = (np.zeros(hidden, x.dtype) for _ in range(4))
+    for t in range(x.shape[0]):
+        rel_i, rel_f, rel_g = u_i @ rel_h, u_f @ rel_h, u_g @ rel_h
+        irrel_i, irrel_f, irrel_g = u_i @ irrel_h, u_f @ irrel_h, u_g @ irrel_h
+        if start <= t <= stop:
+            rel_i, rel_f, rel_g = rel_i + w_i @ x[t], rel_f + w_f @ x[t], rel_g + w_g @ x[t]
+        else:
+            irrel_i, irrel_f, irrel_g = irrel_i + w_i @ x[t], irrel_f + w_f @ x[t], irrel_g + w_g @ x[t]
+        i_p, i_q, i_b = _split_three(rel_i, irrel_i, b_i, _sigmoid)
+        g_p, g_q, g_b = _split_three(rel_g, irrel_g, b_g, np.tanh)
+        f_p, f_q, f_b = _split_three(rel_f, irrel_f, b_f, _sigmoid)
+        new_rel_c = i_p * (g_p + g_b) + i_b * g_p + (f_p + f_b) * rel_c
+        new_irrel_c = i_q * (g_p + g_q + g_b) + (i_p + i_b) * g_q + (f_p + f_q + f_b) * irrel_c + f_q * rel_c
+        if start <= t < stop:
+            new_rel_c = new_rel_c + i_b * g_b
+        else:
+            new_irrel_c = new_irrel_c + i_b * g_b
+        o = _sigmoid(w_o @ x[t] + u_o @ (rel_h + irrel_h) + b_o)
+        tanh_rel, tanh_irrel, tanh_all = np.tanh(new_rel_c), np.tanh(new_irrel_c), np.tanh(new_rel_c + new_irrel_c)
+        rel_h = o * 0.5 * (tanh_rel + (tanh_all - tanh_irrel))
+        irrel_h = o * 0.5 * (tanh_irrel + (tanh_all - tanh_rel))
+        rel_c, irrel_c = new_rel_c, new_irrel_c
+    return weights.w_out @ rel_h, weights.w_out @ irrel_h
+
+
+def numpy_word_scores(weights: LSTMWeights, x: np.ndarray) -> np.ndarray:
+    """:math:`(T,)` every word's score :math:`\\beta_{pos} - \\beta_{neg}` by :func:`numpy_lstm_cd`, word by word."""
+    scores = np.empty(x.shape[0], x.dtype)
+    for t in range(x.shape[0]):
+        relevant = numpy_lstm_cd(weights, x, t, t)[0]
+        scores[t] = relevant[POSITIVE] - relevant[NEGATIVE]
+    return scores
+
+
+def build_speed_model(vocabulary_size: int, embedding_dim: int = EMBEDDING_DIM, hidden_size: int = HIDDEN_SIZE,
+                      seed: int = SEED) -> LSTMClassifier:
+    """The benchmark's randomly initialised classifier (float32, evaluation mode)."""
+    torch.manual_seed(seed)
+    model = LSTMClassifier(vocabulary_size, embedding_dim=embedding_dim, hidden_size=hidden_size, num_classes=2,
+                           bidirectional=False, pooling="last")
+    return model.eval()
+
+
+def _cd_word_scores(cd: ContextualDecomposition, batch: SentenceBatch) -> Tensor:
+    return cd.attribute(batch.embeddings, target=POSITIVE, contrast=NEGATIVE,
+                        additional_forward_args=(batch.lengths,)).sum(-1)
+
+
+def sanity_check(model: LSTMClassifier, batch: SentenceBatch, sentences: int = SANITY_SENTENCES) -> float:
+    """The largest difference between :func:`numpy_word_scores` and ``ContextualDecomposition`` in float64 on the first
+    ``sentences`` of ``batch``, relative to the largest score (the model is copied; the original is untouched).
+
+    Raises:
+        RuntimeError: when it exceeds :data:`SANITY_TOLERANCE`.
+    """
+    double = copy.deepcopy(model).double().eval()
+    weights = LSTMWeights.from_model(double)
+    count = min(sentences, int(batch.lengths.numel()))
+    embeddings = batch.embeddings[:count].double()
+    head = SentenceBatch(batch.index[:count], embeddings, batch.lengths[:count])
+    ours = _cd_word_scores(ContextualDecomposition(double.forward_embeddings, "reference"), head)
+    worst, scale = 0.0, 0.0
+    for n, length in enumerate(head.lengths.tolist()):
+        loop = numpy_word_scores(weights, embeddings[n, :length].numpy())
+        worst = max(worst, float(np.abs(loop - ours[n, :length].numpy()).max()))
+        scale = max(scale, float(np.abs(loop).max()))
+    error = worst / scale if scale > 0 else worst
+    if error > SANITY_TOLERANCE:
+        raise RuntimeError(f"The NumPy loop and ContextualDecomposition disagree (relative difference {error:.1e}); "
+                           "the timing would compare different computations")
+    return error
+
+
+def run_cd_speed(
+    out: PathLike,
+    data_root: Optional[PathLike] = None,
+    cache_dir: Optional[PathLike] = None,
+    command: Optional[str] = None,
+    repeats: int = REPEATS,
+) -> List[str]:
+    """Time both methods and write ``cd_speed.md`` and ``cd_speed.json`` (with provenance) to ``out``.
+
+    Args:
+        out: the results directory.
+        data_root: the data directory holding ``sst/test.txt``.
+        cache_dir: unused (the model is randomly initialised); accepted for the benchmark interface.
+        command: the command line to record (default: ``captum-text-ext benchmark cd-speed --out OUT``).
+        repeats: timed passes over the test set.
+
+    Returns:
+        The summary lines the command prints (the same numbers as the files).
+
+    Raises:
+        FileNotFoundError: when the data is missing.
+        ValueError: when the test set does not hold :data:`EXPECTED_SENTENCES` sentences, or ``repeats`` < 1.
+        RuntimeError: when the sanity check fails.
+    """
+    if repeats < 1:
+        raise ValueError(f"Expected `repeats` >= 1, but got {repeats}")
+    out = Path(out)
+    command = command or shlex.join(["captum-text-ext", "benchmark", "cd-speed", "--out", str(out)])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with RunRecorder(command=command) as run:
+            result = _measure(run, data_root, repeats)
+    finally:
+        torch.set_num_threads(threads)
+    return _write(out, run.provenance, result)
+
+
+def _load_sentences(run: RunRecorder, data_root: Optional[PathLike]) -> Tuple[LSTMClassifier, Sentences]:
+    run.record_file("sst/test.txt", find_dataset_file("sst", "test.txt", data_root))
+    trees = load_sst("test", data_root)
+    if len(trees) != EXPECTED_SENTENCES:
+        raise ValueError(f"Expected the SST test split to hold {EXPECTED_SENTENCES} sentences, but got {len(trees)}")
+    tokens = [[token.lower() for token in tree.tokens] for tree in trees]
+    vocabulary = Vocabulary.build(tokens)
+    model = build_speed_model(len(vocabulary), EMBEDDING_DIM, HIDDEN_SIZE)
+    ids = [vocabulary.encode(sentence) for sentence in tokens]
+    return model, embed_sentences(model.embedding, ids, [tree.label for tree in trees], vocabulary.pad_index)
+
+
+def _measure(run: RunRecorder, data_root: Optional[PathLike], repeats: int) -> Dict[str, Any]:
+    model, sentences = _load_sentences(run, data_root)
+    longest = max(sentences.batches, key=lambda b: int(b.lengths.max()))
+    sanity = sanity_check(model, longest)
+    cd = ContextualDecomposition(model.forward_embeddings, "reference")
+    weights = LSTMWeights.from_model(model)
+
+    def run_cd(batch: SentenceBatch) -> int:
+        _cd_word_scores(cd, batch)
+        return int(batch.lengths.sum())
+
+    def run_loop(batch: SentenceBatch) -> int:
+        embeddings = batch.embeddings.numpy()
+        words = 0
+        for n, (sentence, length) in enumerate(zip(batch.index.tolist(), batch.lengths.tolist())):
+            if sentence % LOOP_EVERY == 0:
+                numpy_word_scores(weights, embeddings[n, :length])
+                words += length
+        return words
+
+    first = sentences.batches[0]
+    timers = {METHODS[0]: run_cd, METHODS[1]: run_loop}
+    for timer in timers.values():  # warm-up, untimed
+        timer(first)
+    seconds = {name: [0.0] * repeats for name in METHODS}
+    words = {name: 0 for name in METHODS}
+    for repeat in range(repeats):
+        for number, batch in enumerate(sentences.batches):
+            for name in METHODS if (number + repeat) % 2 == 0 else METHODS[::-1]:
+                started = time.perf_counter()
+                done = timers[name](batch)
+                seconds[name][repeat] += time.perf_counter() - started
+                if repeat == 0:
+                    words[name] += done
+    rates = {name: [words[name] / s for s in spent] for name, spent in seconds.items()}
+    ratios = [rates[METHODS[0]][r] / rates[METHODS[1]][r] for r in range(repeats)]
+    loop_sentences = sum(1 for n in range(len(sentences)) if n % LOOP_EVERY == 0)
+    return {
+        "model": f"1-layer LSTM classifier (embedding {EMBEDDING_DIM}, hidden {HIDDEN_SIZE}, 2 classes, random "
+                 f"initialisation, seed {SEED})",
+        "bias_product": "reference",
+        "sentences": len(sentences),
+        "words": words[METHODS[0]],
+        "loop_sentences": loop_sentences,
+        "loop_words": words[METHODS[1]],
+        "loop_every": LOOP_EVERY,
+        "batches": len(sentences.batches),
+        "batch_size_max": max(int(b.lengths.numel()) for b in sentences.batches),
+        "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+        "threads": 1,
+        "repeats": repeats,
+        "seconds": seconds,
+        "words_per_second": {name: statistics.median(values) for name, values in rates.items()},
+        "words_per_second_per_repeat": rates,
+        "sentences_per_second": {
+            METHODS[0]: len(sentences) / statistics.median(seconds[METHODS[0]]),
+            METHODS[1]: loop_sentences / statistics.median(seconds[METHODS[1]]),
+        },
+        "ratio": statistics.median(ratios),
+        "ratio_per_repeat": ratios,
+        "target_ratio": TARGET_RATIO,
+        "target_met": statistics.median(ratios) >= TARGET_RATIO,
+        "sanity_relative_difference": sanity,
+    }
+
+
+def _write(out: Path, provenance: Provenance, result: Dict[str, Any]) -> List[str]:
+    rates, per_repeat = result["words_per_second"], result["words_per_second_per_repeat"]
+    per_sentence = result["sentences_per_second"]
+    met = "met" if result["target_met"] else "NOT met"
+    ratio = result["ratio"]
+    lines = [
+        "# ContextualDecomposition speed",
+        "",
+        "All single-word CD scores (β_pos − β_neg, `bias_product=\"reference\"`) of the "
+        f"{result['sentences']} SST test sentences ({result['words']} words) with a {result['model']}, "
+        f"{result['dtype']}, one torch thread. "
+        f"ContextualDecomposition runs on all sentences in {result['batches']} batches of at most "
+        f"{result['batch_size_max']} (sorted by length); the per-phrase NumPy loop on every {result['loop_every']}th "
+        f"sentence ({result['loop_sentences']} sentences, {result['loop_words']} words). Throughput is in word scores "
+        f"per second, the median of {result['repeats']} timed passes interleaved batch by batch; the ratio is the "
+        "median of the per-pass ratios.",
+        "",
+        "| method | word scores/s | per pass | sentences/s |",
+        "|---|---|---|---|",
+        *[
+            f"| {name} | {rates[name]:.1f} | {' / '.join(f'{v:.1f}' for v in per_repeat[name])} | "
+            f"{per_sentence[name]:.2f} |"
+            for name in METHODS
+        ],
+        "",
+        f"ContextualDecomposition / NumPy loop: **{ratio:.1f}×** (per pass: "
+        f"{' / '.join(f'{r:.1f}' for r in result['ratio_per_repeat'])}); target ≥ {result['target_ratio']:g}×: {met}.",
+        "",
+        f"Sanity check (float64, {SANITY_SENTENCES} sentences of the longest batch): the NumPy loop and "
+        f"ContextualDecomposition agree to a relative difference of {result['sanity_relative_difference']:.1e}.",
+    ]
+    write_markdown(out / "cd_speed.md", provenance, "\n".join(lines))
+    write_json(out / "cd_speed.json", provenance, result)
+    summary = [f"cd-speed: {name}: {rates[name]:.1f} word scores/s ({per_sentence[name]:.2f} sentences/s)"
+               for name in METHODS]
+    summary.append(f"cd-speed: ContextualDecomposition / NumPy loop = {ratio:.1f} (target >= "
+                   f"{result['target_ratio']:g}: {met})")
+    summary.append(f"cd-speed: sanity check (float64): relative difference {result['sanity_relative_difference']:.1e}")
+    summary.append(f"wrote {out / 'cd_speed.md'}, {out / 'cd_speed.json'}")
+    return summary

@@ -1,0 +1,110 @@
+"""The CD speed benchmark: its NumPy baseline is exact, and the command writes its files with the provenance first."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_arras2017 import make_tiny_setup
+
+from captum_text_ext import ContextualDecomposition
+from captum_text_ext.benchmarks import BENCHMARKS, cd_speed
+from captum_text_ext.benchmarks.arras2017 import embed_sentences
+from captum_text_ext.benchmarks.cd_speed import LSTMWeights, numpy_lstm_cd, numpy_word_scores, sanity_check
+from captum_text_ext.cli import main
+from captum_text_ext.models import LSTMClassifier
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():  # type: ignore[no-untyped-def]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _model(seed: int) -> LSTMClassifier:
+    torch.manual_seed(seed)
+    model = LSTMClassifier(25, embedding_dim=5, hidden_size=4, num_classes=2, bidirectional=False).double().eval()
+    with torch.no_grad():  # larger biases, so that where the bias-only product goes matters
+        for name, parameter in model.named_parameters():
+            if "bias" in name:
+                parameter.uniform_(-1.0, 1.0)
+    return model
+
+
+def test_numpy_loop_equals_contextual_decomposition_for_every_contiguous_phrase() -> None:
+    model = _model(3)
+    weights = LSTMWeights.from_model(model)
+    ids = torch.tensor([[2, 3, 4, 5, 6, 7], [9, 10, 11, 0, 0, 0]])
+    lengths = torch.tensor([6, 3])
+    x = model.embedding(ids).detach()
+    cd = ContextualDecomposition(model.forward_embeddings, bias_product="reference")
+    for n, length in enumerate(lengths.tolist()):
+        spans = [(start, stop) for start in range(length) for stop in range(start, length)]
+        masks = torch.zeros(len(spans), 1, length, dtype=torch.bool)
+        for p, (start, stop) in enumerate(spans):
+            masks[p, 0, start : stop + 1] = True
+        relevant, irrelevant = cd.decompose(x[n : n + 1, :length], masks, lengths[n : n + 1])
+        for p, (start, stop) in enumerate(spans):
+            loop = numpy_lstm_cd(weights, x[n, :length].numpy(), start, stop)
+            assert np.abs(loop[0] - relevant[p, 0].numpy()).max() < 1e-12
+            assert np.abs(loop[1] - irrelevant[p, 0].numpy()).max() < 1e-12
+
+
+def test_word_scores_are_the_positive_minus_the_negative_beta() -> None:
+    model = _model(4)
+    x = model.embedding(torch.tensor([[2, 3, 4, 5]])).detach()
+    scores = numpy_word_scores(LSTMWeights.from_model(model), x[0].numpy())
+    ours = ContextualDecomposition(model.forward_embeddings, "reference").attribute(x, target=1, contrast=0)
+    assert np.abs(scores - ours.sum(-1)[0].numpy()).max() < 1e-12
+
+
+def test_weights_refuse_other_architectures() -> None:
+    with pytest.raises(ValueError, match="one-layer unidirectional nn.LSTM"):
+        LSTMWeights.from_model(LSTMClassifier(10, 3, 2, 2, bidirectional=False, pooling="max"))
+    with pytest.raises(ValueError, match="one-layer unidirectional nn.LSTM"):
+        LSTMWeights.from_model(LSTMClassifier(10, 3, 2, 2))
+
+
+def test_sanity_check_compares_in_float64_and_leaves_the_model_alone() -> None:
+    model = cd_speed.build_speed_model(12, embedding_dim=3, hidden_size=2)
+    sentences = embed_sentences(model.embedding, [[2, 3, 4], [5, 6]], [1, 0], 0)
+    assert sanity_check(model, sentences.batches[0]) < 1e-12
+    assert next(model.parameters()).dtype == torch.float32
+
+
+def test_command_writes_its_results_with_the_provenance_first(tmp_path: Path, monkeypatch, capsys) -> None:
+    data, _, count, _ = make_tiny_setup(tmp_path)
+    monkeypatch.setattr(cd_speed, "EXPECTED_SENTENCES", count)
+    monkeypatch.setattr(cd_speed, "EMBEDDING_DIM", 6)
+    monkeypatch.setattr(cd_speed, "HIDDEN_SIZE", 5)
+    argv = ["benchmark", "cd-speed", "--out", str(tmp_path / "r"), "--data-root", str(data)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    markdown = (tmp_path / "r" / "cd_speed.md").read_text(encoding="utf-8")
+    assert markdown.startswith(f"<!-- provenance\ncommand: captum-text-ext {' '.join(argv)}\n")
+    payload = json.loads((tmp_path / "r" / "cd_speed.json").read_text(encoding="utf-8"))
+    assert list(payload) == ["provenance", "results"]
+    results = payload["results"]
+    assert results["sentences"] == count and results["dtype"] == "float32" and results["repeats"] == 3
+    assert results["loop_sentences"] == len(range(0, count, cd_speed.LOOP_EVERY))
+    assert "embedding 6, hidden 5" in results["model"]
+    ratio = f"{results['ratio']:.1f}"
+    assert f"NumPy loop = {ratio}" in printed and f"NumPy loop: **{ratio}×**" in markdown
+    assert results["sanity_relative_difference"] < 1e-8
+
+
+def test_registered_with_its_results_directory() -> None:
+    assert BENCHMARKS["cd-speed"].default_out == Path("benchmarks/results")
+
+
+def test_wrong_test_set_size_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+    data, _, _, _ = make_tiny_setup(tmp_path)
+    argv = ["benchmark", "cd-speed", "--out", str(tmp_path / "r"), "--data-root", str(data)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "2210 sentences" in err
