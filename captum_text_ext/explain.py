@@ -17,7 +17,10 @@ Reductions: methods that multiply by the input (InputXGradient, Integrated Gradi
 over the embedding, keeping their sign (red supports the target, blue speaks against it); pure gradients (Saliency)
 are reduced by their ℓ2 norm, which has no sign; perturbation methods with one feature per token (Occlusion,
 FeatureAblation, ShapleyValueSampling, Lime) give every entry of a token the token's score, which is kept as it is.
-:data:`DEFAULT_METHODS` are the quick ones ``explain`` and the demo run by default.
+:data:`DEFAULT_METHODS` are the quick ones ``explain`` and the demo run by default: Captum's Saliency and
+Integrated Gradients and every per-token method of this package (LRP, LRP_cons, CD, and the gradient surrogate's
+gradient × input, whose plain-gradient twin equals Saliency). ``HiddenUnitOptimization`` explains hidden locations,
+not tokens, and is not in the table.
 """
 
 from __future__ import annotations
@@ -281,7 +284,9 @@ METHODS: Dict[str, Method] = {
     )
 }
 """Every attribution method the package applies, by key. A new method joins with one entry."""
-DEFAULT_METHODS: Tuple[str, ...] = ("saliency", "integrated_gradients", "lrp", "lrp_cons")
+DEFAULT_METHODS: Tuple[str, ...] = (
+    "saliency", "integrated_gradients", "lrp", "lrp_cons", "contextual_decomposition", "gradient_surrogate_x_input"
+)
 """What ``explain`` and the demo run unless told otherwise (the quick ones)."""
 
 
