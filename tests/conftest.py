@@ -6,8 +6,10 @@ import contextlib
 import io
 import os
 from pathlib import Path
+from typing import Iterator
 
 import pytest
+import torch
 
 from captum_text_ext.datasets._paths import DATA_ENV_VAR
 
@@ -30,6 +32,25 @@ def shared_data_dir() -> Path:
     if _in_ci():
         pytest.fail(message)
     pytest.skip(message)
+
+
+ONE_THREAD_DIRECTORIES = ("attr", "decomposition", "benchmarks")
+"""Test directories run with one intra-op thread: their small float64 tests (and the benchmarks, which run on one
+thread themselves) are slowed down by OpenMP's spin-waiting on a loaded 2-core machine, where a tiny matmul takes
+~15 ms with 2 threads and ~10 us with 1."""
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_in_small_tests(request: pytest.FixtureRequest) -> Iterator[None]:
+    if Path(str(request.node.path)).parent.name not in ONE_THREAD_DIRECTORIES:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def pytest_configure(config: pytest.Config) -> None:
