@@ -10,6 +10,7 @@ from captum.attr import GradientAttribution, LayerAttribution, NoiseTunnel
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from _model_state import SwitchableLSTM, assert_model_unchanged, model_state
 from captum_text_ext import LSTMLRP, LayerLSTMLRP
 from captum_text_ext.attr import LRPDecomposition
 from captum_text_ext.decomposition import UnsupportedOperationError
@@ -269,65 +270,26 @@ def test_layer_must_run_exactly_once() -> None:
         LayerLSTMLRP(Twice(), model.embedding).attribute(ids, 0, lengths)
 
 
-def _state(model: nn.Module) -> Dict[str, Any]:
-    hook_dicts = (
-        "_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_forward_hooks_with_kwargs",
-        "_forward_pre_hooks_with_kwargs", "_forward_hooks_always_called", "_backward_pre_hooks",
-    )  # fmt: skip
-    return {
-        "params": {k: v.detach().clone() for k, v in model.state_dict().items()},
-        "requires_grad": [p.requires_grad for p in model.parameters()],
-        "grads": [p.grad for p in model.parameters()],
-        "training": [m.training for m in model.modules()],
-        "hooks": [{name: list(getattr(m, name, {}).keys()) for name in hook_dicts} for m in model.modules()],
-    }
-
-
-def _assert_same(before: Dict[str, Any], model: nn.Module) -> None:
-    after = _state(model)
-    assert before["params"].keys() == after["params"].keys()
-    assert all(torch.equal(before["params"][k], after["params"][k]) for k in before["params"])
-    assert before["requires_grad"] == after["requires_grad"]
-    assert all(g is None for g in after["grads"])
-    assert before["training"] == after["training"]
-    assert before["hooks"] == after["hooks"]
-
-
-class Switchable(nn.Module):
-    """An LSTM model that can be told to call an op LSTMLRP has no rule for."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.rnn = nn.LSTM(3, 3, batch_first=True, bidirectional=True)
-        self.drop = nn.Dropout(0.5)
-        self.fc = nn.Linear(6, 2)
-        self.bad = False
-
-    def forward(self, x: Tensor) -> Tensor:
-        h = self.drop(torch.cat(list(self.rnn(x)[1][0]), dim=-1))
-        return self.fc(torch.exp(h) if self.bad else h)
-
-
 def test_model_is_left_exactly_as_it_was_also_when_attribute_raises() -> None:
     torch.manual_seed(0)
-    model = Switchable().double().train()
+    model = SwitchableLSTM().double().train()
     model.rnn.weight_hh_l0.requires_grad_(False)
     model.fc.register_forward_hook(lambda *args: None)
     model.register_forward_pre_hook(lambda *args: None)
-    before = _state(model)
+    before = model_state(model)
     x = torch.randn(2, 4, 3, dtype=torch.float64)
     lrp = LSTMLRP(model)
     first = lrp.attribute(x, 1)
-    _assert_same(before, model)
+    assert_model_unchanged(before, model)
     assert torch.equal(lrp.attribute(x, 1), first)  # evaluation mode: no dropout, deterministic
     model.bad = True
     with pytest.raises(UnsupportedOperationError):
         lrp.attribute(x, 1)
-    _assert_same(before, model)
+    assert_model_unchanged(before, model)
     model.bad = False
     with pytest.raises(IndexError):
         lrp.attribute(x, 7)  # a target out of range raises after the forward pass
-    _assert_same(before, model)
+    assert_model_unchanged(before, model)
 
 
 @pytest.mark.parametrize(
