@@ -6,6 +6,7 @@ Everything runs on hand-made or tiny random models; :func:`make_tiny_setup` writ
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
@@ -213,6 +214,12 @@ def test_markdown_cells_survive_markdown_and_rst() -> None:
 def test_registry_feeds_the_cli() -> None:
     assert {"arras2017", "lrp-speed", "hechtlinger2016", "leaderboard"} <= set(BENCHMARKS)
     assert BENCHMARKS["arras2017"].default_out == Path("benchmarks/results/arras2017")
+
+
+def test_every_registered_benchmark_names_a_module_with_its_runner() -> None:
+    for benchmark in BENCHMARKS.values():
+        module = importlib.import_module(f"captum_text_ext.benchmarks.{benchmark.module}")
+        assert callable(getattr(module, f"run_{benchmark.module}")), benchmark.name
 
 
 def test_command_writes_every_file_with_its_provenance_first(tmp_path: Path, monkeypatch, capsys) -> None:
