@@ -98,6 +98,10 @@ INFIDELITY_NOISE = 0.1
 """Standard deviation of infidelity's Gaussian noise."""
 PERTURBATION_SAMPLES = 10
 """Noise draws per sentence for infidelity and sensitivity-max."""
+TIME_BUDGET_MINUTES = 60
+"""The full run's time budget on 2 cores."""
+TOP1_GOAL = 0.9
+"""The top-1 ground-truth precision LRP and CD are checked against on lstm-synthetic."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -505,8 +509,26 @@ def run_leaderboard(
     return _write(out, run.provenance, results)
 
 
+def _goals(provenance: Provenance, results: Mapping[str, Any]) -> List[str]:
+    """The issue's two checks: the run's wall time, and LRP's and CD's top-1 precision on the synthetic corpus."""
+    minutes = provenance.wall_seconds / 60
+    full = set(results["models"]) == set(DEFAULT_MODELS)
+    lines = ["## Goals", "", f"- Wall time of this run: {minutes:.1f} min on {provenance.cpu_count} logical cores "
+             + (f"(goal for the full run ≤ {TIME_BUDGET_MINUTES} min: {'met' if minutes <= TIME_BUDGET_MINUTES else 'NOT met'})"
+                if full else "(not the full run of the default models: no goal)")]
+    synthetic = results["models"].get("lstm-synthetic")
+    if synthetic is not None:
+        top1 = synthetic["summary"].get("top1", {})
+        for label in ("LRP", "CD"):
+            if label in top1:
+                value = top1[label]["mean"]
+                lines.append(f"- lstm-synthetic, top-1 ground-truth precision of {label}: {value:.3f} "
+                             f"(goal ≥ {TOP1_GOAL}: {'met' if value >= TOP1_GOAL else 'NOT met'})")
+    return lines
+
+
 def _write(out: Path, provenance: Provenance, results: Mapping[str, Any]) -> List[str]:
-    body = _markdown(results)
+    body = "\n".join([_markdown(results), *_goals(provenance, results), ""])
     write_markdown(out / "leaderboard.md", provenance, body)
     write_json(out / "leaderboard.json", provenance, results)
     written = [out / "leaderboard.md", out / "leaderboard.json"]

@@ -42,6 +42,11 @@ def test_leaderboard_runs_end_to_end_and_writes_what_it_prints(synthetic_zoo: di
         assert set(summary["neg×word"]) <= {"CD"}
         assert (out / f"curves-{'lstm-synthetic' if model is lstm else 'textcnn-synthetic'}.png").is_file()
     assert "## lstm-synthetic" in markdown and "Not applicable:" in markdown
+    assert "(not the full run of the default models: no goal)" in markdown
+    top1 = lstm["summary"]["top1"]
+    for label in ("LRP", "CD"):
+        verdict = "met" if top1[label]["mean"] >= 0.9 else "NOT met"
+        assert f"top-1 ground-truth precision of {label}: {top1[label]['mean']:.3f} (goal ≥ 0.9: {verdict})" in markdown
     assert payload["provenance"]["command"].startswith("captum-text-ext benchmark leaderboard")
 
 
