@@ -164,32 +164,88 @@ class MatchingRate:
     interpretations: List[List[int]]
 
 
-class _BatchedAdam:
-    """Adam (ascent) over a batch of independent items; an item that is not active neither moves nor advances its
-    step count, so every item follows the trajectory it would follow alone."""
+class _ActiveAdam:
+    """Adam (ascent) over the items that are still moving, kept contiguous: every active item has made the same
+    number of updates (items only ever stop), so the bias corrections are one scalar, and a stopped item is dropped
+    (:meth:`keep`) without moving or ageing the others; each item follows the trajectory it would follow alone."""
 
-    def __init__(self, shape: Tuple[int, ...], like: Tensor, lr: float, betas: Tuple[float, float], eps: float) -> None:
+    def __init__(self, x: Tensor, lr: float, betas: Tuple[float, float], eps: float) -> None:
         self.lr, self.betas, self.eps = lr, betas, eps
-        self.m = torch.zeros(shape, dtype=like.dtype, device=like.device)
-        self.v = torch.zeros_like(self.m)
-        self.t = torch.zeros(shape[0], dtype=like.dtype, device=like.device)
+        self.x, self.m, self.v = x.clone(), torch.zeros_like(x), torch.zeros_like(x)
+        self.t = 0
 
-    def step(self, x: Tensor, grad: Tensor, active: Tensor) -> Tensor:
-        """``x`` moved up ``grad`` for the ``active`` items (indices); the others unchanged."""
+    def keep(self, moving: Tensor) -> None:
+        """Drop the items where ``moving`` is false."""
+        self.x, self.m, self.v = self.x[moving], self.m[moving], self.v[moving]
+
+    def step(self, grad: Tensor) -> None:
+        """Move every item up its gradient, in place."""
         beta1, beta2 = self.betas
-        self.t[active] += 1
-        t = self.t[active].reshape(-1, *([1] * (x.dim() - 1)))
-        m = self.m[active] * beta1 + (1 - beta1) * grad
-        v = self.v[active] * beta2 + (1 - beta2) * grad * grad
-        self.m[active], self.v[active] = m, v
-        denominator = (v / (1 - beta2**t)).sqrt() + self.eps
-        x = x.clone()
-        x[active] = x[active] + self.lr * (m / (1 - beta1**t)) / denominator
-        return x
+        self.t += 1
+        self.m.mul_(beta1).add_(grad, alpha=1 - beta1)
+        self.v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denominator = (self.v / (1 - beta2**self.t)).sqrt_().add_(self.eps)
+        self.x.addcdiv_(self.m, denominator, value=self.lr / (1 - beta1**self.t))
 
 
 def _index_args(args: Tuple[object, ...], index: Tensor, batch: int) -> Tuple[object, ...]:
     return tuple(a[index.to(a.device)] if isinstance(a, Tensor) and a.dim() and a.shape[0] == batch else a for a in args)
+
+
+@dataclasses.dataclass
+class _ItemForward:
+    """:math:`a'_{ij}` of a set of items, by a forward pass up to the layer.
+
+    With ``padded is None`` (an unpadded stack whose first module reads the embeddings unchanged), the model runs on
+    the sentences as they are, each once (``ids``; item ``b`` reads row ``rows[b]``), and the input of the stack's
+    first module is cropped to each item's receptive field, where the optimized columns replace the sentence's:
+    every tensor that carries a gradient is field-sized.
+    Otherwise :math:`X_0` (``padded``, the sentences' embeddings and a zero column, with the optimized columns put in
+    at ``index``) replaces the embedding's output, and the first module's input is cropped when the stack does not
+    pad.
+    """
+
+    hunt: "HiddenUnitOptimization"
+    ids: Tensor
+    args: Tuple[object, ...]
+    location: Tensor
+    columns: Tensor
+    mask: Tensor
+    padded: Optional[Tensor]
+    index: Optional[Tensor]
+    rows: Optional[Tensor]
+
+    def activation(self, vectors: Tensor) -> Tensor:
+        """:math:`(B, C)` the layer's output at each item's location with its columns of :math:`X_0` = ``vectors``."""
+        hunt = self.hunt
+        stack = hunt.saliency.stack
+        assert stack is not None
+        unpadded = all(window_geometry(module)[4] == 0 for module in stack)
+        crop = (stack[0], self.columns[:, 0], hunt.field_width) if unpadded else None
+        if self.padded is None:
+            mask = self.mask.unsqueeze(1)
+            hooks = hunt.saliency.hooks(
+                stop_after_layer=True, leaf=False, embedding=hunt.embedding, token_ids=self.ids, crop=crop,
+                substitute=lambda cropped: torch.where(mask, vectors.transpose(1, 2), cropped), crop_rows=self.rows,
+            )
+        else:
+            assert self.index is not None
+            padded, tokens = self.padded, self.padded.shape[1] - 1
+            index = self.index.unsqueeze(-1).expand_as(vectors)
+            x0 = padded.scatter(1, index, torch.where(self.mask.unsqueeze(-1), vectors, padded.gather(1, index)))
+            hooks = hunt.saliency.hooks(
+                stop_after_layer=True, leaf=False, embedding=hunt.embedding, token_ids=self.ids,
+                replace_embeddings=lambda time_first: x0[:, :tokens], crop=crop,
+            )
+        with hooks:
+            try:
+                hunt.model(self.ids, *self.args)
+            except StopForward:
+                pass
+        activations = hooks.activations()
+        if crop is not None:
+            return activations[:, :, 0]
+        return activations[torch.arange(len(self.location), device=self.location.device), :, self.location]
 
 
 class HiddenUnitOptimization:
@@ -238,7 +294,10 @@ class HiddenUnitOptimization:
     All examples and all their selected locations are optimized together, in one batched loop; an item that stops
     drops out of the forward passes. When no module of the stack pads, each pass computes only the optimized
     location: the input of the stack's first module is cropped to the location's receptive field (its output there
-    is the same, the other locations are never computed). The model is in evaluation mode with frozen parameters during a call, restored
+    is the same, the other locations are never computed). When, moreover, that module reads the embedding's output
+    unchanged (checked once per call, on the sentences: equal up to the transpose to channels first, as in a text
+    CNN whose dropout is off in evaluation mode), the optimized columns are put in at the cropped input instead of
+    the embedding's output, so no tensor of a whole sentence takes part in the gradient; the result is the same. The model is in evaluation mode with frozen parameters during a call, restored
     afterwards, hooks removed, also when the call raises.
 
     Args:
@@ -433,41 +492,55 @@ class HiddenUnitOptimization:
         vectors: Tensor,
         targets: Tensor,
     ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        items = len(example)
-        trace = torch.full((items, self.max_steps + 1), math.nan, dtype=vectors.dtype, device=vectors.device)
-        steps = torch.zeros(items, dtype=torch.long, device=vectors.device)
-        converged = torch.zeros(items, dtype=torch.bool, device=vectors.device)
-        adam = _BatchedAdam(tuple(vectors.shape), vectors, self.lr, self.betas, self.eps)
+        count = len(example)
+        trace = torch.full((count, self.max_steps + 1), math.nan, dtype=vectors.dtype, device=vectors.device)
+        steps = torch.zeros(count, dtype=torch.long, device=vectors.device)
+        converged = torch.zeros(count, dtype=torch.bool, device=vectors.device)
+        found = vectors.clone()
+        if not count:
+            return found, trace, steps, converged
+        adam = _ActiveAdam(vectors, self.lr, self.betas, self.eps)
         args = format_forward_args(additional_forward_args)
-        active = torch.arange(items, device=vectors.device)
-        snapshot = vectors.new_zeros(items, vectors.shape[2])
+        active = torch.arange(count, device=vectors.device)
+        snapshot = vectors.new_zeros(count, vectors.shape[2])
         with self.saliency.frozen():
+            stack = self.saliency.stack
+            assert stack is not None
+            unpadded = all(window_geometry(module)[4] == 0 for module in stack)
+            at_first_module = unpadded and self._reads_embeddings_unchanged(inputs, args, stack[0])
+
+            def items(chosen: Tensor) -> _ItemForward:
+                return self._item_forward(inputs, args, embeddings, at_first_module, example[chosen],
+                                          location[chosen], columns[chosen], mask[chosen])
+
+            batch = items(active)
             for step in range(self.max_steps + 1):
-                if not len(active):
-                    break
-                leaf = vectors[active].detach().requires_grad_(True)
+                leaf = adam.x.detach().requires_grad_(True)
                 with torch.enable_grad():
-                    activation = self._activation(inputs, args, embeddings, example[active], location[active],
-                                                  columns[active], mask[active], leaf)
-                    value = self.objective(activation, targets[active], leaf, mask[active])
+                    value = self.objective(batch.activation(leaf), targets[active], leaf, mask[active])
                     (grad,) = torch.autograd.grad(value.sum(), leaf)
-                value = value.detach()
-                trace[active, step] = value
+                trace[active, step] = value.detach()
                 steps[active] = step
-                done = torch.zeros_like(value, dtype=torch.bool)
+                done = torch.zeros_like(active, dtype=torch.bool)
                 if step % self.window == 0:
-                    overall = self._overall(leaf.detach(), mask[active])
+                    overall = self._overall(adam.x, mask[active])
                     if step:
-                        change = 1 - torch.nn.functional.cosine_similarity(overall, snapshot[active], dim=1)
-                        done = change <= self.tol
+                        done = 1 - torch.nn.functional.cosine_similarity(overall, snapshot[active], dim=1) <= self.tol
                         converged[active[done]] = True
                     snapshot[active] = overall
                 if step == self.max_steps:
+                    found[active] = adam.x
                     break
-                moving = ~done
-                vectors = adam.step(vectors, grad[moving], active[moving])
-                active = active[moving]
-        return vectors.detach(), trace, steps, converged
+                if bool(done.any()):
+                    found[active[done]] = adam.x[done]
+                    moving = ~done
+                    adam.keep(moving)
+                    grad, active = grad[moving], active[moving]
+                    if not len(active):
+                        break
+                    batch = items(active)
+                adam.step(grad)
+        return found, trace, steps, converged
 
     @staticmethod
     def _overall(vectors: Tensor, mask: Tensor) -> Tensor:
@@ -475,41 +548,53 @@ class HiddenUnitOptimization:
         weights = mask.to(vectors.dtype).unsqueeze(-1)
         return (vectors * weights).sum(1) / weights.sum(1).clamp(min=1)
 
-    def _activation(
-        self,
-        inputs: Tensor,
-        args: Tuple[object, ...],
-        embeddings: Tensor,
-        example: Tensor,
-        location: Tensor,
-        columns: Tensor,
-        mask: Tensor,
-        vectors: Tensor,
-    ) -> Tensor:
-        """:math:`a'_{ij}` :math:`(B, C)`: the model run on each item's :math:`X_0` up to the layer."""
-        base = embeddings[example]
-        tokens = base.shape[1]
-        padded = torch.cat([base, base.new_zeros(base.shape[0], 1, base.shape[2])], dim=1)
-        index = torch.where(mask, columns, torch.full_like(columns, tokens)).unsqueeze(-1).expand_as(vectors)
-        x0 = padded.scatter(1, index, torch.where(mask.unsqueeze(-1), vectors, padded.gather(1, index)))[:, :tokens]
-        ids = inputs[example]
-        stack = self.saliency.stack
-        assert stack is not None
-        unpadded = all(window_geometry(module)[4] == 0 for module in stack)
-        crop = (stack[0], columns[:, 0], self.field_width) if unpadded else None
-        hooks = self.saliency.hooks(
-            stop_after_layer=True, leaf=False, embedding=self.embedding, token_ids=ids,
-            replace_embeddings=lambda time_first: x0, crop=crop,
-        )
-        with hooks:
-            try:
-                self.model(ids, *_index_args(args, example, inputs.shape[0]))
-            except StopForward:
-                pass
-        activations = hooks.activations()
-        if crop is not None:
-            return activations[:, :, 0]
-        return activations[torch.arange(len(location), device=location.device), :, location]
+    def _item_forward(
+        self, inputs: Tensor, args: Tuple[object, ...], embeddings: Tensor, at_first_module: bool, example: Tensor,
+        location: Tensor, columns: Tensor, mask: Tensor,
+    ) -> _ItemForward:
+        """The forward pass of these items (what does not change between steps is indexed once)."""
+        padded = index = rows = None
+        if at_first_module:
+            example, rows = torch.unique(example, return_inverse=True)
+        else:
+            base = embeddings[example]
+            padded = torch.cat([base, base.new_zeros(base.shape[0], 1, base.shape[2])], dim=1)
+            index = torch.where(mask, columns, torch.full_like(columns, base.shape[1]))
+        return _ItemForward(self, inputs[example], _index_args(args, example, inputs.shape[0]), location, columns,
+                            mask, padded, index, rows)
+
+    def _reads_embeddings_unchanged(self, inputs: Tensor, args: Tuple[object, ...], first: nn.Module) -> bool:
+        """Whether ``first`` reads every token position of the embedding's output exactly as it is (up to the
+        transpose to channels first, and padding or cropping at the end): checked by putting in seeded random
+        embeddings, so a glue that scales, mixes positions or applies a nonlinearity fails it."""
+        seen: List[Tensor] = []
+        probe: List[Tensor] = []
+
+        def random_embeddings(time_first: bool) -> Tensor:
+            assert hooks.embeddings is not None
+            generator = torch.Generator().manual_seed(0)
+            shape, like = hooks.embeddings.shape, hooks.embeddings
+            probe.append(torch.randn(shape, generator=generator, dtype=torch.float64).to(like))
+            return probe[0]
+
+        handle = first.register_forward_pre_hook(lambda module, given: seen.append(given[0].detach()))
+        hooks = self.saliency.hooks(stop_after_layer=True, leaf=False, embedding=self.embedding, token_ids=inputs,
+                                    replace_embeddings=random_embeddings)
+        try:
+            with hooks, torch.no_grad():
+                try:
+                    self.model(inputs, *args)
+                except StopForward:
+                    pass
+        finally:
+            handle.remove()
+        if not seen or not probe or seen[0].dim() != 3 or seen[0].shape[:2] != probe[0].shape[::2]:
+            return False
+        width = min(seen[0].shape[2], probe[0].shape[1])
+        padding_idx = self.embedding.padding_idx
+        ids = inputs[:, :width]
+        tokens = ids != padding_idx if padding_idx is not None else torch.ones_like(ids, dtype=torch.bool)
+        return torch.equal(seen[0][:, :, :width].transpose(1, 2)[tokens], probe[0][:, :width][tokens])
 
     def matching_rate(
         self,

@@ -56,8 +56,8 @@ class LayerHooks:
     """Hooks for one forward pass: capture ``layer``'s output (as a gradient leaf, or as it is), record the spatial
     modules that run before it (``watch``) to find or check the stack, optionally watch or replace an embedding's
     output, optionally stop after the layer, optionally ``crop`` the input of the stack's first module to ``width``
-    positions from a start per example (``(module, start (N,), width)``). All hooks are removed on exit, also after
-    an exception."""
+    positions from a start per row (``(module, start (B,), width)``; row ``b`` taken from the input's row
+    ``crop_rows[b]``, default ``b``) and ``substitute`` what the crop gives (a function of the cropped input). All hooks are removed on exit, also after an exception."""
 
     def __init__(
         self,
@@ -71,11 +71,13 @@ class LayerHooks:
         token_ids: Optional[Tensor] = None,
         replace_embeddings: Optional[Callable[[bool], Tensor]] = None,
         crop: Optional[Tuple[nn.Module, Tensor, int]] = None,
+        substitute: Optional[Callable[[Tensor], Tensor]] = None,
+        crop_rows: Optional[Tensor] = None,
     ) -> None:
         self.layer, self.watch, self.explicit_stack, self.channel_dim = layer, list(watch), explicit_stack, channel_dim
         self.stop_after_layer, self.leaf = stop_after_layer, leaf
         self.embedding, self.token_ids, self.replace_embeddings = embedding, token_ids, replace_embeddings
-        self.crop = crop
+        self.crop, self.substitute, self.crop_rows = crop, substitute, crop_rows
         self.handles: List[RemovableHandle] = []
         self.ran: List[Tuple[nn.Module, int, int]] = []
         self.raw: Optional[Tensor] = None
@@ -105,8 +107,13 @@ class LayerHooks:
         assert self.crop is not None
         _, start, width = self.crop
         x = args[0]
-        index = (start.to(x.device).unsqueeze(1) + torch.arange(width, device=x.device)).unsqueeze(1)
-        return (x.gather(2, index.expand(-1, x.shape[1], -1)), *args[1:])
+        positions = start.to(x.device).unsqueeze(1) + torch.arange(width, device=x.device)
+        if self.crop_rows is None:
+            cropped = x.gather(2, positions.unsqueeze(1).expand(-1, x.shape[1], -1))
+        else:
+            rows = self.crop_rows.to(x.device).view(-1, 1, 1)
+            cropped = x[rows, torch.arange(x.shape[1], device=x.device).view(1, -1, 1), positions.unsqueeze(1)]
+        return (cropped if self.substitute is None else self.substitute(cropped), *args[1:])
 
     def _record_lengths(self, module: nn.Module, args: Tuple[Any, ...], output: Any) -> None:
         if self.raw is None:

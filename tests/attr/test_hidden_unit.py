@@ -303,6 +303,54 @@ def test_batched_equals_each_example_and_location_alone(case: str) -> None:
         assert (top.vectors - alone.vectors[:1]).abs().max() <= 1e-6
 
 
+class GluedCNN(StridedCNN):
+    """A CNN whose forward scales the embeddings before the (unpadded) convolution: X0 must pass through the glue."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(3, 4, 3)
+
+    def layer1(self, x: Tensor) -> Tensor:
+        return self.relu1(self.conv1(2 * x))
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return self.head(self.layer1(self.embedding(ids).transpose(1, 2)))
+
+
+@pytest.mark.parametrize("input_length", [None, 12])
+def test_columns_go_in_at_the_first_module_only_when_it_reads_the_embeddings_unchanged(
+    monkeypatch: pytest.MonkeyPatch, input_length: Optional[int]
+) -> None:
+    torch.manual_seed(0)
+    textcnn = TextCNN(VOCAB, 4, 3, channels=(5, 4), kernel_sizes=(3, 2), input_length=input_length).double().eval()
+    ids = _ids([8, 3, 6])
+    hunt = _hunt(textcnn, textcnn.activations[0], max_steps=60)
+    checks: List[bool] = []
+    original = HiddenUnitOptimization._reads_embeddings_unchanged
+
+    def recording(self, *args):  # type: ignore[no-untyped-def]
+        checks.append(original(self, *args))
+        return checks[-1]
+
+    monkeypatch.setattr(HiddenUnitOptimization, "_reads_embeddings_unchanged", recording)
+    cropped = hunt.optimize(ids, additional_forward_args=_lengths(ids), n_locations=2)
+    monkeypatch.setattr(HiddenUnitOptimization, "_reads_embeddings_unchanged", lambda self, *args: False)
+    replaced = hunt.optimize(ids, additional_forward_args=_lengths(ids), n_locations=2)
+    assert checks == [True]
+    assert (cropped.vectors - replaced.vectors).abs().max() <= 1e-10
+    assert (cropped.trace - replaced.trace).nan_to_num().abs().max() <= 1e-10
+    assert torch.equal(cropped.steps, replaced.steps)
+
+    monkeypatch.setattr(HiddenUnitOptimization, "_reads_embeddings_unchanged", recording)
+    torch.manual_seed(0)
+    glued = GluedCNN().double().eval()
+    ids = _ids([9, 9, 9])
+    result = _hunt(glued, glued.relu1).optimize(ids, n_locations=2)
+    assert checks == [True, False]
+    for b in range(len(result.example)):
+        assert abs(float(result.objective[b]) - _eq6(glued, ids, result, b, 0.004, 0.02)) <= 1e-10
+
+
 def test_start_depends_on_seed_and_rank_only() -> None:
     model = _strided()
     first, second = _hunt(model, model.relu1, seed=3), _hunt(model, model.relu1, seed=3)
