@@ -45,3 +45,11 @@ def test_version_is_defined_once() -> None:
 def test_changelog_has_an_unreleased_section() -> None:
     changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
     assert "## [Unreleased]" in changelog and "### Added" in changelog
+
+
+def test_method_guide_quotes_only_numbers_of_the_recorded_leaderboard() -> None:
+    guide = (ROOT / "docs" / "which_method.rst").read_text(encoding="utf-8")
+    leaderboard = (ROOT / "benchmarks" / "results" / "leaderboard" / "leaderboard.md").read_text(encoding="utf-8")
+    quoted = set(re.findall(r"\b\d\.\d{3}\b", guide))
+    assert len(quoted) >= 20
+    assert sorted(n for n in quoted if n not in leaderboard) == []
