@@ -135,3 +135,39 @@ def _write_benchmark_results() -> None:
 
 
 _write_benchmark_results()
+
+
+def _check_public_names(app: object, env: object) -> None:
+    """Warn (an error under ``-W``) about every public name — in the ``__all__`` of a public module — that the API
+    reference does not document, under its own name or where it is defined."""
+    import importlib
+    import pkgutil
+
+    from sphinx.util import logging
+
+    import captum_text_ext
+
+    documented = set(env.get_domain("py").objects)  # type: ignore[attr-defined]
+    modules = ["captum_text_ext"] + [
+        info.name for info in pkgutil.walk_packages(captum_text_ext.__path__, "captum_text_ext.")
+        if not any(part.startswith("_") for part in info.name.split("."))
+    ]
+    missing = []
+    for module_name in modules:
+        module = importlib.import_module(module_name)
+        for name in getattr(module, "__all__", []):
+            value = getattr(module, name)
+            names = {f"{module_name}.{name}"}
+            if getattr(value, "__module__", None) and getattr(value, "__qualname__", None):
+                names.add(f"{value.__module__}.{value.__qualname__}")
+            documented_here = names & documented or any(  # data and aliases: documented where they are defined
+                d.startswith(f"{module_name}.") and d.endswith(f".{name}") for d in documented
+            )
+            if not documented_here and not name.startswith("__"):
+                missing.append(f"{module_name}.{name}")
+    if missing:
+        logging.getLogger(__name__).warning("public names missing from the API reference: %s", ", ".join(missing))
+
+
+def setup(app: object) -> None:
+    app.connect("env-check-consistency", _check_public_names)  # type: ignore[attr-defined]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, List, Optional, Union
 
 DATA_ENV_VAR = "CAPTUM_TEXT_EXT_DATA"
+"""The environment variable naming the data directory."""
 DEFAULT_DATA_DIR = Path("~/.cache/captum_text_ext")
 
 PathLike = Union[str, "os.PathLike[str]"]

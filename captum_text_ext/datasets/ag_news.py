@@ -32,6 +32,7 @@ from captum_text_ext.datasets._splits import stratified_split
 from captum_text_ext.datasets.tokenize import kim_tokenize
 
 AG_NEWS_CLASS_NAMES = ("World", "Sports", "Business", "Sci/Tech")
+"""The AG News labels by index (the file's class 1 is index 0)."""
 AG_NEWS_SOURCES = ("offline", "official")
 AG_NEWS_SPLITS = {"offline": ("train", "dev", "test"), "official": ("train", "test")}
 AG_NEWS_OFFLINE_SIZES = (("test", 1520), ("dev", 760), ("train", 5320))

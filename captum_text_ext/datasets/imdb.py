@@ -25,6 +25,7 @@ from captum_text_ext.datasets._records import TextDataset, TextExample
 from captum_text_ext.datasets.tokenize import kim_tokenize
 
 IMDB_CLASS_NAMES = ("negative", "positive")
+"""The IMDB labels by index."""
 IMDB_SPLITS = ("train", "test")
 _LINE_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _FILE_NAME = re.compile(r"(\d+)_(\d+)\.txt")

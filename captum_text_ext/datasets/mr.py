@@ -16,6 +16,7 @@ from captum_text_ext.datasets._splits import stratified_split
 from captum_text_ext.datasets.tokenize import kim_tokenize
 
 MR_CLASS_NAMES = ("negative", "positive")
+"""The MR labels by index."""
 MR_SPLITS = ("train", "dev", "test", "train+dev", "all")
 MR_SPLIT_SIZES = (("test", 1066), ("dev", 960), ("train", 8636))
 MR_LINES_PER_FILE = 5331

@@ -25,7 +25,9 @@ from captum_text_ext.datasets._paths import CorruptDatasetError, PathLike, find_
 SST_SPLITS = ("train", "dev", "test")
 SST_GRANULARITIES = ("fine", "binary")
 SST_FINE_CLASS_NAMES = ("very negative", "negative", "neutral", "positive", "very positive")
+"""The five SST labels by index."""
 SST_BINARY_CLASS_NAMES = ("negative", "positive")
+"""The binary SST labels by index (neutral sentences dropped)."""
 
 _FINE_TO_BINARY: Dict[int, Optional[int]] = {0: 0, 1: 0, 2: None, 3: 1, 4: 1}
 _BRACKET_ESCAPES = {"-LRB-": "(", "-RRB-": ")", "-LSB-": "[", "-RSB-": "]", "-LCB-": "{", "-RCB-": "}"}
