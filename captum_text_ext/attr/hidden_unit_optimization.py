@@ -202,7 +202,7 @@ class _ItemForward:
     every tensor that carries a gradient is field-sized.
     Otherwise :math:`X_0` (``padded``, the sentences' embeddings and a zero column, with the optimized columns put in
     at ``index``) replaces the embedding's output, and the first module's input is cropped when the stack does not
-    pad.
+    pad (``cropped``).
     """
 
     hunt: "HiddenUnitOptimization"
@@ -211,6 +211,7 @@ class _ItemForward:
     location: Tensor
     columns: Tensor
     mask: Tensor
+    cropped: bool
     padded: Optional[Tensor]
     index: Optional[Tensor]
     rows: Optional[Tensor]
@@ -220,8 +221,7 @@ class _ItemForward:
         hunt = self.hunt
         stack = hunt.saliency.stack
         assert stack is not None
-        unpadded = all(window_geometry(module)[4] == 0 for module in stack)
-        crop = (stack[0], self.columns[:, 0], hunt.field_width) if unpadded else None
+        crop = (stack[0], self.columns[:, 0], hunt.field_width) if self.cropped else None
         if self.padded is None:
             mask = self.mask.unsqueeze(1)
             hooks = hunt.saliency.hooks(
@@ -294,11 +294,12 @@ class HiddenUnitOptimization:
     All examples and all their selected locations are optimized together, in one batched loop; an item that stops
     drops out of the forward passes. When no module of the stack pads, each pass computes only the optimized
     location: the input of the stack's first module is cropped to the location's receptive field (its output there
-    is the same, the other locations are never computed). When, moreover, that module reads the embedding's output
-    unchanged (checked once per call, on the sentences: equal up to the transpose to channels first, as in a text
-    CNN whose dropout is off in evaluation mode), the optimized columns are put in at the cropped input instead of
-    the embedding's output, so no tensor of a whole sentence takes part in the gradient; the result is the same. The model is in evaluation mode with frozen parameters during a call, restored
-    afterwards, hooks removed, also when the call raises.
+    is the same, the other locations are never computed). When, moreover, that module reads every token position of
+    the embedding's output unchanged (checked once per call with seeded random embeddings: up to the transpose to
+    channels first and padding or cropping at the end, as in a text CNN whose dropout is off in evaluation mode),
+    each sentence runs once per pass and the optimized columns go in at the cropped input instead of the embedding's
+    output, so no tensor of a whole sentence carries a gradient; the result is the same. The model is in evaluation
+    mode with frozen parameters during a call, restored afterwards, hooks removed, also when the call raises.
 
     Args:
         model: the classifier taking token ids (and ``additional_forward_args``), returning logits :math:`(N, C)`.
@@ -510,7 +511,7 @@ class HiddenUnitOptimization:
             at_first_module = unpadded and self._reads_embeddings_unchanged(inputs, args, stack[0])
 
             def items(chosen: Tensor) -> _ItemForward:
-                return self._item_forward(inputs, args, embeddings, at_first_module, example[chosen],
+                return self._item_forward(inputs, args, embeddings, unpadded, at_first_module, example[chosen],
                                           location[chosen], columns[chosen], mask[chosen])
 
             batch = items(active)
@@ -549,8 +550,8 @@ class HiddenUnitOptimization:
         return (vectors * weights).sum(1) / weights.sum(1).clamp(min=1)
 
     def _item_forward(
-        self, inputs: Tensor, args: Tuple[object, ...], embeddings: Tensor, at_first_module: bool, example: Tensor,
-        location: Tensor, columns: Tensor, mask: Tensor,
+        self, inputs: Tensor, args: Tuple[object, ...], embeddings: Tensor, unpadded: bool, at_first_module: bool,
+        example: Tensor, location: Tensor, columns: Tensor, mask: Tensor,
     ) -> _ItemForward:
         """The forward pass of these items (what does not change between steps is indexed once)."""
         padded = index = rows = None
@@ -561,7 +562,7 @@ class HiddenUnitOptimization:
             padded = torch.cat([base, base.new_zeros(base.shape[0], 1, base.shape[2])], dim=1)
             index = torch.where(mask, columns, torch.full_like(columns, base.shape[1]))
         return _ItemForward(self, inputs[example], _index_args(args, example, inputs.shape[0]), location, columns,
-                            mask, padded, index, rows)
+                            mask, unpadded, padded, index, rows)
 
     def _reads_embeddings_unchanged(self, inputs: Tensor, args: Tuple[object, ...], first: nn.Module) -> bool:
         """Whether ``first`` reads every token position of the embedding's output exactly as it is (up to the

@@ -57,7 +57,8 @@ class LayerHooks:
     modules that run before it (``watch``) to find or check the stack, optionally watch or replace an embedding's
     output, optionally stop after the layer, optionally ``crop`` the input of the stack's first module to ``width``
     positions from a start per row (``(module, start (B,), width)``; row ``b`` taken from the input's row
-    ``crop_rows[b]``, default ``b``) and ``substitute`` what the crop gives (a function of the cropped input). All hooks are removed on exit, also after an exception."""
+    ``crop_rows[b]``, default ``b``) and ``substitute`` what the crop gives (a function of the cropped input). All
+    hooks are removed on exit, also after an exception."""
 
     def __init__(
         self,

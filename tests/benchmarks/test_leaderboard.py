@@ -46,7 +46,8 @@ def test_leaderboard_runs_end_to_end_and_writes_what_it_prints(synthetic_zoo: di
     top1 = lstm["summary"]["top1"]
     for label in ("LRP", "CD"):
         verdict = "met" if top1[label]["mean"] >= 0.9 else "NOT met"
-        assert f"top-1 ground-truth precision of {label}: {top1[label]['mean']:.3f} (goal ≥ 0.9: {verdict})" in markdown
+        line = f"top-1 ground-truth precision of {label}: {top1[label]['mean']:.3f} (goal ≥ 0.9: {verdict})"
+        assert line in markdown
     assert payload["provenance"]["command"].startswith("captum-text-ext benchmark leaderboard")
 
 
