@@ -918,13 +918,8 @@ def run_arras2017(
     """
     out = Path(out)
     command = command or shlex.join(["captum-text-ext", "benchmark", "arras2017", "--out", str(out)])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with RunRecorder(command=command, seeds={"random_deletion_first_seed": 0}) as run:
-            result = _compute(run, data_root, cache_dir)
-    finally:
-        torch.set_num_threads(threads)
+    with RunRecorder(command=command, seeds={"random_deletion_first_seed": 0}, torch_threads=1) as run:
+        result = _compute(run, data_root, cache_dir)
     return _write(out, run.provenance, result)
 
 

@@ -267,13 +267,8 @@ def run_cd_speed(
         raise ValueError(f"Expected `repeats` >= 1, but got {repeats}")
     out = Path(out)
     command = command or shlex.join(["captum-text-ext", "benchmark", "cd-speed", "--out", str(out)])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with RunRecorder(command=command) as run:
-            result = _measure(run, data_root, repeats)
-    finally:
-        torch.set_num_threads(threads)
+    with RunRecorder(command=command, torch_threads=1) as run:
+        result = _measure(run, data_root, repeats)
     return _write(out, run.provenance, result)
 
 

@@ -431,30 +431,25 @@ def run_hechtlinger2016(
         raise ValueError(f"Expected `repeats` >= 1, but got {repeats}")
     out = Path(out)
     command = command or shlex.join(["captum-text-ext", "benchmark", "hechtlinger2016", "--out", str(out)])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with RunRecorder(command=command, seeds={"sweep_and_documents": SEED}) as run:
-            for dataset in sorted({ZOO[name].dataset for name in BOW_MODELS} | {"sst2"}):
-                for label, path in zoo_data_files(dataset, data_root):
-                    run.record_file(label, path)
-            result: Dict[str, Any] = {"models": _zoo_model_results(run, data_root, cache_dir)}
-            result["sweep"] = _sweep(data_root, cache_dir)
-            cnn = load_zoo_model(CNN_MODEL, cache_dir, train_if_missing=False)
-            run.record_file(f"{CNN_MODEL} checkpoint", checkpoint_path(CNN_MODEL, cache_dir))
-            cnn_model = cnn.model.eval()
-            if not isinstance(cnn_model, EmbeddingCNN):
-                raise ValueError(f"Expected {CNN_MODEL} to hold an EmbeddingCNN, but it holds "
-                                 f"{type(cnn_model).__name__}")
-            sst2 = load_zoo_data("sst2", data_root)
-            result["cnn_test_accuracy"] = _cnn_accuracy(cnn_model, cnn.vocabulary, sst2.test)
-            result["table1"] = top_expression_rows(cnn_model, cnn.vocabulary, sst2.test)
-            model, vocabulary = _bow_model(BOW_MODELS[0], cache_dir)
-            result["speed"] = _time_fit_and_saliency(model, encode_bags(model, vocabulary, sst2.test).features,
-                                                     repeats)
-            result["imdb"] = _imdb(imdb_dir) if imdb_dir is not None else None
-    finally:
-        torch.set_num_threads(threads)
+    with RunRecorder(command=command, seeds={"sweep_and_documents": SEED}, torch_threads=1) as run:
+        for dataset in sorted({ZOO[name].dataset for name in BOW_MODELS} | {"sst2"}):
+            for label, path in zoo_data_files(dataset, data_root):
+                run.record_file(label, path)
+        result: Dict[str, Any] = {"models": _zoo_model_results(run, data_root, cache_dir)}
+        result["sweep"] = _sweep(data_root, cache_dir)
+        cnn = load_zoo_model(CNN_MODEL, cache_dir, train_if_missing=False)
+        run.record_file(f"{CNN_MODEL} checkpoint", checkpoint_path(CNN_MODEL, cache_dir))
+        cnn_model = cnn.model.eval()
+        if not isinstance(cnn_model, EmbeddingCNN):
+            raise ValueError(f"Expected {CNN_MODEL} to hold an EmbeddingCNN, but it holds "
+                             f"{type(cnn_model).__name__}")
+        sst2 = load_zoo_data("sst2", data_root)
+        result["cnn_test_accuracy"] = _cnn_accuracy(cnn_model, cnn.vocabulary, sst2.test)
+        result["table1"] = top_expression_rows(cnn_model, cnn.vocabulary, sst2.test)
+        model, vocabulary = _bow_model(BOW_MODELS[0], cache_dir)
+        result["speed"] = _time_fit_and_saliency(model, encode_bags(model, vocabulary, sst2.test).features,
+                                                 repeats)
+        result["imdb"] = _imdb(imdb_dir) if imdb_dir is not None else None
     return _write(out, run.provenance, result)
 
 

@@ -85,13 +85,8 @@ def run_hiddenunit_speed(
     """
     out = Path(out)
     command = command or shlex.join(["captum-text-ext", "benchmark", "hiddenunit-speed", "--out", str(out)])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with RunRecorder(command=command, seeds={"optimization": SETTINGS["mr"]["seed"]}) as run:
-            result = _measure(run, data_root, cache_dir)
-    finally:
-        torch.set_num_threads(threads)
+    with RunRecorder(command=command, seeds={"optimization": SETTINGS["mr"]["seed"]}, torch_threads=1) as run:
+        result = _measure(run, data_root, cache_dir)
     return _write(out, run.provenance, result)
 
 

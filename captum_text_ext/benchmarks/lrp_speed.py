@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
-import torch
 from captum.attr import IntegratedGradients, Saliency
 from torch import Tensor, nn
 
@@ -204,6 +203,7 @@ def numpy_lstm_lrp(
         :math:`(T, E)` the relevance of the embeddings.
 
     Examples:
+        >>> import torch
         >>> from captum_text_ext.models import LSTMClassifier
         >>> _ = torch.manual_seed(0)
         >>> model = LSTMClassifier(20, embedding_dim=4, hidden_size=3, num_classes=2).double().eval()
@@ -326,13 +326,8 @@ def run_lrp_speed(
         raise ValueError(f"Expected `repeats` >= 1, but got {repeats}")
     out = Path(out)
     command = command or shlex.join(["captum-text-ext", "benchmark", "lrp-speed", "--out", str(out)])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with RunRecorder(command=command) as run:
-            result = _measure(run, data_root, cache_dir, repeats)
-    finally:
-        torch.set_num_threads(threads)
+    with RunRecorder(command=command, torch_threads=1) as run:
+        result = _measure(run, data_root, cache_dir, repeats)
     return _write(out, run.provenance, result)
 
 

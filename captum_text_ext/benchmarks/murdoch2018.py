@@ -423,13 +423,8 @@ def run_murdoch2018(
     """
     out = Path(out)
     command = command or shlex.join(["captum-text-ext", "benchmark", "murdoch2018", "--out", str(out)])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with RunRecorder(command=command) as run:
-            result = _compute(run, data_root, cache_dir)
-    finally:
-        torch.set_num_threads(threads)
+    with RunRecorder(command=command, torch_threads=1) as run:
+        result = _compute(run, data_root, cache_dir)
     return _write(out, run.provenance, result)
 
 

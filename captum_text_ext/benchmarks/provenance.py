@@ -128,16 +128,24 @@ class RunRecorder:
         command: the exact command line; default: ``sys.argv`` joined as a shell command.
         seeds: every seed the run used, by name.
         device: the device the run computed on.
+        torch_threads: run the block with this many torch intra-op threads (restored afterwards, also when the
+            block raises); ``None``: leave them as they are.
 
     After the ``with`` block, :attr:`provenance` holds the :class:`Provenance`.
     """
 
     def __init__(
-        self, command: Optional[str] = None, seeds: Optional[Mapping[str, int]] = None, device: str = "cpu"
+        self,
+        command: Optional[str] = None,
+        seeds: Optional[Mapping[str, int]] = None,
+        device: str = "cpu",
+        torch_threads: Optional[int] = None,
     ) -> None:
         self.command = command if command is not None else shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
         self.seeds = dict(seeds or {})
         self.device = device
+        self.torch_threads = torch_threads
+        self._threads_before = 0
         self.files: Dict[str, Dict[str, str]] = {}
         self._start: Optional[float] = None
         self._started_utc = ""
@@ -151,9 +159,12 @@ class RunRecorder:
         return digest
 
     def __enter__(self) -> "RunRecorder":
+        self._git = git_state()  # the code that runs is the code at the start
+        self._threads_before = torch.get_num_threads()
+        if self.torch_threads is not None:
+            torch.set_num_threads(self.torch_threads)
         self._start = time.perf_counter()
         self._started_utc = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-        self._git = git_state()  # the code that runs is the code at the start
         return self
 
     def __exit__(
@@ -164,8 +175,14 @@ class RunRecorder:
     ) -> None:
         if self._start is None:
             raise RuntimeError("RunRecorder.__exit__ called without __enter__")
+        try:
+            self._provenance = self._collect(self._start)
+        finally:
+            torch.set_num_threads(self._threads_before)
+
+    def _collect(self, start: float) -> Provenance:
         git = self._git
-        self._provenance = Provenance(
+        return Provenance(
             package_version=__version__,
             git_sha=git["sha"],
             git_dirty=git["dirty"],
@@ -181,7 +198,7 @@ class RunRecorder:
             files=dict(self.files),
             command=self.command,
             started_utc=self._started_utc,
-            wall_seconds=time.perf_counter() - self._start,
+            wall_seconds=time.perf_counter() - start,
         )
 
     @property

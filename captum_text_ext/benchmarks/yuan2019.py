@@ -158,13 +158,8 @@ def run_yuan2019(
     """
     out = Path(out)
     command = command or shlex.join(["captum-text-ext", "benchmark", "yuan2019", "--out", str(out)])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with RunRecorder(command=command, seeds={"optimization": 0, "random_words": 0}) as run:
-            results, figures = _compute(run, data_root, cache_dir, sentences)
-    finally:
-        torch.set_num_threads(threads)
+    with RunRecorder(command=command, seeds={"optimization": 0, "random_words": 0}, torch_threads=1) as run:
+        results, figures = _compute(run, data_root, cache_dir, sentences)
     return _write(out, run.provenance, results, figures)
 
 

@@ -141,9 +141,12 @@ from captum_text_ext.decomposition.cells import (
     unroll,
 )
 from captum_text_ext.decomposition.guard import (
+    DROPOUT_OPS,
+    RANDOM_DROPOUT,
     OpGuard,
     OpTable,
     UnsupportedOperationError,
+    dropout_is_random,
     ops_named,
 )
 from captum_text_ext.decomposition.lrp_rules import ROUTING_OPS
@@ -700,16 +703,11 @@ def _dropout_handler(run: CDRun) -> Callable[..., Any]:
     """Dropout in evaluation mode is the identity; in training mode it is random and refused."""
 
     def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
-        p = args[1] if len(args) > 1 else kwargs.get("p", 0.5)
-        # torch.dropout(input, p, train); F.dropout(input, p=0.5, training=True, inplace=False); the alpha variants
-        # of F default to training=False
-        default = "alpha" not in _short(func)
-        train = args[2] if len(args) > 2 else kwargs.get("training", kwargs.get("train", default))
         inplace = args[3] if len(args) > 3 else kwargs.get("inplace", False)
         if inplace:
             raise run.refuse(func, "in-place ops on decomposed tensors are not supported")
-        if train and float(p) > 0:
-            raise run.refuse(func, "dropout in training mode is random (call the model in evaluation mode)")
+        if dropout_is_random(func, args, kwargs):
+            raise run.refuse(func, RANDOM_DROPOUT)
         x = args[0] if args else kwargs["input"]
         value = func(*_values(args), **_values(kwargs))
         mask = x.lazy_mask(1)
@@ -1545,9 +1543,6 @@ SHAPLEY_OPS = (
     "_threshold", "prelu", "clamp", "clip", "clamp_min", "clamp_max",
 )  # fmt: skip
 """Element-wise activations split by the two-player Shapley rule with baseline 0."""
-
-DROPOUT_OPS = ("dropout", "alpha_dropout", "feature_alpha_dropout", "dropout1d", "dropout2d", "dropout3d")
-"""Dropout: the identity in evaluation mode."""
 
 MAX_OPS = ("max", "min", "amax", "amin", "maximum", "minimum", "fmax", "fmin")
 """Max and min: positions picked by the actual value."""

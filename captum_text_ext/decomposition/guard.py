@@ -96,6 +96,24 @@ def ops_named(names: Iterable[str], namespaces: Sequence[Any] = NAMESPACES) -> L
     return found
 
 
+DROPOUT_OPS = ("dropout", "alpha_dropout", "feature_alpha_dropout", "dropout1d", "dropout2d", "dropout3d")
+"""Dropout: the identity in evaluation mode, random in training mode (refused by every rule table)."""
+RANDOM_DROPOUT = "dropout in training mode is random (call the model in evaluation mode)"
+"""Why a :func:`dropout_is_random` call is refused."""
+
+
+def dropout_is_random(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Mapping[str, Any]) -> bool:
+    """Whether a call of a :data:`DROPOUT_OPS` op drops at random: in training mode with ``p > 0``.
+
+    The forms are ``torch.dropout(input, p, train)`` and ``F.dropout(input, p=0.5, training=True, inplace=False)``;
+    the alpha variants of ``F`` default to ``training=False``.
+    """
+    p = args[1] if len(args) > 1 else kwargs.get("p", 0.5)
+    default = "alpha" not in getattr(func, "__name__", "")
+    train = args[2] if len(args) > 2 else kwargs.get("training", kwargs.get("train", default))
+    return bool(train) and float(p) > 0
+
+
 class OpTable:
     """Op → handler, grouped for the refusal message.
 

@@ -30,8 +30,8 @@ A product (``mul``, ``div``, ``neg``) with a constant — a mask, ``1 / lengths`
 product with a softmax output: softmax outputs are gates (attention weights), they receive no relevance and are
 constants for everything downstream. A product of two relevance-carrying tensors is refused.
 
-**Element-wise activations** (ReLU, tanh, sigmoid, dropout, ...) pass relevance through unchanged: a ReLU does not zero
-the relevance of its dead units. **Max pooling** (``max``, ``amax``, ``max_pool1d``) gives all to the winner.
+**Element-wise activations** (ReLU, tanh, sigmoid, dropout in evaluation mode, ...) pass relevance through unchanged:
+a ReLU does not zero the relevance of its dead units. Dropout in training mode is random and refused. **Max pooling** (``max``, ``amax``, ``max_pool1d``) gives all to the winner.
 
 **LSTM** (:func:`lstm_direction_relevance`), per step in reverse reading order, with the paper's fan-in :math:`N = 2`
 for the cell sum:
@@ -93,9 +93,12 @@ from captum_text_ext.decomposition.cells import (
     unroll,
 )
 from captum_text_ext.decomposition.guard import (
+    DROPOUT_OPS,
+    RANDOM_DROPOUT,
     OpGuard,
     OpTable,
     UnsupportedOperationError,
+    dropout_is_random,
     is_tracked,
     ops_named,
 )
@@ -458,6 +461,18 @@ def _activation_handler(run: LRPRun) -> Callable[..., Any]:
     return handler
 
 
+def _dropout_handler(run: LRPRun) -> Callable[..., Any]:
+    """Dropout in evaluation mode passes relevance through like an activation; in training mode it is refused."""
+    pass_through = _activation_handler(run)
+
+    def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        if dropout_is_random(func, args, kwargs):
+            raise run.refuse(func, RANDOM_DROPOUT)
+        return pass_through(func, args, kwargs)
+
+    return handler
+
+
 def _product_handler(run: LRPRun, divide: bool) -> Callable[..., Any]:
     def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         name = getattr(func, "__name__", "")
@@ -706,7 +721,7 @@ MAX_OPS = (
 ACTIVATION_OPS = (
     "relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "mish", "softplus", "softsign", "tanh",
     "sigmoid", "hardtanh", "hardsigmoid", "hardswish", "logsigmoid", "tanhshrink", "threshold", "_threshold",
-    "prelu", "rrelu", "clamp", "clip", "dropout", "alpha_dropout", "feature_alpha_dropout", "dropout1d",
+    "prelu", "rrelu", "clamp", "clip",
 )  # fmt: skip
 """Element-wise activations: relevance passes through unchanged."""
 
@@ -731,6 +746,7 @@ def lrp_op_table(run: LRPRun) -> OpTable:
     table.register("products with a gate or constant", ops_named(["neg", "negative", "__neg__"]), _negate_handler(run))
     table.register("gates (no relevance)", ops_named(["softmax"]), _softmax_handler(run))
     table.register("pass-through activations", ops_named(ACTIVATION_OPS), _activation_handler(run))
+    table.register("dropout (evaluation mode)", ops_named(DROPOUT_OPS), _dropout_handler(run))
     table.register("max pooling (winner takes all)", ops_named(MAX_OPS), _route)
     table.register(
         "routing",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import abc
 from typing import Any, List
 
 __all__ = ["SentenceMetric"]
 
 
-class SentenceMetric:
+class SentenceMetric(abc.ABC):
     """A metric accumulated sentence batch by sentence batch.
 
     A subclass scores a batch in ``update(...)`` with its functional form and appends the per-sentence result to
@@ -36,5 +37,6 @@ class SentenceMetric:
         """Forget every batch."""
         self._results = []
 
+    @abc.abstractmethod
     def _join(self, results: List[Any]) -> Any:
-        raise NotImplementedError
+        """One result for every batch's ``results``, in order."""

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 import pytest
 import torch
-from captum.attr import GradientAttribution, LayerAttribution, NoiseTunnel
+from captum.attr import GradientAttribution, LayerAttribution
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -140,34 +140,6 @@ def test_delta_is_score_minus_input_relevance(name: str) -> None:
     assert relevance.is_contiguous() and relevance.dtype == torch.float64
 
 
-def test_every_captum_target_form() -> None:
-    forward, _ = _build("lstm-2-bi-attention")
-    x = _inputs()
-    lrp = LSTMLRP(forward)
-    per_example = torch.stack([lrp.attribute(x, t, LENGTHS)[n] for n, t in enumerate([2, 0, 1])])
-    for target in ([2, 0, 1], torch.tensor([2, 0, 1])):
-        assert (lrp.attribute(x, target, LENGTHS) - per_example).abs().max() < 1e-12
-    assert torch.equal(lrp.attribute(x, torch.tensor(1), LENGTHS), lrp.attribute(x, 1, LENGTHS))
-    assert torch.equal(lrp.attribute(x, torch.tensor([1]), LENGTHS), lrp.attribute(x, 1, LENGTHS))
-
-    def one_output(embeddings: Tensor, lengths: Tensor) -> Tensor:
-        return forward(embeddings, lengths)[:, 1]
-
-    def column_output(embeddings: Tensor, lengths: Tensor) -> Tensor:
-        return forward(embeddings, lengths)[:, 1:2]
-
-    def grid_output(embeddings: Tensor, lengths: Tensor) -> Tensor:
-        return forward(embeddings, lengths).unsqueeze(1).expand(-1, 2, -1)
-
-    reference = lrp.attribute(x, 1, LENGTHS)
-    for single in (one_output, column_output):
-        assert torch.equal(LSTMLRP(single).attribute(x, None, LENGTHS), reference)
-    assert torch.equal(LSTMLRP(grid_output).attribute(x, (0, 1), LENGTHS), reference)
-    assert torch.equal(LSTMLRP(grid_output).attribute(x, [(0, 1), (1, 1), (0, 1)], LENGTHS), reference)
-    with pytest.raises(ValueError, match=r"Expected `target` to select one score per example \(3\)"):
-        lrp.attribute(x, None, LENGTHS)
-
-
 def test_tuple_inputs_give_tuple_relevance() -> None:
     torch.manual_seed(5)
 
@@ -292,74 +264,6 @@ def test_model_is_left_exactly_as_it_was_also_when_attribute_raises() -> None:
     assert_model_unchanged(before, model)
 
 
-@pytest.mark.parametrize(
-    "head,op",
-    [
-        (lambda h: torch.exp(h), "torch.exp"),
-        (lambda h: nn.functional.layer_norm(h, (h.shape[-1],)), "torch.nn.functional.layer_norm"),
-        (lambda h: h.abs(), "torch.Tensor.abs"),
-    ],
-    ids=["exp", "layer_norm", "abs"],
-)
-def test_unsupported_ops_raise_type_error_naming_them(head: Callable[[Tensor], Tensor], op: str) -> None:
-    class Model(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.rnn = nn.GRU(3, 3, batch_first=True)
-            self.fc = nn.Linear(3, 2)
-
-        def forward(self, x: Tensor) -> Tensor:
-            return self.fc(head(self.rnn(x)[1][-1]))
-
-    with pytest.raises(TypeError, match=f"LSTMLRP has no rule for `{op}`") as info:
-        LSTMLRP(Model()).attribute(torch.randn(2, 4, 3), 0)
-    assert "Supported: recurrent layers: lstm, gru, lstm_cell, gru_cell" in str(info.value)
-    assert info.value.op == op  # type: ignore[attr-defined]
-
-
-def test_unsupported_modules_name_themselves() -> None:
-    class Model(nn.Module):
-        def __init__(self, rnn: nn.Module, norm: Optional[nn.Module] = None) -> None:
-            super().__init__()
-            self.rnn, self.norm = rnn, norm or nn.Identity()
-            self.fc = nn.Linear(4, 2)
-
-        def forward(self, x: Tensor) -> Tensor:
-            return self.fc(self.norm(self.rnn(x)[0][:, -1]))
-
-    x = torch.randn(2, 3, 3)
-    with pytest.raises(TypeError, match=r"`torch.rnn_tanh` \(called in module 'rnn' of type RNN\)"):
-        LSTMLRP(Model(nn.RNN(3, 4, batch_first=True))).attribute(x, 0)
-    with pytest.raises(TypeError, match=r"`torch.lstm` \(called in module 'rnn' of type LSTM\).*proj_size > 0"):
-        LSTMLRP(Model(nn.LSTM(3, 6, proj_size=4, batch_first=True))).attribute(x, 0)
-    with pytest.raises(TypeError, match=r"`torch.nn.functional.layer_norm` \(called in module 'norm' of type Layer"):
-        LSTMLRP(Model(nn.LSTM(3, 4, batch_first=True), nn.LayerNorm(4))).attribute(x, 0)
-
-
-def test_products_in_place_ops_and_gate_only_outputs_are_refused() -> None:
-    rnn, fc = nn.LSTM(3, 4, batch_first=True), nn.Linear(4, 2)
-    x = torch.randn(2, 3, 3)
-
-    def square(inputs: Tensor) -> Tensor:
-        h = rnn(inputs)[1][0][-1]
-        return fc(h * h)
-
-    def in_place(inputs: Tensor) -> Tensor:
-        return fc(rnn(inputs)[1][0][-1].relu_())
-
-    def probabilities(inputs: Tensor) -> Tensor:
-        return fc(rnn(inputs)[1][0][-1]).softmax(-1)
-
-    with pytest.raises(TypeError, match="`torch.Tensor.mul`: a product of two relevance-carrying tensors"):
-        LSTMLRP(square).attribute(x, 0)
-    with pytest.raises(TypeError, match="`torch.Tensor.relu_`: in-place ops"):
-        LSTMLRP(in_place).attribute(x, 0)
-    with pytest.raises(TypeError, match="only through gates: softmax"):
-        LSTMLRP(probabilities).attribute(x, 0)
-    with pytest.raises(TypeError, match="floating-point tensors .embeddings., but input 0 is torch.int64"):
-        LSTMLRP(square).attribute(torch.ones(2, 3, dtype=torch.long), 0)
-
-
 def test_constructor_validates_its_arguments() -> None:
     model = nn.Linear(2, 2)
     with pytest.raises(ValueError, match="Expected `epsilon` to be a positive number, but got 0"):
@@ -377,13 +281,6 @@ def test_captum_interface() -> None:
     lrp = LSTMLRP(forward)
     assert isinstance(lrp, GradientAttribution)
     assert lrp.has_convergence_delta() and lrp.multiplies_by_inputs
-    with pytest.raises(NotImplementedError):
-        lrp.attribute_future()
-    x = _inputs()
-    smoothed = NoiseTunnel(lrp).attribute(
-        x, nt_type="smoothgrad", nt_samples=2, stdevs=0.0, target=1, additional_forward_args=LENGTHS
-    )
-    assert (smoothed - lrp.attribute(x, 1, LENGTHS)).abs().max() < 1e-12
 
 
 def test_verbose_prints_the_rule_of_every_op(capsys: pytest.CaptureFixture[str]) -> None:

@@ -23,6 +23,18 @@ def test_recorder_collects_every_field(tmp_path) -> None:
     assert prov.wall_seconds >= 0 and prov.torch_threads >= 1 and prov.cpu
 
 
+def test_recorder_runs_the_block_with_the_threads_asked_for_and_restores_them() -> None:
+    before = torch.get_num_threads()
+    target = 2 if before == 1 else 1
+    with RunRecorder(command="x", torch_threads=target) as run:
+        assert torch.get_num_threads() == target
+    assert run.provenance.torch_threads == target and torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="boom"):
+        with RunRecorder(command="x", torch_threads=target):
+            raise ValueError("boom")
+    assert torch.get_num_threads() == before
+
+
 def test_provenance_is_unavailable_before_the_run_ends() -> None:
     run = RunRecorder(command="x")
     with pytest.raises(RuntimeError, match="only after"):

@@ -1,0 +1,154 @@
+"""What LSTMLRP and ContextualDecomposition share through the one op guard: Captum's target forms, NoiseTunnel, and
+the refusals of ops, modules and calls without a rule (float64, tiny models)."""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Type, Union
+
+import pytest
+import torch
+from captum.attr import NoiseTunnel
+from torch import Tensor, nn
+
+from captum_text_ext import LSTMLRP, ContextualDecomposition
+from captum_text_ext.models import LSTMClassifier
+
+Method = Union[Type[LSTMLRP], Type[ContextualDecomposition]]
+METHODS = [pytest.param(LSTMLRP, id="LSTMLRP"), pytest.param(ContextualDecomposition, id="CD")]
+LENGTHS = torch.tensor([5, 2, 4])
+
+
+def _classifier() -> Callable[..., Tensor]:
+    torch.manual_seed(0)
+    model = LSTMClassifier(vocab_size=12, embedding_dim=3, hidden_size=3, num_classes=3, bidirectional=True,
+                           num_layers=2, pooling="attention").double()
+    return model.forward_embeddings
+
+
+def _inputs() -> Tensor:
+    x = torch.randn(3, 5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    return x * (torch.arange(5) < LENGTHS.unsqueeze(1)).unsqueeze(-1)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_captum_target_form(method: Method) -> None:
+    forward, x = _classifier(), _inputs()
+    explainer = method(forward)
+    per_example = torch.stack([explainer.attribute(x, t, LENGTHS)[n] for n, t in enumerate([2, 0, 1])])
+    for target in ([2, 0, 1], torch.tensor([2, 0, 1])):
+        assert (explainer.attribute(x, target, LENGTHS) - per_example).abs().max() < 1e-12
+    reference = explainer.attribute(x, 1, LENGTHS)
+    assert torch.equal(explainer.attribute(x, torch.tensor(1), LENGTHS), reference)
+    assert torch.equal(explainer.attribute(x, torch.tensor([1]), LENGTHS), reference)
+
+    def one_output(embeddings: Tensor, lengths: Tensor) -> Tensor:
+        return forward(embeddings, lengths)[:, 1]
+
+    def column_output(embeddings: Tensor, lengths: Tensor) -> Tensor:
+        return forward(embeddings, lengths)[:, 1:2]
+
+    def grid_output(embeddings: Tensor, lengths: Tensor) -> Tensor:
+        return forward(embeddings, lengths).unsqueeze(1).expand(-1, 2, -1)
+
+    for single in (one_output, column_output):
+        assert (method(single).attribute(x, None, LENGTHS) - reference).abs().max() < 1e-12
+    assert (method(grid_output).attribute(x, (0, 1), LENGTHS) - reference).abs().max() < 1e-12
+    listed = method(grid_output).attribute(x, [(0, 1), (1, 1), (0, 1)], LENGTHS)
+    assert (listed - reference).abs().max() < 1e-12
+    with pytest.raises(ValueError, match=r"Expected `target` to select one score per example \(3\)"):
+        explainer.attribute(x, None, LENGTHS)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_noise_tunnel_wraps_the_method(method: Method) -> None:
+    explainer, x = method(_classifier()), _inputs()
+    smoothed = NoiseTunnel(explainer).attribute(
+        x, nt_type="smoothgrad", nt_samples=2, stdevs=0.0, target=1, additional_forward_args=LENGTHS
+    )
+    assert (smoothed - explainer.attribute(x, 1, LENGTHS)).abs().max() < 1e-12
+    with pytest.raises(NotImplementedError):
+        explainer.attribute_future()
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize(
+    "head,op",
+    [
+        (lambda h: torch.exp(h), "torch.exp"),
+        (lambda h: nn.functional.layer_norm(h, (h.shape[-1],)), "torch.nn.functional.layer_norm"),
+        (lambda h: h.abs(), "torch.Tensor.abs"),
+        (lambda h: h.log_softmax(-1), "torch.Tensor.log_softmax"),
+    ],
+    ids=["exp", "layer_norm", "abs", "log_softmax"],
+)
+def test_unsupported_ops_raise_type_error_naming_them(
+    method: Method, head: Callable[[Tensor], Tensor], op: str
+) -> None:
+    class Model(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = nn.GRU(3, 3, batch_first=True)
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x: Tensor) -> Tensor:
+            return self.fc(head(self.rnn(x)[1][-1]))
+
+    with pytest.raises(TypeError, match=f"{method.__name__} has no rule for `{op}`") as info:
+        method(Model()).attribute(torch.randn(2, 4, 3), 0)
+    assert "Supported: recurrent layers: lstm, gru, lstm_cell, gru_cell" in str(info.value)
+    assert info.value.op == op  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_unsupported_modules_name_themselves(method: Method) -> None:
+    class Model(nn.Module):
+        def __init__(self, rnn: nn.Module, norm: Optional[nn.Module] = None) -> None:
+            super().__init__()
+            self.rnn, self.norm = rnn, norm or nn.Identity()
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x: Tensor) -> Tensor:
+            return self.fc(self.norm(self.rnn(x)[0][:, -1]))
+
+    x = torch.randn(2, 3, 3)
+    with pytest.raises(TypeError, match=r"`torch.rnn_tanh` \(called in module 'rnn' of type RNN\)"):
+        method(Model(nn.RNN(3, 4, batch_first=True))).attribute(x, 0)
+    with pytest.raises(TypeError, match=r"`torch.lstm` \(called in module 'rnn' of type LSTM\).*proj_size > 0"):
+        method(Model(nn.LSTM(3, 6, proj_size=4, batch_first=True))).attribute(x, 0)
+    with pytest.raises(TypeError, match=r"`torch.nn.functional.layer_norm` \(called in module 'norm' of type Layer"):
+        method(Model(nn.LSTM(3, 4, batch_first=True), nn.LayerNorm(4))).attribute(x, 0)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_products_in_place_ops_random_dropout_and_gate_only_outputs_are_refused(method: Method) -> None:
+    rnn, fc = nn.LSTM(3, 4, batch_first=True), nn.Linear(4, 2)
+    x = torch.randn(2, 3, 3)
+
+    def square(inputs: Tensor) -> Tensor:
+        h = rnn(inputs)[1][0][-1]
+        return fc(h * h)
+
+    def in_place(inputs: Tensor) -> Tensor:
+        return fc(rnn(inputs)[1][0][-1].relu_())
+
+    def random_dropout(inputs: Tensor) -> Tensor:
+        return fc(nn.functional.dropout(rnn(inputs)[1][0][-1], 0.5, training=True))
+
+    def evaluation_dropout(inputs: Tensor) -> Tensor:
+        return fc(nn.functional.dropout(rnn(inputs)[1][0][-1], 0.5, training=False))
+
+    def probabilities(inputs: Tensor) -> Tensor:
+        return fc(rnn(inputs)[1][0][-1]).softmax(-1)
+
+    with pytest.raises(TypeError, match="`torch.Tensor.mul`: a product of two"):
+        method(square).attribute(x, 0)
+    with pytest.raises(TypeError, match="`torch.Tensor.relu_`: in-place ops"):
+        method(in_place).attribute(x, 0)
+    with pytest.raises(TypeError, match="`torch.nn.functional.dropout`: dropout in training mode is random"):
+        method(random_dropout).attribute(x, 0)
+    plain = method(lambda inputs: fc(rnn(inputs)[1][0][-1])).attribute(x, 0)
+    assert torch.equal(method(evaluation_dropout).attribute(x, 0), plain)
+    with pytest.raises(TypeError, match="only through gates: softmax"):
+        method(probabilities).attribute(x, 0)
+    with pytest.raises(TypeError, match=r"floating-point tensors .*\(embeddings\), but input 0 is torch.int64"):
+        method(square).attribute(torch.ones(2, 3, dtype=torch.long), 0)
