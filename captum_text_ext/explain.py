@@ -231,9 +231,10 @@ def _contrast(model: nn.Module, target: Tensor) -> Optional[Tensor]:
 
 
 def _contextual_decomposition(model: nn.Module, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
-    return ContextualDecomposition(model.forward_embeddings).attribute(
+    per_token = ContextualDecomposition(model.forward_embeddings).attribute(
         embeddings.detach(), target=target, additional_forward_args=(lengths,), contrast=_contrast(model, target)
     )
+    return per_token.unsqueeze(-1)  # (N, T, 1): CD's unit is the token
 
 
 def _cd_interaction(model: nn.Module) -> Callable[..., Tensor]:

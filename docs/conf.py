@@ -71,6 +71,25 @@ def _write_models_table() -> None:
 _write_models_table()
 
 
+def _write_supported_ops_table() -> None:
+    """Render what each decomposition method does with every op group (read from the rule tables) as an RST table."""
+    from captum_text_ext.decomposition import supported_ops
+
+    rows = supported_ops()
+    methods = list(rows[0].rules)
+    lines = [".. list-table::", "   :header-rows: 1", "   :widths: 15 25 30 30", ""]
+    lines += ["   * - group", "     - ops"] + [f"     - {method}" for method in methods]
+    for row in rows:
+        ops = ", ".join(f"``{op}``" for op in row.ops)
+        lines += [f"   * - {row.group}", f"     - {ops}"] + [f"     - {row.rules[m]}" for m in methods]
+    generated = ROOT / "docs" / "_generated"
+    generated.mkdir(exist_ok=True)
+    (generated / "supported_ops_table.rst").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+_write_supported_ops_table()
+
+
 def _cells(row: str) -> list:
     """The cells of a Markdown table row, split on unescaped pipes."""
     import re

@@ -1,7 +1,14 @@
 """Captum attribution methods for text classifiers."""
 
 from captum_text_ext.attr.contextual_decomposition import ContextualDecomposition, LayerContextualDecomposition
-from captum_text_ext.attr.gradient_surrogate import GradientLinearSurrogate, LayerGradientLinearSurrogate
+from captum_text_ext.attr.gradient_surrogate import (
+    Expression,
+    FeatureWeight,
+    GradientLinearSurrogate,
+    LayerGradientLinearSurrogate,
+    NotFittedError,
+    TopFeatures,
+)
 from captum_text_ext.attr.hidden_unit_optimization import (
     HiddenUnitOptimization,
     HiddenUnitOptimizationResult,
@@ -16,6 +23,8 @@ from captum_text_ext.attr.receptive_fields import stack_receptive_fields
 __all__ = [
     "LSTMLRP",
     "ContextualDecomposition",
+    "Expression",
+    "FeatureWeight",
     "GradientLinearSurrogate",
     "HiddenUnitOptimization",
     "HiddenUnitOptimizationResult",
@@ -26,6 +35,8 @@ __all__ = [
     "LayerLSTMLRP",
     "MatchingRate",
     "NearestWords",
+    "NotFittedError",
+    "TopFeatures",
     "nearest_words",
     "stack_receptive_fields",
 ]

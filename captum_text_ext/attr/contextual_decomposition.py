@@ -5,15 +5,16 @@ decomposition at a layer's output (the embedding).
 
 **Design.** The model runs once, unchanged, under the shared op guard
 (:class:`~captum_text_ext.decomposition.guard.OpGuard`), on inputs that are
-:class:`~captum_text_ext.decomposition.cd_rules.Decomposed` tensors: each is the actual value and carries the parts
+:class:`~captum_text_ext.decomposition.cd.Decomposed` tensors: each is the actual value and carries the parts
 :math:`\beta` (the phrase's contribution) and :math:`\gamma` (the rest) for all :math:`P` phrases at once, as a leading
 phrase dimension. Every op on the path from the inputs to the output is run by its CD rule
-(:mod:`captum_text_ext.decomposition.cd_rules`), which computes the actual value and the new parts; an op without a rule
+(:mod:`captum_text_ext.decomposition.cd`), which computes the actual value and the new parts; an op without a rule
 raises :class:`~captum_text_ext.decomposition.guard.UnsupportedOperationError`, a ``TypeError`` naming it. Recurrent
 layers (``torch.lstm``/``torch.gru`` and the cell ops, packed or padded) are unrolled with the shared
 :func:`~captum_text_ext.decomposition.cells.unroll`, whose actual output gates feed the CD recurrences, batched over
-examples × phrases: one recurrent pass for all phrases, no Python loop over sentences or phrases. The model is put in
-evaluation mode with frozen parameters for the call and restored afterwards, also when the call raises.
+examples × phrases: one recurrent pass for all phrases, no Python loop over sentences or phrases. The model is never
+changed (no evaluation mode switched on, no ``requires_grad`` changed; hooks live for the call and its thread only);
+dropout in training mode is refused.
 """
 
 from __future__ import annotations
@@ -23,28 +24,16 @@ import math
 from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
-from captum._utils.common import (
-    _format_additional_forward_args,
-    _format_output,
-    _format_tensor_into_tuples,
-    _is_tuple,
-    _select_targets,
-    _validate_target,
-)
+from captum._utils.common import _format_output, _format_tensor_into_tuples, _is_tuple
 from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from captum.attr import Attribution, LayerAttribution
 from captum.log import log_usage
 from torch import Tensor, nn
-from torch.utils.hooks import RemovableHandle
 
-from captum_text_ext.decomposition.cd_rules import (
-    BIAS_PRODUCTS,
-    CDRun,
-    Decomposed,
-    cd_op_table,
-    is_decomposed,
-)
-from captum_text_ext.decomposition.guard import ModuleTracker, OpGuard, frozen_modules, modules_of
+from captum_text_ext.attr._targets import check_target, select_scores
+from captum_text_ext.decomposition.cd import BIAS_PRODUCTS, CDRun, Decomposed, cd_op_table, is_decomposed
+from captum_text_ext.decomposition.hooks import LayerCapture
+from captum_text_ext.decomposition.run import GuardedForward, forward_args, model_output
 
 __all__ = ["ContextualDecomposition", "LayerContextualDecomposition"]
 
@@ -73,47 +62,9 @@ def _decomposed_input(x: Tensor, mask: Tensor, offset: int) -> Decomposed:
     return Decomposed.masked(x, mask.to(x.device), origin)
 
 
-class _LayerStart:
-    """A forward hook that starts the decomposition at a layer's output (once per forward pass)."""
-
-    def __init__(self, layer: nn.Module, masks: Tuple[Tensor, ...], guard: Callable[[], Optional[OpGuard]]) -> None:
-        self.layer, self.masks, self.guard = layer, masks, guard
-        self.handle: Optional[RemovableHandle] = None
-        self.started = False
-
-    def __enter__(self) -> "_LayerStart":
-        self.handle = self.layer.register_forward_hook(self._hook)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.handle is not None:
-            self.handle.remove()
-            self.handle = None
-
-    def _hook(self, module: nn.Module, args: Any, output: Any) -> Any:
-        guard = self.guard()
-        with guard.paused() if guard is not None else contextlib.nullcontext():
-            return self._start(module, output)
-
-    def _start(self, module: nn.Module, output: Any) -> Any:
-        if self.started:
-            raise ValueError(
-                f"Expected the layer {type(module).__name__} to be called once per forward pass, but it was called "
-                "again"
-            )
-        self.started = True
-        mask = self.masks[0]
-        if not isinstance(output, Tensor) or not output.is_floating_point() or isinstance(output, Decomposed):
-            raise ValueError(
-                f"Expected the layer {type(module).__name__} to return a floating-point tensor, but it returned "
-                f"{type(output).__name__}"
-            )
-        if output.dim() < 2 or tuple(output.shape[:2]) != tuple(mask.shape[1:]):
-            raise ValueError(
-                f"Expected the output of the layer {type(module).__name__} to have shape (N, T, ...) = "
-                f"{tuple(mask.shape[1:])} + (...), matching the phrase masks, but got {tuple(output.shape)}"
-            )
-        return _decomposed_input(output.detach(), mask, 0)
+def _token_shape(x: Tensor) -> Tuple[int, int]:
+    """:math:`(N, T)` of an input :math:`(N, T, \\ldots)`."""
+    return int(x.shape[0]), int(x.shape[1])
 
 
 def _check_masks(masks: Tuple[Tensor, ...], shapes: Sequence[Tuple[int, int]], name: str) -> Tuple[Tensor, ...]:
@@ -189,7 +140,7 @@ class ContextualDecomposition(Attribution):
     with the actual output gate. The bias-only product :math:`L(i_b)L(g_b)` goes to β according to ``bias_product``.
     GRUs are decomposed the same way (their equations, and the rules of every other supported op — ``Linear`` and
     ``Conv1d`` with the bias split by magnitude, ReLU, other activations, max pooling, attention, routing — are in
-    :mod:`captum_text_ext.decomposition.cd_rules`). Bidirectional layers: each direction in its own reading order;
+    :mod:`captum_text_ext.decomposition.cd`). Bidirectional layers: each direction in its own reading order;
     stacked layers: layer :math:`k`'s input arrives as (β, γ).
 
     **Padding.** Lengths travel in ``additional_forward_args`` as the model takes them (packed sequences, gathering at
@@ -228,7 +179,7 @@ class ContextualDecomposition(Attribution):
         >>> logits = model.forward_embeddings(embeddings, lengths)
         >>> bool(torch.allclose(relevant + irrelevant + bias, logits))
         True
-        >>> words = cd.attribute(embeddings, target=1, additional_forward_args=lengths, contrast=0).sum(-1)
+        >>> words = cd.attribute(embeddings, target=1, additional_forward_args=lengths, contrast=0)
         >>> words.shape, words[1, 2].item()   # beta_pos - beta_neg of each word; the padded position scores 0
         (torch.Size([2, 3]), 0.0)
     """
@@ -239,8 +190,12 @@ class ContextualDecomposition(Attribution):
         if bias_product not in BIAS_PRODUCTS:
             raise ValueError(f"Expected `bias_product` to be one of {BIAS_PRODUCTS}, but got {bias_product!r}")
         Attribution.__init__(self, model)
-        self.model = model
-        self.bias_product = bias_product
+        self._bias_product = bias_product
+
+    @property
+    def bias_product(self) -> str:
+        """Where the bias-only products of the recurrent cells go (read-only: make a new instance for another)."""
+        return self._bias_product
 
     @property
     def multiplies_by_inputs(self) -> bool:
@@ -267,12 +222,17 @@ class ContextualDecomposition(Attribution):
         feature_mask: Optional[MaskType] = None,
         contrast: TargetType = None,
     ) -> TensorOrTupleOfTensorsGeneric:
-        r"""The CD score :math:`\beta` of every phrase for the target logit, spread over the phrase's entries.
+        r"""Per-token CD scores: the score :math:`\beta` of every phrase for the target logit, spread over its tokens.
 
         Every group of ``feature_mask`` is a phrase; its score :math:`\beta_c` (or :math:`\beta_c -
-        \beta_{c'}` with ``contrast`` :math:`c'`) is divided evenly among the group's entries in each example, so
-        ``attr.sum(-1)`` gives per-token scores and summing over a group gives its β. All groups are decomposed in one
-        pass.
+        \beta_{c'}` with ``contrast`` :math:`c'`) is divided evenly among the group's tokens in each example, so
+        summing over a group gives its β (with the default mask, each token is its own phrase and gets its own β).
+        All groups are decomposed in one pass.
+
+        Contextual decomposition's unit is the token: it splits a value into the part that comes from a phrase of
+        tokens and the rest, and has no split per embedding dimension, so the result is one score per token,
+        :math:`(N, T)`, not the input's :math:`(N, T, E)` (see the docs page for passing it to ``visualize_text``,
+        ``NoiseTunnel`` and ``captum.metrics``).
 
         Args:
             inputs: embeddings :math:`(N, T, E)`, or a tuple of floating-point tensors :math:`(N, T_i, \ldots)` the
@@ -288,35 +248,27 @@ class ContextualDecomposition(Attribution):
                 ``target=1, contrast=0``.
 
         Returns:
-            The scores, same structure and shapes as ``inputs`` (contiguous).
+            Per-token scores :math:`(N, T)` (contiguous, the inputs' dtype); a tuple of :math:`(N, T_i)` for tuple
+            inputs.
 
         Raises:
             UnsupportedOperationError: a ``TypeError`` naming an op on the path without a rule.
             TypeError: for inputs that are not floating-point tensors, or an output that does not depend on them.
-            ValueError: for a target that does not select one score per example, or a feature mask that is not
-                constant over the embedding dimensions.
+            ValueError: for a malformed target, or a feature mask that is not constant over the embedding
+                dimensions.
         """
         is_tuple = _is_tuple(inputs)
         formatted = self._check_inputs(_format_tensor_into_tuples(inputs))  # type: ignore[arg-type]
         batch = int(formatted[0].shape[0])
-        _validate_target(batch, target)
+        check_target(batch, target)
         if contrast is not None:
-            _validate_target(batch, contrast)
+            check_target(batch, contrast)
         group_ids, groups = _token_groups(formatted, feature_mask)
         masks = tuple(ids.unsqueeze(0) == groups.view(-1, 1, 1) for ids in group_ids)
         result = self._decompose(formatted, masks, additional_forward_args)
         scores = _scores(result.beta, target, contrast, batch)  # (G, N)
-        entries = [math.prod(x.shape[2:]) for x in formatted]
-        counts = sum(m.sum(-1) * size for m, size in zip(masks, entries))  # (G, N)
-        share = scores / torch.where(counts > 0, counts, torch.ones_like(counts)).to(scores.dtype)
-        attributions = []
-        for x, ids in zip(formatted, group_ids):
-            index = torch.searchsorted(groups, ids.contiguous())  # (N, T)
-            per_token = share.t().gather(1, index)
-            attributions.append(
-                per_token.reshape(*per_token.shape, *(1,) * (x.dim() - 2)).expand(x.shape).to(x.dtype).contiguous()
-            )
-        return _format_output(is_tuple, tuple(attributions))  # type: ignore[return-value]
+        per_token = _spread(scores, masks, group_ids, groups)
+        return _format_output(is_tuple, tuple(t.to(x.dtype) for t, x in zip(per_token, formatted)))  # type: ignore[return-value]
 
     def decompose(
         self,
@@ -347,7 +299,7 @@ class ContextualDecomposition(Attribution):
                 ``bias_product="reference"``.
         """
         formatted = self._check_inputs(_format_tensor_into_tuples(inputs))  # type: ignore[arg-type]
-        masks = _check_masks(_as_tuple(phrase_mask), [tuple(x.shape[:2]) for x in formatted], "phrase_mask")
+        masks = _check_masks(_as_tuple(phrase_mask), [_token_shape(x) for x in formatted], "phrase_mask")
         result = self._decompose(formatted, masks, additional_forward_args)
         squeeze = all(m.dim() == 2 for m in _as_tuple(phrase_mask))
         relevant, irrelevant = (result.beta[0], result.gamma[0]) if squeeze else (result.beta, result.gamma)
@@ -380,7 +332,7 @@ class ContextualDecomposition(Attribution):
             leading :math:`P` for :math:`(P, N, T)` masks.
         """
         formatted = self._check_inputs(_format_tensor_into_tuples(inputs))  # type: ignore[arg-type]
-        shapes = [tuple(x.shape[:2]) for x in formatted]
+        shapes = [_token_shape(x) for x in formatted]
         first = _check_masks(_as_tuple(mask_a), shapes, "mask_a")
         second = _check_masks(_as_tuple(mask_b), shapes, "mask_b")
         if first[0].shape[0] != second[0].shape[0]:
@@ -390,9 +342,9 @@ class ContextualDecomposition(Attribution):
             )
         batch = int(formatted[0].shape[0])
         if target is not None:
-            _validate_target(batch, target)
+            check_target(batch, target)
         if contrast is not None:
-            _validate_target(batch, contrast)
+            check_target(batch, contrast)
         masks = tuple(torch.cat([a | b, a, b]) for a, b in zip(first, second))
         result = self._decompose(formatted, masks, additional_forward_args)
         if target is None and contrast is None:
@@ -428,22 +380,10 @@ class ContextualDecomposition(Attribution):
     ) -> _Pass:
         if self.bias_product == "reference":
             _check_contiguous(masks)
-        extra = tuple(
-            a.detach() if isinstance(a, Tensor) else a
-            for a in (_format_additional_forward_args(additional_forward_args) or ())
-        )
+        extra = forward_args(additional_forward_args)
+        batch = int(inputs[0].shape[0])
         run = CDRun.for_masks(self.bias_product, masks)
-        table = cd_op_table(run)
-        roots = modules_of(self.forward_func)
-        if layer is not None and not any(layer is m for root in roots for m in root.modules()):
-            roots.append(layer)
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(torch.no_grad())
-            stack.enter_context(frozen_modules(roots))
-            tracker = stack.enter_context(ModuleTracker(roots))
-            guard = OpGuard(table, tracker, tracked=is_decomposed)
-            run.guard = guard
-            start: Optional[_LayerStart] = None
+        with torch.no_grad(), GuardedForward(run, cd_op_table(run), self.forward_func, layer, is_decomposed) as forward:
             if layer is None:
                 offsets = [0]
                 for x in inputs[:-1]:
@@ -451,47 +391,48 @@ class ContextualDecomposition(Attribution):
                 leaves: Tuple[Any, ...] = tuple(
                     _decomposed_input(x.detach(), m, o) for x, m, o in zip(inputs, masks, offsets)
                 )
+                output = forward(*leaves, *extra)
             else:
-                start = stack.enter_context(_LayerStart(layer, masks, lambda: run.guard))
-                leaves = inputs
-            output = guard.call(self.forward_func, *leaves, *extra)
-            if start is not None and not start.started:
-                raise ValueError(
-                    f"Expected the layer {type(layer).__name__} to run in the forward pass, but it did not"
-                )
-        return self._result(output, int(inputs[0].shape[0]), run)
+                start = LayerCapture(layer, forward.hooks, _layer_start(masks[0]), tuples=False, paused=run.paused)
+                output = forward(*inputs, *extra)
+                start.require()
+            decomposed = model_output(output, batch, is_decomposed, run)
+        assert isinstance(decomposed, Decomposed)
+        bias = decomposed.pending if decomposed.pending is not None else torch.zeros_like(decomposed.plain)
+        return _Pass(
+            decomposed.plain.clone(), decomposed.beta.contiguous(), decomposed.gamma.contiguous(), bias.contiguous()
+        )
 
-    @staticmethod
-    def _result(output: Any, batch: int, run: CDRun) -> _Pass:
-        if not isinstance(output, Tensor) or output.dim() == 0 or output.shape[0] != batch:
-            got = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
-            raise ValueError(f"Expected the model to return a tensor with the batch ({batch}) first, but got {got}")
-        if not isinstance(output, Decomposed):
-            gates = f" (it reaches the output only through gates: {', '.join(run.gates)})" if run.gates else ""
-            raise TypeError("ContextualDecomposition found no path from the inputs to the model's output" + gates)
-        bias = output.pending if output.pending is not None else torch.zeros_like(output.plain)
-        return _Pass(output.plain.clone(), output.beta.contiguous(), output.gamma.contiguous(), bias.contiguous())
+
+def _layer_start(mask: Tensor) -> Callable[[Tensor], Tensor]:
+    """What a layer's output is replaced by: the output split by the phrase mask ``(P, N, T)``."""
+
+    def start(output: Tensor) -> Tensor:
+        if isinstance(output, Decomposed):
+            raise ValueError("Expected the layer to return a plain tensor, but it returned a decomposed one")
+        if output.dim() < 2 or tuple(output.shape[:2]) != tuple(mask.shape[1:]):
+            raise ValueError(
+                f"Expected the output of the layer to have shape (N, T, ...) = {tuple(mask.shape[1:])} + (...), "
+                f"matching the phrase masks, but got {tuple(output.shape)}"
+            )
+        return _decomposed_input(output.detach(), mask, 0)
+
+    return start
 
 
 def _scores(beta: Tensor, target: TargetType, contrast: TargetType, batch: int) -> Tensor:
     """:math:`(P, N)`: the target entry of each phrase's β (minus the contrast entry)."""
-
-    def select(which: TargetType, name: str) -> Tensor:
-        picked = []
-        for part in beta:
-            selected = _select_targets(part, which)
-            if selected.numel() != batch:
-                raise ValueError(
-                    f"Expected `{name}` to select one score per example ({batch}), but it selected a tensor of shape "
-                    f"{tuple(selected.shape)} from an output of shape {tuple(part.shape)}"
-                )
-            picked.append(selected.reshape(batch))
-        return torch.stack(picked)
-
-    scores = select(target, "target")
+    scores = select_scores(beta, target, "target", leading=1)
     if contrast is not None:
-        scores = scores - select(contrast, "contrast")
+        scores = scores - select_scores(beta, contrast, "contrast", leading=1)
     return scores
+
+
+def _spread(scores: Tensor, masks: Sequence[Tensor], group_ids: Sequence[Tensor], groups: Tensor) -> Tuple[Tensor, ...]:
+    """Each group's score :math:`(G, N)` divided evenly among its tokens: per input, :math:`(N, T_i)`."""
+    counts = torch.stack([m.sum(-1) for m in masks]).sum(0)  # (G, N): tokens per group and example
+    share = scores / torch.where(counts > 0, counts, torch.ones_like(counts)).to(scores.dtype)
+    return tuple(share.t().gather(1, torch.searchsorted(groups, ids.contiguous())).contiguous() for ids in group_ids)
 
 
 def _token_groups(inputs: Tuple[Tensor, ...], feature_mask: Optional[MaskType]) -> Tuple[List[Tensor], Tensor]:
@@ -599,18 +540,14 @@ class LayerContextualDecomposition(ContextualDecomposition, LayerAttribution):
         assert formatted is not None
         tokens = self._token_shape(formatted)
         batch = tokens[0]
-        _validate_target(batch, target)
+        check_target(batch, target)
         if contrast is not None:
-            _validate_target(batch, contrast)
+            check_target(batch, contrast)
         shaped = torch.empty(tokens, dtype=torch.float64)
         group_ids, groups = _token_groups((shaped,), feature_mask)
         masks = (group_ids[0].unsqueeze(0) == groups.view(-1, 1, 1),)
         result = self._decompose(formatted, masks, additional_forward_args, self.layer)
-        scores = _scores(result.beta, target, contrast, batch)
-        counts = masks[0].sum(-1)
-        share = scores / torch.where(counts > 0, counts, torch.ones_like(counts)).to(scores.dtype)
-        index = torch.searchsorted(groups, group_ids[0].contiguous())
-        return share.t().gather(1, index).contiguous()
+        return _spread(_scores(result.beta, target, contrast, batch), masks, group_ids, groups)[0]
 
     def decompose(  # type: ignore[override]
         self,
@@ -650,9 +587,9 @@ class LayerContextualDecomposition(ContextualDecomposition, LayerAttribution):
                 f"{second.shape[0]}"
             )
         if target is not None:
-            _validate_target(shape[0], target)
+            check_target(shape[0], target)
         if contrast is not None:
-            _validate_target(shape[0], contrast)
+            check_target(shape[0], contrast)
         result = self._decompose(
             formatted, (torch.cat([first | second, first, second]),), additional_forward_args, self.layer
         )

@@ -28,7 +28,8 @@ from captum_text_ext.attr._input_gradients import (
     finite_difference_gradients,
     target_selector,
 )
-from captum_text_ext.attr._layer_leaves import LayerLeaves
+from captum_text_ext.decomposition.guard import RandomOpCheck
+from captum_text_ext.decomposition.hooks import LayerCapture, ScopedHooks
 from captum_text_ext.attr._streaming import Batches, RunningMean, iterate_batches
 
 __all__ = [
@@ -278,12 +279,13 @@ class GradientLinearSurrogate(GradientAttribution):
     def _gradients(
         self, inputs: Tuple[Tensor, ...], args: Tuple[Any, ...], select: Selector
     ) -> Tuple[Tensor, Tuple[Tensor, ...]]:
-        if self.method == "autograd":
-            return autograd_gradients(self.forward_func, inputs, args, select, _TOKEN_HINT)
-        return finite_difference_gradients(
-            self.forward_func, inputs, args, select, self.h, self.difference, self.perturbations_per_eval,
-            _TOKEN_HINT,
-        )
+        with RandomOpCheck(type(self).__name__):
+            if self.method == "autograd":
+                return autograd_gradients(self.forward_func, inputs, args, select, _TOKEN_HINT)
+            return finite_difference_gradients(
+                self.forward_func, inputs, args, select, self.h, self.difference, self.perturbations_per_eval,
+                _TOKEN_HINT,
+            )
 
     # ------------------------------------------------------------------------------------------------------------
     # Global view
@@ -398,7 +400,8 @@ class GradientLinearSurrogate(GradientAttribution):
         """
         self._check_fitted()
         args = _format_additional_forward_args(additional_forward_args) or ()
-        output = check_output(self.forward_func(inputs, *args), int(inputs.shape[0]))
+        with RandomOpCheck(type(self).__name__):
+            output = check_output(self.forward_func(inputs, *args), int(inputs.shape[0]))
         scores = column_selector(self.target_)(output, 1)
         return scores.argmax(-1) if scores.shape[1] > 1 else (scores[:, 0] > self.threshold_).long()
 
@@ -557,17 +560,14 @@ class LayerGradientLinearSurrogate(LayerAttribution, GradientAttribution):
         assert formatted is not None
         args = _format_additional_forward_args(additional_forward_args) or ()
         select = target_selector(target, int(formatted[0].shape[0]))
-        with LayerLeaves(self.layer, attribute_to_layer_input) as capture:
-            with torch.enable_grad():
-                output = self.forward_func(*formatted, *args)
-                if capture.leaves is None:
-                    raise ValueError(f"Expected the layer {type(self.layer).__name__} to run in the forward pass, "
-                                     "but it did not")
-                scores = select(check_output(output, int(formatted[0].shape[0])), 1)
-                if not scores.requires_grad:
-                    raise ValueError("The selected output does not depend on the layer's output through autograd")
-                grads = torch.autograd.grad(scores.sum(), capture.leaves, allow_unused=True)
-        leaves = capture.leaves
+        with ScopedHooks() as hooks, RandomOpCheck(type(self).__name__), torch.enable_grad():
+            capture = LayerCapture(self.layer, hooks, _leaf, attribute_to_layer_input)
+            output = self.forward_func(*formatted, *args)
+            leaves = capture.require()
+            scores = select(check_output(output, int(formatted[0].shape[0])), 1)
+            if not scores.requires_grad:
+                raise ValueError("The selected output does not depend on the layer's output through autograd")
+            grads = torch.autograd.grad(scores.sum(), leaves, allow_unused=True)
         result = tuple(
             ((torch.zeros_like(z) if g is None else g) * (z.detach() if self.multiplies_by_inputs else 1)).contiguous()
             for g, z in zip(grads, leaves)
@@ -651,3 +651,7 @@ class LayerGradientLinearSurrogate(LayerAttribution, GradientAttribution):
                 expressions.append(Expression(start, span, tuple(token_ids[row][t] for t in span), norm))
             result.append(expressions)
         return result
+
+
+def _leaf(tensor: Tensor) -> Tensor:
+    return tensor.detach().requires_grad_(True)

@@ -298,8 +298,9 @@ class HiddenUnitOptimization:
     the embedding's output unchanged (checked once per call with seeded random embeddings: up to the transpose to
     channels first and padding or cropping at the end, as in a text CNN whose dropout is off in evaluation mode),
     each sentence runs once per pass and the optimized columns go in at the cropped input instead of the embedding's
-    output, so no tensor of a whole sentence carries a gradient; the result is the same. The model is in evaluation
-    mode with frozen parameters during a call, restored afterwards, hooks removed, also when the call raises.
+    output, so no tensor of a whole sentence carries a gradient; the result is the same. The model is never changed:
+    dropout in training mode is refused (call ``model.eval()`` first), and the hooks act only in the calling thread
+    and are removed when the call ends, also when it raises.
 
     Args:
         model: the classifier taking token ids (and ``additional_forward_args``), returning logits :math:`(N, C)`.
@@ -504,11 +505,11 @@ class HiddenUnitOptimization:
         args = format_forward_args(additional_forward_args)
         active = torch.arange(count, device=vectors.device)
         snapshot = vectors.new_zeros(count, vectors.shape[2])
-        with self.saliency.frozen():
-            stack = self.saliency.stack
-            assert stack is not None
-            unpadded = all(window_geometry(module)[4] == 0 for module in stack)
-            at_first_module = unpadded and self._reads_embeddings_unchanged(inputs, args, stack[0])
+        stack = self.saliency.stack
+        assert stack is not None
+        unpadded = all(window_geometry(module)[4] == 0 for module in stack)
+        at_first_module = unpadded and self._reads_embeddings_unchanged(inputs, args, stack[0])
+        with self.saliency.deterministic():
 
             def items(chosen: Tensor) -> _ItemForward:
                 return self._item_forward(inputs, args, embeddings, unpadded, at_first_module, example[chosen],
@@ -569,33 +570,25 @@ class HiddenUnitOptimization:
         transpose to channels first, and padding or cropping at the end): checked by putting in seeded random
         embeddings, so a glue that scales, mixes positions or applies a nonlinearity fails it."""
         seen: List[Tensor] = []
-        probe: List[Tensor] = []
+        generator = torch.Generator().manual_seed(0)
+        shape = (*inputs.shape[:2], self.embedding.embedding_dim)
+        probe = torch.randn(shape, generator=generator, dtype=torch.float64).to(self.embedding.weight)
 
-        def random_embeddings(time_first: bool) -> Tensor:
-            assert hooks.embeddings is not None
-            generator = torch.Generator().manual_seed(0)
-            shape, like = hooks.embeddings.shape, hooks.embeddings
-            probe.append(torch.randn(shape, generator=generator, dtype=torch.float64).to(like))
-            return probe[0]
-
-        handle = first.register_forward_pre_hook(lambda module, given: seen.append(given[0].detach()))
         hooks = self.saliency.hooks(stop_after_layer=True, leaf=False, embedding=self.embedding, token_ids=inputs,
-                                    replace_embeddings=random_embeddings)
-        try:
-            with hooks, torch.no_grad():
-                try:
-                    self.model(inputs, *args)
-                except StopForward:
-                    pass
-        finally:
-            handle.remove()
-        if not seen or not probe or seen[0].dim() != 3 or seen[0].shape[:2] != probe[0].shape[::2]:
+                                    replace_embeddings=lambda time_first: probe)
+        with hooks, self.saliency.deterministic(), torch.no_grad():
+            hooks.hooks.forward_pre(first, lambda module, given: seen.append(given[0].detach()))
+            try:
+                self.model(inputs, *args)
+            except StopForward:
+                pass
+        if not seen or seen[0].dim() != 3 or seen[0].shape[:2] != probe.shape[::2]:
             return False
-        width = min(seen[0].shape[2], probe[0].shape[1])
+        width = min(seen[0].shape[2], probe.shape[1])
         padding_idx = self.embedding.padding_idx
         ids = inputs[:, :width]
         tokens = ids != padding_idx if padding_idx is not None else torch.ones_like(ids, dtype=torch.bool)
-        return torch.equal(seen[0][:, :, :width].transpose(1, 2)[tokens], probe[0][:, :width][tokens])
+        return torch.equal(seen[0][:, :, :width].transpose(1, 2)[tokens], probe[:, :width][tokens])
 
     def matching_rate(
         self,
@@ -639,7 +632,7 @@ class HiddenUnitOptimization:
             predicted = torch.full_like(result.classes, -1)
             if bool(has_words.any()):
                 kept = rows[has_words]
-                with self.saliency.frozen(), torch.no_grad():
+                with self.saliency.deterministic(), torch.no_grad():
                     out_args = format_forward_args(forward_args(kept) if forward_args is not None else None)
                     predicted[has_words] = self.model(kept, *out_args).argmax(dim=1)
             matches.append(predicted == result.classes)

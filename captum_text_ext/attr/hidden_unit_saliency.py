@@ -3,10 +3,9 @@ r"""HiddenUnitSaliency: which spatial locations of a text CNN's hidden layer mat
 
 from __future__ import annotations
 
-import contextlib
 import typing
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import torch
 from captum._utils.common import (
@@ -19,10 +18,10 @@ from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from captum.attr import GradientAttribution, LayerAttribution
 from captum.log import log_usage
 from torch import Tensor, nn
-from torch.utils.hooks import RemovableHandle
 
 from captum_text_ext.attr.receptive_fields import SPATIAL_MODULES, chain_of, stack_receptive_fields, window_geometry
-from captum_text_ext.decomposition.guard import frozen_modules, modules_of
+from captum_text_ext.decomposition.guard import RandomOpCheck
+from captum_text_ext.decomposition.hooks import ScopedHooks, modules_of
 
 __all__ = ["HiddenUnitSaliency"]
 
@@ -58,7 +57,7 @@ class LayerHooks:
     output, optionally stop after the layer, optionally ``crop`` the input of the stack's first module to ``width``
     positions from a start per row (``(module, start (B,), width)``; row ``b`` taken from the input's row
     ``crop_rows[b]``, default ``b``) and ``substitute`` what the crop gives (a function of the cropped input). All
-    hooks are removed on exit, also after an exception."""
+    hooks act only in the calling thread and are removed on exit, also after an exception."""
 
     def __init__(
         self,
@@ -79,7 +78,7 @@ class LayerHooks:
         self.stop_after_layer, self.leaf = stop_after_layer, leaf
         self.embedding, self.token_ids, self.replace_embeddings = embedding, token_ids, replace_embeddings
         self.crop, self.substitute, self.crop_rows = crop, substitute, crop_rows
-        self.handles: List[RemovableHandle] = []
+        self.hooks = ScopedHooks()
         self.ran: List[Tuple[nn.Module, int, int]] = []
         self.raw: Optional[Tensor] = None
         self.embeddings: Optional[Tensor] = None
@@ -88,21 +87,19 @@ class LayerHooks:
     def __enter__(self) -> "LayerHooks":
         try:
             for module in self.watch:
-                self.handles.append(module.register_forward_hook(self._record_lengths))
-            self.handles.append(self.layer.register_forward_hook(self._capture))
+                self.hooks.forward(module, self._record_lengths)
+            self.hooks.forward(self.layer, self._capture)
             if self.embedding is not None:
-                self.handles.append(self.embedding.register_forward_hook(self._embedding_hook))
+                self.hooks.forward(self.embedding, self._embedding_hook)
             if self.crop is not None:
-                self.handles.append(self.crop[0].register_forward_pre_hook(self._crop_input))
+                self.hooks.forward_pre(self.crop[0], self._crop_input)
         except BaseException:
-            self.__exit__()
+            self.hooks.remove()
             raise
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        for handle in self.handles:
-            handle.remove()
-        self.handles.clear()
+        self.hooks.remove()
 
     def _crop_input(self, module: nn.Module, args: Tuple[Any, ...]) -> Tuple[Any, ...]:
         assert self.crop is not None
@@ -242,7 +239,7 @@ class HiddenUnitSaliency(LayerAttribution, GradientAttribution):
     reads: when the model pads or crops its embeddings, it must do so at the end (as
     :class:`~captum_text_ext.models.TextCNN` does).
 
-    During a call the model is in evaluation mode with frozen parameters; its flags are restored and the hooks
+    The model is never changed: dropout in training mode is refused (call ``model.eval()`` first), and the hooks
     removed afterwards, also when the call raises.
 
     Args:
@@ -351,11 +348,10 @@ class HiddenUnitSaliency(LayerAttribution, GradientAttribution):
             )
         return stack_receptive_fields(self.stack, seq_len)
 
-    @contextlib.contextmanager
-    def frozen(self) -> Iterator[None]:
-        """The model in evaluation mode with frozen parameters, restored on exit."""
-        with frozen_modules(self.roots):
-            yield
+    def deterministic(self) -> RandomOpCheck:
+        """A context that refuses random ops in the forward pass (dropout in training mode): the model is never
+        switched to evaluation mode for you."""
+        return RandomOpCheck(type(self).__name__)
 
     def hooks(self, **kwargs: Any) -> LayerHooks:
         """:class:`LayerHooks` for this layer and stack (``kwargs`` as :class:`LayerHooks` takes them)."""
@@ -374,7 +370,7 @@ class HiddenUnitSaliency(LayerAttribution, GradientAttribution):
         assert formatted is not None
         args = format_forward_args(additional_forward_args)
         hooks = self.hooks(embedding=embedding, token_ids=formatted[0])
-        with self.frozen(), torch.enable_grad(), hooks:
+        with self.deterministic(), torch.enable_grad(), hooks:
             output = self.forward_func(*formatted, *args)
             classes = class_indices(output, target)
             scores = output.gather(1, classes.unsqueeze(1)).sum()

@@ -6,41 +6,24 @@ embedding), like Captum's ``LayerLRP`` and ``LayerIntegratedGradients``.
 
 from __future__ import annotations
 
-import contextlib
 import typing
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Literal, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
-from captum._utils.common import (
-    _format_additional_forward_args,
-    _format_output,
-    _format_tensor_into_tuples,
-    _is_tuple,
-    _select_targets,
-    _validate_target,
-)
+from captum._utils.common import _format_output, _format_tensor_into_tuples, _is_tuple
 from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from captum.attr import GradientAttribution, LayerAttribution
 from captum.log import log_usage
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
-from torch.utils.hooks import RemovableHandle
 
-from captum_text_ext.attr._layer_leaves import LayerLeaves
-from captum_text_ext.decomposition.guard import (
-    ModuleTracker,
-    OpGuard,
-    frozen_modules,
-    modules_of,
-)
-from captum_text_ext.decomposition.lrp_rules import (
-    EpsilonRule,
-    InitialState,
-    LRPRun,
-    lrp_op_table,
-)
+from captum_text_ext.attr._targets import check_target, select_scores
+from captum_text_ext.decomposition.guard import OpGuard, is_tracked
+from captum_text_ext.decomposition.hooks import LayerCapture, ScopedHooks
+from captum_text_ext.decomposition.lrp import EpsilonRule, InitialState, LRPRun, lrp_op_table
+from captum_text_ext.decomposition.run import GuardedForward, forward_args, model_output
 
 __all__ = ["LSTMLRP", "LRPDecomposition", "LayerLSTMLRP"]
 
@@ -87,55 +70,35 @@ class _Pass(NamedTuple):
     layer_is_tuple: bool
 
 
-def _paused(guard: Optional[OpGuard]) -> Any:
-    return guard.paused() if guard is not None else contextlib.nullcontext()
-
-
 def _leaf(tensor: Tensor) -> Tensor:
     return tensor if tensor.requires_grad else tensor.detach().requires_grad_(True)
 
 
-def _detach_args(args: Optional[Tuple[Any, ...]]) -> Tuple[Any, ...]:
-    if args is None:
-        return ()
-    return tuple(a.detach() if isinstance(a, Tensor) else a for a in args)
+RECURRENT_MODULES = (nn.LSTM, nn.GRU, nn.LSTMCell, nn.GRUCell)
 
 
-class _InitialStateHooks:
-    """Forward pre-hooks that give every ``nn.LSTM``/``nn.GRU``/``nn.LSTMCell``/``nn.GRUCell`` explicit initial states
-    as leaves (zeros when the caller passes none, the same values otherwise), so that the relevance reaching them can be
-    read. Only while ``active()`` (for a layer attribution: after the layer ran, so that what runs before it stays
-    untouched). Removed on exit."""
+class _InitialStates:
+    """Gives every ``nn.LSTM``/``nn.GRU``/``nn.LSTMCell``/``nn.GRUCell`` explicit initial states as leaves for one call
+    (zeros when the caller passes none, the same values otherwise), so that the relevance reaching them can be read.
+    Only while ``active()`` (for a layer attribution: after the layer ran, so that what runs before it stays
+    untouched)."""
 
-    def __init__(self, roots: Sequence[nn.Module], run: LRPRun, active: Callable[[], bool] = lambda: True) -> None:
-        self.roots, self.run, self.active = roots, run, active
-        self.handles: List[RemovableHandle] = []
-
-    def __enter__(self) -> "_InitialStateHooks":
+    def __init__(
+        self, roots: Sequence[nn.Module], hooks: ScopedHooks, run: LRPRun, active: Callable[[], bool]
+    ) -> None:
+        self.run, self.active = run, active
         seen: List[nn.Module] = []
-        try:
-            for root in self.roots:
-                for name, module in root.named_modules():
-                    kinds = (nn.LSTM, nn.GRU, nn.LSTMCell, nn.GRUCell)
-                    if isinstance(module, kinds) and not any(module is m for m in seen):
-                        seen.append(module)
-                        hook = self._hook(name or type(module).__name__)
-                        self.handles.append(module.register_forward_pre_hook(hook, with_kwargs=True))
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for handle in self.handles:
-            handle.remove()
-        self.handles.clear()
+        for root in roots:
+            for name, module in root.named_modules():
+                if isinstance(module, RECURRENT_MODULES) and not any(module is m for m in seen):
+                    seen.append(module)
+                    hooks.forward_pre(module, self._hook(name or type(module).__name__), with_kwargs=True)
 
     def _hook(self, name: str) -> Callable[..., Any]:
         def hook(module: nn.Module, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
             if not self.active():
                 return None
-            with _paused(self.run.guard):
+            with self.run.paused():
                 return self._replace_state(name, module, args, kwargs)
 
         return hook
@@ -206,7 +169,7 @@ class LSTMLRP(GradientAttribution):
     with :math:`N = E + 1` inputs, :math:`x_t` and the gated term :math:`r_t \odot m_t`, which gives everything to
     :math:`m_t = W_{hn} h_{t-1} + b_{hn}` (the reset gate gets nothing), a weighted connection with :math:`N = H`.
     The full equations, and the rules of every other supported op, are in
-    :mod:`captum_text_ext.decomposition.lrp_rules`. Bidirectional layers: each direction in its own reading order,
+    :mod:`captum_text_ext.decomposition.lrp`. Bidirectional layers: each direction in its own reading order,
     input relevances summed; stacked layers: relevance on layer :math:`k`'s inputs is relevance on layer
     :math:`k - 1`'s outputs.
 
@@ -217,8 +180,10 @@ class LSTMLRP(GradientAttribution):
     route relevance with their own backward ("gradient = relevance", as in Captum's ``LRP``). Any op on the path
     from the inputs to the output without a rule raises
     :class:`~captum_text_ext.decomposition.guard.UnsupportedOperationError` (a ``TypeError``) naming it; there is no
-    silent fall-back to gradients. During a call the model is put in evaluation mode and its parameters are frozen;
-    its ``training`` flags, ``requires_grad`` flags and hooks are restored afterwards, also when the call raises.
+    silent fall-back to gradients. The model is never changed: not switched to evaluation mode, no ``requires_grad``
+    changed, every hook removed when the call ends (also when it raises) and inactive in other threads, so several
+    threads may explain one model at once. Dropout in training mode (a random forward pass) is refused: call
+    ``model.eval()`` first.
 
     Args:
         model: the model, taking embeddings :math:`(N, T, E)` (and whatever ``additional_forward_args`` holds):
@@ -257,9 +222,16 @@ class LSTMLRP(GradientAttribution):
             raise TypeError(f"Expected `model` to be an nn.Module or a callable, but got {type(model).__name__}")
         self._rule = EpsilonRule(epsilon, bias_factor)
         GradientAttribution.__init__(self, model)
-        self.model = model
-        self.epsilon = float(epsilon)
-        self.bias_factor = float(bias_factor)
+
+    @property
+    def epsilon(self) -> float:
+        """The stabilizer :math:`\\epsilon` (read-only: make a new instance for another value)."""
+        return self._rule.epsilon
+
+    @property
+    def bias_factor(self) -> float:
+        """:math:`\\delta` (read-only: make a new instance for another value)."""
+        return self._rule.bias_factor
 
     @property
     def multiplies_by_inputs(self) -> bool:
@@ -425,9 +397,6 @@ class LSTMLRP(GradientAttribution):
             absorbed=scores - inputs_total - total,
         )
 
-    def _roots(self) -> List[nn.Module]:
-        return modules_of(self.forward_func)
-
     def _propagate(
         self,
         inputs: Tuple[Tensor, ...],
@@ -446,37 +415,27 @@ class LSTMLRP(GradientAttribution):
                         "for token ids use LayerLSTMLRP(model, embedding_layer)"
                     )
         batch = int(inputs[0].shape[0])
-        _validate_target(batch, target)
-        extra = _detach_args(_format_additional_forward_args(additional_forward_args))
+        check_target(batch, target)
+        extra = forward_args(additional_forward_args)
         run = LRPRun(self._rule)
-        table = lrp_op_table(run)
-        roots = self._roots()
-        if layer is not None and not any(layer is m for root in roots for m in root.modules()):
-            roots.append(layer)
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(frozen_modules(roots))
-            tracker = stack.enter_context(ModuleTracker(roots))
-            capture = (LayerLeaves(layer, attribute_to_layer_input, lambda: _paused(run.guard)) if layer is not None
-                       else None)
-            if capture is not None:
-                stack.enter_context(capture)
-            stack.enter_context(_InitialStateHooks(roots, run, lambda: capture is None or capture.leaves is not None))
+        with torch.enable_grad(), GuardedForward(run, lrp_op_table(run), self.forward_func, layer) as forward:
+            capture = (
+                None
+                if layer is None
+                else LayerCapture(layer, forward.hooks, _leaf_copy, attribute_to_layer_input, paused=run.paused)
+            )
+            _InitialStates(forward.roots, forward.hooks, run, lambda: capture is None or capture.captured is not None)
             leaves = inputs if capture is not None else tuple(_leaf_copy(t) for t in inputs)
-            guard = OpGuard(table, tracker)
-            run.guard = guard
-            with torch.enable_grad():
-                output = guard.call(self.forward_func, *leaves, *extra)
-                if capture is not None:
-                    if capture.leaves is None:
-                        raise ValueError(
-                            f"Expected the layer {type(layer).__name__} to run in the forward pass, but it did not"
-                        )
-                    leaves = capture.leaves
-                scores = self._scores(output, target, batch, run)
-                wrt = list(leaves) + [state.leaf for state in run.initial_states]
-                grads = torch.autograd.grad(scores, wrt, grad_outputs=scores.detach(), allow_unused=True)
-            if verbose:
-                self._print_log(guard)
+            output = forward(*leaves, *extra)
+            if capture is not None:
+                leaves = capture.require()
+            output = model_output(output, batch, is_tracked, run)
+            scores = select_scores(output, target)
+            wrt = list(leaves) + [state.leaf for state in run.initial_states]
+            grads = torch.autograd.grad(scores, wrt, grad_outputs=scores.detach(), allow_unused=True)
+        if verbose:
+            assert forward.guard is not None
+            self._print_log(forward.guard)
         relevance = tuple(
             (torch.zeros_like(t) if g is None else g).detach().contiguous() for t, g in zip(leaves, grads)
         )
@@ -484,29 +443,11 @@ class LSTMLRP(GradientAttribution):
         return _Pass(scores.detach(), relevance, states, capture is not None and capture.is_tuple)
 
     @staticmethod
-    def _scores(output: Any, target: TargetType, batch: int, run: LRPRun) -> Tensor:
-        if not isinstance(output, Tensor) or output.dim() == 0 or output.shape[0] != batch:
-            got = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
-            raise ValueError(f"Expected the model to return a tensor with the batch ({batch}) first, but got {got}")
-        if not output.requires_grad:
-            gates = f" (it reaches the output only through gates: {', '.join(run.gates)})" if run.gates else ""
-            raise TypeError(
-                "LSTMLRP found no path from the inputs to the model's output that carries relevance" + gates
-            )
-        selected = _select_targets(output, target)
-        if selected.numel() != batch:
-            raise ValueError(
-                f"Expected `target` to select one score per example ({batch}), but it selected a tensor of shape "
-                f"{tuple(selected.shape)} from an output of shape {tuple(output.shape)}"
-            )
-        return selected.reshape(batch)
-
-    @staticmethod
     def _print_log(guard: OpGuard) -> None:
         counts = Counter(guard.log)
-        for (op, module, group), count in counts.items():
+        for (op, module, rule), count in counts.items():
             times = f" x{count}" if count > 1 else ""
-            print(f"LSTMLRP: {module or '<root>'}: {op}{times} -> {group}")
+            print(f"LSTMLRP: {module or '<root>'}: {op}{times} -> {rule}")
 
 
 def _leaf_copy(tensor: Tensor) -> Tensor:

@@ -195,13 +195,8 @@ class RecurrentSpec:
             cell = "gru"
         else:
             raise TypeError(f"Expected an nn.LSTM or nn.GRU, but got {type(module).__name__}")
-        return cls.from_flat_weights(
-            cell,
-            list(module._flat_weights),
-            module.bias,
-            module.num_layers,
-            module.bidirectional,  # type: ignore
-        )
+        weights: List[Tensor] = [w for w in module._flat_weights if w is not None]
+        return cls.from_flat_weights(cell, weights, module.bias, module.num_layers, module.bidirectional)
 
     @classmethod
     def from_flat_weights(
@@ -591,7 +586,7 @@ class FusedRecurrentCall:
     OPS = ("lstm", "gru", "lstm_cell", "gru_cell")
 
     @classmethod
-    def parse(cls, op: str, args: Sequence[object], kwargs: Optional[Dict[str, object]] = None) -> "FusedRecurrentCall":
+    def parse(cls, op: str, args: Sequence[Any], kwargs: Optional[Dict[str, Any]] = None) -> "FusedRecurrentCall":
         """Read the arguments of ``torch.<op>`` (both overloads of ``torch.lstm`` / ``torch.gru``: padded with
         ``batch_first``, or packed data with ``batch_sizes``).
 
@@ -606,16 +601,16 @@ class FusedRecurrentCall:
         if op.endswith("_cell"):
             names = ("input", "hx", "w_ih", "w_hh", "b_ih", "b_hh")
             values = list(args) + [kwargs.pop(name, None) for name in names[len(args) :]]
-            x, hx, w_ih, w_hh, b_ih, b_hh = values  # type: ignore[misc]
-            weights = CellWeights(cell, w_ih, w_hh, b_ih, b_hh)  # type: ignore[arg-type]
-            h0, c0 = (hx[0], hx[1]) if cell == "lstm" else (hx, None)  # type: ignore[index]
+            x, hx, w_ih, w_hh, b_ih, b_hh = values
+            weights = CellWeights(cell, w_ih, w_hh, b_ih, b_hh)
+            h0, c0 = (hx[0], hx[1]) if cell == "lstm" else (hx, None)
             return cls(
                 op,
                 RecurrentSpec(cell, 1, False, (weights,)),
-                x.unsqueeze(0),  # type: ignore[union-attr]
+                x.unsqueeze(0),
                 None,
-                h0.unsqueeze(0),  # type: ignore[union-attr]
-                None if c0 is None else c0.unsqueeze(0),  # type: ignore[union-attr]
+                h0.unsqueeze(0),
+                None if c0 is None else c0.unsqueeze(0),
             )
         if kwargs:
             raise TypeError(f"keyword arguments to torch.{op} are not supported (got {sorted(kwargs)})")
@@ -631,15 +626,15 @@ class FusedRecurrentCall:
             params,
             bool(has_biases),
             int(num_layers),
-            bool(bidirectional),  # type: ignore[arg-type]
+            bool(bidirectional),
         )
-        h0, c0 = (hx[0], hx[1]) if cell == "lstm" else (hx, None)  # type: ignore[index]
+        h0, c0 = (hx[0], hx[1]) if cell == "lstm" else (hx, None)
         lengths: Optional[Tensor] = None
         if packed:
-            steps = int(batch_sizes.shape[0])  # type: ignore[union-attr]
+            steps = int(batch_sizes.shape[0])
             x, lengths = torch._pad_packed_sequence(data, batch_sizes, False, 0.0, steps)
         else:
-            x = data.transpose(0, 1) if batch_first else data  # type: ignore[union-attr]
+            x = data.transpose(0, 1) if batch_first else data
         return cls(
             op,
             spec,
@@ -650,7 +645,7 @@ class FusedRecurrentCall:
             packed,
             bool(batch_first),
             float(dropout),
-            bool(train),  # type: ignore[arg-type]
+            bool(train),
         )
 
     def result(self, outputs: Tensor, h_n: Tensor, c_n: Optional[Tensor] = None) -> Any:

@@ -3,20 +3,19 @@ r"""The one place that decides, op by op, how a decomposition method runs a mode
 A decomposition method runs the user's model unchanged under an :class:`OpGuard`, a
 :class:`~torch.overrides.TorchFunctionMode` that sees every torch function and tensor method the model calls (module
 calls arrive as their functional ops: ``nn.Linear`` as ``torch.nn.functional.linear``, ``nn.LSTM`` as ``torch.lstm``,
-``nn.Tanh`` as ``torch.tanh``). An op that touches a *tracked* tensor (one that carries what the method decomposes) is
-handed to the handler the method registered for it in an :class:`OpTable`; an op that touches no tracked tensor runs
-untouched (lengths, masks, token ids, shapes). Anything else raises :class:`UnsupportedOperationError`, a
-``TypeError`` that names the op, the module it was called in, and lists what is supported. An op whose outputs hold no
-floating-point tensor (a shape, a comparison, an ``argmax``) cannot carry relevance and is allowed; an in-place op on a
-tracked tensor is always refused.
+``nn.Tanh`` as ``torch.tanh``). An op that touches a *tracked* tensor (one that carries what the method decomposes)
+is handed to the rule the method's :class:`OpTable` holds for it; an op that touches no tracked tensor runs untouched,
+without autograd (lengths, masks, token ids, shapes, and anything computed from the parameters alone). Anything else
+raises :class:`UnsupportedOperationError`, a ``TypeError`` that names the op and the module it was called in. An op
+whose outputs hold no floating-point tensor (a shape, a comparison, an ``argmax``) cannot carry relevance and is
+allowed; an in-place op on a tracked tensor is always refused.
 
-The module contexts that the methods share live here too: :func:`frozen_modules` (evaluation mode and frozen
-parameters, restored on exit, also after an exception), :class:`ModuleTracker` (which module is running, for error
-messages) and :func:`modules_of` (the modules behind a forward function).
+The guard is per call and per thread (torch keeps its mode stack per thread): it never changes the model.
 
 Examples:
+    >>> from captum_text_ext.decomposition.ops import GROUPS
     >>> table = OpTable("demo")
-    >>> table.register("routing", [torch.Tensor.__getitem__], lambda func, args, kwargs: func(*args, **kwargs))
+    >>> table.register(GROUPS["routing"], "own backward", lambda func, args, kwargs: func(*args, **kwargs))
     >>> x = torch.ones(3, requires_grad=True)
     >>> with OpGuard(table):
     ...     y = x[1:]
@@ -29,30 +28,35 @@ Examples:
 from __future__ import annotations
 
 import contextlib
-import inspect
-from collections import OrderedDict
-from typing import (
-    Any,
-    Callable,
-    Dict,
-    Iterable,
-    Iterator,
-    List,
-    Mapping,
-    Optional,
-    Sequence,
-    Tuple,
-)
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
-from torch.overrides import TorchFunctionMode, resolve_name
-from torch.utils.hooks import RemovableHandle
+from torch.overrides import TorchFunctionMode
+
+from captum_text_ext.decomposition.ops import OpGroup, op_name, ops_named
+
+__all__ = [
+    "SUPPORTED_OPS_PAGE",
+    "Handler",
+    "ModuleLocator",
+    "OpGuard",
+    "OpTable",
+    "RANDOM_REASON",
+    "RandomOpCheck",
+    "RandomOpError",
+    "Rule",
+    "UnsupportedOperationError",
+    "is_random_call",
+    "is_tracked",
+]
 
 Handler = Callable[[Callable[..., Any], Tuple[Any, ...], Dict[str, Any]], Any]
 """A rule's entry point: ``handler(func, args, kwargs)`` returns what ``func(*args, **kwargs)`` would."""
 
-NAMESPACES: Tuple[Any, ...] = (torch, torch.Tensor, torch.nn.functional, torch._C._nn, torch.special)
+SUPPORTED_OPS_PAGE = "https://captum-text-ext.readthedocs.io/en/latest/supported_ops.html"
+"""The docs page that lists every op each method supports, by group, with its rule (``docs/supported_ops.rst``)."""
 
 
 class UnsupportedOperationError(TypeError):
@@ -60,7 +64,8 @@ class UnsupportedOperationError(TypeError):
 
     Attributes:
         op: the op's name, e.g. ``"torch.exp"``.
-        module: the qualified name of the module it was called in (``""`` for the top level), or ``None``.
+        module: the qualified name of the submodule of the user's model it was called in (``""`` for the model
+            itself), or ``None`` when unknown.
     """
 
     def __init__(self, message: str, op: str, module: Optional[str]) -> None:
@@ -69,53 +74,72 @@ class UnsupportedOperationError(TypeError):
         self.module = module
 
 
-def op_name(func: Callable[..., Any]) -> str:
-    """A readable name: ``torch.nn.functional.linear``, ``torch.Tensor.mul``, ``torch.lstm``."""
-    name = resolve_name(func)
-    if name:
-        return name
-    qualname = getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
-    owner = getattr(func, "__self__", None)
-    if owner is not None and hasattr(owner, "__name__") and not str(qualname).startswith(owner.__name__):
-        return f"{owner.__name__}.{qualname}"
-    return str(qualname)
+class RandomOpError(UnsupportedOperationError):
+    """A random op in the forward pass (dropout in training mode): the method needs a deterministic model."""
 
 
-def ops_named(names: Iterable[str], namespaces: Sequence[Any] = NAMESPACES) -> List[Callable[..., Any]]:
-    """Every function or method called ``name`` in the torch namespaces (``torch``, ``Tensor``, ``F``, ...).
+RANDOM_REASON = (
+    "the forward pass is random (dropout in training mode, or a sampling op); call the model in evaluation mode "
+    "(`model.eval()`) — the methods never switch it for you"
+)
+"""Why a random op (:func:`is_random_call`) is refused."""
 
-    >>> [op_name(f) for f in ops_named(["tanh"])]
-    ['torch.tanh', 'torch.Tensor.tanh', 'torch.nn.functional.tanh']
+RANDOM_IN_TRAINING = ("dropout", "alpha_dropout", "feature_alpha_dropout", "dropout1d", "dropout2d", "dropout3d", "rrelu")
+"""Ops that are random in training mode."""
+
+RANDOM_ALWAYS = (
+    "rand", "randn", "randint", "rand_like", "randn_like", "randint_like", "randperm", "bernoulli", "multinomial",
+    "normal", "poisson", "uniform_", "normal_", "bernoulli_", "random_", "exponential_", "geometric_", "log_normal_",
+    "cauchy_",
+)  # fmt: skip
+"""Ops that always draw random numbers."""
+
+
+def is_random_call(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Mapping[str, Any]) -> bool:
+    """Whether a call draws random numbers: dropout in training mode with ``p > 0``, ``rrelu`` in training mode, or
+    a sampling op (:data:`RANDOM_ALWAYS`).
+
+    The forms are ``torch.dropout(input, p, train)``, ``F.dropout(input, p=0.5, training=True, inplace=False)``
+    (the alpha variants of ``F`` default to ``training=False``) and ``F.rrelu(input, lower, upper, training=False)``.
+
+    >>> is_random_call(torch.nn.functional.dropout, (torch.ones(2),), {"p": 0.1, "training": True})
+    True
+    >>> is_random_call(torch.nn.functional.dropout, (torch.ones(2), 0.1, False), {})
+    False
     """
-    found: List[Callable[..., Any]] = []
-    for name in names:
-        for space in namespaces:
-            func = getattr(space, name, None)
-            if func is not None and callable(func) and not any(func is f for f in found):
-                found.append(func)
-    return found
-
-
-DROPOUT_OPS = ("dropout", "alpha_dropout", "feature_alpha_dropout", "dropout1d", "dropout2d", "dropout3d")
-"""Dropout: the identity in evaluation mode, random in training mode (refused by every rule table)."""
-RANDOM_DROPOUT = "dropout in training mode is random (call the model in evaluation mode)"
-"""Why a :func:`dropout_is_random` call is refused."""
-
-
-def dropout_is_random(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Mapping[str, Any]) -> bool:
-    """Whether a call of a :data:`DROPOUT_OPS` op drops at random: in training mode with ``p > 0``.
-
-    The forms are ``torch.dropout(input, p, train)`` and ``F.dropout(input, p=0.5, training=True, inplace=False)``;
-    the alpha variants of ``F`` default to ``training=False``.
-    """
+    name = getattr(func, "__name__", "")
+    if name in RANDOM_ALWAYS:
+        return True
+    if name not in RANDOM_IN_TRAINING:
+        return False
+    if name == "rrelu":
+        train = args[3] if len(args) > 3 else kwargs.get("training", False)
+        return bool(train)
     p = args[1] if len(args) > 1 else kwargs.get("p", 0.5)
-    default = "alpha" not in getattr(func, "__name__", "")
+    default = "alpha" not in name
     train = args[2] if len(args) > 2 else kwargs.get("training", kwargs.get("train", default))
     return bool(train) and float(p) > 0
 
 
+@dataclass(frozen=True)
+class Rule:
+    """What a table does with an op: run ``handler`` (a rule named ``name``), or refuse it with ``refusal``.
+
+    Attributes:
+        group: the op's group name.
+        name: the rule's name, as the docs show it (e.g. ``"epsilon rule"``), or the refusal's short form.
+        handler: ``handler(func, args, kwargs)``; ``None`` for an op refused on purpose.
+        refusal: why the method refuses the op (``None`` when it has a rule).
+    """
+
+    group: str
+    name: str
+    handler: Optional[Handler]
+    refusal: Optional[str] = None
+
+
 class OpTable:
-    """Op → handler, grouped for the refusal message.
+    """Op → :class:`Rule`, built group by group from :data:`~captum_text_ext.decomposition.ops.GROUPS`.
 
     Args:
         method: the method's name, used in messages (e.g. ``"LSTMLRP"``).
@@ -123,33 +147,46 @@ class OpTable:
 
     def __init__(self, method: str) -> None:
         self.method = method
-        self._handlers: Dict[Any, Tuple[str, Handler]] = {}
-        self._groups: "OrderedDict[str, List[str]]" = OrderedDict()
+        self._rules: Dict[Any, Rule] = {}
+        self._by_op: Dict[str, Rule] = {}
 
-    def register(self, group: str, funcs: Iterable[Callable[..., Any]], handler: Handler) -> None:
-        """Route ``funcs`` to ``handler``; ``group`` names the rule in messages (``"pass-through activations"``)."""
-        names = self._groups.setdefault(group, [])
-        for func in funcs:
-            self._handlers[func] = (group, handler)
-            short = getattr(func, "__name__", None) or op_name(func).split(".")[-1]
-            if short not in names:
-                names.append(short)
+    def register(
+        self, group: OpGroup, rule: str, handler: Handler, ops: Optional[Sequence[str]] = None
+    ) -> None:
+        """Run ``ops`` (default: every op of ``group`` that has no rule yet) with ``handler``, the rule ``rule``.
 
-    def lookup(self, func: Callable[..., Any]) -> Optional[Tuple[str, Handler]]:
-        """``(group, handler)`` for ``func``, or ``None``."""
+        Raises:
+            ValueError: for an op that is not in ``group``.
+        """
+        self._add(group, ops, Rule(group.name, rule, handler))
+
+    def refuse(self, group: OpGroup, reason: str, ops: Optional[Sequence[str]] = None) -> None:
+        """Refuse ``ops`` (default: every op of ``group`` without a rule yet) on purpose, saying ``reason``."""
+        self._add(group, ops, Rule(group.name, "refused", None, reason))
+
+    def _add(self, group: OpGroup, ops: Optional[Sequence[str]], rule: Rule) -> None:
+        names = [op for op in group.ops if op not in self._by_op] if ops is None else list(ops)
+        for name in names:
+            if name not in group.ops:
+                raise ValueError(f"Expected an op of the group {group.name!r}, but got {name!r}")
+            self._by_op[name] = rule
+            for func in ops_named([name]):
+                self._rules.setdefault(func, rule)
+
+    def lookup(self, func: Callable[..., Any]) -> Optional[Rule]:
+        """The :class:`Rule` for ``func``, or ``None``."""
         try:
-            return self._handlers.get(func)
+            return self._rules.get(func)
         except TypeError:  # unhashable callables
             return None
 
-    @property
-    def groups(self) -> Mapping[str, List[str]]:
-        """Group name → short op names, in registration order."""
-        return self._groups
+    def rule_for(self, op: str) -> Optional[Rule]:
+        """The :class:`Rule` for the short op name ``op``, or ``None``."""
+        return self._by_op.get(op)
 
-    def describe(self) -> str:
-        """One line per group: what the method supports."""
-        return "; ".join(f"{group}: {', '.join(names)}" for group, names in self._groups.items())
+    def coverage(self) -> Dict[str, Rule]:
+        """Short op name → :class:`Rule`, for every op the table knows (rules and refusals)."""
+        return dict(self._by_op)
 
 
 def _tensors(obj: Any) -> Iterator[Tensor]:
@@ -164,9 +201,20 @@ def _tensors(obj: Any) -> Iterator[Tensor]:
 
 
 def is_tracked(obj: Any) -> bool:
-    """Whether ``obj`` is a tensor that carries relevance: during a decomposition, one that requires grad and is not an
-    ``nn.Parameter`` (parameters are constants of the decomposition, even when they were not frozen)."""
+    """Whether ``obj`` carries relevance during an LRP pass: a tensor that requires grad and is not an
+    ``nn.Parameter``. Under the guard only tensors computed from the inputs require grad: every op that touches no
+    tracked tensor runs without autograd, so what the parameters alone give is a constant."""
     return isinstance(obj, Tensor) and obj.requires_grad and not isinstance(obj, nn.Parameter)
+
+
+def _constant(obj: Any) -> Any:
+    """``obj`` with every tensor that requires grad detached (a view of a parameter made under ``no_grad`` still
+    requires grad)."""
+    if isinstance(obj, Tensor):
+        return obj.detach() if obj.requires_grad else obj
+    if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
+        return type(obj)(_constant(item) for item in obj)
+    return obj
 
 
 def _has_float_tensor(obj: Any) -> bool:
@@ -180,86 +228,41 @@ def _is_inplace(func: Callable[..., Any], kwargs: Mapping[str, Any]) -> bool:
         return True
     if name[-1] == "__set__" or short in ("__setitem__", "__delitem__"):
         return True
-    if short.startswith("__i") and short.endswith("__") and short not in ("__index__", "__invert__", "__int__"):
+    if short.startswith("__i") and short.endswith("__") and short not in ("__index__", "__invert__", "__int__",
+                                                                           "__iter__"):
         return True
     return short.endswith("_") and not short.endswith("__") and not short.startswith("_")
 
 
-class ModuleTracker:
-    """Knows which module is running (for messages), via forward pre/post hooks removed on exit.
+class ModuleLocator(Protocol):
+    """Says which submodule of the user's model is running (for messages), like
+    :class:`~captum_text_ext.decomposition.hooks.ModuleTracker`."""
 
-    Args:
-        roots: the modules whose submodules are tracked.
-    """
-
-    def __init__(self, roots: Sequence[nn.Module]) -> None:
-        self.roots = list(roots)
-        self.stack: List[Tuple[str, nn.Module]] = []
-        self._handles: List[RemovableHandle] = []
-
-    def __enter__(self) -> "ModuleTracker":
-        names: Dict[int, str] = {}
-        for root in self.roots:
-            for name, module in root.named_modules():
-                names.setdefault(id(module), name)
-        seen = set()
-        try:
-            for root in self.roots:
-                for module in root.modules():
-                    if id(module) in seen:
-                        continue
-                    seen.add(id(module))
-                    name = names[id(module)]
-                    self._handles.append(module.register_forward_pre_hook(self._push(name)))
-                    self._handles.append(module.register_forward_hook(self._pop, always_call=True))
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
-        self.stack.clear()
-
-    def _push(self, name: str) -> Callable[..., None]:
-        def hook(module: nn.Module, args: Any) -> None:
-            self.stack.append((name, module))
-
-        return hook
-
-    def _pop(self, module: nn.Module, args: Any, output: Any) -> None:
-        if self.stack and self.stack[-1][1] is module:
-            self.stack.pop()
-
-    @property
     def current(self) -> Optional[Tuple[str, nn.Module]]:
         """``(qualified name, module)`` of the innermost running module, or ``None`` at the top level."""
-        return self.stack[-1] if self.stack else None
 
 
 class OpGuard(TorchFunctionMode):
-    """Dispatches every op that touches a tracked tensor to its handler in ``table``; refuses the rest.
+    """Dispatches every op that touches a tracked tensor to its rule in ``table``; refuses the rest.
 
     Args:
         table: the method's :class:`OpTable`.
-        tracker: names the running module in messages (optional).
+        locator: names the running module in messages (optional).
         tracked: the predicate for tensors that carry what is decomposed (default: :func:`is_tracked`).
 
     Attributes:
-        log: ``(op name, module name, group)`` for every handled op, in call order (``verbose`` output).
+        log: ``(op name, module name, rule)`` for every handled op, in call order (``verbose`` output).
     """
 
     def __init__(
         self,
         table: OpTable,
-        tracker: Optional[ModuleTracker] = None,
+        locator: Optional[ModuleLocator] = None,
         tracked: Callable[[Any], bool] = is_tracked,
     ) -> None:
         super().__init__()
         self.table = table
-        self.tracker = tracker
+        self.locator = locator
         self.tracked = tracked
         self.log: List[Tuple[str, str, str]] = []
         self.last_refusal: Optional[UnsupportedOperationError] = None
@@ -290,26 +293,29 @@ class OpGuard(TorchFunctionMode):
             self._paused = previous
 
     def where(self) -> Optional[str]:
-        """The running module's name (``""`` at the model's top level), or ``None`` when unknown."""
-        if self.tracker is None:
+        """The running module's qualified name (``""`` at the model's top level), or ``None`` when unknown."""
+        if self.locator is None:
             return None
-        current = self.tracker.current
-        return None if current is None else current[0]
+        current = self.locator.current()
+        return "" if current is None else current[0]
 
     def refuse(self, func: Callable[..., Any], reason: str = "") -> UnsupportedOperationError:
-        """The error for ``func``: names the op and the module, says why, and lists what is supported."""
+        """The error for ``func``: names the op and the module, says why, and where the supported ops are listed.
+
+        Dropout in training mode is a :class:`RandomOpError`."""
         name = op_name(func)
-        module = self.where()
         place = ""
-        if self.tracker is not None and self.tracker.current is not None:
-            qual, mod = self.tracker.current
-            place = f" (called in module {qual or '<root>'!r} of type {type(mod).__name__})"
+        current = None if self.locator is None else self.locator.current()
+        if current is not None:
+            qual, module = current
+            place = f" (called in module {qual or '<root>'!r} of type {type(module).__name__})"
         why = f": {reason}" if reason else " on the path from the inputs to the output"
-        self.last_refusal = UnsupportedOperationError(
-            f"{self.table.method} has no rule for `{name}`{place}{why}. Supported: {self.table.describe()}.",
-            name,
-            module,
+        message = (
+            f"{self.table.method} has no rule for `{name}`{place}{why}. The supported operations of each method are "
+            f"listed at {SUPPORTED_OPS_PAGE}."
         )
+        kind = RandomOpError if reason == RANDOM_REASON else UnsupportedOperationError
+        self.last_refusal = kind(message, name, self.where())
         return self.last_refusal
 
     def __torch_function__(
@@ -320,16 +326,22 @@ class OpGuard(TorchFunctionMode):
         kwargs: Optional[Dict[str, Any]] = None,
     ) -> Any:
         kwargs = kwargs or {}
-        if self._paused or not any(self.tracked(t) for t in _tensors((args, kwargs))):
+        if self._paused:
             return func(*args, **kwargs)
+        if is_random_call(func, args, kwargs):
+            raise self.refuse(func, RANDOM_REASON)
+        if not any(self.tracked(t) for t in _tensors((args, kwargs))):
+            with torch.no_grad():
+                return _constant(func(*args, **kwargs))
         if _is_inplace(func, kwargs):
             raise self.refuse(func, "in-place ops and `out=` on relevance-carrying tensors are not supported")
-        entry = self.table.lookup(func)
-        if entry is not None:
-            group, handler = entry
+        rule = self.table.lookup(func)
+        if rule is not None and rule.handler is not None:
             where = self.where()
-            self.log.append((op_name(func), "" if where is None else where, group))
-            return handler(func, args, kwargs)
+            self.log.append((op_name(func), "" if where is None else where, rule.name))
+            return rule.handler(func, args, kwargs)
+        if rule is not None:
+            raise self.refuse(func, f"{rule.refusal} ({rule.group})")
         with torch.no_grad():
             result = func(*args, **kwargs)
         if _has_float_tensor(result):
@@ -337,67 +349,37 @@ class OpGuard(TorchFunctionMode):
         return result
 
 
-def modules_of(forward_func: Callable[..., Any]) -> List[nn.Module]:
-    """The modules behind a forward function: the module itself, the owner of a bound method, or the modules a
-    ``functools.partial`` or closure holds (best effort; an empty list for a plain function)."""
-    if isinstance(forward_func, nn.Module):
-        return [forward_func]
-    owner = getattr(forward_func, "__self__", None)
-    if isinstance(owner, nn.Module):
-        return [owner]
-    found: List[nn.Module] = []
-    inner = getattr(forward_func, "func", None)
-    if inner is not None:
-        found.extend(modules_of(inner))
-        for arg in list(getattr(forward_func, "args", ())) + list(getattr(forward_func, "keywords", {}).values()):
-            if isinstance(arg, nn.Module):
-                found.append(arg)
-    if inspect.isfunction(forward_func):
-        for cell in forward_func.__closure__ or ():
-            try:
-                value = cell.cell_contents
-            except ValueError:
-                continue
-            if isinstance(value, nn.Module):
-                found.append(value)
-    unique: List[nn.Module] = []
-    for module in found:
-        if not any(module is m for m in unique):
-            unique.append(module)
-    return unique
+class RandomOpCheck(TorchFunctionMode):
+    """Refuses every random op (:func:`is_random_call`) of a forward pass and lets the rest run untouched: the
+    gradient-based methods' guard (their attributions would be random), with the decomposition methods' message.
 
+    Args:
+        method: the method's name, for messages.
 
-@contextlib.contextmanager
-def frozen_modules(roots: Sequence[nn.Module]) -> Iterator[None]:
-    """Evaluation mode and ``requires_grad=False`` for every module and parameter under ``roots``; each module's
-    ``training`` flag and each parameter's ``requires_grad`` are restored on exit, also after an exception.
-
-    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout())
-    >>> with frozen_modules([net]):
-    ...     net.training, net[0].weight.requires_grad
-    (False, False)
-    >>> net.training, net[0].weight.requires_grad
-    (True, True)
+    Examples:
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.5))
+        >>> with RandomOpCheck("HiddenUnitSaliency"):
+        ...     _ = net.eval()(torch.ones(1, 2))
+        >>> with RandomOpCheck("HiddenUnitSaliency"):
+        ...     _ = net.train()(torch.ones(1, 2))
+        Traceback (most recent call last):
+        ...
+        captum_text_ext.decomposition.guard.RandomOpError: HiddenUnitSaliency has no rule for ...
     """
-    modules: List[nn.Module] = []
-    params: List[torch.nn.Parameter] = []
-    for root in roots:
-        for module in root.modules():
-            if not any(module is m for m in modules):
-                modules.append(module)
-        for param in root.parameters():
-            if not any(param is p for p in params):
-                params.append(param)
-    training = [m.training for m in modules]
-    requires = [p.requires_grad for p in params]
-    try:
-        for module in modules:
-            module.training = False
-        for param in params:
-            param.requires_grad_(False)
-        yield
-    finally:
-        for module, flag in zip(modules, training):
-            module.training = flag
-        for param, flag in zip(params, requires):
-            param.requires_grad_(flag)
+
+    def __init__(self, method: str) -> None:
+        super().__init__()
+        self.method = method
+
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Any,
+        args: Tuple[Any, ...] = (),
+        kwargs: Optional[Dict[str, Any]] = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        if is_random_call(func, args, kwargs):
+            name = op_name(func)
+            raise RandomOpError(f"{self.method} has no rule for `{name}`: {RANDOM_REASON}.", name, None)
+        return func(*args, **kwargs)

@@ -15,7 +15,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from _model_state import SwitchableLSTM, assert_model_unchanged, model_state
 from captum_text_ext import ContextualDecomposition, LayerContextualDecomposition
-from captum_text_ext.decomposition import UnsupportedOperationError
+from captum_text_ext.decomposition import RandomOpError, UnsupportedOperationError
 from captum_text_ext.models import LSTMClassifier, TextCNN
 
 PADDING = 1e-12
@@ -278,15 +278,20 @@ def test_model_is_left_exactly_as_it_was_also_when_it_raises() -> None:
     before = model_state(model)
     x = torch.randn(2, 4, 3, dtype=torch.float64)
     cd = ContextualDecomposition(model)
+    with pytest.raises(RandomOpError, match="`torch.nn.functional.dropout` .*'drop'"):
+        cd.attribute(x, 1)  # dropout in training mode: refused, the model is not switched to evaluation mode
+    assert_model_unchanged(before, model)
+    model.eval()
+    before = model_state(model)
     first = cd.attribute(x, 1)
     assert_model_unchanged(before, model)
-    assert torch.equal(cd.attribute(x, 1), first)  # evaluation mode: no dropout, deterministic
+    assert torch.equal(cd.attribute(x, 1), first)
     model.bad = True
     with pytest.raises(UnsupportedOperationError):
         cd.attribute(x, 1)
     assert_model_unchanged(before, model)
     model.bad = False
-    with pytest.raises(IndexError):
+    with pytest.raises(ValueError, match="index 7 is out of range"):
         cd.attribute(x, 7)  # a target out of range raises after the forward pass
     assert_model_unchanged(before, model)
     embedding = nn.Embedding(5, 3).double()

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from captum_text_ext import GradientLinearSurrogate, LayerGradientLinearSurrogate
 from captum_text_ext.attr.gradient_surrogate import NotFittedError
 from captum_text_ext.models import BagOfWordsMLP, EmbeddingCNN
+from captum_text_ext.decomposition import RandomOpError
 
 D = 7
 
@@ -372,6 +373,13 @@ def test_the_model_is_left_unchanged_also_when_a_call_raises() -> None:
     before = _state(model)  # training mode, one frozen parameter
     x = _bags()
     surrogate = GradientLinearSurrogate(model.forward_features)
+    with pytest.raises(RandomOpError, match="GradientLinearSurrogate has no rule for `torch.nn.functional.dropout`"):
+        surrogate.attribute(x, target=1)  # dropout in training mode: random gradients, refused
+    with pytest.raises(RandomOpError, match="LayerGradientLinearSurrogate has no rule for `torch.nn.functional.dropout`"):
+        LayerGradientLinearSurrogate(model, model.hidden_layers[0]).attribute(torch.tensor([[2, 3], [4, 5]]), 0)
+    _assert_unchanged(model, before)
+    model.eval()
+    before = _state(model)
     surrogate.attribute(x, target=1)
     surrogate.fit(x, target=1)
     surrogate.agreement(x)

@@ -13,7 +13,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from _model_state import SwitchableLSTM, assert_model_unchanged, model_state
 from captum_text_ext import LSTMLRP, LayerLSTMLRP
 from captum_text_ext.attr import LRPDecomposition
-from captum_text_ext.decomposition import UnsupportedOperationError
+from captum_text_ext.decomposition import RandomOpError, UnsupportedOperationError
 from captum_text_ext.models import LSTMClassifier
 
 EXACT = 1e-10
@@ -89,7 +89,7 @@ def _build(name: str, seed: int = 0) -> Tuple[Callable[..., Tensor], nn.Module]:
     with torch.no_grad():
         for param in model.parameters():
             param.mul_(2.0)
-    return forward, model
+    return forward, model.eval()  # dropout in training mode is random: the methods refuse it
 
 
 def _inputs(seed: int = 1) -> Tensor:
@@ -251,25 +251,36 @@ def test_model_is_left_exactly_as_it_was_also_when_attribute_raises() -> None:
     before = model_state(model)
     x = torch.randn(2, 4, 3, dtype=torch.float64)
     lrp = LSTMLRP(model)
+    with pytest.raises(RandomOpError, match="`torch.nn.functional.dropout` .*'drop'"):
+        lrp.attribute(x, 1)  # dropout in training mode: refused, the model is not switched to evaluation mode
+    assert_model_unchanged(before, model)
+    model.eval()
+    before = model_state(model)
     first = lrp.attribute(x, 1)
     assert_model_unchanged(before, model)
-    assert torch.equal(lrp.attribute(x, 1), first)  # evaluation mode: no dropout, deterministic
+    assert torch.equal(lrp.attribute(x, 1), first)
     model.bad = True
     with pytest.raises(UnsupportedOperationError):
         lrp.attribute(x, 1)
     assert_model_unchanged(before, model)
     model.bad = False
-    with pytest.raises(IndexError):
+    with pytest.raises(ValueError, match="index 7 is out of range"):
         lrp.attribute(x, 7)  # a target out of range raises after the forward pass
     assert_model_unchanged(before, model)
 
 
 def test_constructor_validates_its_arguments() -> None:
     model = nn.Linear(2, 2)
-    with pytest.raises(ValueError, match="Expected `epsilon` to be a positive number, but got 0"):
-        LSTMLRP(model, epsilon=0)
-    with pytest.raises(ValueError, match="Expected `bias_factor` to be a finite number"):
-        LSTMLRP(model, bias_factor=float("nan"))
+    for epsilon in (0, -1.0, float("inf"), float("nan"), True):
+        with pytest.raises(ValueError, match=f"Expected `epsilon` to be a finite positive number, but got {epsilon}"):
+            LSTMLRP(model, epsilon=epsilon)
+    for bias_factor in (float("nan"), -0.5, 1.5, float("inf")):
+        with pytest.raises(ValueError, match=r"Expected `bias_factor` to be a number in \[0, 1\]"):
+            LSTMLRP(model, bias_factor=bias_factor)
+    lrp = LSTMLRP(model, epsilon=0.5, bias_factor=1.0)
+    assert (lrp.epsilon, lrp.bias_factor) == (0.5, 1.0)
+    with pytest.raises(AttributeError):
+        lrp.epsilon = 0.1  # type: ignore[misc]  # read-only: never a setting that is silently ignored
     with pytest.raises(TypeError, match="Expected `model` to be an nn.Module or a callable, but got int"):
         LSTMLRP(3)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="Expected `layer` to be an nn.Module, but got str"):
@@ -287,9 +298,9 @@ def test_verbose_prints_the_rule_of_every_op(capsys: pytest.CaptureFixture[str])
     forward, _ = _build("lstm-2-bi-attention")
     LSTMLRP(forward).attribute(_inputs(), 0, LENGTHS, verbose=True)
     printed = capsys.readouterr().out
-    assert "LSTMLRP: rnn: torch.lstm -> recurrent layers" in printed
-    assert "LSTMLRP: output: torch.nn.functional.linear -> weighted layers (epsilon rule)" in printed
-    assert "torch.Tensor.softmax -> gates (no relevance)" in printed
+    assert "LSTMLRP: rnn: torch.lstm -> LSTM/GRU rule (Arras et al.)" in printed
+    assert "LSTMLRP: output: torch.nn.functional.linear -> epsilon rule" in printed
+    assert "torch.Tensor.softmax -> gate (no relevance)" in printed
 
 
 @pytest.mark.parametrize("delta", [0.0, 1.0], ids=["LRP", "LRP_cons"])

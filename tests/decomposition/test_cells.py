@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torch.overrides import TorchFunctionMode
 
-from captum_text_ext.decomposition import (
+from captum_text_ext.decomposition.cells import (
     CellWeights,
     FusedRecurrentCall,
     RecurrentSpec,

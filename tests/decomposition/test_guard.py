@@ -1,24 +1,33 @@
-"""The op guard: dispatch to rules, refusal with a TypeError naming the op, and the shared model contexts."""
+"""The op guard: dispatch to rules, refusal with a TypeError naming the op and the module, the op groups both rule
+tables are built from, and the per-call, per-thread hooks."""
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Dict, Tuple
+import threading
+from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
 import torch
 from torch import nn
 
 from captum_text_ext.decomposition import (
+    GROUPS,
     ModuleTracker,
     OpGuard,
     OpTable,
+    RandomOpCheck,
+    RandomOpError,
+    ScopedHooks,
     UnsupportedOperationError,
-    frozen_modules,
     modules_of,
     op_name,
     ops_named,
 )
+from captum_text_ext.decomposition.cd import REFUSED as CD_REFUSED
+from captum_text_ext.decomposition.guard import SUPPORTED_OPS_PAGE
+from captum_text_ext.decomposition.lrp import REFUSED as LRP_REFUSED
+from captum_text_ext.decomposition.supported import method_tables, supported_ops
 
 
 def _route(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
@@ -27,8 +36,9 @@ def _route(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, An
 
 def _table() -> OpTable:
     table = OpTable("Demo")
-    table.register("routing", ops_named(["view", "__getitem__"]), _route)
-    table.register("activations", ops_named(["tanh"]), _route)
+    table.register(GROUPS["routing"], "routing", _route, ["view", "__getitem__"])
+    table.register(GROUPS["element-wise activations"], "activations", _route, ["tanh"])
+    table.refuse(GROUPS["normalization"], "no normalization here", ["layer_norm"])
     return table
 
 
@@ -47,21 +57,26 @@ def test_untracked_ops_run_untouched_and_tracked_ops_reach_their_rule() -> None:
     ]
 
 
-def test_refusal_is_a_type_error_naming_op_module_and_what_is_supported() -> None:
-    model = nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.LayerNorm(2)))
+def test_refusal_is_a_type_error_naming_op_module_and_the_supported_ops_page() -> None:
+    model = nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.LayerNorm(2), nn.Softplus()))
     x = torch.ones(1, 2, requires_grad=True)
-    with ModuleTracker([model]) as tracker:
+    with ScopedHooks() as hooks:
+        tracker = ModuleTracker([model], hooks)
         guard = OpGuard(_table(), tracker)
         with pytest.raises(TypeError) as info:
             guard.call(lambda t: model[1](t), x)
+        assert tracker.current() is None
     err = info.value
     assert isinstance(err, UnsupportedOperationError)
     assert err.op == "torch.nn.functional.layer_norm" and err.module == "1.0"
-    assert str(err).startswith(
-        "Demo has no rule for `torch.nn.functional.layer_norm` (called in module '1.0' of type LayerNorm) on the path"
+    assert str(err) == (
+        "Demo has no rule for `torch.nn.functional.layer_norm` (called in module '1.0' of type LayerNorm): no "
+        f"normalization here (normalization). The supported operations of each method are listed at {SUPPORTED_OPS_PAGE}."
     )
-    assert str(err).endswith("Supported: routing: view, __getitem__; activations: tanh.")
-    assert tracker.stack == [] or tracker.current is None
+    with pytest.raises(UnsupportedOperationError) as unknown:
+        OpGuard(_table()).call(lambda t: torch.nn.functional.softplus(t), x)
+    assert str(unknown.value).startswith("Demo has no rule for `torch.nn.functional.softplus` on the path")
+    assert unknown.value.module is None
 
 
 def test_refusal_inside_binary_operator_is_not_lost() -> None:
@@ -98,28 +113,78 @@ def test_parameters_are_constants_not_tracked() -> None:
     assert out.shape == (2, 2)
 
 
-def test_frozen_modules_restores_flags_also_after_an_exception() -> None:
-    model = nn.Sequential(nn.Linear(2, 2), nn.Dropout()).train()
-    model[0].bias.requires_grad_(False)
-    model[1].eval()
-    with pytest.raises(RuntimeError, match="boom"):
-        with frozen_modules([model]):
-            assert not any(m.training for m in model.modules())
-            assert not any(p.requires_grad for p in model.parameters())
-            raise RuntimeError("boom")
-    assert [m.training for m in model.modules()] == [True, True, False]
-    assert [p.requires_grad for p in model.parameters()] == [True, False]
+def test_ops_without_tracked_inputs_run_without_autograd() -> None:
+    """What the parameters alone give is a constant of the decomposition: the model needs no frozen parameters."""
+    layer = nn.Linear(2, 2)
+    x = torch.ones(1, 2, requires_grad=True)
+    with OpGuard(_table()):
+        scaled = layer.weight * 2
+        moved = x.view(2, 1)
+    assert layer.weight.requires_grad and not scaled.requires_grad and moved.requires_grad
 
 
-def test_module_tracker_removes_its_hooks() -> None:
+def test_random_ops_are_refused_by_name_and_the_model_is_not_switched() -> None:
+    model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5)).train()
+    x = torch.ones(1, 2, requires_grad=True)
+    with pytest.raises(RandomOpError, match="`torch.nn.functional.dropout`.*evaluation mode"):
+        OpGuard(_table()).call(model[1], x)
+    with pytest.raises(RandomOpError, match="`torch.randn_like`"):
+        OpGuard(_table()).call(lambda t: torch.randn_like(t), x)
+    with pytest.raises(RandomOpError, match="HiddenUnitSaliency has no rule for `torch.nn.functional.dropout`"):
+        with RandomOpCheck("HiddenUnitSaliency"):
+            model(x)
+    assert model.training and model[1].training
+    with RandomOpCheck("HiddenUnitSaliency"):
+        assert model.eval()(x).shape == (1, 2)
+
+
+def test_module_tracker_names_the_running_module_and_its_hooks_go_on_exit() -> None:
     model = nn.Sequential(nn.Linear(2, 2), nn.Tanh())
-    with ModuleTracker([model]) as tracker:
-        seen = []
-        model[1].register_forward_pre_hook(lambda m, a: seen.append(tracker.current[0]))  # type: ignore[index]
+    seen: List[Any] = []
+    with ScopedHooks() as hooks:
+        tracker = ModuleTracker([model], hooks)
+        model[1].register_forward_pre_hook(lambda m, a: seen.append(tracker.current()))
         model(torch.ones(1, 2))
-    assert seen == ["1"]
+    assert seen == [("1", model[1])]
     assert len(model[0]._forward_pre_hooks) == 0 and len(model[0]._forward_hooks) == 0
     assert len(model[1]._forward_pre_hooks) == 1 and len(model[1]._forward_hooks) == 0  # only the test's hook
+
+
+def test_scoped_hooks_act_only_in_their_thread_and_go_on_exit_after_an_error() -> None:
+    model = nn.Linear(2, 2)
+    x = torch.ones(1, 2)
+    plain = model(x)
+    other: Dict[str, torch.Tensor] = {}
+    with pytest.raises(RuntimeError, match="boom"):
+        with ScopedHooks() as hooks:
+            hooks.forward(model, lambda module, args, output: output * 0)
+            thread = threading.Thread(target=lambda: other.setdefault("out", model(x)))
+            thread.start()
+            thread.join()
+            assert model(x).abs().max() == 0
+            raise RuntimeError("boom")
+    assert torch.equal(other["out"], plain)  # another thread ran the model untouched
+    assert len(model._forward_hooks) == 0 and torch.equal(model(x), plain)
+
+
+def test_every_op_of_every_group_has_a_rule_or_a_stated_refusal_in_each_table() -> None:
+    tables = method_tables()
+    refused = {"LSTMLRP": LRP_REFUSED, "ContextualDecomposition": CD_REFUSED}
+    assert sorted(tables) == sorted(refused)
+    for method, table in tables.items():
+        for group in GROUPS.values():
+            for op in group.ops:
+                rule = table.rule_for(op)
+                assert rule is not None, f"{method} neither handles nor refuses {op!r} ({group.name})"
+                assert rule.group == group.name
+                if rule.handler is None:
+                    assert rule.refusal == refused[method][group.name]
+                assert ops_named([op]), f"{op!r} names no torch function"
+                for func in ops_named([op]):
+                    assert table.lookup(func) is not None
+    listed = {row.group: row for row in supported_ops()}
+    assert list(listed) == list(GROUPS)
+    assert all(set(row.rules) == set(tables) for row in listed.values())
 
 
 def test_modules_of_finds_the_modules_behind_a_forward_function() -> None:

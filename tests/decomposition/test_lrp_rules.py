@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from captum_text_ext import LSTMLRP
-from captum_text_ext.decomposition import EpsilonRule, sign0
+from captum_text_ext.decomposition.lrp import EpsilonRule, sign0
 
 EPS = 1e-2  # a large stabilizer makes every stabilizer term visible
 EXACT = 1e-12
@@ -22,10 +22,14 @@ def sgn(z: float) -> float:
 def test_sign_of_zero_is_plus_one_and_rule_validation() -> None:
     values = torch.tensor([0.0, -0.0, -1e-300], dtype=torch.float64)
     assert torch.equal(sign0(values), torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64))
-    with pytest.raises(ValueError, match="Expected `epsilon` to be a positive number, but got -1"):
+    with pytest.raises(ValueError, match="Expected `epsilon` to be a finite positive number, but got -1"):
         EpsilonRule(-1)
-    with pytest.raises(ValueError, match="Expected `bias_factor` to be a finite number .0 or 1., but got inf"):
+    with pytest.raises(ValueError, match="Expected `epsilon` to be a finite positive number, but got inf"):
+        EpsilonRule(float("inf"))
+    with pytest.raises(ValueError, match=r"Expected `bias_factor` to be a number in \[0, 1\] .*, but got inf"):
         EpsilonRule(1e-3, float("inf"))
+    with pytest.raises(ValueError, match=r"Expected `bias_factor` to be a number in \[0, 1\] .*, but got 2"):
+        EpsilonRule(1e-3, 2)
 
 
 @DELTAS

@@ -1,0 +1,194 @@
+r"""What carries a contextual decomposition through the model: the :class:`Decomposed` tensor (the actual value with
+its parts β and γ, a pending bias and the input position each entry comes from), the bias split, and the run's state
+(:class:`CDRun`)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from captum_text_ext.decomposition.run import Run
+
+__all__ = ["BIAS_PRODUCTS", "CDRun", "Decomposed", "is_decomposed", "split_bias"]
+
+
+BIAS_PRODUCTS = ("phrase", "reference", "never")
+"""Where the bias-only product of a recurrent cell goes (see the module docstring)."""
+
+
+class Decomposed(Tensor):
+    """The actual value of a tensor on the path from the inputs to the output, carrying its CD parts.
+
+    It behaves as a plain tensor (torch functions see its value; its own ``__torch_function__`` is disabled, so the
+    :class:`~captum_text_ext.decomposition.guard.OpGuard` of a CD run is what dispatches ops on it).
+
+    The parts of an input are its entries inside and outside each phrase. Such a tensor keeps only the phrase mask
+    (:meth:`masked`) until a rule needs the parts: the ops that merely move token positions (selecting or packing
+    along the batch and time dimensions, dropout in evaluation mode) and the recurrent layers work on the mask, so
+    the inputs are never copied once per phrase on the way to the first recurrent layer.
+
+    The parts are the properties :attr:`beta` and :attr:`gamma`, one slice per phrase.
+
+    Attributes:
+        plain: the value as a plain tensor.
+        pending: a bias not yet split between β and γ (value-shaped, the same for every phrase), or ``None``.
+        origin: value-shaped float64: ``1 +`` the flat index of the input token each entry was computed from
+            position-wise, ``0`` for entries that mix positions; ``None`` when no entry has one.
+        mask: for a tensor made by :meth:`masked`, :math:`(P, d_1, \\ldots, d_k)` bool over its first :math:`k`
+            dimensions: β is the value where it is True, γ the value elsewhere; ``None`` otherwise.
+    """
+
+    __torch_function__ = torch._C._disabled_torch_function_impl  # type: ignore[assignment]
+
+    plain: Tensor
+    pending: Optional[Tensor]
+    origin: Optional[Tensor]
+    mask: Optional[Tensor]
+    _phrases: int
+    _parts: Optional[Tuple[Tensor, Tensor]]
+    _make_parts: Optional[Callable[[], Tuple[Tensor, Tensor]]]
+
+    @staticmethod
+    def wrap(
+        value: Tensor,
+        beta: Tensor,
+        gamma: Tensor,
+        pending: Optional[Tensor] = None,
+        origin: Optional[Tensor] = None,
+    ) -> "Decomposed":
+        """A :class:`Decomposed` tensor for ``value`` with the given parts."""
+        out = Decomposed._make(value, int(beta.shape[0]), origin, pending)
+        out._parts = (beta, gamma)
+        return out
+
+    @staticmethod
+    def masked(value: Tensor, mask: Tensor, origin: Optional[Tensor] = None) -> "Decomposed":
+        """A :class:`Decomposed` tensor whose β is ``value`` where ``mask`` :math:`(P, d_1, \\ldots, d_k)` is True
+        (broadcast over the remaining dimensions) and whose γ is the rest; the parts are made when first read."""
+
+        def split() -> Tuple[Tensor, Tensor]:
+            plain = value.detach()
+            inside = mask.reshape(*mask.shape, *(1,) * (plain.dim() - mask.dim() + 1)).to(plain.dtype)
+            return plain * inside, plain * (1 - inside)  # the value or 0 (faster than torch.where)
+
+        out = Decomposed.deferred(value, int(mask.shape[0]), split, origin)
+        out.mask = mask
+        return out
+
+    @staticmethod
+    def deferred(
+        value: Tensor, phrases: int, make_parts: Callable[[], Tuple[Tensor, Tensor]], origin: Optional[Tensor] = None
+    ) -> "Decomposed":
+        """A :class:`Decomposed` tensor whose parts ``make_parts()`` computes when they are first read (outputs that
+        the model may never use)."""
+        out = Decomposed._make(value, phrases, origin, None)
+        out._make_parts = make_parts
+        return out
+
+    @staticmethod
+    def _make(value: Tensor, phrases: int, origin: Optional[Tensor], pending: Optional[Tensor]) -> "Decomposed":
+        plain = value.detach()
+        if isinstance(plain, Decomposed):
+            plain = plain.plain
+        out = Tensor._make_subclass(Decomposed, plain, False)
+        out.plain, out.origin, out.pending, out._phrases = plain, origin, pending, phrases
+        out._parts = out._make_parts = out.mask = None
+        return out
+
+    @property
+    def beta(self) -> Tensor:
+        """:math:`(P, *\\text{shape})` the phrase's part."""
+        return self._made()[0]
+
+    @property
+    def gamma(self) -> Tensor:
+        """:math:`(P, *\\text{shape})` the rest."""
+        return self._made()[1]
+
+    def _made(self) -> Tuple[Tensor, Tensor]:
+        if self._parts is None:
+            assert self._make_parts is not None
+            self._parts = self._make_parts()
+        return self._parts
+
+    def lazy_mask(self, dims: int) -> Optional[Tensor]:
+        """The phrase mask when the parts have not been made and it covers at least the first ``dims`` dimensions;
+        else ``None``."""
+        if self._parts is None and self.mask is not None and self.mask.dim() - 1 >= dims:
+            return self.mask
+        return None
+
+    @property
+    def phrases(self) -> int:
+        """:math:`P`."""
+        return self._phrases
+
+    def resolved(self) -> Tuple[Tensor, Tensor]:
+        """``(β, γ)`` with the pending bias split in proportion to :math:`|\\beta|` and :math:`|\\gamma|`."""
+        return split_bias(self.beta, self.gamma, self.pending)
+
+
+def is_decomposed(obj: Any) -> bool:
+    """Whether ``obj`` carries CD parts (the guard's ``tracked`` predicate for a CD run)."""
+    return isinstance(obj, Decomposed)
+
+
+def split_bias(beta: Tensor, gamma: Tensor, bias: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+    r"""Split ``bias`` between β and γ in proportion to their magnitudes, halves where both are 0.
+
+    >>> split_bias(torch.tensor([[3.0, 0.0]]), torch.tensor([[1.0, 0.0]]), torch.tensor([2.0, 4.0]))
+    (tensor([[4.5000, 2.0000]]), tensor([[1.5000, 2.0000]]))
+    """
+    if bias is None:
+        return beta, gamma
+    size_b, size_g = beta.abs(), gamma.abs()
+    total = size_b + size_g
+    share = torch.where(total > 0, size_b / torch.where(total > 0, total, torch.ones_like(total)), 0.5)
+    to_beta = bias * share
+    return beta + to_beta, gamma + (bias - to_beta)
+
+
+class CDRun(Run):
+    """What a CD pass knows besides the tensors: the ``bias_product`` mode and the phrases by input position.
+
+    Args:
+        bias_product: one of :data:`BIAS_PRODUCTS`.
+        phrase_lookup: :math:`(P, 1 + S)` bool, ``phrase_lookup[p, s]``: input position with origin ``s`` lies in
+            phrase ``p`` (column 0, "no origin", is False); :math:`S` counts all input tokens.
+        forward_reference: :math:`(P, 1 + S)` bool: a phrase position that is not the phrase's last token (forward
+            order); used by ``"reference"`` for cell ops.
+        method: the method's name, for messages.
+    """
+
+    def __init__(
+        self,
+        bias_product: str,
+        phrase_lookup: Tensor,
+        forward_reference: Tensor,
+        method: str = "ContextualDecomposition",
+    ) -> None:
+        super().__init__(method)
+        self.bias_product, self.phrase_lookup, self.forward_reference = bias_product, phrase_lookup, forward_reference
+
+    @classmethod
+    def for_masks(cls, bias_product: str, masks: Sequence[Tensor]) -> "CDRun":
+        """The run for phrase masks ``(P, N, T_i)`` of each input (origins numbered input by input, row-major)."""
+        if bias_product not in BIAS_PRODUCTS:
+            raise ValueError(f"Expected `bias_product` to be one of {BIAS_PRODUCTS}, but got {bias_product!r}")
+        phrases = int(masks[0].shape[0])
+        columns = [torch.zeros(phrases, 1, dtype=torch.bool, device=masks[0].device)]
+        reference = [columns[0]]
+        for mask in masks:
+            later = mask.flip(-1).cumsum(-1).flip(-1) - mask.long()
+            columns.append(mask.reshape(phrases, -1))
+            reference.append((mask & (later > 0)).reshape(phrases, -1))
+        return cls(bias_product, torch.cat(columns, dim=1), torch.cat(reference, dim=1))
+
+    def lookup(self, table: Tensor, origin: Tensor) -> Tensor:
+        """``table[:, origin]`` for an origin tensor of any shape: :math:`(P, *\\text{origin.shape})`."""
+        index = origin.to(device=table.device, dtype=torch.long)
+        return table[:, index.reshape(-1)].reshape(table.shape[0], *index.shape)
+
+

@@ -1,0 +1,233 @@
+r"""What carries relevance backwards in an LRP pass: the ε-rule's constants, the run's state, and the autograd functions
+whose backward *is* a rule ("gradient = relevance", as in Captum's ``LRP``).
+
+Each rule of :mod:`~captum_text_ext.decomposition.lrp.rules` computes exactly the op's value in the forward pass and
+attaches one of these functions, whose backward maps the relevance of the op's output to the relevance of its
+relevance-carrying input(s):
+
+- :class:`EpsilonMap`: a weighted connection :math:`z = \\text{linear}(x) + b` by the ε-rule (equations in
+  :mod:`~captum_text_ext.decomposition.lrp`);
+- :class:`EpsilonAdd`: a sum of relevance-carrying operands, constants acting as bias;
+- :class:`PassThrough`: an op that passes relevance through unchanged (element-wise activations, products with a gate
+  or a constant).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from captum_text_ext.decomposition.run import Run
+
+__all__ = [
+    "EpsilonAdd",
+    "EpsilonMap",
+    "EpsilonRule",
+    "InitialState",
+    "LRPRun",
+    "PassThrough",
+    "epsilon_add",
+    "epsilon_map",
+    "pass_through",
+    "sign0",
+    "stabilized",
+]
+
+
+@dataclass(frozen=True)
+class EpsilonRule:
+    """The ε-rule's two constants.
+
+    Attributes:
+        epsilon: the stabilizer :math:`\\epsilon > 0`.
+        bias_factor: :math:`\\delta \\in [0, 1]`: 0 lets bias and stabilizer absorb their part ("LRP"), 1 spreads
+            them over the inputs so relevance is conserved ("LRP_cons"); values in between spread that share.
+    """
+
+    epsilon: float = 1e-3
+    bias_factor: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not _is_real(self.epsilon) or not 0 < self.epsilon < math.inf:
+            raise ValueError(f"Expected `epsilon` to be a finite positive number, but got {self.epsilon!r}")
+        if not _is_real(self.bias_factor) or not 0 <= self.bias_factor <= 1:
+            raise ValueError(
+                f"Expected `bias_factor` to be a number in [0, 1] (0: LRP, 1: LRP_cons), but got {self.bias_factor!r}"
+            )
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def sign0(z: Tensor) -> Tensor:
+    """:math:`\\mathrm{sign}` with :math:`\\mathrm{sign}(0) = +1` (``torch.sign(0)`` is 0).
+
+    >>> sign0(torch.tensor([-2.0, 0.0, 3.0]))
+    tensor([-1.,  1.,  1.])
+    """
+    return torch.where(z >= 0, torch.ones_like(z), -torch.ones_like(z))
+
+
+def stabilized(z: Tensor, eps: float) -> Tuple[Tensor, Tensor]:
+    """:math:`(z + \\epsilon\\,\\mathrm{sign}(z), \\mathrm{sign}(z))` with :func:`sign0`."""
+    sign = sign0(z)
+    return z + eps * sign, sign
+
+
+@dataclass
+class InitialState:
+    """A recurrent module's initial state as a relevance-collecting leaf.
+
+    Attributes:
+        module: the module's qualified name.
+        name: ``"h0"`` or ``"c0"``.
+        leaf: the leaf tensor the module ran with (its gradient is the relevance).
+    """
+
+    module: str
+    name: str
+    leaf: Tensor
+
+
+class LRPRun(Run):
+    """The state of one LRP pass: the rule, the gates met and the initial-state leaves created.
+
+    Args:
+        rule: the :class:`EpsilonRule`.
+        method: the method's name, for messages.
+
+    Attributes:
+        initial_states: the :class:`InitialState` leaves, in creation order.
+    """
+
+    def __init__(self, rule: EpsilonRule, method: str = "LSTMLRP") -> None:
+        super().__init__(method)
+        self.rule = rule
+        self.initial_states: List[InitialState] = []
+
+
+def _vjp(fn: Callable[[Tensor], Tensor], at: Tensor, cotangent: Tensor) -> Tensor:
+    with torch.enable_grad():
+        point = at.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(fn(point), point, cotangent, allow_unused=False)
+    return grad
+
+
+class EpsilonMap(torch.autograd.Function):
+    """``z = value()`` where ``z - bias`` is the linear map ``linear(x)``; backward applies the ε-rule.
+
+    ``EpsilonMap.apply(x, value, linear, connect, bias, data_terms, rule)``: ``connect`` is ``linear`` with every
+    weight 1 (it counts the fan-in :math:`N_j`); with ``data_terms`` only the inputs that are not exactly 0 count
+    (sums over data: padded and masked positions are unconnected).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, *args: Any, **kwargs: Any) -> Tensor:
+        x, value, linear, connect, bias, data_terms, rule = args
+        z: Tensor = value()
+        ctx.save_for_backward(x, z)
+        ctx.linear, ctx.connect, ctx.bias, ctx.data_terms, ctx.rule = linear, connect, bias, data_terms, rule
+        return z
+
+    @staticmethod
+    def backward(ctx: Any, *grads: Any) -> Tuple[Optional[Tensor], ...]:
+        (relevance,) = grads
+        x, z = ctx.saved_tensors
+        rule: EpsilonRule = ctx.rule
+        denominator, sign = stabilized(z, rule.epsilon)
+        q = relevance / denominator
+        result = x * _vjp(ctx.linear, x, q)
+        if rule.bias_factor != 0:
+            spread = rule.epsilon * sign
+            if ctx.bias is not None:
+                spread = spread + ctx.bias
+            present = (x != 0).to(x.dtype) if ctx.data_terms else torch.ones_like(x)
+            with torch.no_grad():
+                fan_in = ctx.connect(present)
+            share = torch.where(fan_in > 0, rule.bias_factor * spread * q / fan_in.clamp(min=1), torch.zeros_like(q))
+            distributed = _vjp(ctx.connect, x, share)
+            result = result + (distributed * present if ctx.data_terms else distributed)
+        return result, None, None, None, None, None, None
+
+
+class EpsilonAdd(torch.autograd.Function):
+    """``z = Σ_k c_k a_k + const``: a weighted connection of the relevance-carrying operands, constants as bias.
+
+    ``EpsilonAdd.apply(value, coefficients, constant, rule, *operands)``.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, *args: Any, **kwargs: Any) -> Tensor:
+        value, coefficients, constant, rule, *operands = args
+        z: Tensor = value()
+        ctx.save_for_backward(z, *operands)
+        ctx.coefficients, ctx.constant, ctx.rule = coefficients, constant, rule
+        return z
+
+    @staticmethod
+    def backward(ctx: Any, *grads: Any) -> Tuple[Optional[Tensor], ...]:
+        (relevance,) = grads
+        z, *operands = ctx.saved_tensors
+        rule: EpsilonRule = ctx.rule
+        denominator, sign = stabilized(z, rule.epsilon)
+        q = relevance / denominator
+        share: Any = 0.0
+        if rule.bias_factor != 0:
+            share = rule.bias_factor * (ctx.constant + rule.epsilon * sign) * q / len(operands)
+        messages = []
+        for coefficient, operand in zip(ctx.coefficients, operands):
+            message = coefficient * operand * q + share
+            messages.append(message.sum_to_size(operand.shape))
+        return (None, None, None, None, *messages)
+
+
+class PassThrough(torch.autograd.Function):
+    """Forward: the op's value; backward: the relevance unchanged (summed onto the input's shape).
+
+    ``PassThrough.apply(x, value)``.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, *args: Any, **kwargs: Any) -> Tensor:
+        x, value = args
+        out: Tensor = value()
+        ctx.shape = x.shape
+        return out.clone() if out is x else out
+
+    @staticmethod
+    def backward(ctx: Any, *grads: Any) -> Tuple[Optional[Tensor], ...]:
+        (relevance,) = grads
+        return relevance.sum_to_size(ctx.shape), None
+
+
+def epsilon_map(
+    x: Tensor,
+    value: Callable[[], Tensor],
+    linear: Callable[[Tensor], Tensor],
+    connect: Callable[[Tensor], Tensor],
+    bias: Optional[Tensor],
+    data_terms: bool,
+    rule: EpsilonRule,
+) -> Tensor:
+    """``value()``, whose backward maps relevance to ``x`` by the ε-rule (:class:`EpsilonMap`)."""
+    apply: Callable[..., Tensor] = EpsilonMap.apply
+    return apply(x, value, linear, connect, bias, data_terms, rule)
+
+
+def epsilon_add(
+    value: Callable[[], Tensor], coefficients: Tuple[float, ...], constant: Any, rule: EpsilonRule, *operands: Tensor
+) -> Tensor:
+    """``value()``, whose backward shares relevance among ``operands`` by the ε-rule (:class:`EpsilonAdd`)."""
+    apply: Callable[..., Tensor] = EpsilonAdd.apply
+    return apply(value, coefficients, constant, rule, *operands)
+
+
+def pass_through(x: Tensor, value: Callable[[], Tensor]) -> Tensor:
+    """``value()``, whose backward passes relevance to ``x`` unchanged (:class:`PassThrough`)."""
+    apply: Callable[..., Tensor] = PassThrough.apply
+    return apply(x, value)
