@@ -9,8 +9,8 @@ Every entry is checked before anything is written, and one refused entry refuses
   them) is a regular file, or a directory when its name ends in ``/``;
 - zip compression: only stored and deflated entries (bzip2 and LZMA can expand a few kilobytes into gigabytes in
   one read);
-- size: the entries extracted may declare at most :data:`MAX_EXTRACTION_RATIO` times the archive's own size in
-  bytes. The declared sizes bound what is written: ``tarfile`` copies exactly an entry's size and ``zipfile`` stops
+- size: the entries extracted may declare at most ``max_ratio`` times the archive's own size in bytes
+  (:data:`captum_text_ext.datasets.download.MAX_EXTRACTION_RATIO`). The declared sizes bound what is written: ``tarfile`` copies exactly an entry's size and ``zipfile`` stops
   at it.
 
 ``.tar.gz`` archives are extracted with the ``"data"`` extraction filter where Python has it.
@@ -30,12 +30,7 @@ from typing import List, Optional, Sequence, Tuple, TypeVar
 
 from captum_text_ext.datasets._download_spec import RemoteFile, UnsafeArchiveError, escapes, path_parts
 
-__all__ = ["MAX_EXTRACTION_RATIO", "extract"]
-
-MAX_EXTRACTION_RATIO = 100
-"""The most bytes extracted from an archive per byte of the archive: the entries extracted may declare at most 100
-times the archive's size in total. Text compresses far less (the datasets' files in ``shared/data`` gzip 2.5 to 3.8
-times), so only an archive built to expand (a "zip bomb") comes near it."""
+__all__ = ["extract"]
 
 _ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 _Entry = TypeVar("_Entry", tarfile.TarInfo, zipfile.ZipInfo)
@@ -67,14 +62,15 @@ def _select(entries: Sequence[Tuple[_Entry, Tuple[str, ...]]], file: RemoteFile,
     return selected
 
 
-def _check_size(declared: int, archive: Path, file: RemoteFile, url: str) -> None:
-    """Raise :class:`UnsafeArchiveError` when the entries to extract declare more than the limit."""
+def _check_size(declared: int, max_ratio: int, archive: Path, file: RemoteFile, url: str) -> None:
+    """Raise :class:`UnsafeArchiveError` when the entries to extract declare more than ``max_ratio`` times the
+    archive's size."""
     size = archive.stat().st_size
-    limit = MAX_EXTRACTION_RATIO * size
+    limit = max_ratio * size
     if declared > limit:
         raise UnsafeArchiveError(
             f"{file.filename} from {url}: refusing to extract the archive: the entries to extract declare "
-            f"{declared} bytes, more than {MAX_EXTRACTION_RATIO} times the archive's {size} bytes ({limit} bytes; "
+            f"{declared} bytes, more than {max_ratio} times the archive's {size} bytes ({limit} bytes; "
             f"MAX_EXTRACTION_RATIO in captum_text_ext.datasets.download). Nothing was extracted."
         )
 
@@ -104,7 +100,7 @@ def _zip_refusal(entry: zipfile.ZipInfo) -> Optional[str]:
     return None
 
 
-def _extract_tar(archive: Path, file: RemoteFile, url: str, staging: Path) -> None:
+def _extract_tar(archive: Path, file: RemoteFile, url: str, staging: Path, max_ratio: int) -> None:
     """Check every entry of a .tar.gz, then extract the selected ones into ``staging``."""
     with tarfile.open(archive, "r:gz") as tar:
         entries = []
@@ -118,7 +114,7 @@ def _extract_tar(archive: Path, file: RemoteFile, url: str, staging: Path) -> No
                 raise _unsafe(file, url, entry.name, refusal)
             entries.append((entry, parts))
         selected = _select(entries, file, url)
-        _check_size(sum(entry.size for entry in selected if entry.isfile()), archive, file, url)
+        _check_size(sum(entry.size for entry in selected if entry.isfile()), max_ratio, archive, file, url)
         if hasattr(tarfile, "data_filter"):
             try:
                 tar.extractall(staging, members=selected, filter="data")
@@ -128,7 +124,7 @@ def _extract_tar(archive: Path, file: RemoteFile, url: str, staging: Path) -> No
             tar.extractall(staging, members=selected)
 
 
-def _extract_zip(archive: Path, file: RemoteFile, url: str, staging: Path) -> None:
+def _extract_zip(archive: Path, file: RemoteFile, url: str, staging: Path, max_ratio: int) -> None:
     """Check every entry of a .zip, then extract the selected ones into ``staging``."""
     with zipfile.ZipFile(archive) as zipped:
         entries = []
@@ -142,7 +138,7 @@ def _extract_zip(archive: Path, file: RemoteFile, url: str, staging: Path) -> No
                 raise _unsafe(file, url, entry.filename, refusal)
             entries.append((entry, parts))
         selected = _select(entries, file, url)
-        _check_size(sum(entry.file_size for entry in selected if not entry.is_dir()), archive, file, url)
+        _check_size(sum(entry.file_size for entry in selected if not entry.is_dir()), max_ratio, archive, file, url)
         for entry in selected:
             zipped.extract(entry, staging)
 
@@ -156,8 +152,9 @@ def _recode(path: Path, encoding: str, member: str) -> None:
     path.write_bytes(text.encode("utf-8"))
 
 
-def extract(archive: Path, file: RemoteFile, url: str, directory: Path) -> None:
-    """Extract a verified archive's members to their targets under ``directory``.
+def extract(archive: Path, file: RemoteFile, url: str, directory: Path, max_ratio: int) -> None:
+    """Extract a verified archive's members to their targets under ``directory``, if the entries to extract declare
+    at most ``max_ratio`` times the archive's size in bytes.
 
     The archive is extracted into a temporary directory inside ``directory`` (removed whatever happens), and the
     members reach their targets only when every entry passed the checks and every member to re-encode was
@@ -172,9 +169,9 @@ def extract(archive: Path, file: RemoteFile, url: str, directory: Path) -> None:
     try:
         try:
             if file.action == "zip":
-                _extract_zip(archive, file, url, staging)
+                _extract_zip(archive, file, url, staging, max_ratio)
             else:
-                _extract_tar(archive, file, url, staging)
+                _extract_tar(archive, file, url, staging, max_ratio)
         except (zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile, EOFError, zlib.error) as err:
             raise ValueError(
                 f"{file.filename} from {url}: not a readable {file.action} archive ({err}). Nothing was extracted."

@@ -1,4 +1,4 @@
-"""The registry of downloadable datasets, :data:`DOWNLOADS`: where each file comes from, the checksums it must match,
+"""The registry of downloadable datasets, :data:`REGISTERED`: where each file comes from, the checksums it must match,
 where each checksum was published, and each dataset's licence or terms.
 
 A :class:`~captum_text_ext.datasets.download.Checksum` is ``verified`` when its value was checked against a known-good
@@ -9,12 +9,12 @@ against the cited repository and commit (``git ls-tree <commit> -- <path>``).
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Tuple
 from urllib.parse import quote
 
 from captum_text_ext.datasets._download_spec import ArchiveMember, Checksum, DownloadSpec, RemoteFile, Source
 
-__all__ = ["DOWNLOADS"]
+__all__ = ["REGISTERED"]
 
 _SHARED_README = "shared/data/README.md"
 
@@ -286,5 +286,5 @@ _ARRAS_LRP = DownloadSpec(
     default_source="github",
 )
 
-DOWNLOADS: Dict[str, DownloadSpec] = {spec.name: spec for spec in (_SST, _MR, _AG_NEWS, _IMDB, _ARRAS_LRP)}
-"""Every downloadable dataset by name."""
+REGISTERED: Tuple[DownloadSpec, ...] = (_SST, _MR, _AG_NEWS, _IMDB, _ARRAS_LRP)
+"""Every downloadable dataset (:data:`captum_text_ext.datasets.download.DOWNLOADS` indexes them by name)."""

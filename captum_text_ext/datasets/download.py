@@ -17,8 +17,7 @@ which is the id git gives the file's content (``git hash-object FILE``). A blob 
 against the cited repository and commit (``git ls-tree <commit> -- <path>``).
 
 This module installs; the parts it is built from each do one job: the spec types and errors
-(``_download_spec``), fetching and checksums (``_download_fetch``), safe archive extraction with its size limit
-:data:`MAX_EXTRACTION_RATIO` (``_download_archive``) and the registry (``_download_registry``).
+(``_download_spec``), fetching and checksums (``_download_fetch``), safe archive extraction (``_download_archive``) and the registry (``_download_registry``).
 """
 
 from __future__ import annotations
@@ -28,11 +27,11 @@ import shutil
 import tempfile
 import uuid
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
-from captum_text_ext.datasets._download_archive import MAX_EXTRACTION_RATIO, extract
+from captum_text_ext.datasets._download_archive import extract
 from captum_text_ext.datasets._download_fetch import fetch, file_checksum, matches, verify
-from captum_text_ext.datasets._download_registry import DOWNLOADS
+from captum_text_ext.datasets._download_registry import REGISTERED
 from captum_text_ext.datasets._download_spec import (
     ArchiveMember,
     Checksum,
@@ -60,6 +59,14 @@ __all__ = [
     "download",
     "file_checksum",
 ]
+
+DOWNLOADS: Dict[str, DownloadSpec] = {spec.name: spec for spec in REGISTERED}
+"""Every downloadable dataset by name."""
+
+MAX_EXTRACTION_RATIO = 100
+"""The most bytes extracted from an archive per byte of the archive: the entries extracted may declare at most 100
+times the archive's size in total. Text compresses far less (the datasets' files in ``shared/data`` gzip 2.5 to 3.8
+times), so only an archive built to expand (a "zip bomb") comes near it."""
 
 
 def _marker(dataset_dir: Path, file: RemoteFile) -> Path:
@@ -103,7 +110,7 @@ def _stage(file: RemoteFile, url: str, staging: Path, progress: bool) -> None:
         if file.action == "store":
             os.replace(temporary, staging / file.filename)
         else:
-            extract(temporary, file, url, staging)
+            extract(temporary, file, url, staging, MAX_EXTRACTION_RATIO)
             _marker(staging, file).write_text(_fingerprint(file), encoding="utf-8")
     finally:
         temporary.unlink(missing_ok=True)

@@ -46,9 +46,13 @@ __all__ = [
 ]
 
 FORMAT = "captum_text_ext.checkpoint"
+"""The format marker every checkpoint holds under ``"format"``."""
 FORMAT_VERSION = 1
+"""The version of the checkpoint layout; :func:`load_checkpoint` refuses any other."""
 CACHE_ENV_VAR = "CAPTUM_TEXT_EXT_CACHE"
+"""The environment variable naming the model cache directory."""
 DEFAULT_CACHE_DIR = Path("~/.cache/captum_text_ext/models")
+"""The model cache directory when ``$CAPTUM_TEXT_EXT_CACHE`` is unset."""
 
 PathLike = Union[str, "os.PathLike[str]"]
 _KEYS = ("format", "format_version", "architecture", "config", "state_dict", "vocabulary", "metadata")

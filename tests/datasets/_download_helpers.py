@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import importlib
 import io
 import stat
 import tarfile
@@ -22,6 +23,9 @@ from typing import Iterator, List, Sequence, Set, Tuple
 from captum_text_ext.datasets.download import Checksum, DownloadSpec, RemoteFile, Source
 
 DATASET = "toy"
+
+download_module = importlib.import_module("captum_text_ext.datasets.download")
+"""The module itself, for monkeypatching: ``captum_text_ext.datasets.download`` is the function the package exports."""
 
 
 @dataclass

@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib
 import stat
 from pathlib import Path
 from typing import Tuple
 from urllib.parse import unquote
 
 import pytest
-from _download_helpers import DATASET, Server, checksum, tar_directory, tar_file, tar_gz, toy_spec, tree
+from _download_helpers import (
+    DATASET,
+    Server,
+    checksum,
+    download_module,
+    tar_directory,
+    tar_file,
+    tar_gz,
+    toy_spec,
+    tree,
+)
 
 from captum_text_ext.datasets._download_fetch import verify
 from captum_text_ext.datasets._paths import DATA_ENV_VAR
@@ -33,8 +42,6 @@ from captum_text_ext.datasets.download import (
     download,
     file_checksum,
 )
-
-download_module = importlib.import_module("captum_text_ext.datasets.download")  # the package exports the function
 
 # Stored files ---------------------------------------------------------------------------------------------------------
 

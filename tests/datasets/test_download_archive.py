@@ -17,6 +17,7 @@ from typing import Callable, List, Literal, Tuple
 import pytest
 from _download_helpers import (
     DATASET,
+    download_module,
     Server,
     checksum,
     tar_directory,
@@ -30,7 +31,6 @@ from _download_helpers import (
     zip_entry,
 )
 
-from captum_text_ext.datasets import _download_archive
 from captum_text_ext.datasets.download import (
     MAX_EXTRACTION_RATIO,
     ArchiveMember,
@@ -39,6 +39,7 @@ from captum_text_ext.datasets.download import (
     UnsafeArchiveError,
     download,
 )
+
 
 
 def _serve_one(server: Server, filename: str, archive: bytes) -> DownloadSpec:
@@ -243,12 +244,12 @@ def test_the_limit_is_the_stated_ratio_of_extracted_to_archive_bytes(
     assert 2 < ratio and ratio != int(ratio)
     spec = _serve_one(server, f"pack.{kind}", archive)
 
-    monkeypatch.setattr(_download_archive, "MAX_EXTRACTION_RATIO", int(ratio))
+    monkeypatch.setattr(download_module, "MAX_EXTRACTION_RATIO", int(ratio))
     with pytest.raises(UnsafeArchiveError, match=f"more than {int(ratio)} times"):
         download(spec, tmp_path / "data", progress=False)
     assert tree(tmp_path / "data") == set()
 
-    monkeypatch.setattr(_download_archive, "MAX_EXTRACTION_RATIO", int(ratio) + 1)
+    monkeypatch.setattr(download_module, "MAX_EXTRACTION_RATIO", int(ratio) + 1)
     assert (download(spec, tmp_path / "data", progress=False) / "a.txt").read_bytes() == content
 
 
