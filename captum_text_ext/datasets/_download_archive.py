@@ -26,7 +26,7 @@ import tempfile
 import zipfile
 import zlib
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, TypeVar
+from typing import Callable, List, Optional, Sequence, Tuple, TypeVar
 
 from captum_text_ext.datasets._download_spec import RemoteFile, UnsafeArchiveError, escapes, path_parts
 
@@ -75,6 +75,25 @@ def _check_size(declared: int, max_ratio: int, archive: Path, file: RemoteFile, 
         )
 
 
+def _checked_parts(
+    name: str, refusal: Callable[[Tuple[str, ...]], Optional[str]], file: RemoteFile, url: str
+) -> Tuple[str, ...]:
+    """An entry's path components, once its name and its kind (``refusal`` of the components: why the entry is
+    refused, or ``None``) passed the checks.
+
+    Raises:
+        UnsafeArchiveError: naming the entry and the reason.
+    """
+    try:
+        parts = path_parts(name)
+    except UnsafeArchiveError as err:
+        raise _unsafe(file, url, name, str(err)) from err
+    reason = refusal(parts)
+    if reason is not None:
+        raise _unsafe(file, url, name, reason)
+    return parts
+
+
 def _tar_refusal(entry: tarfile.TarInfo, parts: Tuple[str, ...]) -> Optional[str]:
     """Why a tar entry is refused, or ``None`` for a regular file or directory."""
     if entry.issym() or entry.islnk():
@@ -103,16 +122,10 @@ def _zip_refusal(entry: zipfile.ZipInfo) -> Optional[str]:
 def _extract_tar(archive: Path, file: RemoteFile, url: str, staging: Path, max_ratio: int) -> None:
     """Check every entry of a .tar.gz, then extract the selected ones into ``staging``."""
     with tarfile.open(archive, "r:gz") as tar:
-        entries = []
-        for entry in tar.getmembers():
-            try:
-                parts = path_parts(entry.name)
-            except UnsafeArchiveError as err:
-                raise _unsafe(file, url, entry.name, str(err)) from err
-            refusal = _tar_refusal(entry, parts)
-            if refusal is not None:
-                raise _unsafe(file, url, entry.name, refusal)
-            entries.append((entry, parts))
+        entries = [
+            (entry, _checked_parts(entry.name, lambda parts: _tar_refusal(entry, parts), file, url))
+            for entry in tar.getmembers()
+        ]
         selected = _select(entries, file, url)
         _check_size(sum(entry.size for entry in selected if entry.isfile()), max_ratio, archive, file, url)
         if hasattr(tarfile, "data_filter"):
@@ -127,16 +140,10 @@ def _extract_tar(archive: Path, file: RemoteFile, url: str, staging: Path, max_r
 def _extract_zip(archive: Path, file: RemoteFile, url: str, staging: Path, max_ratio: int) -> None:
     """Check every entry of a .zip, then extract the selected ones into ``staging``."""
     with zipfile.ZipFile(archive) as zipped:
-        entries = []
-        for entry in zipped.infolist():
-            try:
-                parts = path_parts(entry.filename)
-            except UnsafeArchiveError as err:
-                raise _unsafe(file, url, entry.filename, str(err)) from err
-            refusal = _zip_refusal(entry)
-            if refusal is not None:
-                raise _unsafe(file, url, entry.filename, refusal)
-            entries.append((entry, parts))
+        entries = [
+            (entry, _checked_parts(entry.filename, lambda _: _zip_refusal(entry), file, url))
+            for entry in zipped.infolist()
+        ]
         selected = _select(entries, file, url)
         _check_size(sum(entry.file_size for entry in selected if not entry.is_dir()), max_ratio, archive, file, url)
         for entry in selected:

@@ -364,8 +364,8 @@ def test_registry_entries_are_complete() -> None:
                 assert file.url.startswith(("https://", "http://")), file.url
                 if not file.checksums:
                     assert not file.verified, file.url
-                for checksum in file.checksums:
-                    assert checksum.published_at.strip(), file.url
+                for published in file.checksums:
+                    assert published.published_at.strip(), file.url
                 if file.url.startswith("https://raw.githubusercontent.com/"):
                     commit = file.url.split("/")[5]
                     assert len(commit) == 40 and int(commit, 16) >= 0, file.url  # pinned to a full commit id
@@ -389,15 +389,15 @@ def test_verified_checksums_match_the_shared_copies(shared_data_dir: Path) -> No
     for name, spec in DOWNLOADS.items():
         for source in spec.sources:
             for file in source.files:
-                for checksum in file.checksums:
-                    if not checksum.verified or (name, checksum.value) in checked:
+                for known in file.checksums:
+                    if not known.verified or (name, known.value) in checked:
                         continue
                     assert file.action == "store", f"{name}/{file.filename}: only stored files can be verified here"
                     copy = shared_data_dir / name / f"{file.filename}.gz"
                     assert copy.is_file(), f"{name}/{file.filename}: verified, but there is no shared copy {copy}"
-                    measured = file_checksum(copy, checksum.algorithm, gunzip=True)
-                    assert measured == checksum.value, (name, file.filename, checksum.algorithm)
-                    checked.add((name, checksum.value))
+                    measured = file_checksum(copy, known.algorithm, gunzip=True)
+                    assert measured == known.value, (name, file.filename, known.algorithm)
+                    checked.add((name, known.value))
     assert len(checked) == 11  # sst 3, mr 2, ag_news test.csv (md5 + blob) and classes.txt, arras_lrp 3
 
 
