@@ -7,11 +7,11 @@ Every entry is checked before anything is written, and one refused entry refuses
   files are refused. A zip entry's kind is the file-type bits of its Unix mode (the high 16 bits of
   ``external_attr``); an entry without file-type bits (as ``zipfile.ZipFile.writestr`` and Windows tools write
   them) is a regular file, or a directory when its name ends in ``/``;
-- zip compression: only stored and deflated entries (bzip2 and LZMA can expand a few kilobytes into gigabytes in
-  one read);
+- zip compression: only stored and deflated entries (``zipfile`` decompresses bzip2 and LZMA without an output
+  limit per read, so a small entry could fill the memory before its declared size stops it);
 - size: the entries extracted may declare at most ``max_ratio`` times the archive's own size in bytes
-  (:data:`captum_text_ext.datasets.download.MAX_EXTRACTION_RATIO`). The declared sizes bound what is written: ``tarfile`` copies exactly an entry's size and ``zipfile`` stops
-  at it.
+  (:data:`captum_text_ext.datasets.download.MAX_EXTRACTION_RATIO`). The declared sizes bound what is written:
+  ``tarfile`` copies exactly an entry's size and ``zipfile`` stops at it.
 
 ``.tar.gz`` archives are extracted with the ``"data"`` extraction filter where Python has it.
 """

@@ -17,7 +17,8 @@ which is the id git gives the file's content (``git hash-object FILE``). A blob 
 against the cited repository and commit (``git ls-tree <commit> -- <path>``).
 
 This module installs; the parts it is built from each do one job: the spec types and errors
-(``_download_spec``), fetching and checksums (``_download_fetch``), safe archive extraction (``_download_archive``) and the registry (``_download_registry``).
+(``_download_spec``), fetching and checksums (``_download_fetch``), safe archive extraction
+(``_download_archive``) and the registry (``_download_registry``).
 """
 
 from __future__ import annotations
