@@ -5,6 +5,13 @@ architecture name and constructor ``config`` (see :mod:`captum_text_ext.models.r
 vocabulary as :meth:`~captum_text_ext.datasets.vocab.Vocabulary.to_dict` and JSON-like metadata. It is read back with
 ``torch.load(..., weights_only=True)`` only, so a file cannot run code when loaded.
 
+The stored ``config`` is not trusted either: :func:`load_checkpoint` builds the model under a budget of the
+``state_dict``'s tensors and elements. Each tensor the constructor asks torch's factories for (``torch.empty``, which
+every layer uses, ``zeros``, ``ones``, …) is first sized on the ``meta`` device, where that costs no memory, and the
+build stops before the allocation that would exceed the budget; the shapes built must then equal the stored ones.
+So loading never allocates beyond the size of the weights in the file: a config claiming a vocabulary of
+:math:`10^9` words, or a million layers, over a few stored weights is refused at once.
+
 Trained checkpoints are cached in :func:`default_cache_dir`: ``$CAPTUM_TEXT_EXT_CACHE`` when set, else
 ``~/.cache/captum_text_ext/models``. This is separate from the data directory (``$CAPTUM_TEXT_EXT_DATA``), which holds
 only datasets.
@@ -18,18 +25,34 @@ import io
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Mapping, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import torch
-from torch import nn
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
 
 from captum_text_ext.datasets.vocab import Vocabulary
 from captum_text_ext.models.registry import architecture_name, build_model
 
+__all__ = [
+    "CACHE_ENV_VAR",
+    "DEFAULT_CACHE_DIR",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "Checkpoint",
+    "default_cache_dir",
+    "load_checkpoint",
+    "save_checkpoint",
+]
+
 FORMAT = "captum_text_ext.checkpoint"
+"""The format marker every checkpoint holds under ``"format"``."""
 FORMAT_VERSION = 1
+"""The version of the checkpoint layout; :func:`load_checkpoint` refuses any other."""
 CACHE_ENV_VAR = "CAPTUM_TEXT_EXT_CACHE"
+"""The environment variable naming the model cache directory."""
 DEFAULT_CACHE_DIR = Path("~/.cache/captum_text_ext/models")
+"""The model cache directory when ``$CAPTUM_TEXT_EXT_CACHE`` is unset."""
 
 PathLike = Union[str, "os.PathLike[str]"]
 _KEYS = ("format", "format_version", "architecture", "config", "state_dict", "vocabulary", "metadata")
@@ -136,13 +159,18 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device, None]
     model (eval mode; the stored dtype is kept and the tensors go to ``map_location``).
 
     The bytes are read once: they are hashed and then unpickled from memory, so ``sha256`` is the hash of exactly what
-    was loaded.
+    was loaded. The stored config is checked against the stored weights before anything is allocated: the model is
+    built only as far as it has no more tensors and elements than the ``state_dict`` (each tensor is sized on the
+    ``meta`` device before it is allocated), its shapes must equal the stored ones, and it then takes the stored
+    tensors.
 
     Raises:
         FileNotFoundError: when ``path`` does not exist.
         ValueError: ``"<path> is not a captum_text_ext checkpoint: …"`` when ``weights_only`` loading refuses the file
-            (for example a pickle that would run code: it is never run), when it holds no format marker, or when its
-            contents do not rebuild a model; chained from the original error.
+            (for example a pickle that would run code: it is never run), when it holds no format marker, when its
+            config describes a model bigger than its weights (``"its config describes a model with more than the
+            …"``), or when its contents do not rebuild a model (a shape or name differs); chained from the original
+            error.
     """
     path = Path(path)
     data = path.read_bytes()
@@ -160,11 +188,16 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device, None]
     missing = [key for key in _KEYS if key not in payload]
     if missing:
         raise _not_a_checkpoint(path, f"it lacks the entries {missing}")
+    state_dict = payload["state_dict"]
+    if not isinstance(state_dict, dict) or not all(isinstance(t, Tensor) for t in state_dict.values()):
+        raise _not_a_checkpoint(path, "its state_dict is not a dict of tensors")
     try:
-        model = build_model(payload["architecture"], payload["config"])
-        model.load_state_dict(payload["state_dict"], assign=True)
+        model = _build_within(payload["architecture"], payload["config"], state_dict)
+        model.load_state_dict(state_dict, assign=True)
         vocabulary = Vocabulary.from_dict(payload["vocabulary"])
-    except (AttributeError, KeyError, RuntimeError, TypeError, ValueError) as err:
+    except _BeyondTheWeights as err:
+        raise _not_a_checkpoint(path, str(err)) from err
+    except (AttributeError, KeyError, OverflowError, RuntimeError, TypeError, ValueError) as err:
         raise _not_a_checkpoint(path, f"its contents do not rebuild a model ({err})") from err
     model.eval()
     return Checkpoint(
@@ -175,6 +208,70 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device, None]
         metadata=payload["metadata"],
         sha256=hashlib.sha256(data).hexdigest(),
     )
+
+
+class _BeyondTheWeights(ValueError):
+    """A checkpoint's config describes a model with more tensors or elements than its state_dict stores."""
+
+
+_FACTORIES = frozenset(
+    {
+        torch.empty,
+        torch.empty_strided,
+        torch.zeros,
+        torch.ones,
+        torch.full,
+        torch.rand,
+        torch.randn,
+        torch.randint,
+        torch.arange,
+        torch.eye,
+        torch.tensor,
+    }
+)
+"""The torch functions that create a tensor from sizes or data: what a model's constructor allocates with."""
+
+
+class _WeightBudget(TorchFunctionMode):
+    """Sizes every tensor a constructor asks a factory of :data:`_FACTORIES` for on the ``meta`` device first (no
+    memory), and raises :class:`_BeyondTheWeights` instead of allocating it when the tensors made so far would
+    outnumber, or hold more elements than, the stored weights.
+
+    The count also stops a config whose layer counts alone (``num_layers=10**6``) would take long to build. Torch
+    function modes are per thread: other threads are unaffected.
+    """
+
+    def __init__(self, tensors: int, elements: int) -> None:
+        super().__init__()
+        self.budget = (tensors, elements)
+        self.created = [0, 0]
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: Tuple[Any, ...] = (), kwargs: Optional[Dict[str, Any]] = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        if func in _FACTORIES:
+            shape = func(*args, **{**kwargs, "device": "meta"}).shape
+            self.created[0] += 1
+            self.created[1] += shape.numel()
+            if self.created[0] > self.budget[0] or self.created[1] > self.budget[1]:
+                raise _BeyondTheWeights(
+                    f"its config describes a model with more than the {self.budget[0]} tensors of {self.budget[1]} "
+                    f"elements its state_dict stores (building it reached {self.created[0]} tensors of "
+                    f"{self.created[1]} elements, the last of shape {tuple(shape)}); refused before allocating it"
+                )
+        return func(*args, **kwargs)
+
+
+def _build_within(architecture: str, config: Mapping[str, Any], state_dict: Mapping[str, Tensor]) -> nn.Module:
+    """The model of ``architecture`` and ``config``, built only if it fits in the tensors and elements of
+    ``state_dict``.
+
+    Raises:
+        _BeyondTheWeights: before the first allocation that would exceed them.
+    """
+    with _WeightBudget(len(state_dict), sum(tensor.numel() for tensor in state_dict.values())):
+        return build_model(architecture, config)
 
 
 def _not_a_checkpoint(path: Path, reason: str) -> ValueError:

@@ -277,7 +277,9 @@ def test_real_arras_weights_agree_with_numpy_oracle(arras_arrays: Dict[str, np.n
                 assert abs(r_x.sum() + initial - score) < EXACT
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device (torch.cuda.is_available() is False): it compares GPU and CPU"
+)
 def test_cuda_eval_mode_model_matches_cpu() -> None:
     # cuDNN refuses an RNN backward in eval mode (captum #564); the unrolled cells never call it.
     torch.manual_seed(0)

@@ -1,13 +1,16 @@
 import hashlib
+import math
 import os
 import pathlib
 import pickle
+import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from captum_text_ext.datasets.vocab import Vocabulary
 from captum_text_ext.models import (
@@ -112,10 +115,14 @@ def test_garbage_and_damaged_checkpoints_are_refused(tmp_path: Path) -> None:
     torch.save({**payload, "format_version": 2}, tmp_path / "newer.pt")
     with pytest.raises(ValueError, match="format_version 1, but got 2"):
         load_checkpoint(tmp_path / "newer.pt")
-    torch.save({**payload, "config": {**payload["config"], "hidden_sizes": [9]}}, tmp_path / "mismatch.pt")
-    with pytest.raises(ValueError, match=f"{REFUSED}: its contents do not rebuild a model") as info:
+    torch.save({**payload, "config": {**payload["config"], "hidden_sizes": [2, 3]}}, tmp_path / "mismatch.pt")
+    shape_error = f"(?s){REFUSED}: its contents do not rebuild a model .*size mismatch for hidden_layers.0.weight"
+    with pytest.raises(ValueError, match=shape_error) as info:
         load_checkpoint(tmp_path / "mismatch.pt")
     assert isinstance(info.value.__cause__, RuntimeError)
+    torch.save({**payload, "state_dict": {"output.weight": "not a tensor"}}, tmp_path / "strings.pt")
+    with pytest.raises(ValueError, match=f"{REFUSED}: its state_dict is not a dict of tensors"):
+        load_checkpoint(tmp_path / "strings.pt")
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "missing.pt")
 
@@ -150,3 +157,70 @@ def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     monkeypatch.delenv("CAPTUM_TEXT_EXT_CACHE")
     assert default_cache_dir() == Path.home() / ".cache" / "captum_text_ext" / "models"
     assert not (tmp_path / "models").exists()
+
+
+class _NoLargeRealAllocation(TorchDispatchMode):
+    """Fails the test when a tensor factory would allocate more than ``limit`` elements on a real (non-meta) device;
+    it raises before the allocation, so a regression fails here instead of exhausting the machine's memory."""
+
+    FACTORIES = (torch.ops.aten.empty, torch.ops.aten.empty_strided, torch.ops.aten.zeros, torch.ops.aten.ones)
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        if func.overloadpacket in self.FACTORIES and torch.device(kwargs.get("device") or "cpu").type != "meta":
+            elements = math.prod(args[0])
+            if elements > self.limit:
+                raise AssertionError(f"{func} allocated {elements} elements on {kwargs.get('device') or 'cpu'}")
+        return func(*args, **kwargs)
+
+
+HOSTILE_CONFIGS = {
+    "vocabulary-1e9": ("embedding_cnn", {"vocab_size": 10**9}),
+    "hidden-1e6": ("lstm", {"hidden_size": 10**6}),
+    "embedding-1e6": ("textcnn", {"embedding_dim": 10**6}),
+    "layers-1e3": ("lstm", {"num_layers": 1000}),
+    "hidden-layers-1e3": ("bow_mlp", {"hidden_sizes": [4] * 1000}),
+}
+
+
+@pytest.mark.parametrize("architecture, claim", HOSTILE_CONFIGS.values(), ids=HOSTILE_CONFIGS.keys())
+def test_a_config_bigger_than_its_weights_is_refused_before_allocating(
+    architecture: str, claim: Dict[str, Any], tmp_path: Path
+) -> None:
+    """A hostile config over small weights: refused with no real allocation beyond the stored weights' size (and the
+    layer counts stopped after as many tensors as the file stores)."""
+    save_checkpoint(tmp_path / "small.pt", build_model(architecture, CONFIGS[architecture]), VOCAB, {})
+    payload = torch.load(tmp_path / "small.pt", weights_only=True)
+    torch.save({**payload, "config": {**payload["config"], **claim}}, tmp_path / "hostile.pt")
+    tensors = len(payload["state_dict"])
+    elements = sum(tensor.numel() for tensor in payload["state_dict"].values())
+
+    with _NoLargeRealAllocation(limit=elements), pytest.raises(ValueError) as info:
+        load_checkpoint(tmp_path / "hostile.pt")
+
+    assert str(info.value).startswith(
+        f"{tmp_path / 'hostile.pt'} is not a captum_text_ext checkpoint: its config describes a model with more "
+        f"than the {tensors} tensors of {elements} elements its state_dict stores"
+    )
+    assert "refused before allocating it" in str(info.value)
+
+
+def test_the_budget_leaves_no_state_behind(tmp_path: Path) -> None:
+    """The budget is per call: afterwards tensors are created on the default device again, in this thread and in
+    another one, also after a refused load."""
+    save_checkpoint(tmp_path / "good.pt", build_model("lstm", CONFIGS["lstm"]), VOCAB, {})
+    payload = torch.load(tmp_path / "good.pt", weights_only=True)
+    torch.save({**payload, "config": {**payload["config"], "vocab_size": 10**9}}, tmp_path / "hostile.pt")
+    load_checkpoint(tmp_path / "good.pt")
+    with pytest.raises(ValueError):
+        load_checkpoint(tmp_path / "hostile.pt")
+    created_elsewhere: List[torch.device] = []
+    thread = threading.Thread(target=lambda: created_elsewhere.append(torch.empty(1).device))
+    thread.start()
+    thread.join()
+    assert torch.empty(1).device == created_elsewhere[0] == torch.device("cpu")
+    assert torch.nn.Linear(2, 2).weight.device == torch.device("cpu")

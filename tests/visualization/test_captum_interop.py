@@ -52,7 +52,9 @@ def test_tokens_and_class_names_are_escaped_for_captums_html() -> None:
 
 
 def test_visualize_text_renders_the_record_safely() -> None:
-    pytest.importorskip("IPython")
+    pytest.importorskip(
+        "IPython", reason="IPython is not installed (`pip install .[notebook]`); Captum's visualize_text needs it"
+    )
     record = to_visualization_record([EVIL], torch.tensor([5.0]), 0.7, "<i>neg</i>", 0, 1)
     page = viz.visualize_text([record]).data
     assert "<script>" not in page and "<i>" not in page and "&lt;i&gt;neg&lt;/i&gt; (0.70)" in page
