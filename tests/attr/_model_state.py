@@ -1,12 +1,13 @@
-"""What "the user's model is left exactly as it was" means in the tests: weights, ``requires_grad``, ``.grad``,
-every module's ``training`` flag and hooks; and a model that can be told to call an op without a rule."""
+"""What "the user's model and torch are left exactly as they were" means in the tests: the model's weights,
+``requires_grad``, ``.grad``, every module's ``training`` flag and hooks; torch's grad mode, default dtype, thread
+count, global random state and function-mode stack."""
 
 from __future__ import annotations
 
 from typing import Any, Dict
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 HOOK_DICTS = (
     "_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_forward_hooks_with_kwargs",
@@ -34,16 +35,21 @@ def assert_model_unchanged(before: Dict[str, Any], model: nn.Module) -> None:
     assert before["hooks"] == after["hooks"]
 
 
-class SwitchableLSTM(nn.Module):
-    """A bi-LSTM model with dropout that can be told to call ``torch.exp``, an op no decomposition rule covers."""
+def torch_state() -> Dict[str, Any]:
+    """The global (and this thread's) torch state a call could leave changed."""
+    return {
+        "grad_enabled": torch.is_grad_enabled(),
+        "inference_mode": torch.is_inference_mode_enabled(),
+        "default_dtype": torch.get_default_dtype(),
+        "num_threads": torch.get_num_threads(),
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "anomaly": torch.is_anomaly_enabled(),
+        "function_modes": torch._C._len_torch_function_stack(),
+        "rng": torch.get_rng_state(),
+    }
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.rnn = nn.LSTM(3, 3, batch_first=True, bidirectional=True)
-        self.drop = nn.Dropout(0.5)
-        self.fc = nn.Linear(6, 2)
-        self.bad = False
 
-    def forward(self, x: Tensor) -> Tensor:
-        h = self.drop(torch.cat(list(self.rnn(x)[1][0]), dim=-1))
-        return self.fc(torch.exp(h) if self.bad else h)
+def assert_torch_unchanged(before: Dict[str, Any]) -> None:
+    after = torch_state()
+    assert torch.equal(before["rng"], after["rng"]), "the global random state changed"
+    assert {k: v for k, v in before.items() if k != "rng"} == {k: v for k, v in after.items() if k != "rng"}

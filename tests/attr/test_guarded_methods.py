@@ -1,5 +1,6 @@
-"""What LSTMLRP and ContextualDecomposition share through the one op guard: Captum's target forms, NoiseTunnel, and
-the refusals of ops, modules and calls without a rule (float64, tiny models)."""
+"""What LSTMLRP and ContextualDecomposition share through the one op guard: the refusals of ops, modules and calls
+without a rule, and how a model in training mode is run (float64, tiny models). Their Captum contract (targets,
+NoiseTunnel, an unchanged model, ...) is in ``test_contract.py``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from typing import Callable, Optional, Type, Union
 
 import pytest
 import torch
-from captum.attr import NoiseTunnel
 from torch import Tensor, nn
 
 from captum_text_ext import LSTMLRP, ContextualDecomposition
@@ -20,56 +20,18 @@ METHODS = [pytest.param(LSTMLRP, id="LSTMLRP"), pytest.param(ContextualDecomposi
 LENGTHS = torch.tensor([5, 2, 4])
 
 
-def _classifier() -> Callable[..., Tensor]:
+@pytest.mark.parametrize("method", METHODS)
+def test_a_model_in_training_mode_is_refused_by_name_and_never_switched(method: Method) -> None:
+    """Dropout in training mode makes the forward pass random: refused with the module that drops, the model's flags
+    left as they were; in evaluation mode the same model is explained."""
     torch.manual_seed(0)
-    model = LSTMClassifier(vocab_size=12, embedding_dim=3, hidden_size=3, num_classes=3, bidirectional=True,
-                           num_layers=2, pooling="attention").double()
-    return model.forward_embeddings
-
-
-def _inputs() -> Tensor:
+    model = LSTMClassifier(vocab_size=12, embedding_dim=3, hidden_size=3, num_classes=3, pooling="attention",
+                           dropout=0.5).double()
     x = torch.randn(3, 5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    return x * (torch.arange(5) < LENGTHS.unsqueeze(1)).unsqueeze(-1)
-
-
-@pytest.mark.parametrize("method", METHODS)
-def test_every_captum_target_form(method: Method) -> None:
-    forward, x = _classifier(), _inputs()
-    explainer = method(forward)
-    per_example = torch.stack([explainer.attribute(x, t, LENGTHS)[n] for n, t in enumerate([2, 0, 1])])
-    for target in ([2, 0, 1], torch.tensor([2, 0, 1])):
-        assert (explainer.attribute(x, target, LENGTHS) - per_example).abs().max() < 1e-12
-    reference = explainer.attribute(x, 1, LENGTHS)
-    assert torch.equal(explainer.attribute(x, torch.tensor(1), LENGTHS), reference)
-    assert torch.equal(explainer.attribute(x, torch.tensor([1]), LENGTHS), reference)
-
-    def one_output(embeddings: Tensor, lengths: Tensor) -> Tensor:
-        return forward(embeddings, lengths)[:, 1]
-
-    def column_output(embeddings: Tensor, lengths: Tensor) -> Tensor:
-        return forward(embeddings, lengths)[:, 1:2]
-
-    def grid_output(embeddings: Tensor, lengths: Tensor) -> Tensor:
-        return forward(embeddings, lengths).unsqueeze(1).expand(-1, 2, -1)
-
-    for single in (one_output, column_output):
-        assert (method(single).attribute(x, None, LENGTHS) - reference).abs().max() < 1e-12
-    assert (method(grid_output).attribute(x, (0, 1), LENGTHS) - reference).abs().max() < 1e-12
-    listed = method(grid_output).attribute(x, [(0, 1), (1, 1), (0, 1)], LENGTHS)
-    assert (listed - reference).abs().max() < 1e-12
-    with pytest.raises(ValueError, match=r"Expected `target` to select one score per example \(3\)"):
-        explainer.attribute(x, None, LENGTHS)
-
-
-@pytest.mark.parametrize("method", METHODS)
-def test_noise_tunnel_wraps_the_method(method: Method) -> None:
-    explainer, x = method(_classifier()), _inputs()
-    smoothed = NoiseTunnel(explainer).attribute(
-        x, nt_type="smoothgrad", nt_samples=2, stdevs=0.0, target=1, additional_forward_args=LENGTHS
-    )
-    assert (smoothed - explainer.attribute(x, 1, LENGTHS)).abs().max() < 1e-12
-    with pytest.raises(NotImplementedError):
-        explainer.attribute_future()
+    with pytest.raises(RandomOpError, match=r"`torch.nn.functional.dropout` \(called in module 'dropout'.*model.eval"):
+        method(model.forward_embeddings).attribute(x, 1, LENGTHS)
+    assert model.training and model.dropout.training
+    assert method(model.eval().forward_embeddings).attribute(x, 1, LENGTHS).shape[:2] == (3, 5)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -153,5 +115,3 @@ def test_products_in_place_ops_random_dropout_and_gate_only_outputs_are_refused(
     assert torch.equal(method(evaluation_dropout).attribute(x, 0), plain)
     with pytest.raises(TypeError, match="only through gates: softmax"):
         method(probabilities).attribute(x, 0)
-    with pytest.raises(TypeError, match=r"floating-point tensors .*\(embeddings\), but input 0 is torch.int64"):
-        method(square).attribute(torch.ones(2, 3, dtype=torch.long), 0)

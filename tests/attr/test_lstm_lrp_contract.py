@@ -1,4 +1,5 @@
-"""The Captum contract of LSTMLRP / LayerLSTMLRP over a zoo of recurrent architectures (float64, tiny models)."""
+"""LSTMLRP / LayerLSTMLRP over a zoo of recurrent architectures: padding, conservation, delta, tuples, cells, layers,
+initial states (float64, tiny models). The Captum contract every class shares is in ``test_contract.py``."""
 
 from __future__ import annotations
 
@@ -6,14 +7,11 @@ from typing import Any, Callable, Dict, Tuple
 
 import pytest
 import torch
-from captum.attr import GradientAttribution, LayerAttribution
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from _model_state import SwitchableLSTM, assert_model_unchanged, model_state
 from captum_text_ext import LSTMLRP, LayerLSTMLRP
 from captum_text_ext.attr import LRPDecomposition
-from captum_text_ext.decomposition import RandomOpError, UnsupportedOperationError
 from captum_text_ext.models import LSTMClassifier
 
 EXACT = 1e-10
@@ -140,7 +138,7 @@ def test_delta_is_score_minus_input_relevance(name: str) -> None:
     assert relevance.is_contiguous() and relevance.dtype == torch.float64
 
 
-def test_tuple_inputs_give_tuple_relevance() -> None:
+def test_tuple_inputs_are_accounted_with_their_initial_states() -> None:
     torch.manual_seed(5)
 
     class Pair(nn.Module):
@@ -154,8 +152,6 @@ def test_tuple_inputs_give_tuple_relevance() -> None:
 
     model = Pair().double()
     a, b = torch.randn(2, 4, 3, dtype=torch.float64), torch.randn(2, 3, 3, dtype=torch.float64)
-    relevance = LSTMLRP(model, bias_factor=1.0).attribute((a, b), target=0)
-    assert isinstance(relevance, tuple) and relevance[0].shape == a.shape and relevance[1].shape == b.shape
     account = LSTMLRP(model, bias_factor=1.0).decompose((a, b), target=0)
     assert isinstance(account.inputs, tuple) and sorted(account.initial_states) == [
         "left.c0", "left.h0", "right.h0",
@@ -208,7 +204,6 @@ def test_layer_variant_on_token_ids_equals_embedding_inputs() -> None:
     ids = torch.tensor([[1, 2, 3, 4, 5], [6, 7, 0, 0, 0], [8, 9, 10, 11, 0]])
     lengths = torch.tensor([5, 2, 4])
     layer_lrp = LayerLSTMLRP(model, model.embedding)
-    assert isinstance(layer_lrp, LayerAttribution) and isinstance(layer_lrp, GradientAttribution)
     relevance, delta = layer_lrp.attribute(ids, [0, 1, 2], lengths, return_convergence_delta=True)
     with torch.no_grad():
         embeddings = model.embedding(ids)
@@ -220,53 +215,6 @@ def test_layer_variant_on_token_ids_equals_embedding_inputs() -> None:
     head = LayerLSTMLRP(model, model.output, bias_factor=1.0).decompose(ids, 1, lengths, attribute_to_layer_input=True)
     assert head.inputs.shape == (3, 6) and (head.input_total - head.scores).abs().max() < EXACT
     assert head.initial_states == {}  # the relevance stops at the layer
-
-
-def test_layer_must_run_exactly_once() -> None:
-    model = LSTMClassifier(12, embedding_dim=3, hidden_size=3, num_classes=3).double()
-    ids, lengths = torch.tensor([[1, 2]]), torch.tensor([2])
-    with pytest.raises(ValueError, match="Expected the layer Linear to run in the forward pass"):
-        LayerLSTMLRP(model, nn.Linear(2, 2)).attribute(ids, 0, lengths)
-
-    class Twice(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.embedding = model.embedding
-            self.inner = model
-
-        def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
-            self.embedding(ids)
-            return self.inner(ids, lengths)
-
-    with pytest.raises(ValueError, match="to be called once per forward pass"):
-        LayerLSTMLRP(Twice(), model.embedding).attribute(ids, 0, lengths)
-
-
-def test_model_is_left_exactly_as_it_was_also_when_attribute_raises() -> None:
-    torch.manual_seed(0)
-    model = SwitchableLSTM().double().train()
-    model.rnn.weight_hh_l0.requires_grad_(False)
-    model.fc.register_forward_hook(lambda *args: None)
-    model.register_forward_pre_hook(lambda *args: None)
-    before = model_state(model)
-    x = torch.randn(2, 4, 3, dtype=torch.float64)
-    lrp = LSTMLRP(model)
-    with pytest.raises(RandomOpError, match="`torch.nn.functional.dropout` .*'drop'"):
-        lrp.attribute(x, 1)  # dropout in training mode: refused, the model is not switched to evaluation mode
-    assert_model_unchanged(before, model)
-    model.eval()
-    before = model_state(model)
-    first = lrp.attribute(x, 1)
-    assert_model_unchanged(before, model)
-    assert torch.equal(lrp.attribute(x, 1), first)
-    model.bad = True
-    with pytest.raises(UnsupportedOperationError):
-        lrp.attribute(x, 1)
-    assert_model_unchanged(before, model)
-    model.bad = False
-    with pytest.raises(ValueError, match="index 7 is out of range"):
-        lrp.attribute(x, 7)  # a target out of range raises after the forward pass
-    assert_model_unchanged(before, model)
 
 
 def test_constructor_validates_its_arguments() -> None:
