@@ -15,14 +15,11 @@ from __future__ import annotations
 from typing import Any, Callable, List, Optional, Tuple
 
 import torch
-from captum._utils.common import (
-    ExpansionTypes,
-    _expand_additional_forward_args,
-    _expand_target,
-    _select_targets,
-)
+from captum._utils.common import ExpansionTypes, _expand_additional_forward_args, _expand_target
 from captum._utils.typing import TargetType
 from torch import Tensor
+
+from captum_text_ext.attr._targets import check_target, select_scores
 
 __all__ = [
     "DIFFERENCES",
@@ -55,25 +52,17 @@ def check_output(output: Any, rows: int) -> Tensor:
 
 
 def target_selector(target: TargetType, batch: int) -> Selector:
-    """Scores ``(B, 1)``: the output Captum's ``target`` selects, one value per example.
+    """Scores ``(B, 1)``: the output Captum's ``target`` selects, one value per example (checked by
+    :func:`~captum_text_ext.attr._targets.select_scores`).
 
     Raises:
-        ValueError: for a per-example target of the wrong length (at once), or a target that does not select one
-            value per example (when scores are taken).
+        ValueError: for a malformed target (at once), or one that does not select one value per example of the
+            output (when scores are taken).
     """
-    if isinstance(target, (list, Tensor)) and (isinstance(target, list) or target.numel() > 1):
-        if len(target) != batch:
-            raise ValueError(f"Expected one target per example ({batch}), but got {len(target)}")
+    check_target(batch, target)
 
     def select(output: Tensor, tiles: int) -> Tensor:
-        selected = _select_targets(output, _expand_target(target, tiles, ExpansionTypes.repeat))
-        if selected.numel() != batch * tiles:
-            raise ValueError(
-                f"Expected `target` to select one output per example, but it selected a tensor of shape "
-                f"{tuple(selected.shape)} from an output of shape {tuple(output.shape)[: 1]} x "
-                f"{tuple(output.shape)[1:]}; pass target=<class index> for a model with several outputs"
-            )
-        return selected.reshape(batch * tiles, 1)
+        return select_scores(output, _expand_target(target, tiles, ExpansionTypes.repeat)).reshape(batch * tiles, 1)
 
     return select
 

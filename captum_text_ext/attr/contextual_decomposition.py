@@ -19,8 +19,6 @@ dropout in training mode is refused.
 
 from __future__ import annotations
 
-import contextlib
-import math
 from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch

@@ -532,6 +532,14 @@ class LayerGradientLinearSurrogate(LayerAttribution, GradientAttribution):
         """Whether ``attribute`` returns gradient × layer activation."""
         return self._multiply_by_inputs
 
+    def attribute_future(self) -> None:
+        """Not supported.
+
+        Raises:
+            NotImplementedError: always.
+        """
+        raise NotImplementedError("attribute_future is not implemented for LayerGradientLinearSurrogate")
+
     @log_usage(part_of_slo=True)
     def attribute(
         self,

@@ -3,22 +3,17 @@ r"""HiddenUnitSaliency: which spatial locations of a text CNN's hidden layer mat
 
 from __future__ import annotations
 
-import typing
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import torch
-from captum._utils.common import (
-    _format_additional_forward_args,
-    _format_tensor_into_tuples,
-    _select_targets,
-    _validate_target,
-)
+from captum._utils.common import _format_additional_forward_args, _format_tensor_into_tuples
 from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from captum.attr import GradientAttribution, LayerAttribution
 from captum.log import log_usage
 from torch import Tensor, nn
 
+from captum_text_ext.attr._targets import select_scores
 from captum_text_ext.attr.receptive_fields import SPATIAL_MODULES, chain_of, stack_receptive_fields, window_geometry
 from captum_text_ext.decomposition.guard import RandomOpCheck
 from captum_text_ext.decomposition.hooks import ScopedHooks, modules_of
@@ -153,11 +148,20 @@ class LayerHooks:
             raise StopForward
         return self.raw
 
-    def activations(self) -> Tensor:
-        """The captured output as :math:`(N, C, L)`."""
+    def captured(self) -> Tensor:
+        """The layer's captured output.
+
+        Raises:
+            ValueError: when the layer did not run.
+        """
         if self.raw is None:
             raise ValueError(f"Expected the layer {type(self.layer).__name__} to run in the forward pass, but it did not")
-        return self.raw if self.channel_dim == 1 else self.raw.transpose(1, 2)
+        return self.raw
+
+    def activations(self) -> Tensor:
+        """The captured output as :math:`(N, C, L)`."""
+        raw = self.captured()
+        return raw if self.channel_dim == 1 else raw.transpose(1, 2)
 
     def stack(self) -> List[nn.Module]:
         """The stack that ran up to the layer, checked to be a chain: the explicit stack, or the one found."""
@@ -208,12 +212,8 @@ def class_indices(output: Tensor, target: TargetType) -> Tensor:
         raise ValueError(f"Expected the model to return logits of shape (N, C), but got {tuple(output.shape)}")
     if target is None:
         return output.detach().argmax(dim=1)
-    _validate_target(output.shape[0], target)
     columns = torch.arange(output.shape[1], device=output.device).expand(output.shape[0], -1)
-    try:
-        return _select_targets(columns, target).reshape(-1).long()
-    except (RuntimeError, IndexError) as error:
-        raise ValueError(f"Expected `target` to select classes in [0, {output.shape[1]}), but got {target}") from error
+    return select_scores(columns, target).long()
 
 
 class HiddenUnitSaliency(LayerAttribution, GradientAttribution):
@@ -279,6 +279,8 @@ class HiddenUnitSaliency(LayerAttribution, GradientAttribution):
     ) -> None:
         if not callable(model):
             raise TypeError(f"Expected `model` to be an nn.Module or a callable, but got {type(model).__name__}")
+        if not isinstance(layer, nn.Module):
+            raise TypeError(f"Expected `layer` to be an nn.Module, but got {type(layer).__name__}")
         if channel_dim not in (1, 2):
             raise ValueError(f"Expected `channel_dim` to be 1 or 2, but got {channel_dim}")
         LayerAttribution.__init__(self, model, layer)
@@ -374,7 +376,7 @@ class HiddenUnitSaliency(LayerAttribution, GradientAttribution):
             output = self.forward_func(*formatted, *args)
             classes = class_indices(output, target)
             scores = output.gather(1, classes.unsqueeze(1)).sum()
-            raw = typing.cast(Tensor, hooks.raw)
+            raw = hooks.captured()
             if not scores.requires_grad:
                 raise ValueError("Expected the model's output to depend on the layer's output, but it does not")
             (gradient,) = torch.autograd.grad(scores, raw)

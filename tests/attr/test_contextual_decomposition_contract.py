@@ -216,11 +216,12 @@ def test_tuple_inputs_are_decomposed_together() -> None:
     masks = (torch.zeros(2, 4, dtype=torch.bool), torch.ones(2, 3, dtype=torch.bool))
     relevant, irrelevant, bias = cd.decompose((a, b), masks, return_bias=True)
     assert (relevant + irrelevant + bias - model(a, b)).abs().max() < 1e-10
-    # a group spanning both inputs: its beta is spread over the entries of both
+    # a group spanning both inputs: its beta is spread over the tokens of both
     groups = (torch.tensor([[0, 0, 1, 1]]), torch.tensor([[1, 2, 2]]))
     grouped = cd.attribute((a, b), 1, feature_mask=groups)
+    assert [tuple(g.shape) for g in grouped] == [(2, 4), (2, 3)]
     spanning = cd.decompose((a, b), (groups[0].expand(2, -1) == 1, groups[1].expand(2, -1) == 1))[0][:, 1]
-    total = grouped[0][:, 2:].sum((1, 2)) + grouped[1][:, :1].sum((1, 2))
+    total = grouped[0][:, 2:].sum(1) + grouped[1][:, :1].sum(1)
     assert (total - spanning).abs().max() < 1e-12
 
 
@@ -228,8 +229,9 @@ def test_captum_metrics_accept_attributions() -> None:
     forward, _ = build("gru-1-bi-last")
     x = _embeddings(9)
     cd = ContextualDecomposition(forward)
-    attributions = cd.attribute(x, 1, LENGTHS)
-    assert attributions.is_contiguous() and attributions.dtype == torch.float64
+    scores = cd.attribute(x, 1, LENGTHS)
+    assert scores.is_contiguous() and scores.dtype == torch.float64 and scores.shape == x.shape[:2]
+    attributions = (scores / x.shape[-1]).unsqueeze(-1).expand_as(x)  # input-shaped, same per-token sums
 
     def perturb(inputs: Tensor) -> Tuple[Tensor, Tensor]:
         noise = 0.01 * torch.randn(inputs.shape, dtype=inputs.dtype, generator=torch.Generator().manual_seed(0))
@@ -308,5 +310,5 @@ def test_textcnn_layer_variant_on_token_ids() -> None:
         expected = ContextualDecomposition(model.forward_embeddings).attribute(
             model.embedding(ids), 1, LENGTHS, contrast=0
         )
-    assert (scores - expected.sum(-1)).abs().max() < 1e-12
+    assert (scores - expected).abs().max() < 1e-12
     assert torch.count_nonzero(scores[1, 3:]) == 0

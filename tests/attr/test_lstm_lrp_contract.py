@@ -7,6 +7,7 @@ from typing import Any, Callable, Dict, Tuple
 
 import pytest
 import torch
+from captum.attr import GradientAttribution
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
