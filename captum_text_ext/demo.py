@@ -27,10 +27,11 @@ from captum_text_ext import metrics
 from captum_text_ext.datasets import SyntheticExample, load_sst, load_synthetic
 from captum_text_ext.datasets._checks import check_choice
 from captum_text_ext.datasets._paths import PathLike
-from captum_text_ext.explain import DEFAULT_METHODS, METHODS, Explanation, explain, save_sentence_pngs
+from captum_text_ext.explain import DEFAULT_METHODS, METHODS, Explanation, explain
 from captum_text_ext.metrics.ground_truth import ground_truth
 from captum_text_ext.models.checkpoints import Checkpoint
 from captum_text_ext.models.zoo import load_zoo_model
+from captum_text_ext.report import save_sentence_pngs
 from captum_text_ext.visualization import render_html
 
 DEFAULT_OUT_DIR = Path("captum-text-ext-demo")
