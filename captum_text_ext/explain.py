@@ -67,10 +67,10 @@ __all__ = [
     "tokenize_texts",
 ]
 
-# (model, embeddings (N, T, E) requiring grad, lengths (N,), target (N,)) -> attribution (N, T, E)
 AttributeFn = Callable[[nn.Module, Tensor, Tensor, Tensor], Tensor]
-# (model) -> the reason the method does not apply, or None
+"""``(model, embeddings (N, T, E) requiring grad, lengths (N,), target (N,)) -> attribution (N, T, E)``."""
 ExclusionRule = Callable[[nn.Module], Optional[str]]
+"""``(model) -> the reason the method does not apply``, or ``None``."""
 
 
 def needs_embedding_layer(model: nn.Module) -> Optional[str]:

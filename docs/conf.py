@@ -137,6 +137,17 @@ def _write_benchmark_results() -> None:
 _write_benchmark_results()
 
 
+def _resolves_to(dotted: str, value: object) -> bool:
+    """Whether the documented name ``dotted`` (``module.attribute``) is the object ``value``."""
+    import importlib
+
+    module_name, _, attribute = dotted.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attribute, None) is value
+    except ImportError:
+        return False
+
+
 def _check_public_names(app: object, env: object) -> None:
     """Warn (an error under ``-W``) about every public name — in the ``__all__`` of a public module — that the API
     reference does not document, under its own name or where it is defined."""
@@ -162,7 +173,7 @@ def _check_public_names(app: object, env: object) -> None:
                 names.add(f"{value.__module__}.{value.__qualname__}")
             documented_here = names & documented or any(  # data and aliases: documented where they are defined
                 d.startswith(f"{module_name}.") and d.endswith(f".{name}") for d in documented
-            )
+            ) or any(_resolves_to(d, value) for d in documented if d.endswith(f".{name}"))  # re-exported data
             if not documented_here and not name.startswith("__"):
                 missing.append(f"{module_name}.{name}")
     if missing:
