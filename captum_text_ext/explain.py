@@ -16,7 +16,8 @@ reason, never replaced by another:
 
 Reductions: methods that multiply by the input (InputXGradient, Integrated Gradients, DeepLift, LRP, CD) are summed
 over the embedding, keeping their sign (red supports the target, blue speaks against it); pure gradients (Saliency)
-are reduced by their ℓ2 norm, which has no sign; perturbation methods with one feature per token (Occlusion,
+are reduced by their ℓ2 norm, which has no sign (:attr:`Method.signed`; reports draw such scores on a sequential
+colour scale); perturbation methods with one feature per token (Occlusion,
 FeatureAblation, ShapleyValueSampling, Lime) give every entry of a token the token's score, which is kept as it is.
 :data:`DEFAULT_METHODS` are the quick ones ``explain`` and the demo run by default: Captum's Saliency and
 Integrated Gradients and every per-token method of this package (LRP, LRP_cons, CD, and the gradient surrogate's
@@ -55,6 +56,7 @@ __all__ = [
     "METHODS",
     "PERTURBATIONS_PER_EVAL",
     "SHAPLEY_SAMPLES",
+    "UNSIGNED_REDUCTIONS",
     "AttributeFn",
     "ExclusionRule",
     "Explanation",
@@ -98,6 +100,10 @@ def not_recurrent(model: nn.Module) -> Optional[str]:
     return None
 
 
+UNSIGNED_REDUCTIONS = frozenset({"l2"})
+"""The reductions of :data:`~captum_text_ext.metrics.REDUCTIONS` whose scores are magnitudes without a sign."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Method:
     """An attribution method as the reports and the leaderboard use it.
@@ -122,6 +128,12 @@ class Method:
     settings: str
     exclusions: Tuple[ExclusionRule, ...] = ()
     interaction: Optional[Callable[[nn.Module], Callable[..., Tensor]]] = None
+
+    @property
+    def signed(self) -> bool:
+        """Whether the sign of a per-token score means something: every reduction but the ℓ2 norm
+        (:data:`UNSIGNED_REDUCTIONS`); reports draw unsigned scores on a sequential colour scale."""
+        return self.reduction not in UNSIGNED_REDUCTIONS
 
     @property
     def description(self) -> str:
@@ -400,7 +412,7 @@ def explain(
         probabilities = model(ids, lengths).softmax(dim=-1)
     predicted = probabilities.argmax(dim=-1)
     targets = _resolve_target(target, predicted, class_names)
-    per_method: Dict[str, Tensor] = {}
+    per_method: Dict[str, Tuple[Tensor, bool]] = {}
     skipped: Dict[str, str] = {}
     for key in methods:
         method = METHODS[key]
@@ -415,10 +427,10 @@ def explain(
         except UnsupportedOperationError as unsupported:
             skipped[name_prefix + method.label] = str(unsupported)
             continue
-        per_method[name_prefix + method.label] = scores.detach()
+        per_method[name_prefix + method.label] = scores.detach(), method.signed
     records = []
     for i, tokens in enumerate(token_lists):
-        for label, scores in per_method.items():
+        for label, (scores, signed) in per_method.items():
             records.append(
                 TextAttribution(
                     list(tokens),
@@ -428,6 +440,7 @@ def explain(
                     predicted=class_names[int(predicted[i])],
                     probability=float(probabilities[i, predicted[i]]),
                     true_label=None if true_labels is None else class_names[true_labels[i]],
+                    signed=signed,
                 )
             )
     return Explanation(records, skipped, predicted.tolist(), targets.tolist())
