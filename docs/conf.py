@@ -52,6 +52,8 @@ html_theme = "alabaster"
 html_static_path = ["_static"]
 nb_execution_mode = "off"
 """myst-nb renders the executed copies as they are (see the module docstring)."""
+myst_enable_extensions = ["dollarmath", "amsmath"]
+"""The notebooks' ``$...$`` and ``$$...$$`` are math, typeset by the same MathJax as the rest of the docs."""
 
 
 def _check_executed_tutorials() -> None:

@@ -8,7 +8,7 @@ from typing import Iterable, List, Optional
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from captum_text_ext.datasets.collate import TextBatch
 

@@ -46,7 +46,7 @@ import html
 import os
 from itertools import groupby
 from pathlib import Path
-from typing import Collection, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Collection, List, Mapping, Optional, Sequence, Union
 
 import torch
 from torch import Tensor

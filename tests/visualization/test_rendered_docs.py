@@ -50,3 +50,5 @@ def test_tutorials_are_rendered_with_their_outputs(built_docs: Path) -> None:
     for page in pages:
         source = page.read_text(encoding="utf-8")
         assert 'class="cell_output' in source, f"{page.name} shows no outputs"
+    text = visible_text(computed_dom(built_docs / "_generated" / "tutorials" / "02_lstm_lrp.html", "math", 8000))
+    assert "\\frac" not in text and "$$" not in text, "the notebook's math is typeset"

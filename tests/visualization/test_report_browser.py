@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import re
-from pathlib import Path
 from typing import Dict, Tuple
 
 import pytest
