@@ -255,7 +255,7 @@ def html_page(title: str, body: str, legend: bool = True, extra_style: Optional[
         2
     """
     return (
-        f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+        f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
         f"<style>{_STYLE}{extra_style or ''}</style></head>\n<body>\n<h1>{html.escape(title)}</h1>\n"
         f"{legend_html() if legend else ''}\n{body}\n</body></html>\n"
     )
