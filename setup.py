@@ -10,7 +10,11 @@ VERSION = re.search(
     r'^__version__ = "([^"]+)"', (HERE / "captum_text_ext" / "_version.py").read_text(encoding="utf-8"), re.M
 ).group(1)
 
-DOCS = ["sphinx>=7.2"]
+DOCS = [
+    "sphinx>=7.2",
+    "myst-nb>=1.1",  # renders the executed tutorials (execution off)
+    "sphinx-mathjax-offline>=0.0.2",  # serves MathJax 3.2.2 from the built docs: equations render offline
+]
 NOTEBOOK = ["ipython>=8"]
 DEV = [
     "pytest>=8",

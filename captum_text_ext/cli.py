@@ -147,7 +147,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> List[str]:
                                  f"accepted only by: {users}")
         return entry.run(out, args.data_root, args.cache_dir, shlex.join(["captum-text-ext", *argv]), **options)
     if args.command == "explain":
-        from captum_text_ext.explain import explain_checkpoint
+        from captum_text_ext.report import explain_checkpoint
 
         target = int(args.target) if args.target is not None and args.target.isdigit() else args.target
         methods = [m.strip() for m in args.methods.split(",") if m.strip()]

@@ -14,8 +14,7 @@ SST must be in the data directory, and the model is trained first when it is not
 
 from __future__ import annotations
 
-import html
-import json
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -27,11 +26,19 @@ from captum_text_ext import metrics
 from captum_text_ext.datasets import SyntheticExample, load_sst, load_synthetic
 from captum_text_ext.datasets._checks import check_choice
 from captum_text_ext.datasets._paths import PathLike
-from captum_text_ext.explain import DEFAULT_METHODS, METHODS, Explanation, explain, save_sentence_pngs
+from captum_text_ext.explain import DEFAULT_METHODS, METHODS, Explanation, explain
 from captum_text_ext.metrics.ground_truth import ground_truth
 from captum_text_ext.models.checkpoints import Checkpoint
 from captum_text_ext.models.zoo import load_zoo_model
-from captum_text_ext.visualization import render_html
+from captum_text_ext.records import GroundTruthMarks, TextAttribution
+from captum_text_ext.report import (
+    definitions_html,
+    metric_table_html,
+    save_sentence_pngs,
+    skipped_html,
+    write_report_json,
+    write_report_page,
+)
 
 DEFAULT_OUT_DIR = Path("captum-text-ext-demo")
 DEMO_DATASETS = ("synthetic", "sst")
@@ -96,23 +103,32 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     if dataset == "synthetic":
         test = load_synthetic("test", n=max(n_eval, n_showcase * 10), seed=0)
-        shown: List[Tuple[Sequence[str], int]] = [(e.tokens, e.label) for e in _showcase_synthetic(test, n_showcase)]
+        shown: List[Tuple[Sequence[str], int, Optional[GroundTruthMarks]]] = [
+            (e.tokens, e.label, GroundTruthMarks.from_synthetic(e)) for e in _showcase_synthetic(test, n_showcase)
+        ]
     else:
-        shown = list(_showcase_sst(n_showcase, root))
+        shown = [(tokens, label, None) for tokens, label in _showcase_sst(n_showcase, root)]
     report: Dict[str, Any] = {"dataset": dataset, "models": {}, "skipped": {}, "paths": []}
-    explanations: List[Explanation] = []
+    if dataset == "synthetic":
+        report["metric_definitions"] = _definitions(n_eval)
+    truths = {tuple(tokens): truth for tokens, _, truth in shown}
+    order = {tokens: i for i, tokens in enumerate(truths)}
+    records: List[TextAttribution] = []
     for name in _MODELS[dataset]:
         checkpoint: Checkpoint = load_zoo_model(name, cache_dir=cache_dir, root=root, progress=progress)
         class_names = checkpoint.metadata["class_names"]
         explanation = explain(
             checkpoint.model,
             checkpoint.vocabulary,
-            [tokens for tokens, _ in shown],
+            [tokens for tokens, _, _ in shown],
             class_names,
-            true_labels=[label for _, label in shown],
+            true_labels=[label for _, label, _ in shown],
             name_prefix=f"{name} · ",
         )
-        explanations.append(explanation)
+        explanation = dataclasses.replace(explanation, records=[
+            dataclasses.replace(r, ground_truth=truths[tuple(r.tokens)]) for r in explanation.records
+        ])
+        records += explanation.records
         report["skipped"].update(explanation.skipped)
         model_report: Dict[str, Any] = {
             "test_accuracy": checkpoint.metadata["test_accuracy"],
@@ -134,32 +150,46 @@ def run_demo(
             }
             model_report["n_evaluated"] = len(evaluated)
         report["models"][name] = model_report
-        pngs = save_sentence_pngs(out, explanation, [tokens for tokens, _ in shown], name)
+        pngs = save_sentence_pngs(out, explanation, [tokens for tokens, _, _ in shown], name)
         report["paths"] += [str(p) for p in pngs]
     # sentence by sentence, every model's methods in one table
-    records = [r for i in range(len(shown)) for e in explanations for r in e.records if r.tokens == list(shown[i][0])]
-    html_path = out / "report.html"
-    page = render_html(records, title=f"captum-text-ext demo ({dataset})", preamble=_summary_html(report))
-    html_path.write_text(page, encoding="utf-8")
+    records.sort(key=lambda r: order[tuple(r.tokens)])
+    html_path = write_report_page(out / "report.html", records, f"captum-text-ext demo ({dataset})",
+                                  _summary_html(report))
     report["seconds"] = round(time.perf_counter() - started, 2)
     json_path = out / "report.json"
     report["paths"] = [str(html_path), str(json_path), *report["paths"]]
-    json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_report_json(json_path, report)
     return report
 
 
+def _definitions(n_eval: int) -> Dict[str, str]:
+    return {
+        "test accuracy": "the share of the model's held-out test sentences it labels correctly.",
+        "top-1 ground-truth precision": (
+            f"the share of {n_eval} synthetic test sentences, each explained for its true label, whose "
+            "highest-scored token is a word that decides the label by the corpus's rule (ringed in the heatmaps); "
+            "higher is better, 1 is perfect."
+        ),
+    }
+
+
 def _summary_html(report: Dict[str, Any]) -> str:
-    rows = []
-    for name, info in report["models"].items():
-        precision = info.get("top1_ground_truth_precision", {})
-        cells = ", ".join(f"{html.escape(m)} {v:.3f}" for m, v in precision.items()) or "no ground truth"
-        rows.append(f"<tr><td>{html.escape(name)}</td><td>{info['test_accuracy']:.3f}</td><td>{cells}</td></tr>")
-    skipped = "".join(f"<li>{html.escape(m)}: {html.escape(r)}</li>" for m, r in report["skipped"].items())
-    return (
-        "<h2>Models</h2><table><tr><th>model</th><th>test accuracy</th><th>top-1 ground-truth precision</th></tr>"
-        + "".join(rows) + "</table>"
-        + f"<h2>Skipped methods</h2><ul>{skipped or '<li>none</li>'}</ul>"
-    )
+    models = report["models"]
+    parts = ["<h2>Models</h2>",
+             metric_table_html("model", ["test accuracy"],
+                               {name: {"test accuracy": info["test_accuracy"]} for name, info in models.items()})]
+    if "metric_definitions" in report:
+        precision: Dict[str, Dict[str, Optional[float]]] = {}
+        for name, info in models.items():
+            for method, value in info["top1_ground_truth_precision"].items():
+                precision.setdefault(method, {})[name] = value
+        parts += ["<h2>Top-1 ground-truth precision</h2>", metric_table_html("method", list(models), precision),
+                  definitions_html(report["metric_definitions"])]
+    else:
+        parts.append("<p>No ground truth: these sentences have no known decisive words.</p>")
+    parts.append(skipped_html(report["skipped"]))
+    return "\n".join(parts)
 
 
 def format_summary(report: Dict[str, Any]) -> List[str]:

@@ -1,7 +1,8 @@
-"""Explain a text classifier's predictions with every applicable attribution method.
+"""Explain a text classifier's predictions with every applicable attribution method: the method registry.
 
 This is what ``captum-text-ext demo`` and ``captum-text-ext explain`` run, and the method table of the leaderboard
-(``captum-text-ext benchmark leaderboard``). :data:`METHODS` lists every method the package applies, each with the
+(``captum-text-ext benchmark leaderboard``); writing their reports is :mod:`captum_text_ext.report`'s job, and this
+module imports no report-writing code. :data:`METHODS` lists every method the package applies, each with the
 reduction that turns its attribution into one score per token (:mod:`captum_text_ext.metrics.reduction`), its
 settings, and the rules that decide whether it applies to a model. A method that does not apply is skipped with its
 reason, never replaced by another:
@@ -15,7 +16,8 @@ reason, never replaced by another:
 
 Reductions: methods that multiply by the input (InputXGradient, Integrated Gradients, DeepLift, LRP, CD) are summed
 over the embedding, keeping their sign (red supports the target, blue speaks against it); pure gradients (Saliency)
-are reduced by their ℓ2 norm, which has no sign; perturbation methods with one feature per token (Occlusion,
+are reduced by their ℓ2 norm, which has no sign (:attr:`Method.signed`; reports draw such scores on a sequential
+colour scale); perturbation methods with one feature per token (Occlusion,
 FeatureAblation, ShapleyValueSampling, Lime) give every entry of a token the token's score, which is kept as it is.
 :data:`DEFAULT_METHODS` are the quick ones ``explain`` and the demo run by default: Captum's Saliency and
 Integrated Gradients and every per-token method of this package (LRP, LRP_cons, CD, and the gradient surrogate's
@@ -26,11 +28,7 @@ not tokens, and is not in the table.
 from __future__ import annotations
 
 import dataclasses
-import html
-import json
-import re
 import warnings
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
@@ -50,14 +48,31 @@ from captum_text_ext.attr import LSTMLRP, ContextualDecomposition, GradientLinea
 from captum_text_ext.datasets import Vocabulary, kim_tokenize, pad_sequences
 from captum_text_ext.decomposition import UnsupportedOperationError
 from captum_text_ext.metrics.reduction import REDUCTIONS, token_scores
-from captum_text_ext.datasets._paths import PathLike
-from captum_text_ext.models.checkpoints import Checkpoint, load_checkpoint
-from captum_text_ext.visualization import TextAttribution, plot_comparison, render_html, save_png
+from captum_text_ext.records import TextAttribution
 
-# (model, embeddings (N, T, E) requiring grad, lengths (N,), target (N,)) -> attribution (N, T, E)
+__all__ = [
+    "DEFAULT_METHODS",
+    "LIME_SAMPLES",
+    "METHODS",
+    "PERTURBATIONS_PER_EVAL",
+    "SHAPLEY_SAMPLES",
+    "UNSIGNED_REDUCTIONS",
+    "AttributeFn",
+    "ExclusionRule",
+    "Explanation",
+    "Method",
+    "explain",
+    "method_table",
+    "needs_embedding_layer",
+    "not_recurrent",
+    "tokenize_for",
+    "tokenize_texts",
+]
+
 AttributeFn = Callable[[nn.Module, Tensor, Tensor, Tensor], Tensor]
-# (model) -> the reason the method does not apply, or None
+"""``(model, embeddings (N, T, E) requiring grad, lengths (N,), target (N,)) -> attribution (N, T, E)``."""
 ExclusionRule = Callable[[nn.Module], Optional[str]]
+"""``(model) -> the reason the method does not apply``, or ``None``."""
 
 
 def needs_embedding_layer(model: nn.Module) -> Optional[str]:
@@ -85,6 +100,10 @@ def not_recurrent(model: nn.Module) -> Optional[str]:
     return None
 
 
+UNSIGNED_REDUCTIONS = frozenset({"l2"})
+"""The reductions of :data:`~captum_text_ext.metrics.REDUCTIONS` whose scores are magnitudes without a sign."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Method:
     """An attribution method as the reports and the leaderboard use it.
@@ -109,6 +128,12 @@ class Method:
     settings: str
     exclusions: Tuple[ExclusionRule, ...] = ()
     interaction: Optional[Callable[[nn.Module], Callable[..., Tensor]]] = None
+
+    @property
+    def signed(self) -> bool:
+        """Whether the sign of a per-token score means something: every reduction but the ℓ2 norm
+        (:data:`UNSIGNED_REDUCTIONS`); reports draw unsigned scores on a sequential colour scale."""
+        return self.reduction not in UNSIGNED_REDUCTIONS
 
     @property
     def description(self) -> str:
@@ -321,6 +346,22 @@ def tokenize_for(dataset: Optional[str]) -> Callable[[str], List[str]]:
     return lambda text: kim_tokenize(text, lower=True)
 
 
+def tokenize_texts(texts: Sequence[str], dataset: Optional[str]) -> List[List[str]]:
+    """Tokenize raw texts for a model of ``dataset`` (:func:`tokenize_for`).
+
+    Raises:
+        ValueError: for a text that tokenizes to nothing.
+    """
+    tokenize = tokenize_for(dataset)
+    token_lists = []
+    for text in texts:
+        tokens = tokenize(text)
+        if not tokens:
+            raise ValueError(f"The text {text!r} tokenizes to nothing; give a text with at least one word")
+        token_lists.append(tokens)
+    return token_lists
+
+
 def _resolve_target(
     target: Union[None, int, str, Sequence[int]], predicted: Tensor, class_names: Sequence[str]
 ) -> Tensor:
@@ -372,7 +413,7 @@ def explain(
         probabilities = model(ids, lengths).softmax(dim=-1)
     predicted = probabilities.argmax(dim=-1)
     targets = _resolve_target(target, predicted, class_names)
-    per_method: Dict[str, Tensor] = {}
+    per_method: Dict[str, Tuple[Tensor, bool]] = {}
     skipped: Dict[str, str] = {}
     for key in methods:
         method = METHODS[key]
@@ -387,10 +428,10 @@ def explain(
         except UnsupportedOperationError as unsupported:
             skipped[name_prefix + method.label] = str(unsupported)
             continue
-        per_method[name_prefix + method.label] = scores.detach()
+        per_method[name_prefix + method.label] = scores.detach(), method.signed
     records = []
     for i, tokens in enumerate(token_lists):
-        for label, scores in per_method.items():
+        for label, (scores, signed) in per_method.items():
             records.append(
                 TextAttribution(
                     list(tokens),
@@ -400,6 +441,7 @@ def explain(
                     predicted=class_names[int(predicted[i])],
                     probability=float(probabilities[i, predicted[i]]),
                     true_label=None if true_labels is None else class_names[true_labels[i]],
+                    signed=signed,
                 )
             )
     return Explanation(records, skipped, predicted.tolist(), targets.tolist())
@@ -408,81 +450,3 @@ def explain(
 def method_table(methods: Mapping[str, Method] = METHODS) -> List[Tuple[str, str, str]]:
     """``(key, label, description)`` for every method, for reports and ``--help``."""
     return [(m.key, m.label, m.description) for m in methods.values()]
-
-
-def save_sentence_pngs(
-    out_dir: Path, explanation: Explanation, token_lists: Sequence[Sequence[str]], prefix: str
-) -> List[Path]:
-    """One PNG per sentence comparing the methods of ``explanation``; returns the paths written."""
-    paths = []
-    for i, tokens in enumerate(token_lists):
-        sentence = [r for r in explanation.records if r.tokens == list(tokens)]
-        if not sentence:
-            continue
-        figure = plot_comparison(
-            list(tokens),
-            {r.method.split(" · ", 1)[-1]: r.scores for r in sentence},
-            title=f"{prefix}: sentence {i + 1}",
-            target=sentence[0].target,
-            prediction=sentence[0].predicted,
-            probability=sentence[0].probability,
-        )
-        path = out_dir / f"{re.sub(r'[^a-z0-9]+', '-', prefix.lower()).strip('-')}-sentence-{i + 1}.png"
-        save_png(figure, path)
-        paths.append(path)
-    return paths
-
-
-def explain_checkpoint(
-    checkpoint_path: PathLike,
-    texts: Sequence[str],
-    out_dir: PathLike,
-    methods: Sequence[str] = DEFAULT_METHODS,
-    target: Union[None, int, str] = None,
-) -> Dict[str, Any]:
-    """``captum-text-ext explain``: explain raw texts with a saved model; writes ``report.html``, PNGs and
-    ``report.json`` to ``out_dir``.
-
-    Raises:
-        ValueError: for an unreadable checkpoint, an unknown method or target, or a text that tokenizes to nothing.
-    """
-    checkpoint = load_checkpoint(checkpoint_path)
-    tokenize = tokenize_for(checkpoint.metadata.get("dataset"))
-    token_lists = []
-    for text in texts:
-        tokens = tokenize(text)
-        if not tokens:
-            raise ValueError(f"The text {text!r} tokenizes to nothing; give a text with at least one word")
-        token_lists.append(tokens)
-    class_names = checkpoint.metadata.get("class_names") or [str(c) for c in range(_num_classes(checkpoint))]
-    explanation = explain(checkpoint.model, checkpoint.vocabulary, token_lists, class_names, methods, target)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    name = checkpoint.metadata.get("zoo_name") or Path(checkpoint_path).stem
-    pngs = save_sentence_pngs(out, explanation, token_lists, name)
-    skipped = "".join(f"<li>{html.escape(m)}: {html.escape(r)}</li>" for m, r in explanation.skipped.items())
-    preamble = f"<p>Model: {html.escape(name)} (sha256 {checkpoint.sha256[:16]}…)</p>"
-    if skipped:
-        preamble += f"<h2>Skipped methods</h2><ul>{skipped}</ul>"
-    if not explanation.records:
-        raise ValueError(f"No method applies to this model: {explanation.skipped}")
-    html_path = out / "report.html"
-    html_path.write_text(render_html(explanation.records, f"captum-text-ext explain: {name}", preamble),
-                         encoding="utf-8")
-    report = {
-        "checkpoint": str(checkpoint_path),
-        "sha256": checkpoint.sha256,
-        "sentences": [
-            {"tokens": list(tokens), "predicted": class_names[p], "target": class_names[t],
-             "scores": {r.method: r.scores.tolist() for r in explanation.records if r.tokens == list(tokens)}}
-            for tokens, p, t in zip(token_lists, explanation.predicted, explanation.target)
-        ],
-        "skipped": explanation.skipped,
-        "paths": [str(html_path), str(out / "report.json"), *map(str, pngs)],
-    }
-    (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return report
-
-
-def _num_classes(checkpoint: Checkpoint) -> int:
-    return int(checkpoint.config["num_classes"])

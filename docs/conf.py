@@ -2,6 +2,12 @@
 
 CI is offline, so intersphinx (links into the torch, captum and Python docs) is switched on only when
 ``CAPTUM_TEXT_EXT_DOCS_ONLINE=1``: an inventory download that fails would be a warning, hence an error.
+
+Equations render offline: ``sphinx-mathjax-offline`` (in the ``docs`` extra) copies MathJax 3.2.2 into the built
+docs' ``_static/mathjax`` and points ``mathjax_path`` there, so pages load no script from the network. The tutorials
+render with their outputs through myst-nb with execution off: it reads the copies that
+``python .ci/execute_notebooks.py tutorials --out docs/_generated/tutorials`` executed (``.ci/run`` does so once per
+run), and the build stops with that command when a copy is missing or no longer matches its notebook.
 """
 
 import os
@@ -23,6 +29,8 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
+    "sphinx-mathjax-offline",
+    "myst_nb",
 ]
 if os.environ.get("CAPTUM_TEXT_EXT_DOCS_ONLINE") == "1":
     extensions.append("sphinx.ext.intersphinx")
@@ -39,9 +47,44 @@ napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 nitpicky = False
 
-exclude_patterns = ["_build", "_generated"]
+exclude_patterns = ["_build", "_generated/*.rst"]
 html_theme = "alabaster"
-html_static_path: list = []
+html_static_path = ["_static"]
+nb_execution_mode = "off"
+"""myst-nb renders the executed copies as they are (see the module docstring)."""
+myst_enable_extensions = ["dollarmath", "amsmath"]
+"""The notebooks' ``$...$`` and ``$$...$$`` are math, typeset by the same MathJax as the rest of the docs."""
+
+
+def _check_executed_tutorials() -> None:
+    """Every tutorial has an executed copy in ``docs/_generated/tutorials`` with its code cells unchanged and run.
+
+    Raises:
+        RuntimeError: naming the notebooks that are missing, stale or not executed, and the command that executes
+            them.
+    """
+    import nbformat
+
+    problems = []
+    for source in sorted((ROOT / "tutorials").glob("*.ipynb")):
+        executed_path = ROOT / "docs" / "_generated" / "tutorials" / source.name
+        if not executed_path.is_file():
+            problems.append(f"{source.name}: no executed copy")
+            continue
+        code = [c for c in nbformat.read(source, as_version=4).cells if c.cell_type == "code"]
+        executed = [c for c in nbformat.read(executed_path, as_version=4).cells if c.cell_type == "code"]
+        if [c.source for c in code] != [c.source for c in executed]:
+            problems.append(f"{source.name}: the executed copy is of an older version")
+        elif any(c.execution_count is None for c in executed):
+            problems.append(f"{source.name}: the copy has cells that never ran")
+    if problems:
+        raise RuntimeError(
+            "The docs render the executed tutorials; run `python .ci/execute_notebooks.py tutorials --out "
+            "docs/_generated/tutorials` first (" + "; ".join(problems) + ")"
+        )
+
+
+_check_executed_tutorials()
 
 
 def _write_models_table() -> None:
@@ -156,6 +199,17 @@ def _write_benchmark_results() -> None:
 _write_benchmark_results()
 
 
+def _resolves_to(dotted: str, value: object) -> bool:
+    """Whether the documented name ``dotted`` (``module.attribute``) is the object ``value``."""
+    import importlib
+
+    module_name, _, attribute = dotted.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attribute, None) is value
+    except ImportError:
+        return False
+
+
 def _check_public_names(app: object, env: object) -> None:
     """Warn (an error under ``-W``) about every public name — in the ``__all__`` of a public module — that the API
     reference does not document, under its own name or where it is defined."""
@@ -181,7 +235,7 @@ def _check_public_names(app: object, env: object) -> None:
                 names.add(f"{value.__module__}.{value.__qualname__}")
             documented_here = names & documented or any(  # data and aliases: documented where they are defined
                 d.startswith(f"{module_name}.") and d.endswith(f".{name}") for d in documented
-            )
+            ) or any(_resolves_to(d, value) for d in documented if d.endswith(f".{name}"))  # re-exported data
             if not documented_here and not name.startswith("__"):
                 missing.append(f"{module_name}.{name}")
     if missing:

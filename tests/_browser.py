@@ -7,6 +7,7 @@ because ``tests/conftest.py`` lives there). Without Chromium a test skips, excep
 
 from __future__ import annotations
 
+import html
 import os
 import shutil
 import signal
@@ -76,6 +77,47 @@ def render_in_chromium(html_path: PathLike, screenshot_path: PathLike) -> str:
     if not screenshot.is_file() or screenshot.stat().st_size == 0:
         pytest.fail(f"Chromium wrote no screenshot to {screenshot}")
     return _run(["--dump-dom", url])
+
+
+_COMPUTED_SCRIPT = """<script>
+setTimeout(function () {{
+  var found = document.getElementsByClassName({css_class});
+  for (var i = 0; i < found.length; i++) {{
+    var style = getComputedStyle(found[i]);
+    found[i].setAttribute("data-computed-background", style.backgroundColor);
+    found[i].setAttribute("data-computed-color", style.color);
+  }}
+  var text = document.createElement("pre");
+  text.id = "computed-visible-text";
+  text.textContent = document.body.innerText;
+  document.body.appendChild(text);
+}}, {wait_ms});
+</script>"""
+
+
+def computed_dom(html_path: PathLike, css_class: str, wait_ms: int = 0) -> str:
+    """The DOM of ``html_path`` as Chromium rendered it, with each element of ``css_class`` carrying its computed
+    ``data-computed-background`` and ``data-computed-color``, and the page's visible text (``innerText``) in a
+    ``<pre id="computed-visible-text">`` (see :func:`visible_text`).
+
+    A copy of the page with a script appended, which records all that after ``wait_ms`` milliseconds of virtual
+    time (so that scripts such as MathJax finish first), is loaded from the page's own directory (relative links
+    keep working) and removed afterwards.
+    """
+    source = Path(html_path)
+    script = _COMPUTED_SCRIPT.format(css_class=repr(css_class), wait_ms=int(wait_ms))
+    copy = source.with_name(f".computed-{source.name}")
+    copy.write_text(source.read_text(encoding="utf-8").replace("</body>", script + "</body>", 1), encoding="utf-8")
+    try:
+        return _run([f"--virtual-time-budget={int(wait_ms) + 2000}", "--dump-dom", copy.resolve().as_uri()])
+    finally:
+        copy.unlink()
+
+
+def visible_text(dom: str) -> str:
+    """The page's visible text that :func:`computed_dom` recorded."""
+    start = dom.index('<pre id="computed-visible-text">') + len('<pre id="computed-visible-text">')
+    return html.unescape(dom[start:dom.index("</pre>", start)])
 
 
 class _Collector(HTMLParser):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -87,3 +90,15 @@ def test_deep_lift_is_excluded_where_its_summation_to_delta_breaks():
         deltas[name] = float(delta.abs().max())
     assert deltas["cnn"] < 1e-12 and deltas["lstm"] > 1e-3
     assert METHODS["deep_lift"].skip_reason(models["lstm"]) and METHODS["deep_lift"].skip_reason(models["cnn"]) is None
+
+
+def test_the_registry_imports_no_report_writing_code():
+    """The leaderboard, the CLI's parser and the tests import :data:`METHODS`; that must not pull in the report
+    writers (:mod:`captum_text_ext.report`, the HTML and PNG renderers)."""
+    code = (
+        "import sys, captum_text_ext.explain; "
+        "print(sorted(m for m in sys.modules if m.startswith(('captum_text_ext.report', "
+        "'captum_text_ext.visualization', 'captum_text_ext.benchmarks'))))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

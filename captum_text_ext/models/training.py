@@ -8,7 +8,7 @@ from typing import Iterable, List, Optional
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from captum_text_ext.datasets.collate import TextBatch
 
@@ -61,6 +61,7 @@ def fit(
     patience: int = 3,
     seed: int = 0,
     progress: bool = True,
+    examples_per_epoch: Optional[int] = None,
 ) -> FitResult:
     """Train ``model`` with Adam and cross-entropy, keep the weights of the best dev epoch.
 
@@ -73,7 +74,9 @@ def fit(
         weight_decay: Adam's weight decay.
         patience: epochs without dev improvement before stopping.
         seed: seeds ``torch`` before the weights are touched (dropout masks).
-        progress: show a tqdm bar per epoch.
+        progress: show a tqdm bar per epoch ("epoch 2/10", examples done of ``examples_per_epoch`` and
+            examples per second).
+        examples_per_epoch: the number of training examples, the bar's total (``None``: the bar counts without one).
 
     Returns:
         A :class:`FitResult`; the model holds the kept weights and is left in eval mode.
@@ -90,13 +93,16 @@ def fit(
     for epoch in range(1, epochs + 1):
         model.train()
         total, count = 0.0, 0
-        for batch in tqdm(train_batches, desc=f"epoch {epoch}", disable=not progress, leave=False):
-            optimizer.zero_grad()
-            loss = loss_fn(model(batch.token_ids, batch.lengths), batch.labels)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(batch.labels)
-            count += len(batch.labels)
+        with tqdm(total=examples_per_epoch, desc=f"epoch {epoch}/{epochs}", unit="ex", unit_scale=True,
+                  disable=not progress, leave=False) as bar:
+            for batch in train_batches:
+                optimizer.zero_grad()
+                loss = loss_fn(model(batch.token_ids, batch.lengths), batch.labels)
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(batch.labels)
+                count += len(batch.labels)
+                bar.update(len(batch.labels))
         losses.append(total / max(count, 1))
         if dev_batches is None:
             best_state, best_epoch = copy.deepcopy(model.state_dict()), epoch

@@ -10,6 +10,8 @@ that (each entry records the paper's number beside ours).
 from __future__ import annotations
 
 import dataclasses
+import json
+import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -128,19 +130,44 @@ def checkpoint_path(name: str, cache_dir: Optional[PathLike] = None) -> Path:
     return (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / f"{name}.pt"
 
 
+RECORDS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "models"
+"""Where ``captum-text-ext train NAME --record`` keeps the record of each zoo model's training run (the rows of
+``benchmarks/results/models.md``); present in a source checkout and an editable install, not in a built wheel."""
+
+
+def recorded_training_time(name: str) -> str:
+    """How long training ``name`` took when it was recorded, and on what, from ``RECORDS_DIR/NAME.json``; or a
+    sentence saying that this installation has no record (the records are not part of a built wheel)."""
+    path = RECORDS_DIR / f"{name}.json"
+    if not path.is_file():
+        return f"no recorded training time for {name} in this installation ({path} is missing)"
+    record = json.loads(path.read_text(encoding="utf-8"))
+    seconds, machine = record["results"]["train_seconds"], record["provenance"]
+    return (f"its recorded training took {seconds:.0f} s on {machine['cpu_count']} {machine['cpu']} cores with "
+            f"{machine['torch_threads']} torch threads ({path.relative_to(RECORDS_DIR.parents[2]).as_posix()}); "
+            "expect longer on a slower or busy machine")
+
+
 def train_zoo_model(
     name: str, root: Optional[PathLike] = None, cache_dir: Optional[PathLike] = None, progress: bool = True
 ) -> ZooResult:
     """Train the zoo entry ``name`` with its recipe and seed, evaluate it, and save it in the cache.
 
+    With ``progress``, it first says on stderr what it trains and how long that took when it was recorded
+    (:func:`recorded_training_time`), shows a bar per epoch (examples done of the epoch's total, examples per
+    second), and ends with the test accuracy, the time taken and where the model was saved.
+
     Args:
         name: a key of :data:`ZOO`.
         root: the data directory.
         cache_dir: the model cache (default :func:`~captum_text_ext.models.checkpoints.default_cache_dir`).
-        progress: show progress bars.
+        progress: show what is trained and progress bars.
     """
     check_choice("name", name, list(ZOO))
     entry = ZOO[name]
+    if progress:
+        print(f"Training {name}, up to {entry.epochs} epochs: {entry.description} The model is cached for later "
+              f"use; {recorded_training_time(name)}.", file=sys.stderr, flush=True)
     data = load_zoo_data(entry.dataset, root, phrase_level=entry.phrase_level)
     vocab = Vocabulary.build(data.vocabulary_texts, min_freq=entry.min_freq, max_size=entry.max_vocab)
     torch.manual_seed(entry.seed)
@@ -157,6 +184,7 @@ def train_zoo_model(
         patience=entry.patience,
         seed=entry.seed,
         progress=progress,
+        examples_per_epoch=len(data.train),
     )
     seconds = time.perf_counter() - started
     accuracy, extra = evaluate(model, data, vocab, entry)
@@ -175,6 +203,9 @@ def train_zoo_model(
         "seed": entry.seed,
     }
     sha256 = save_checkpoint(path, model, vocab, metadata)
+    if progress:
+        print(f"Trained {name} in {seconds:.0f} s ({history.epochs_run} epochs): test accuracy {accuracy:.3f}; "
+              f"saved {path}", file=sys.stderr, flush=True)
     return ZooResult(name, path, sha256, accuracy, extra, seconds, history, accuracy >= entry.target_accuracy)
 
 

@@ -1,19 +1,32 @@
-"""Self-contained HTML heatmaps: red supports the target class, blue speaks against it.
+"""Self-contained HTML heatmaps: signed scores on a diverging scale, magnitudes on a sequential one.
 
-Scores are normalized per sentence by their largest absolute value, as in Arras et al. (2017), Fig. 2, so colour
-intensity compares words within a sentence, never across sentences. Everything user-provided (tokens, method names,
-class names, titles) is HTML-escaped (Captum's ``visualize_text`` does not escape words, captum #1226). Pages carry
-their own CSS, load nothing external and need no IPython.
+A *signed* score (Integrated Gradients, LRP, CD, Occlusion, ...) says whether a token speaks for the target class or
+against it: it is drawn on the diverging :data:`DIVERGING_COLOURMAP` (blue against, near-white 0, red for). An
+*unsigned* score (Saliency's ℓ2 norm: a magnitude with no direction) is drawn on the sequential
+:data:`SEQUENTIAL_COLOURMAP` (near-white 0, dark purple the largest), so it can never read as "supports the target".
+Both are matplotlib's ColorBrewer maps, the ones the PNG figures (:mod:`captum_text_ext.visualization.plot`) use.
+Scores are normalized per row by their largest absolute value, as in Arras et al. (2017), Fig. 2, so colour
+intensity compares words within a row, never across rows; each row's scale cell gives that largest value, and
+hovering a token shows its raw score. Every token's text is black or white, whichever contrasts more with its
+background (always at least 4.5:1, WCAG AA: :mod:`captum_text_ext.visualization.contrast`). When a record carries
+its :class:`~captum_text_ext.records.GroundTruthMarks`, decisive words are ringed and negation spans underlined.
 
-The building blocks are :func:`heatmap_row_html` (one sentence as coloured tokens) and :func:`html_page` (a complete
-document). :class:`TextAttribution` holds one explanation with its context (method, target, prediction);
-:func:`render_html` lays records out one table per sentence, one row per method, and :func:`comparison_html`
-compares several methods on one sentence. Every row is a ``<tr class="heatmap-row" data-method="...">``, so a
-browser test can count them.
+Everything user-provided (tokens, method names, class names, titles) is HTML-escaped (Captum's ``visualize_text``
+does not escape words, captum #1226). Pages carry their own CSS, load nothing external and need no IPython.
+
+The building blocks are :func:`heatmap_row_html` (one sentence as coloured tokens), :func:`legend_html` and
+:func:`html_page` (a complete document). :class:`~captum_text_ext.records.TextAttribution` holds one explanation with
+its context (method, target, prediction); :func:`render_html` lays records out one table per sentence, one row per
+method, and :func:`comparison_html` compares several methods on one sentence. Every row is a
+``<tr class="heatmap-row" data-method="...">`` and every token a ``<span class="tok">``, so a browser test can find
+them.
 
 References:
     Arras, Montavon, Müller and Samek (2017). Explaining Recurrent Neural Network Predictions in Sentiment
     Analysis. WASSA@EMNLP 2017.
+
+    Brewer, Hatchard and Harrower (2003). ColorBrewer in Print: A Catalog of Color Schemes for Maps. Cartography
+    and Geographic Information Science 30(1).
 
 Examples:
     >>> import torch
@@ -21,6 +34,7 @@ Examples:
     ...     ["a", "<great>", "film"],
     ...     {"Saliency": torch.tensor([0.1, 0.9, 0.0]), "IG": torch.tensor([0.0, 2.0, -0.5])},
     ...     target="positive", prediction="positive", probability=0.93, title="Review #1",
+    ...     unsigned_methods=["Saliency"],
     ... )
     >>> page.count('class="heatmap-row"'), "&lt;great&gt;" in page, "<great>" in page
     (2, True, False)
@@ -30,50 +44,111 @@ from __future__ import annotations
 
 import html
 import os
-from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
-from typing import List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Collection, List, Mapping, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
 
-ClassLabel = Union[int, str]
-"""A class as an index or a name."""
+from captum_text_ext.records import ClassLabel, GroundTruthMarks, TextAttribution
+from captum_text_ext.visualization.contrast import RGB, text_rgb
+
+__all__ = [
+    "DIVERGING_COLOURMAP",
+    "SEQUENTIAL_COLOURMAP",
+    "ClassLabel",
+    "comparison_html",
+    "comparison_records",
+    "heatmap_row_html",
+    "html_page",
+    "legend_html",
+    "normalize_scores",
+    "render_html",
+    "save_html",
+]
+
+DIVERGING_COLOURMAP = "RdBu_r"
+"""The matplotlib colour map of signed scores: -1 dark blue (against the target), 0 near-white, +1 dark red (for)."""
+SEQUENTIAL_COLOURMAP = "Purples"
+"""The matplotlib colour map of unsigned scores: 0 near-white, 1 dark purple (the row's largest magnitude)."""
+_GRADIENT_STOPS = 11
 
 
-def _rgb(value: float) -> Tuple[int, int, int]:
-    """White for 0, red for +1, blue for -1 (linear in between, clipped to [-1, 1]), as 0-255 channels."""
-    strength = min(abs(value), 1.0)
-    fade = int(round(255 * (1 - strength)))
-    return (255, fade, fade) if value >= 0 else (fade, fade, 255)
+def _rgb(value: float, signed: bool = True) -> RGB:
+    """The background of a normalized score as 0-255 channels: ``value`` in [-1, 1] on the diverging map when
+    ``signed``, in [0, 1] on the sequential map otherwise (clipped to the range)."""
+    from matplotlib import colormaps  # imported when a page is drawn, as in plot.py
+
+    if signed:
+        position, name = (min(max(value, -1.0), 1.0) + 1.0) / 2.0, DIVERGING_COLOURMAP
+    else:
+        position, name = min(max(value, 0.0), 1.0), SEQUENTIAL_COLOURMAP
+    red, green, blue, _ = colormaps[name](position)
+    return int(round(255 * red)), int(round(255 * green)), int(round(255 * blue))
 
 
-def _colour(value: float) -> str:
-    """The CSS colour of a normalized score (see :func:`_rgb`)."""
-    return "rgb({},{},{})".format(*_rgb(value))
+def _css(rgb: RGB) -> str:
+    return "rgb({},{},{})".format(*rgb)
 
 
-LEGEND = (
-    '<div class="legend">Legend: '
-    f'<span style="background:{_colour(1.0)};color:#fff">supports the target</span> '
-    f'<span style="background:{_colour(0.0)};border:1px solid #ccc">neutral</span> '
-    f'<span style="background:{_colour(-1.0)};color:#fff">against the target</span> '
-    "&mdash; colours are normalized per sentence by the largest |score|; hover a token for its raw score.</div>"
-)
+def _gradient(signed: bool) -> str:
+    """The CSS ``linear-gradient`` of a colour scale, left (-1 or 0) to right (+1)."""
+    low = -1.0 if signed else 0.0
+    stops = [low + (1.0 - low) * i / (_GRADIENT_STOPS - 1) for i in range(_GRADIENT_STOPS)]
+    return "linear-gradient(to right, " + ", ".join(_css(_rgb(v, signed)) for v in stops) + ")"
+
+
+def _bar(signed: bool) -> str:
+    kind = "signed" if signed else "unsigned"
+    return f'<span class="scale-bar scale-{kind}" style="background:{_gradient(signed)}"></span>'
+
+
+def legend_html(signed: bool = True, unsigned: bool = True, ground_truth: bool = False) -> str:
+    """The legend: one line per colour scale shown, and the ground-truth marks when a sentence has them.
+
+    Args:
+        signed: explain the diverging scale of signed scores.
+        unsigned: explain the sequential scale of unsigned scores.
+        ground_truth: explain the marks of decisive words and negation spans.
+
+    Returns:
+        An HTML ``<div class="legend">``.
+    """
+    lines = []
+    if signed:
+        lines.append(f"{_bar(True)} <b>signed</b> scores: blue speaks against the target, near-white is 0, red "
+                     "supports the target")
+    if unsigned:
+        lines.append(f"{_bar(False)} <b>unsigned</b> scores (Saliency, ℓ2 norms): how much a token matters, in "
+                     "either direction; near-white is 0, dark purple the row's largest")
+    lines.append("Colours are normalized per row by its largest |score| (the row's scale); hover a token for its "
+                 "raw score.")
+    if ground_truth:
+        lines.append('Ground truth: <span class="mark-sample gt-decisive">ringed</span> words decide the label; '
+                     '<span class="mark-sample gt-negation">underlined</span> words lie in a negation span (the '
+                     "negator through its scope).")
+    return '<div class="legend">' + "".join(f"<div>{line}</div>" for line in lines) + "</div>"
+
 
 _STYLE = """
-body { font-family: sans-serif; margin: 2em; }
+body { font-family: sans-serif; margin: 2em; color: #111; background: #fff; }
 table { border-collapse: collapse; margin-bottom: 1.5em; }
 td, th { padding: 4px 8px; border-bottom: 1px solid #ddd; text-align: left; vertical-align: top; }
-.tok { padding: 1px 3px; margin: 0 1px; border-radius: 3px; display: inline-block; }
-.legend span { padding: 2px 6px; margin-right: 4px; }
+.tok, .mark-sample { padding: 1px 3px; margin: 0 2px; border-radius: 3px; display: inline-block;
+  border-bottom: 3px solid transparent; }
+.gt-decisive { box-shadow: 0 0 0 2px #fff, 0 0 0 4px #111; }
+.gt-negation { border-bottom-color: #b45309; }
+.legend { margin-bottom: 1em; line-height: 2; }
+.scale-bar { display: inline-block; width: 8em; height: 0.9em; vertical-align: middle; border: 1px solid #888; }
 """
 
 _RECORD_STYLE = """
 .sentence h2 { font-size: 1.1em; margin-bottom: 0.3em; }
-td.heatmap { max-width: 60em; line-height: 1.9; }
+td.heatmap { min-width: 30em; max-width: 60em; line-height: 2.2; }
 td.method { font-weight: bold; white-space: nowrap; }
+td.scale { white-space: nowrap; font-size: 0.85em; }
+td.scale .scale-bar { width: 4em; }
 """
 
 
@@ -103,32 +178,64 @@ def normalize_scores(scores: Tensor) -> Tensor:
     return scores / top if float(top) > 0 else torch.zeros_like(scores)
 
 
-def heatmap_row_html(tokens: Sequence[str], scores: Tensor) -> str:
-    """One sentence as coloured, escaped tokens; each token's tooltip shows its raw score.
+def _token_html(token: str, value: float, raw: float, signed: bool, decisive: bool, negated: bool) -> str:
+    background = _rgb(value, signed)
+    classes = "tok" + (" gt-decisive" if decisive else "") + (" gt-negation" if negated else "")
+    notes = "".join(note for flag, note in ((decisive, "; decides the label"), (negated, "; in a negation span"))
+                    if flag)
+    return (
+        f'<span class="{classes}" style="background:{_css(background)};color:{_css(text_rgb(background))}" '
+        f'title="score {raw:+.4g}{notes}" data-score="{raw:+.6g}">{html.escape(token)}</span>'
+    )
+
+
+def heatmap_row_html(
+    tokens: Sequence[str], scores: Tensor, signed: bool = True, ground_truth: Optional[GroundTruthMarks] = None
+) -> str:
+    """One sentence as coloured, escaped tokens with readable text; each token's tooltip shows its raw score.
 
     Args:
         tokens: the words, in order.
         scores: their per-token scores, shape :math:`(T,)` with :math:`T` = ``len(tokens)``.
+        signed: the diverging scale (``True``) or the sequential one for non-negative magnitudes (``False``).
+        ground_truth: marks decisive words (class ``gt-decisive``) and negation spans (``gt-negation``).
 
     Returns:
-        An HTML fragment: one ``<span class="tok">`` per token.
+        An HTML fragment: one ``<span class="tok">`` per token, its background the score's colour and its text black
+        or white (:func:`~captum_text_ext.visualization.contrast.text_rgb`).
 
     Raises:
-        ValueError: if there is not exactly one score per token.
+        ValueError: if there is not exactly one score per token, an unsigned row has a negative score, or
+            ``ground_truth`` covers another number of tokens.
 
     Examples:
         >>> heatmap_row_html(["<b>"], torch.tensor([2.0]))
-        '<span class="tok" style="background:rgb(255,0,0)" title="+2">&lt;b&gt;</span>'
+        '<span class="tok" style="background:rgb(103,0,31);color:rgb(255,255,255)" title="score +2" data-score="+2">&lt;b&gt;</span>'
     """
     if len(tokens) != scores.numel():
         raise ValueError(f"Expected one score per token ({len(tokens)}), but got {scores.numel()} scores")
     raw_scores = scores.detach().double().cpu()
-    normalized = normalize_scores(raw_scores)
-    spans = [
-        f'<span class="tok" style="background:{_colour(float(v))}" title="{float(raw):+.4g}">{html.escape(tok)}</span>'
-        for tok, v, raw in zip(tokens, normalized, raw_scores)
-    ]
-    return " ".join(spans)
+    if not signed and bool((raw_scores < 0).any()):
+        raise ValueError(f"Expected non-negative scores on the unsigned scale, but got {float(raw_scores.min()):+.4g}")
+    if ground_truth is not None and len(ground_truth.decisive) != len(tokens):
+        raise ValueError(f"Expected `ground_truth` for {len(tokens)} tokens, but it covers "
+                         f"{len(ground_truth.decisive)}")
+    normalized = normalize_scores(raw_scores).tolist()
+    return " ".join(
+        _token_html(
+            token, normalized[i], float(raw_scores[i]), signed,
+            ground_truth is not None and ground_truth.decisive[i],
+            ground_truth is not None and ground_truth.negated(i),
+        )
+        for i, token in enumerate(tokens)
+    )
+
+
+def _scale_html(scores: Tensor, signed: bool) -> str:
+    """A row's scale: its colour bar and the raw values at the bar's ends."""
+    top = float(scores.detach().double().abs().max()) if scores.numel() else 0.0
+    ends = f"&minus;{top:.3g} &hellip; +{top:.3g}" if signed else f"0 &hellip; {top:.3g}"
+    return f'{_bar(signed)} {ends}'
 
 
 def html_page(title: str, body: str, legend: bool = True, extra_style: Optional[str] = None) -> str:
@@ -137,7 +244,7 @@ def html_page(title: str, body: str, legend: bool = True, extra_style: Optional[
     Args:
         title: the page title (escaped).
         body: the HTML body, inserted as is (it must already be safe).
-        legend: whether to show the colour legend above the body.
+        legend: whether to show the legend of both colour scales (:func:`legend_html`) above the body.
         extra_style: CSS appended to the page's own styles.
 
     Returns:
@@ -150,56 +257,8 @@ def html_page(title: str, body: str, legend: bool = True, extra_style: Optional[
     return (
         f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
         f"<style>{_STYLE}{extra_style or ''}</style></head>\n<body>\n<h1>{html.escape(title)}</h1>\n"
-        f"{LEGEND if legend else ''}\n{body}\n</body></html>\n"
+        f"{legend_html() if legend else ''}\n{body}\n</body></html>\n"
     )
-
-
-@dataclass(eq=False)
-class TextAttribution:
-    """One sentence's per-token attribution from one method, with what it explains.
-
-    Args:
-        tokens: the words, in order.
-        scores: one score per token, shape :math:`(T,)`; reduce an embedding dimension first (e.g. ``.sum(-1)``).
-        method: the attribution method's display name.
-        target: the class the attribution explains.
-        predicted: the model's predicted class.
-        probability: the model's probability for ``predicted``, in [0, 1].
-        true_label: the gold label, if known.
-        convergence_delta: the method's convergence delta (e.g. Captum's ``return_convergence_delta=True``), if any.
-
-    Raises:
-        TypeError: if ``tokens`` is a single string or ``scores`` is not a tensor.
-        ValueError: if ``scores`` is not of shape ``(len(tokens),)`` or ``probability`` is outside [0, 1].
-
-    Examples:
-        >>> record = TextAttribution(["good", "film"], torch.tensor([0.8, 0.1]), "IG", target=1, predicted=1,
-        ...                          probability=0.9, true_label=1, convergence_delta=0.01)
-        >>> 'data-method="IG"' in render_html([record])
-        True
-    """
-
-    tokens: Sequence[str]
-    scores: Tensor
-    method: str
-    target: ClassLabel
-    predicted: ClassLabel
-    probability: float
-    true_label: Optional[ClassLabel] = None
-    convergence_delta: Optional[float] = None
-
-    def __post_init__(self) -> None:
-        if isinstance(self.tokens, str):
-            raise TypeError("Expected `tokens` to be a sequence of strings, but got a single str")
-        if not isinstance(self.scores, Tensor):
-            raise TypeError(f"Expected `scores` to be a torch.Tensor, but got {type(self.scores).__name__}")
-        if tuple(self.scores.shape) != (len(self.tokens),):
-            raise ValueError(
-                f"Expected `scores` of shape (T,) with T = len(tokens) = {len(self.tokens)}, "
-                f"but got {tuple(self.scores.shape)}"
-            )
-        if not 0.0 <= self.probability <= 1.0:
-            raise ValueError(f"Expected `probability` in [0, 1], but got {self.probability}")
 
 
 def _label(value: Optional[ClassLabel]) -> str:
@@ -217,8 +276,12 @@ def _row_html(record: TextAttribution, show_truth: bool, show_delta: bool) -> st
     if show_delta:
         delta = "&mdash;" if record.convergence_delta is None else f"{record.convergence_delta:+.3g}"
         cells.append(f'<td class="delta">{delta}</td>')
-    cells.append(f'<td class="heatmap">{heatmap_row_html(record.tokens, record.scores)}</td>')
-    return f'<tr class="heatmap-row" data-method="{html.escape(record.method)}">{"".join(cells)}</tr>'
+    cells.append(f'<td class="scale">{_scale_html(record.scores, record.signed)}</td>')
+    row = heatmap_row_html(record.tokens, record.scores, record.signed, record.ground_truth)
+    cells.append(f'<td class="heatmap">{row}</td>')
+    kind = "signed" if record.signed else "unsigned"
+    return (f'<tr class="heatmap-row" data-method="{html.escape(record.method)}" data-scale="{kind}">'
+            f'{"".join(cells)}</tr>')
 
 
 def _sentence_html(number: int, records: Sequence[TextAttribution]) -> str:
@@ -229,26 +292,31 @@ def _sentence_html(number: int, records: Sequence[TextAttribution]) -> str:
         headers.append("true label")
     if show_delta:
         headers.append("convergence &Delta;")
-    headers.append("attribution")
+    headers += ["scale", "attribution"]
     head = "<tr>" + "".join(f"<th>{h}</th>" for h in headers) + "</tr>"
     rows = "\n".join(_row_html(r, show_truth, show_delta) for r in records)
     return f'<section class="sentence"><h2>Sentence {number}</h2><table>{head}\n{rows}</table></section>'
 
 
 def render_html(
-    records: Union[TextAttribution, Sequence[TextAttribution]], title: str = "Token attributions", preamble: str = ""
+    records: Union[TextAttribution, Sequence[TextAttribution]],
+    title: str = "Token attributions",
+    preamble: str = "",
+    extra_style: str = "",
 ) -> str:
-    """A self-contained page: the legend, then one table per sentence with one heatmap row per record.
+    """A self-contained page: the preamble, the legend, then one table per sentence with one heatmap row per record.
 
     Consecutive records with the same tokens share a table (a side-by-side comparison of methods); each row shows
     the method, the target, the prediction with its probability, the true label and convergence delta when any
-    record of the sentence has them, and the heatmap.
+    record of the sentence has them, the row's scale and the heatmap. The legend explains the scales the records
+    use, and the ground-truth marks when a record carries them.
 
     Args:
         records: one record, or several (e.g. :func:`comparison_records` for several sentences, concatenated).
         title: the page title.
         preamble: HTML placed before the sentences (e.g. a summary table). It is inserted as is: escape anything
             user-provided in it.
+        extra_style: CSS for the preamble, appended to the page's styles.
 
     Returns:
         The HTML document.
@@ -270,8 +338,13 @@ def render_html(
         if not isinstance(item, TextAttribution):
             raise TypeError(f"Expected `records` to hold TextAttribution objects, but got {type(item).__name__}")
     groups = [list(group) for _, group in groupby(items, key=lambda r: tuple(r.tokens))]
+    legend = legend_html(
+        signed=any(r.signed for r in items),
+        unsigned=any(not r.signed for r in items),
+        ground_truth=any(r.ground_truth is not None for r in items),
+    )
     body = "\n".join(_sentence_html(i + 1, group) for i, group in enumerate(groups))
-    return html_page(title, preamble + body, extra_style=_RECORD_STYLE)
+    return html_page(title, preamble + legend + body, legend=False, extra_style=_RECORD_STYLE + extra_style)
 
 
 def comparison_records(
@@ -283,6 +356,8 @@ def comparison_records(
     probability: float,
     true_label: Optional[ClassLabel] = None,
     convergence_deltas: Optional[Mapping[str, float]] = None,
+    unsigned_methods: Collection[str] = (),
+    ground_truth: Optional[GroundTruthMarks] = None,
 ) -> List[TextAttribution]:
     """Several methods' attributions of one sentence as records, in the mapping's order.
 
@@ -294,12 +369,16 @@ def comparison_records(
         probability: its probability.
         true_label: the gold label, if known.
         convergence_deltas: convergence deltas by method name (methods without one may be left out).
+        unsigned_methods: the methods whose scores are magnitudes without a sign (e.g. Saliency's ℓ2 norm), drawn
+            on the sequential scale.
+        ground_truth: what is known about the tokens, marked in every row.
 
     Returns:
         One :class:`TextAttribution` per method.
 
     Raises:
-        ValueError: if ``scores_by_method`` is empty, or as :class:`TextAttribution`.
+        ValueError: if ``scores_by_method`` is empty, ``convergence_deltas`` or ``unsigned_methods`` name a method
+            it does not have, or as :class:`TextAttribution`.
 
     Examples:
         >>> [r.method for r in comparison_records(["a"], {"x": torch.ones(1), "y": torch.zeros(1)}, target=1,
@@ -309,8 +388,14 @@ def comparison_records(
     if not scores_by_method:
         raise ValueError("Expected at least one method in `scores_by_method`, but got an empty mapping")
     deltas = convergence_deltas or {}
+    for argument, names in (("convergence_deltas", deltas), ("unsigned_methods", unsigned_methods)):
+        unknown = [name for name in names if name not in scores_by_method]
+        if unknown:
+            raise ValueError(f"`{argument}` names methods not in `scores_by_method`: {unknown}; expected some of "
+                             f"{list(scores_by_method)}")
     return [
-        TextAttribution(tokens, scores, method, target, prediction, probability, true_label, deltas.get(method))
+        TextAttribution(tokens, scores, method, target, prediction, probability, true_label, deltas.get(method),
+                        signed=method not in unsigned_methods, ground_truth=ground_truth)
         for method, scores in scores_by_method.items()
     ]
 
@@ -324,6 +409,8 @@ def comparison_html(
     probability: float,
     true_label: Optional[ClassLabel] = None,
     convergence_deltas: Optional[Mapping[str, float]] = None,
+    unsigned_methods: Collection[str] = (),
+    ground_truth: Optional[GroundTruthMarks] = None,
     title: str = "Attribution comparison",
 ) -> str:
     """A page comparing several methods on one sentence: one ``heatmap-row`` per method (see the module example).
@@ -336,6 +423,8 @@ def comparison_html(
         probability: its probability.
         true_label: the gold label, if known.
         convergence_deltas: convergence deltas by method name (methods without one may be left out).
+        unsigned_methods: the methods whose scores are magnitudes without a sign, drawn on the sequential scale.
+        ground_truth: what is known about the tokens, marked in every row.
         title: the page title.
 
     Returns:
@@ -352,6 +441,8 @@ def comparison_html(
         probability=probability,
         true_label=true_label,
         convergence_deltas=convergence_deltas,
+        unsigned_methods=unsigned_methods,
+        ground_truth=ground_truth,
     )
     return render_html(records, title)
 

@@ -1,7 +1,12 @@
-"""Matplotlib heatmaps of per-token attributions, on the colour scale of :mod:`captum_text_ext.visualization.html`.
+"""Matplotlib heatmaps of per-token attributions, on the colour scales of :mod:`captum_text_ext.visualization.html`.
 
-Tokens are drawn as coloured boxes that wrap onto new lines: red supports the target, blue speaks against it, white
-is 0, and scores are normalized per sentence (per row) by their largest absolute value (Arras et al., 2017, Fig. 2).
+Tokens are drawn as coloured boxes that wrap onto new lines. Signed scores use the diverging scale (red supports the
+target, blue speaks against it, near-white is 0), unsigned ones (Saliency's ℓ2 norm) the sequential scale (near-white
+0, dark purple the largest); scores are normalized per row by their largest absolute value (Arras et al., 2017,
+Fig. 2), and each row's title gives that value. Token text is black or white, whichever contrasts more with its box
+(at least 4.5:1, :mod:`~captum_text_ext.visualization.contrast`). With a
+:class:`~captum_text_ext.records.GroundTruthMarks`, decisive words are ringed in black and negation spans underlined in
+amber, as in the HTML report; :func:`plot_comparison` draws the scales it uses and these marks in its footer.
 Figures are built with the object API (:class:`matplotlib.figure.Figure`), never pyplot's global state, so they work
 on any backend, in threads and on headless machines; matplotlib is imported only when a function runs. Tokens are
 drawn in a monospace font with mathtext off, so ``$`` in a token prints as itself.
@@ -21,12 +26,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Collection, List, Mapping, Optional, Sequence, Tuple, Union
 
 from torch import Tensor
 
 from captum_text_ext.benchmarks.provenance import Provenance, png_metadata
 from captum_text_ext.visualization.html import ClassLabel, _rgb, normalize_scores
+from captum_text_ext.records import GroundTruthMarks
+from captum_text_ext.visualization.contrast import text_rgb
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -70,38 +77,75 @@ def _columns(width_in: float) -> int:
     return max(int(width_in / _CHAR_WIDTH_IN), 1)
 
 
-def _check_scores(tokens: Sequence[str], scores: Tensor, name: str) -> None:
+def _check_scores(
+    tokens: Sequence[str], scores: Tensor, name: str, signed: bool, ground_truth: Optional[GroundTruthMarks]
+) -> None:
     if isinstance(tokens, str):
         raise TypeError("Expected `tokens` to be a sequence of strings, but got a single str")
     if tuple(scores.shape) != (len(tokens),):
         raise ValueError(
             f"Expected `{name}` of shape (T,) with T = len(tokens) = {len(tokens)}, but got {tuple(scores.shape)}"
         )
+    if not signed and bool((scores < 0).any()):
+        raise ValueError(f"Expected non-negative `{name}` on the unsigned scale, but got {float(scores.min()):+.4g}")
+    if ground_truth is not None and len(ground_truth.decisive) != len(tokens):
+        raise ValueError(f"Expected `ground_truth` for {len(tokens)} tokens, but it covers "
+                         f"{len(ground_truth.decisive)}")
 
 
-def _draw(ax: "Axes", tokens: Sequence[str], scores: Tensor, columns: int, title: Optional[str]) -> None:
-    """Draw the boxes into ``ax`` (axis off, y pointing down, one unit per character and per line) and the title."""
+_DECISIVE_RING = "0.07"
+"""The colour of the ring around a decisive word."""
+_NEGATION_LINE = "#b45309"
+"""The colour of the line under a negation span (the HTML report's amber)."""
+
+
+def _scale_label(scores: Tensor, signed: bool) -> str:
+    top = float(scores.detach().double().abs().max()) if scores.numel() else 0.0
+    return f"signed, −{top:.3g} … +{top:.3g}" if signed else f"unsigned, 0 … {top:.3g}"
+
+
+def _draw(
+    ax: "Axes", tokens: Sequence[str], scores: Tensor, columns: int, title: Optional[str], signed: bool,
+    ground_truth: Optional[GroundTruthMarks],
+) -> None:
+    """Draw the boxes into ``ax`` (axis off, y pointing down, one unit per character and per line), the
+    ground-truth marks, the title (left) and the row's scale (right)."""
     from matplotlib.patches import Rectangle
 
     normalized = normalize_scores(scores.detach().double().cpu())
     placed = _layout(tokens, columns)
     right = max([columns] + [x + width for x, _, width in placed])
     for token, value, (x, line, width) in zip(tokens, normalized.tolist(), placed):
-        colour = tuple(channel / 255 for channel in _rgb(value))
-        ax.add_patch(Rectangle((x, line + 0.12), width, 0.76, facecolor=colour, edgecolor="0.75", linewidth=0.5))
+        background = _rgb(value, signed)
+        ax.add_patch(Rectangle((x, line + 0.14), width, 0.72, facecolor=tuple(c / 255 for c in background),
+                               edgecolor="0.75", linewidth=0.5))
         ax.text(
             x + width / 2, line + 0.5, token, ha="center", va="center", family="monospace", fontsize=_FONT_SIZE,
-            parse_math=False,
+            color=tuple(c / 255 for c in text_rgb(background)), parse_math=False,
         )
+    if ground_truth is not None:
+        for index, (x, line, width) in enumerate(placed):
+            if ground_truth.decisive[index]:
+                ax.add_patch(Rectangle((x - 0.2, line + 0.06), width + 0.4, 0.88, facecolor="none",
+                                       edgecolor=_DECISIVE_RING, linewidth=1.6))
+            if ground_truth.negated(index):
+                ax.plot([x - 0.5, x + width + 0.5], [line + 0.99, line + 0.99], color=_NEGATION_LINE,
+                        linewidth=2.2, solid_capstyle="butt", clip_on=False)
     ax.set_xlim(0, right)
     ax.set_ylim(_lines(tokens, columns), 0)
     ax.set_axis_off()
     if title is not None:
         ax.set_title(title, loc="left", fontsize=_FONT_SIZE + 1, parse_math=False)
+    ax.set_title(_scale_label(scores, signed), loc="right", fontsize=_FONT_SIZE - 1, color="0.3")
 
 
 def plot_token_heatmap(
-    tokens: Sequence[str], scores: Tensor, ax: Optional["Axes"] = None, title: Optional[str] = None
+    tokens: Sequence[str],
+    scores: Tensor,
+    ax: Optional["Axes"] = None,
+    title: Optional[str] = None,
+    signed: bool = True,
+    ground_truth: Optional[GroundTruthMarks] = None,
 ) -> "Axes":
     """Draw one sentence as coloured token boxes that wrap at the axes' width.
 
@@ -110,18 +154,21 @@ def plot_token_heatmap(
         scores: one score per token; normalized by the largest absolute value before colouring.
         ax: the axes to draw into (its current width sets the wrapping); default: a new 8-inch-wide
             :class:`~matplotlib.figure.Figure` whose height fits the wrapped lines.
-        title: the axes title (drawn as plain text).
+        title: the axes title (drawn as plain text, on the left; the scale is on the right).
+        signed: the diverging scale (``True``) or the sequential one for non-negative magnitudes (``False``).
+        ground_truth: rings decisive words and underlines negation spans.
 
     Returns:
         The axes drawn into (``ax.figure`` is its figure); one :class:`~matplotlib.patches.Rectangle` and one text
-        per token, in order.
+        per token, in order, then a ring per decisive word and a line per negated token.
 
     Shape:
         - scores: :math:`(T,)` with :math:`T` = ``len(tokens)``.
 
     Raises:
         TypeError: if ``tokens`` is a single string.
-        ValueError: if ``scores`` does not have shape ``(len(tokens),)``.
+        ValueError: if ``scores`` does not have shape ``(len(tokens),)``, an unsigned row has a negative score, or
+            ``ground_truth`` covers another number of tokens.
 
     Examples:
         >>> import torch
@@ -129,7 +176,7 @@ def plot_token_heatmap(
         >>> len(ax.patches), ax.get_title(loc="left")
         (2, 'IG')
     """
-    _check_scores(tokens, scores, "scores")
+    _check_scores(tokens, scores, "scores", signed, ground_truth)
     if ax is None:
         from matplotlib.figure import Figure
 
@@ -142,8 +189,51 @@ def plot_token_heatmap(
     else:
         box = ax.get_window_extent()
         columns = _columns(box.width / ax.figure.dpi)
-    _draw(ax, tokens, scores, columns, title)
+    _draw(ax, tokens, scores, columns, title, signed, ground_truth)
     return ax
+
+
+_FOOTER_LINE_IN = 0.22
+"""Height of one footer line (a colour scale or a note), in inches."""
+_BAR_IN = 1.2
+"""Width of a colour bar in the footer, in inches."""
+_BAR_STEPS = 32
+
+
+def _footer_lines(signed: bool, unsigned: bool, ground_truth: bool) -> List[Tuple[Optional[bool], str]]:
+    """What the footer explains, top to bottom: ``(scale or None, text)``; a scale's line draws its colour bar."""
+    lines: List[Tuple[Optional[bool], str]] = []
+    if signed:
+        lines.append((True, "signed: blue speaks against the target, near-white is 0, red supports it"))
+    if unsigned:
+        lines.append((False, "unsigned (Saliency, ℓ2 norms): magnitude without direction, near-white is 0"))
+    lines.append((None, "each row normalized by its largest |score| (its scale, right)"))
+    if ground_truth:
+        lines.append((None, "ground truth: ringed words decide the label; amber underline: a negation span"))
+    return lines
+
+
+def _draw_footer(fig: "Figure", lines: List[Tuple[Optional[bool], str]], width_in: float, height_in: float) -> None:
+    """Draw the footer's colour bars (figure-level patches, so ``fig.axes`` keeps one axes per row) and notes."""
+    from matplotlib.patches import Rectangle
+
+    left_in = 0.02 * width_in
+    for row, (scale, text) in enumerate(lines):
+        bottom_in = 0.08 + (len(lines) - 1 - row) * _FOOTER_LINE_IN
+        text_left_in = left_in
+        if scale is not None:
+            low = -1.0 if scale else 0.0
+            step_in = _BAR_IN / _BAR_STEPS
+            for i in range(_BAR_STEPS):
+                value = low + (1.0 - low) * (i + 0.5) / _BAR_STEPS
+                fig.add_artist(Rectangle(
+                    ((left_in + i * step_in) / width_in, (bottom_in + 0.03) / height_in), step_in / width_in,
+                    0.12 / height_in, transform=fig.transFigure, facecolor=tuple(c / 255 for c in _rgb(value, scale)),
+                    edgecolor="none",
+                ))
+            text_left_in += _BAR_IN + 0.1
+        fig.text(text_left_in / width_in, bottom_in / height_in, text, fontsize=_FONT_SIZE - 2, color="0.25",
+                 va="bottom")
 
 
 def plot_comparison(
@@ -155,11 +245,14 @@ def plot_comparison(
     prediction: Optional[ClassLabel] = None,
     probability: Optional[float] = None,
     width: float = 8.0,
+    unsigned_methods: Collection[str] = (),
+    ground_truth: Optional[GroundTruthMarks] = None,
 ) -> "Figure":
     """A figure comparing several methods on one sentence: one row (one axes) per method, in the mapping's order.
 
-    Each row is normalized on its own (by its largest absolute score). The figure's heading holds ``title`` and
-    whichever of target, prediction and probability are given; a footnote explains the colours.
+    Each row is normalized on its own (by its largest absolute score, given at the row's right). The figure's
+    heading holds ``title`` and whichever of target, prediction and probability are given; the footer draws the
+    colour scales in use and explains the ground-truth marks when there are any.
 
     Args:
         tokens: the words, in order.
@@ -169,6 +262,9 @@ def plot_comparison(
         prediction: the model's predicted class.
         probability: the predicted class's probability.
         width: the figure's width in inches (it sets the wrapping); the height fits the rows.
+        unsigned_methods: the methods whose scores are magnitudes without a sign (e.g. Saliency's ℓ2 norm), drawn
+            on the sequential scale.
+        ground_truth: rings decisive words and underlines negation spans in every row.
 
     Returns:
         The figure; ``fig.axes`` holds one axes per method.
@@ -178,8 +274,9 @@ def plot_comparison(
 
     Raises:
         TypeError: if ``tokens`` is a single string.
-        ValueError: if ``scores_by_method`` is empty, a score tensor has the wrong shape, or ``width`` is not
-            positive.
+        ValueError: if ``scores_by_method`` is empty, a score tensor has the wrong shape, an unsigned method has a
+            negative score, ``unsigned_methods`` names a method not in ``scores_by_method``, ``ground_truth`` covers
+            another number of tokens, or ``width`` is not positive.
 
     Examples:
         >>> import torch
@@ -193,8 +290,13 @@ def plot_comparison(
         raise ValueError("Expected at least one method in `scores_by_method`, but got an empty mapping")
     if not width > 0:
         raise ValueError(f"Expected `width` > 0 inches, but got {width}")
+    unknown = [name for name in unsigned_methods if name not in scores_by_method]
+    if unknown:
+        raise ValueError(f"`unsigned_methods` names methods not in `scores_by_method`: {unknown}; expected some of "
+                         f"{list(scores_by_method)}")
+    signed = {method: method not in unsigned_methods for method in scores_by_method}
     for method, scores in scores_by_method.items():
-        _check_scores(tokens, scores, f"scores_by_method[{method!r}]")
+        _check_scores(tokens, scores, f"scores_by_method[{method!r}]", signed[method], ground_truth)
 
     heading = [title] if title is not None else []
     context = [
@@ -204,30 +306,28 @@ def plot_comparison(
         context.append(f"p = {probability:.2f}")
     if context:
         heading.append(", ".join(context))
+    footer = _footer_lines(any(signed.values()), not all(signed.values()), ground_truth is not None)
 
     margin_in = 0.1
     columns = _columns(width * 0.96)
     lines = _lines(tokens, columns)
     row_in = lines * _LINE_HEIGHT_IN + _TITLE_HEIGHT_IN
     heading_in = 0.3 * len(heading)
-    footnote_in = 0.3
-    height_in = margin_in + heading_in + len(scores_by_method) * row_in + footnote_in
+    footer_in = 0.12 + _FOOTER_LINE_IN * len(footer)
+    height_in = margin_in + heading_in + len(scores_by_method) * row_in + footer_in
     fig = Figure(figsize=(width, height_in))
     for row, (method, scores) in enumerate(scores_by_method.items()):
         top_in = margin_in + heading_in + row * row_in + _TITLE_HEIGHT_IN
         bottom = 1 - (top_in + lines * _LINE_HEIGHT_IN) / height_in
         ax = fig.add_axes((0.02, bottom, 0.96, lines * _LINE_HEIGHT_IN / height_in))
-        _draw(ax, tokens, scores, columns, method)
+        _draw(ax, tokens, scores, columns, method, signed[method], ground_truth)
     for i, text in enumerate(heading):
         bold = i == 0 and title is not None
         fig.text(
             0.02, 1 - (margin_in + 0.3 * i) / height_in, text, va="top", fontsize=_FONT_SIZE + (2 if bold else 0),
             weight="bold" if bold else "normal", parse_math=False,
         )
-    fig.text(
-        0.02, 0.1 / height_in, "red: supports the target, blue: against; each row normalized by its largest |score|",
-        fontsize=_FONT_SIZE - 2, color="0.4", va="bottom",
-    )
+    _draw_footer(fig, footer, width, height_in)
     return fig
 
 

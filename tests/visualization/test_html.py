@@ -3,11 +3,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from matplotlib import colormaps
 
 from captum_text_ext.visualization import (
+    GroundTruthMarks,
     TextAttribution,
     comparison_html,
     comparison_records,
+    contrast_ratio,
     heatmap_row_html,
     html_page,
     normalize_scores,
@@ -21,10 +24,71 @@ def test_scores_are_normalized_per_sentence_by_max_abs() -> None:
     assert normalize_scores(torch.zeros(3)).tolist() == [0.0, 0.0, 0.0]
 
 
+def _diverging_css(position: float) -> str:
+    red, green, blue, _ = colormaps["RdBu_r"](position)
+    return f"rgb({round(255 * red)},{round(255 * green)},{round(255 * blue)})"
+
+
 def test_tokens_are_escaped_and_coloured_by_sign() -> None:
-    row = heatmap_row_html(["<script>", "a&b"], torch.tensor([1.0, -1.0]))
+    row = heatmap_row_html(["<script>", "a&b", "zero"], torch.tensor([1.0, -1.0, 0.0]))
     assert "&lt;script&gt;" in row and "a&amp;b" in row and "<script>" not in row
-    assert "rgb(255,0,0)" in row and "rgb(0,0,255)" in row
+    backgrounds = re.findall(r"background:(rgb\([0-9,]+\))", row)
+    assert backgrounds == [_diverging_css(1.0), _diverging_css(0.0), _diverging_css(0.5)]
+    assert re.findall(r'data-score="([^"]+)"', row) == ["+1", "-1", "+0"]
+
+
+def _styles(page: str) -> list:
+    """(background, text) per token span, as 0-255 channel tuples."""
+    pairs = re.findall(r'class="tok[^"]*" style="background:rgb\(([0-9,]+)\);color:rgb\(([0-9,]+)\)"', page)
+    return [tuple(tuple(int(c) for c in colour.split(",")) for colour in pair) for pair in pairs]
+
+
+def test_every_token_text_contrasts_at_least_4_5_with_its_background() -> None:
+    scores = torch.linspace(-1.0, 1.0, 41)
+    tokens = [f"t{i}" for i in range(41)]
+    page = render_html(comparison_records(tokens, {"signed": scores, "unsigned": scores.abs()}, target=1,
+                                          prediction=1, probability=0.5, unsigned_methods=["unsigned"]))
+    pairs = _styles(page)
+    assert len(pairs) == 2 * 41
+    ratios = [contrast_ratio(background, text) for background, text in pairs]
+    assert min(ratios) >= 4.5
+    assert {text for _, text in pairs} == {(0, 0, 0), (255, 255, 255)}, "dark backgrounds get white text"
+
+
+def test_unsigned_scores_use_the_sequential_scale_and_must_not_be_negative() -> None:
+    page = comparison_html(["a", "b"], {"Saliency": torch.tensor([0.0, 2.0]), "IG": torch.tensor([-1.0, 1.0])},
+                           target=0, prediction=0, probability=0.5, unsigned_methods=["Saliency"])
+    assert re.findall(r'data-method="([^"]+)" data-scale="([^"]+)"', page) == [("Saliency", "unsigned"),
+                                                                                ("IG", "signed")]
+    purple = colormaps["Purples"](1.0)
+    assert f"background:rgb({round(255 * purple[0])},{round(255 * purple[1])},{round(255 * purple[2])})" in page
+    assert "<b>unsigned</b> scores" in page and "<b>signed</b> scores" in page
+    assert "0 &hellip; 2" in page and "&minus;1 &hellip; +1" in page
+    signed_only = comparison_html(["a"], {"IG": torch.ones(1)}, target=0, prediction=0, probability=0.5)
+    assert "<b>unsigned</b>" not in signed_only and "Ground truth" not in signed_only
+    with pytest.raises(ValueError, match=r"non-negative scores for the unsigned method 'S' \(signed=False\)"):
+        _record("S", signed=False)
+    with pytest.raises(ValueError, match=r"`unsigned_methods` names methods not in `scores_by_method`: \['SA'\]"):
+        comparison_html(["a"], {"IG": torch.ones(1)}, target=0, prediction=0, probability=0.5,
+                        unsigned_methods=["SA"])
+    with pytest.raises(ValueError, match=r"`convergence_deltas` names methods not in `scores_by_method`: \['x'\]"):
+        comparison_records(["a"], {"IG": torch.ones(1)}, target=0, prediction=0, probability=0.5,
+                           convergence_deltas={"x": 0.1})
+
+
+def test_ground_truth_marks_decisive_words_and_negation_spans() -> None:
+    truth = GroundTruthMarks((False, False, True, False), negation_spans=((1, 3),))
+    page = comparison_html(["it", "not", "good", "."], {"IG": torch.tensor([0.1, -0.5, 1.0, 0.0]),
+                                                         "LRP": torch.tensor([0.0, 1.0, 1.0, 0.0])},
+                           target=1, prediction=1, probability=0.8, ground_truth=truth)
+    classes = re.findall(r'<span class="(tok[^"]*)" style', page)
+    assert classes == 2 * ["tok", "tok gt-negation", "tok gt-decisive gt-negation", "tok"]
+    assert 'title="score +1; decides the label; in a negation span"' in page
+    assert "Ground truth" in page
+    with pytest.raises(ValueError, match="Expected `ground_truth` for 2 tokens, but it covers 4"):
+        _record(ground_truth=truth)
+    with pytest.raises(ValueError, match=r"0 <= start < end <= 4 tokens, but got \(3, 5\)"):
+        GroundTruthMarks((False,) * 4, negation_spans=((3, 5),))
 
 
 def test_one_score_per_token_is_required() -> None:
@@ -34,7 +98,7 @@ def test_one_score_per_token_is_required() -> None:
 
 def test_page_is_complete_and_escapes_its_title() -> None:
     page = html_page("<b>", "body")
-    assert page.startswith("<!DOCTYPE html>") and "&lt;b&gt;" in page and "Legend" in page
+    assert page.startswith("<!DOCTYPE html>") and "&lt;b&gt;" in page and 'class="legend"' in page
 
 EVIL = "<img src=x onerror=alert(1)>"
 
@@ -100,7 +164,7 @@ def test_everything_user_provided_is_escaped() -> None:
 
 def test_page_is_self_contained() -> None:
     page = comparison_html(["a"], {"m": torch.ones(1)}, target=0, prediction=0, probability=1.0)
-    assert "<style>" in page and "Legend" in page
+    assert "<style>" in page and 'class="legend"' in page
     for external in ["http://", "https://", "<link", "<script", "src=", "@import", "url("]:
         assert external not in page
 

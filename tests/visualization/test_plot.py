@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from matplotlib import colormaps
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 from PIL import Image
@@ -15,6 +17,8 @@ from PIL import Image
 import captum_text_ext.visualization.plot as plot_module
 from captum_text_ext.benchmarks.provenance import RunRecorder
 from captum_text_ext.visualization import plot_comparison, plot_token_heatmap, save_png
+from captum_text_ext.visualization.contrast import contrast_ratio
+from captum_text_ext.records import GroundTruthMarks
 
 TOKENS = ["the", "film", "was", "not", "bad", "$\\frac$", "a$b", "at", "all"]
 SCORES = torch.tensor([0.0, 2.0, -0.5, -4.0, 1.0, 0.3, 0.0, 0.1, 0.2])
@@ -27,12 +31,59 @@ def _decoded(path: Path) -> np.ndarray:
     return pixels
 
 
-def test_boxes_use_the_html_colour_scale_normalized_per_sentence() -> None:
+def _on_map(name: str, position: float) -> tuple:
+    """The colour map's colour at ``position``, rounded to 0-255 channels as the pages and figures draw it."""
+    return tuple(round(round(255 * c) / 255, 3) for c in colormaps[name](position)[:3])
+
+
+def _rgb255(colour) -> tuple:
+    return tuple(round(255 * c) for c in to_rgb(colour))
+
+
+def test_boxes_use_the_html_colour_scales_normalized_per_sentence() -> None:
     ax = plot_token_heatmap(["up", "down", "zero"], torch.tensor([2.0, -4.0, 0.0]), title="IG")
     colours = [tuple(round(c, 3) for c in patch.get_facecolor()[:3]) for patch in ax.patches]
-    assert colours == [(1.0, 0.502, 0.502), (0.0, 0.0, 1.0), (1.0, 1.0, 1.0)]
+    assert colours == [_on_map("RdBu_r", 0.75), _on_map("RdBu_r", 0.0), _on_map("RdBu_r", 0.5)]
     assert [t.get_text() for t in ax.texts] == ["up", "down", "zero"] and ax.get_title(loc="left") == "IG"
+    assert ax.get_title(loc="right") == "signed, −4 … +4"
     assert isinstance(ax.figure, Figure)
+    unsigned = plot_token_heatmap(["a", "b"], torch.tensor([0.5, 1.0]), signed=False)
+    colours = [tuple(round(c, 3) for c in patch.get_facecolor()[:3]) for patch in unsigned.patches]
+    assert colours == [_on_map("Purples", 0.5), _on_map("Purples", 1.0)]
+    assert unsigned.get_title(loc="right") == "unsigned, 0 … 1"
+    with pytest.raises(ValueError, match=r"Expected non-negative `scores` on the unsigned scale, but got -1"):
+        plot_token_heatmap(["a"], -torch.ones(1), signed=False)
+
+
+def test_token_text_contrasts_at_least_4_5_with_its_box() -> None:
+    scores = torch.linspace(-1.0, 1.0, 21)
+    for signed, values in ((True, scores), (False, scores.abs())):
+        ax = plot_token_heatmap([f"t{i}" for i in range(21)], values, signed=signed)
+        ratios = [contrast_ratio(_rgb255(patch.get_facecolor()), _rgb255(text.get_color()))
+                  for patch, text in zip(ax.patches, ax.texts)]
+        assert len(ratios) == 21 and min(ratios) >= 4.5
+
+
+def test_ground_truth_rings_decisive_words_and_underlines_negations() -> None:
+    truth = GroundTruthMarks((False, False, True, False), negation_spans=((1, 3),))
+    ax = plot_token_heatmap(["it", "not", "good", "."], torch.tensor([0.1, -0.5, 1.0, 0.0]), ground_truth=truth)
+    rings = [patch for patch in ax.patches[4:] if patch.get_facecolor()[3] == 0]
+    assert len(ax.patches) == 4 + 1 and len(rings) == 1
+    assert rings[0].get_x() < ax.patches[2].get_x() and rings[0].get_width() > ax.patches[2].get_width()
+    assert len(ax.lines) == 2  # under "not" and "good"
+    fig = plot_comparison(["it", "not", "good", "."], {"Saliency": torch.ones(4), "IG": torch.ones(4)},
+                          unsigned_methods=["Saliency"], ground_truth=truth)
+    notes = [t.get_text() for t in fig.texts]
+    assert any(note.startswith("signed:") for note in notes)
+    assert any(note.startswith("unsigned (Saliency") for note in notes)
+    assert any(note.startswith("ground truth:") for note in notes)
+    assert len(fig.artists) == 2 * 32, "one colour bar per scale in use"
+    signed_only = plot_comparison(["a"], {"IG": torch.ones(1)})
+    assert not any(t.get_text().startswith(("unsigned", "ground truth")) for t in signed_only.texts)
+    with pytest.raises(ValueError, match=r"`unsigned_methods` names methods not in `scores_by_method`: \['SA'\]"):
+        plot_comparison(["a"], {"IG": torch.ones(1)}, unsigned_methods=["SA"])
+    with pytest.raises(ValueError, match="Expected `ground_truth` for 1 tokens, but it covers 4"):
+        plot_comparison(["a"], {"IG": torch.ones(1)}, ground_truth=truth)
 
 
 def test_tokens_wrap_at_the_axes_width() -> None:
