@@ -402,13 +402,17 @@ def explain(
         name_prefix: put before each method's label (to tell models apart in one report).
 
     Raises:
-        ValueError: for an unknown method or target, or an empty sentence.
+        ValueError: for an unknown method or target, an empty sentence, or a model in training mode.
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"Unknown method(s) {unknown}; expected some of {list(METHODS)}")
+    if any(module.training for module in model.modules()):
+        raise ValueError(
+            "Expected the model in evaluation mode (dropout in training mode makes every method's scores random); "
+            "call model.eval() first — explain() never switches it for you"
+        )
     ids, lengths = pad_sequences([vocabulary.encode(tokens) for tokens in token_lists], vocabulary.pad_index)
-    model.eval()
     with torch.no_grad():
         probabilities = model(ids, lengths).softmax(dim=-1)
     predicted = probabilities.argmax(dim=-1)
