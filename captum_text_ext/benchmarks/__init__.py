@@ -10,15 +10,8 @@ import importlib
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from captum_text_ext.benchmarks.provenance import (
-    Provenance,
-    RunRecorder,
-    png_metadata,
-    sha256_file,
-    write_json,
-    write_markdown,
-)
 from captum_text_ext.datasets._paths import PathLike
+
 
 @dataclasses.dataclass(frozen=True)
 class Benchmark:
@@ -74,13 +67,4 @@ BENCHMARKS: Dict[str, Benchmark] = {
 }
 """The benchmarks by name (the modules are imported when one runs)."""
 
-__all__ = [
-    "BENCHMARKS",
-    "Benchmark",
-    "Provenance",
-    "RunRecorder",
-    "png_metadata",
-    "sha256_file",
-    "write_json",
-    "write_markdown",
-]
+__all__ = ["BENCHMARKS", "Benchmark"]

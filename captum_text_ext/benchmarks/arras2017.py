@@ -48,11 +48,11 @@ from captum.attr import InputXGradient, IntegratedGradients, Saliency
 from torch import Tensor, nn
 
 from captum_text_ext.attr import LSTMLRP
-from captum_text_ext.benchmarks.provenance import Provenance, RunRecorder, png_metadata, write_json, write_markdown
 from captum_text_ext.datasets import SST_FINE_CLASS_NAMES, Vocabulary, load_sst, pad_sequences
 from captum_text_ext.datasets._paths import PathLike, find_dataset_file
 from captum_text_ext.models import LSTMClassifier
 from captum_text_ext.models.zoo import checkpoint_path, load_zoo_model
+from captum_text_ext.provenance import Provenance, RunRecorder, png_metadata, write_json, write_markdown
 from captum_text_ext.visualization import TextAttribution, plot_token_heatmap, render_html, save_png
 
 __all__ = [

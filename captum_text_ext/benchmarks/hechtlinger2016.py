@@ -41,7 +41,6 @@ from torch.utils.data import DataLoader
 
 from captum_text_ext.attr import GradientLinearSurrogate, LayerGradientLinearSurrogate
 from captum_text_ext.benchmarks.arras2017 import markdown_cell
-from captum_text_ext.benchmarks.provenance import Provenance, RunRecorder, write_json, write_markdown
 from captum_text_ext.datasets import BucketBatchSampler, TextCollator, Vocabulary, load_imdb, pad_sequences
 from captum_text_ext.datasets._paths import PathLike
 from captum_text_ext.datasets._splits import stratified_split
@@ -50,6 +49,7 @@ from captum_text_ext.models.bag_of_words import bag_of_words
 from captum_text_ext.models.training import fit as train_model
 from captum_text_ext.models.zoo import ZOO, checkpoint_path, load_zoo_model
 from captum_text_ext.models.zoo_data import Pair, load_zoo_data, zoo_data_files
+from captum_text_ext.provenance import Provenance, RunRecorder, write_json, write_markdown
 
 __all__ = [
     "BOW_MODELS",

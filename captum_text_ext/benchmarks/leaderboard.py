@@ -46,7 +46,6 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from captum_text_ext.benchmarks.arras2017 import Sentences, embed_sentences, markdown_cell, predict
-from captum_text_ext.benchmarks.provenance import Provenance, RunRecorder, png_metadata, write_json, write_markdown
 from captum_text_ext.benchmarks.statistics import bootstrap_interval, holm, paired_bootstrap_pvalue
 from captum_text_ext.datasets import load_synthetic
 from captum_text_ext.datasets._paths import PathLike
@@ -67,6 +66,7 @@ from captum_text_ext.metrics import (
 from captum_text_ext.models.checkpoints import Checkpoint
 from captum_text_ext.models.zoo import ZOO, checkpoint_path, load_zoo_model
 from captum_text_ext.models.zoo_data import load_zoo_data, zoo_data_files
+from captum_text_ext.provenance import Provenance, RunRecorder, png_metadata, write_json, write_markdown
 
 __all__ = [
     "COLUMNS",

@@ -41,11 +41,11 @@ from captum_text_ext.benchmarks.arras2017 import (
     embed_sentences,
     load_benchmark_model,
 )
-from captum_text_ext.benchmarks.provenance import Provenance, RunRecorder, write_json, write_markdown
 from captum_text_ext.datasets import load_sst
 from captum_text_ext.datasets._paths import PathLike, find_dataset_file
 from captum_text_ext.models import LSTMClassifier
 from captum_text_ext.models.zoo import checkpoint_path
+from captum_text_ext.provenance import Provenance, RunRecorder, write_json, write_markdown
 
 __all__ = ["BiLSTMWeights", "SANITY_TOLERANCE", "TARGET_RATIO", "numpy_lstm_lrp", "run_lrp_speed", "sanity_check"]
 

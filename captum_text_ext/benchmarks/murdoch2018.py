@@ -60,11 +60,11 @@ from torch import Tensor
 
 from captum_text_ext.attr import LSTMLRP, ContextualDecomposition
 from captum_text_ext.benchmarks.arras2017 import Sentences, embed_sentences
-from captum_text_ext.benchmarks.provenance import Provenance, RunRecorder, png_metadata, write_json, write_markdown
 from captum_text_ext.datasets import SSTTree, Vocabulary, load_sst, sst_phrase_examples
 from captum_text_ext.datasets._paths import PathLike, find_dataset_file
 from captum_text_ext.models import LSTMClassifier
 from captum_text_ext.models.zoo import checkpoint_path, load_zoo_model
+from captum_text_ext.provenance import Provenance, RunRecorder, png_metadata, write_json, write_markdown
 from captum_text_ext.visualization import save_png
 
 __all__ = [

@@ -24,12 +24,12 @@ from torch import Tensor
 
 from captum_text_ext.attr import HiddenUnitOptimization
 from captum_text_ext.benchmarks.arras2017 import markdown_cell
-from captum_text_ext.benchmarks.provenance import Provenance, RunRecorder, png_metadata, write_json, write_markdown
 from captum_text_ext.datasets import TextCollator, Vocabulary
 from captum_text_ext.datasets._paths import PathLike
 from captum_text_ext.models import TextCNN
 from captum_text_ext.models.zoo import ZOO, checkpoint_path, evaluate, load_zoo_model
 from captum_text_ext.models.zoo_data import Pair, ZooData, load_zoo_data, zoo_data_files
+from captum_text_ext.provenance import Provenance, RunRecorder, png_metadata, write_json, write_markdown
 
 __all__ = [
     "EXAMPLES",

@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List
 
-from captum_text_ext.benchmarks.provenance import Provenance, write_json, write_markdown
 from captum_text_ext.datasets._paths import PathLike
 from captum_text_ext.models.zoo import ZOO, ZooResult
+from captum_text_ext.provenance import Provenance, write_json, write_markdown
 
 
 def record_result(directory: PathLike, result: ZooResult, provenance: Provenance) -> Path:

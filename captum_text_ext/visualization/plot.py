@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, List, Mapping, Optional, Sequence, Tuple, Unio
 
 from torch import Tensor
 
-from captum_text_ext.benchmarks.provenance import Provenance, png_metadata
+from captum_text_ext.provenance import Provenance, png_metadata
 from captum_text_ext.visualization.html import ClassLabel, _rgb, normalize_scores
 
 if TYPE_CHECKING:
@@ -243,8 +243,8 @@ def save_png(
         fig: the figure.
         path: the file to write.
         metadata: PNG text chunks (keys such as ``"Title"``, ``"Description"``), or a
-            :class:`~captum_text_ext.benchmarks.provenance.Provenance`, stored via
-            :func:`~captum_text_ext.benchmarks.provenance.png_metadata` so the image carries how it was made.
+            :class:`~captum_text_ext.provenance.Provenance`, stored via
+            :func:`~captum_text_ext.provenance.png_metadata` so the image carries how it was made.
         dpi: the resolution in dots per inch.
 
     Returns:

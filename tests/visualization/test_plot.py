@@ -13,7 +13,7 @@ from matplotlib.image import imread
 from PIL import Image
 
 import captum_text_ext.visualization.plot as plot_module
-from captum_text_ext.benchmarks.provenance import RunRecorder
+from captum_text_ext.provenance import RunRecorder
 from captum_text_ext.visualization import plot_comparison, plot_token_heatmap, save_png
 
 TOKENS = ["the", "film", "was", "not", "bad", "$\\frac$", "a$b", "at", "all"]

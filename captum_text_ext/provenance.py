@@ -36,6 +36,17 @@ import torch
 
 from captum_text_ext._version import __version__
 
+__all__ = [
+    "Provenance",
+    "RunRecorder",
+    "cpu_model",
+    "git_state",
+    "png_metadata",
+    "sha256_file",
+    "write_json",
+    "write_markdown",
+]
+
 PathLike = Union[str, "os.PathLike[str]"]
 
 
