@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from captum_text_ext.attr import ContextualDecomposition
-from captum_text_ext.benchmarks.arras2017 import SentenceBatch, Sentences, embed_sentences
+from captum_text_ext.benchmarks.sentences import SentenceBatch, Sentences, embed_sentences
 from captum_text_ext.datasets import Vocabulary, load_sst
 from captum_text_ext.datasets._paths import PathLike, find_dataset_file
 from captum_text_ext.models import LSTMClassifier

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from captum_text_ext.attr import GradientLinearSurrogate, LayerGradientLinearSurrogate
-from captum_text_ext.benchmarks.arras2017 import markdown_cell
+from captum_text_ext.benchmarks.markdown import markdown_cell
 from captum_text_ext.datasets import BucketBatchSampler, TextCollator, Vocabulary, load_imdb, pad_sequences
 from captum_text_ext.datasets._paths import PathLike
 from captum_text_ext.datasets._splits import stratified_split

@@ -45,7 +45,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from captum_text_ext.benchmarks.arras2017 import Sentences, embed_sentences, markdown_cell, predict
+from captum_text_ext.benchmarks.markdown import markdown_cell
+from captum_text_ext.benchmarks.sentences import Sentences, embed_sentences, predict
 from captum_text_ext.benchmarks.statistics import bootstrap_interval, holm, paired_bootstrap_pvalue
 from captum_text_ext.datasets import load_synthetic
 from captum_text_ext.datasets._paths import PathLike
@@ -186,7 +187,7 @@ def score_model(
 
     Args:
         model: a zoo model (eval mode) with ``embedding`` and ``forward_embeddings``.
-        sentences: the embedded sentences (:func:`~captum_text_ext.benchmarks.arras2017.embed_sentences`), in the
+        sentences: the embedded sentences (:func:`~captum_text_ext.benchmarks.sentences.embed_sentences`), in the
             order of the seeded choice.
         examples: the synthetic examples of the sentences (ground truth), or ``None``.
         methods: the methods by key.

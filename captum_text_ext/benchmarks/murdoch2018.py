@@ -59,11 +59,12 @@ from captum.attr import InputXGradient, IntegratedGradients
 from torch import Tensor
 
 from captum_text_ext.attr import LSTMLRP, ContextualDecomposition
-from captum_text_ext.benchmarks.arras2017 import Sentences, embed_sentences
+from captum_text_ext.benchmarks.sentences import Sentences, embed_sentences
+from captum_text_ext.benchmarks.zoo_lstm import load_zoo_lstm
 from captum_text_ext.datasets import SSTTree, Vocabulary, load_sst, sst_phrase_examples
 from captum_text_ext.datasets._paths import PathLike, find_dataset_file
 from captum_text_ext.models import LSTMClassifier
-from captum_text_ext.models.zoo import checkpoint_path, load_zoo_model
+from captum_text_ext.models.zoo import checkpoint_path
 from captum_text_ext.provenance import Provenance, RunRecorder, png_metadata, write_json, write_markdown
 from captum_text_ext.visualization import save_png
 
@@ -428,14 +429,6 @@ def run_murdoch2018(
     return _write(out, run.provenance, result)
 
 
-def _load_model(cache_dir: Optional[PathLike]) -> Tuple[LSTMClassifier, Vocabulary]:
-    checkpoint = load_zoo_model(MODEL, cache_dir, train_if_missing=False)
-    model = checkpoint.model
-    if not isinstance(model, LSTMClassifier):
-        raise ValueError(f"Expected {MODEL} to hold an LSTMClassifier, but its checkpoint holds {type(model).__name__}")
-    return model.eval(), checkpoint.vocabulary
-
-
 def _embed(model: LSTMClassifier, vocabulary: Vocabulary, texts: Sequence[Sequence[str]], labels: Sequence[int]
            ) -> Sentences:
     ids = [vocabulary.encode(list(tokens)) for tokens in texts]
@@ -452,7 +445,7 @@ def _attach(spans: Sequence[Span], per_review: List[List[Tuple[int, int]]]) -> L
 
 
 def _compute(run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optional[PathLike]) -> Dict[str, Any]:
-    model, vocabulary = _load_model(cache_dir)
+    model, vocabulary = load_zoo_lstm(MODEL, cache_dir)
     run.record_file("checkpoint", checkpoint_path(MODEL, cache_dir))
     for split in ("train", "test"):
         run.record_file(f"sst/{split}.txt", find_dataset_file("sst", f"{split}.txt", data_root))

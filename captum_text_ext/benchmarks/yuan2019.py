@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from captum_text_ext.attr import HiddenUnitOptimization
-from captum_text_ext.benchmarks.arras2017 import markdown_cell
+from captum_text_ext.benchmarks.markdown import markdown_cell
 from captum_text_ext.datasets import TextCollator, Vocabulary
 from captum_text_ext.datasets._paths import PathLike
 from captum_text_ext.models import TextCNN
