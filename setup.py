@@ -18,6 +18,7 @@ DEV = [
     "nbclient>=0.10",
     "nbformat>=5.9",
     "ipykernel>=6.29",
+    "import-linter>=2.1",
     *DOCS,
     *NOTEBOOK,
 ]

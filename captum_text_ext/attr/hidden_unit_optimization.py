@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Iterable, List, Optional, Protocol, Sequence, Tuple, Union, runtime_checkable
 
 import numpy as np
 import torch
@@ -14,11 +14,36 @@ from torch import Tensor, nn
 
 from captum_text_ext.attr.hidden_unit_saliency import HiddenUnitSaliency, StopForward, format_forward_args
 from captum_text_ext.attr.receptive_fields import window_geometry
-from captum_text_ext.datasets import Vocabulary
 
-__all__ = ["HiddenUnitOptimization", "HiddenUnitOptimizationResult", "MatchingRate", "NearestWords", "nearest_words"]
+__all__ = [
+    "HiddenUnitOptimization",
+    "HiddenUnitOptimizationResult",
+    "MatchingRate",
+    "NearestWords",
+    "TokenVocabulary",
+    "VocabularyLike",
+    "nearest_words",
+]
 
-VocabularyLike = Union[Vocabulary, Sequence[str]]
+
+@runtime_checkable
+class TokenVocabulary(Protocol):
+    """What the methods read of a vocabulary: its tokens in id order and the ids of its special tokens.
+
+    :class:`captum_text_ext.datasets.Vocabulary` is one; any object with these two attributes will do.
+    """
+
+    @property
+    def itos(self) -> Sequence[str]:
+        """The tokens in id order."""
+
+    @property
+    def special_indices(self) -> Sequence[int]:
+        """The ids never offered as nearest words (e.g. padding, unknown)."""
+
+
+VocabularyLike = Union[TokenVocabulary, Sequence[str]]
+"""A :class:`TokenVocabulary`, or the tokens in id order (no special tokens)."""
 
 
 @dataclasses.dataclass
@@ -37,7 +62,7 @@ class NearestWords:
 
 
 def _itos(vocabulary: VocabularyLike) -> List[str]:
-    return list(vocabulary.itos) if isinstance(vocabulary, Vocabulary) else list(vocabulary)
+    return list(vocabulary.itos) if isinstance(vocabulary, TokenVocabulary) else list(vocabulary)
 
 
 def nearest_words(
@@ -52,11 +77,11 @@ def nearest_words(
     Args:
         vectors: :math:`(M, E)`.
         embedding_weight: :math:`(V, E)` the embedding matrix.
-        vocabulary: maps ids to words: a :class:`~captum_text_ext.datasets.Vocabulary` or a sequence of ``V``
-            strings.
+        vocabulary: maps ids to words: a :class:`TokenVocabulary` (e.g.
+            :class:`~captum_text_ext.datasets.Vocabulary`) or a sequence of ``V`` strings.
         k: neighbours per vector.
         exclude: ids never returned; default: the vocabulary's special tokens (padding, unknown) for a
-            :class:`~captum_text_ext.datasets.Vocabulary`, none for a sequence.
+            :class:`TokenVocabulary`, none for a sequence.
 
     Returns:
         A :class:`NearestWords`.
@@ -81,7 +106,7 @@ def nearest_words(
             f"Expected a vocabulary of {embedding_weight.shape[0]} words (one per embedding row), but got {len(itos)}"
         )
     if exclude is None:
-        exclude = vocabulary.special_indices if isinstance(vocabulary, Vocabulary) else []
+        exclude = list(vocabulary.special_indices) if isinstance(vocabulary, TokenVocabulary) else []
     available = embedding_weight.shape[0] - len(set(exclude))
     if not 1 <= k <= available:
         raise ValueError(f"Expected `k` in [1, {available}], but got {k}")
@@ -306,7 +331,7 @@ class HiddenUnitOptimization:
         layer: the hidden layer, returning :math:`(N, C, L)` (the paper: the first convolution's activations,
             ``model.activations[0]`` of a :class:`~captum_text_ext.models.TextCNN`).
         embedding: the model's ``nn.Embedding``, called once per forward pass on the token ids (or their transpose).
-        vocabulary: maps ids to words (a :class:`~captum_text_ext.datasets.Vocabulary` or a sequence of strings).
+        vocabulary: maps ids to words (a :class:`TokenVocabulary` or a sequence of strings).
         lambda1: :math:`\lambda_1` (paper: 0.004 for MR, 0.002 for AG News).
         lambda2: :math:`\lambda_2` (paper: 0.02 for MR, 0.01 for AG News).
         lr: Adam's learning rate (paper: 2e-4).
