@@ -19,6 +19,7 @@ DEV = [
     "nbformat>=5.9",
     "ipykernel>=6.29",
     "import-linter>=2.1",
+    "mypy>=1.13",
     *DOCS,
     *NOTEBOOK,
 ]

@@ -16,7 +16,6 @@ import torch
 from captum._utils.common import _format_additional_forward_args, _format_output, _format_tensor_into_tuples, _is_tuple
 from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from captum.attr import GradientAttribution, LayerAttribution
-from captum.log import log_usage
 from torch import Tensor, nn
 
 from captum_text_ext.attr._input_gradients import (
@@ -29,6 +28,7 @@ from captum_text_ext.attr._input_gradients import (
     target_selector,
 )
 from captum_text_ext.attr._layer_leaves import LayerLeaves
+from captum_text_ext.attr._log_usage import log_usage
 from captum_text_ext.attr._streaming import Batches, RunningMean, iterate_batches
 
 __all__ = [
@@ -230,7 +230,7 @@ class GradientLinearSurrogate(GradientAttribution):
     # Local view
     # ------------------------------------------------------------------------------------------------------------
 
-    @log_usage(part_of_slo=True)
+    @log_usage
     def attribute(
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
@@ -265,7 +265,7 @@ class GradientLinearSurrogate(GradientAttribution):
         attributions = tuple(
             (g[:, 0] * x if self.multiplies_by_inputs else g[:, 0]).contiguous() for g, x in zip(grads, formatted)
         )
-        return _format_output(is_tuple, attributions)  # type: ignore[return-value]
+        return _format_output(is_tuple, attributions)
 
     def attribute_future(self) -> None:
         """Not supported.
@@ -529,7 +529,7 @@ class LayerGradientLinearSurrogate(LayerAttribution, GradientAttribution):
         """Whether ``attribute`` returns gradient × layer activation."""
         return self._multiply_by_inputs
 
-    @log_usage(part_of_slo=True)
+    @log_usage
     def attribute(
         self,
         inputs: Union[Tensor, Tuple[Tensor, ...]],
@@ -593,7 +593,8 @@ class LayerGradientLinearSurrogate(LayerAttribution, GradientAttribution):
         if not isinstance(gradients, Tensor) or gradients.dim() != 3:
             got = tuple(gradients.shape) if isinstance(gradients, Tensor) else "a tuple"
             raise ValueError(f"Expected the layer to output one (N, T, E) tensor, but got {got}")
-        return torch.linalg.vector_norm(gradients, dim=-1)
+        norms: Tensor = torch.linalg.vector_norm(gradients, dim=-1)
+        return norms
 
     def top_expressions(
         self,

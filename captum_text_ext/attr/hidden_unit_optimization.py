@@ -646,7 +646,7 @@ class HiddenUnitOptimization:
         Returns:
             A :class:`MatchingRate`.
         """
-        batches = dataset.split(batch_size) if isinstance(dataset, Tensor) else dataset
+        batches = torch.split(dataset, batch_size) if isinstance(dataset, Tensor) else dataset
         pad = self.embedding.padding_idx if self.embedding.padding_idx is not None else 0
         matches: List[Tensor] = []
         classes: List[Tensor] = []

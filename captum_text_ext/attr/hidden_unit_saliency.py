@@ -17,10 +17,10 @@ from captum._utils.common import (
 )
 from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from captum.attr import GradientAttribution, LayerAttribution
-from captum.log import log_usage
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
+from captum_text_ext.attr._log_usage import log_usage
 from captum_text_ext.attr.receptive_fields import SPATIAL_MODULES, chain_of, stack_receptive_fields, window_geometry
 from captum_text_ext.decomposition.guard import frozen_modules, modules_of
 
@@ -306,8 +306,8 @@ class HiddenUnitSaliency(LayerAttribution, GradientAttribution):
     def multiplies_by_inputs(self) -> bool:
         return True
 
-    @log_usage(part_of_slo=True)
-    def attribute(  # type: ignore[override]
+    @log_usage
+    def attribute(
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
         target: TargetType = None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from captum_text_ext.datasets._paths import PathLike
 
@@ -38,7 +38,8 @@ class Benchmark:
         **options: Any,
     ) -> List[str]:
         """Run it, write its results files to ``out`` and return the lines to print."""
-        runner = getattr(importlib.import_module(f"captum_text_ext.benchmarks.{self.module}"), f"run_{self.module}")
+        module = importlib.import_module(f"captum_text_ext.benchmarks.{self.module}")
+        runner: Callable[..., List[str]] = getattr(module, f"run_{self.module}")
         return runner(out, data_root, cache_dir, command, **options)
 
 

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
-from captum.attr import InputXGradient, IntegratedGradients, Saliency
+from captum.attr import Attribution, InputXGradient, IntegratedGradients, Saliency
 from torch import Tensor
 
 from captum_text_ext.attr import LSTMLRP
@@ -151,7 +151,7 @@ def _gradient_times_input(forward: Forward) -> WordRelevanceFn:
 
 
 def _integrated_gradients(forward: Forward) -> WordRelevanceFn:
-    method = IntegratedGradients(forward)
+    method: Attribution = IntegratedGradients(forward)  # captum's overloads of `attribute` are opaque to mypy
 
     def relevance(embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
         result: Tensor = method.attribute(embeddings, target=target, additional_forward_args=(lengths,), n_steps=50)

@@ -210,8 +210,9 @@ def build_speed_model(vocabulary_size: int, embedding_dim: int = EMBEDDING_DIM, 
 
 
 def _cd_word_scores(cd: ContextualDecomposition, batch: SentenceBatch) -> Tensor:
-    return cd.attribute(batch.embeddings, target=POSITIVE, contrast=NEGATIVE,
-                        additional_forward_args=(batch.lengths,)).sum(-1)
+    scores: Tensor = cd.attribute(batch.embeddings, target=POSITIVE, contrast=NEGATIVE,
+                                  additional_forward_args=(batch.lengths,))
+    return scores.sum(-1)
 
 
 def sanity_check(model: LSTMClassifier, batch: SentenceBatch, sentences: int = SANITY_SENTENCES) -> float:

@@ -64,6 +64,7 @@ from captum_text_ext.metrics import (
     text_sensitivity_max,
     token_scores,
 )
+from captum_text_ext.models import embedding_forward
 from captum_text_ext.models.checkpoints import Checkpoint
 from captum_text_ext.models.zoo import ZOO, checkpoint_path, load_zoo_model
 from captum_text_ext.models.zoo_data import load_zoo_data, zoo_data_files
@@ -198,7 +199,7 @@ def score_model(
     Returns:
         ``(scores by method label, exclusions: label -> reason)``.
     """
-    predicted = predict(model.forward_embeddings, sentences)
+    predicted = predict(embedding_forward(model), sentences)
     correct = predicted == sentences.labels
     results: Dict[str, _Scores] = {}
     excluded: Dict[str, str] = {}
@@ -228,7 +229,7 @@ def _score_method(
     seed: int,
     progress: bool,
 ) -> _Scores:
-    forward = model.forward_embeddings
+    forward = embedding_forward(model)
     values: Dict[str, List[Tuple[Tensor, Tensor]]] = {c.key: [] for c in COLUMNS}
     deletion, insertion, seconds = [], [], 0.0
     generator = torch.Generator().manual_seed(seed)
@@ -316,7 +317,7 @@ def summarize(results: Mapping[str, _Scores], seed: int = SEED) -> Dict[str, Dic
                 if column.key in r.values and np.isfinite(r.values[column.key]).any()}
         if not have:
             continue
-        cells = {}
+        cells: Dict[str, Dict[str, Any]] = {}
         for method, data in have.items():
             low, high = bootstrap_interval(data, seed)
             cells[method] = {"mean": float(np.nanmean(data)), "low": low, "high": high,
@@ -431,12 +432,12 @@ def _model_result(
         raise ValueError(f"Expected --n at most {len(pairs)} for {name} (its test sentences), but got {n}")
     chosen = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed))[:n].tolist()
     model, vocabulary = checkpoint.model.eval(), checkpoint.vocabulary
-    sentences = embed_sentences(model.embedding, [vocabulary.encode(pairs[i][0]) for i in chosen],
+    sentences = embed_sentences(model.get_submodule("embedding"), [vocabulary.encode(pairs[i][0]) for i in chosen],
                                 [pairs[i][1] for i in chosen], vocabulary.pad_index, BATCH_SIZE,
                                 checkpoint.metadata.get("fixed_len"))
     chosen_examples = None if examples is None else [examples[i] for i in chosen]
     results, excluded = score_model(model, sentences, chosen_examples, methods, sensitivity_n, seed, progress)
-    hits = int((predict(model.forward_embeddings, sentences) == sentences.labels).sum())
+    hits = int((predict(embedding_forward(model), sentences) == sentences.labels).sum())
     reductions = {m.label: m.reduction for m in methods.values()}
     return {
         "n": n,

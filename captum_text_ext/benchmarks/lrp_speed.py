@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
-from captum.attr import IntegratedGradients, Saliency
+from captum.attr import Attribution, IntegratedGradients, Saliency
 from torch import Tensor, nn
 
 from captum_text_ext.attr import LSTMLRP
@@ -132,7 +132,8 @@ def _lrp_linear(
     sign = _sign(z)
     share = delta * (bias + epsilon * sign) / fan_in
     ratio = relevance / (z + epsilon * sign)
-    return inputs * (weight.T @ ratio) + share @ ratio
+    spread: np.ndarray = inputs * (weight.T @ ratio) + share @ ratio
+    return spread
 
 
 @dataclasses.dataclass(frozen=True)
@@ -283,7 +284,7 @@ def _timers(model: LSTMClassifier) -> Dict[str, Callable[[SentenceBatch, Tensor]
     forward = model.forward_embeddings
     lrp = LSTMLRP(forward, epsilon=1e-3, bias_factor=0.0)
     saliency = Saliency(forward)
-    integrated = IntegratedGradients(forward)
+    integrated: Attribution = IntegratedGradients(forward)  # captum's overloads of `attribute` are opaque to mypy
     weights = BiLSTMWeights.from_model(model)
 
     def run_lrp(batch: SentenceBatch, target: Tensor) -> Any:

@@ -51,7 +51,7 @@ import shlex
 import statistics
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -305,13 +305,15 @@ def span_scorers(model: LSTMClassifier) -> Dict[str, SpanScorer]:
 
     def gradient_method(method: Any, **kwargs: Any) -> Callable[[Tensor, Tensor], Tensor]:
         def words(x: Tensor, lengths: Tensor) -> Tensor:
-            return method.attribute(x.detach().requires_grad_(True), target=0, additional_forward_args=(lengths,),
-                                    **kwargs).sum(-1)
+            scores: Tensor = method.attribute(x.detach().requires_grad_(True), target=0,
+                                              additional_forward_args=(lengths,), **kwargs)
+            return scores.sum(-1)
 
         return words
 
     def lrp_words(x: Tensor, lengths: Tensor) -> Tensor:
-        relevance = [lrp.attribute(x, target=c, additional_forward_args=(lengths,)) for c in (POSITIVE, NEGATIVE)]
+        relevance: List[Tensor] = [lrp.attribute(x, target=c, additional_forward_args=(lengths,))
+                                   for c in (POSITIVE, NEGATIVE)]
         return (relevance[0] - relevance[1]).sum(-1)
 
     return {
@@ -649,7 +651,7 @@ def _histograms(result: Mapping[str, Any], experiment: str, names: Sequence[str]
         entry = result["methods"][name][experiment]
         ax = fig.add_subplot(rows, columns, number + 1)
         values = entry["scores_positive"] + entry["scores_negative"]
-        bins = np.linspace(min(values), max(values), 30) if values else 10
+        bins: Union[int, List[float]] = np.linspace(min(values), max(values), 30).tolist() if values else 10
         ax.hist(entry["scores_positive"], bins=bins, alpha=0.6, color="tab:blue", density=True, label="positive")
         ax.hist(entry["scores_negative"], bins=bins, alpha=0.6, color="tab:red", density=True, label="negative")
         ax.set_title(f"{name}\nKS {_number(entry['ks'])}", fontsize=9)

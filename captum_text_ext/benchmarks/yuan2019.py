@@ -194,9 +194,10 @@ def _compute(
         example_ids, example_lengths = token_batch([pair for _, pair in chosen], vocabulary)
         found = hunt.optimize(example_ids, additional_forward_args=example_lengths, n_locations=N_LOCATIONS,
                               n_neighbors=N_NEIGHBORS)
-        tokens_list, titles = [], []
-        for n, (figure, (tokens, label)) in enumerate(chosen):
-            tokens = list(tokens[: int(example_lengths[n])])
+        tokens_list: List[List[str]] = []
+        titles: List[str] = []
+        for n, (figure, (sentence, label)) in enumerate(chosen):
+            tokens = list(sentence[: int(example_lengths[n])])
             class_names = data.class_names
             title = (f"{figure}: {dataset}, label {class_names[label]}, explained class "
                      f"{class_names[int(found.classes[n])]}")

@@ -337,6 +337,7 @@ def _sentences(
         label_sign = 1 if rng.random() < 0.5 else -1
         tense = rng.randrange(2)
         form = rng.random()
+        polarities: Tuple[int, ...]
         if form < contrast_rate:
             conjunction, polarities = CONTRAST, (-label_sign, label_sign)
         elif form < contrast_rate + conjunction_rate:

@@ -52,9 +52,9 @@ class Vocabulary:
             if token in self._stoi:
                 raise ValueError(f"Expected unique tokens, but {token!r} appears at ids {self._stoi[token]} and {index}")
             self._stoi[token] = index
-        for role, token in (("pad_token", pad_token), ("unk_token", unk_token)):
-            if token is not None and token not in self._stoi:
-                raise ValueError(f"Expected `{role}` {token!r} to be in the vocabulary, but it is not among its tokens")
+        for role, special in (("pad_token", pad_token), ("unk_token", unk_token)):
+            if special is not None and special not in self._stoi:
+                raise ValueError(f"Expected `{role}` {special!r} to be in the vocabulary, but it is not among its tokens")
         self.pad_token = pad_token
         self.unk_token = unk_token
 
