@@ -25,6 +25,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from captum_text_ext._version import __version__
 
+__all__ = ["main"]
+
 
 def _build_parser() -> argparse.ArgumentParser:
     from captum_text_ext.benchmarks import BENCHMARKS

@@ -18,6 +18,19 @@ import os
 from pathlib import Path
 from typing import List, Optional, Union
 
+__all__ = [
+    "CorruptDatasetError",
+    "DATA_ENV_VAR",
+    "DEFAULT_DATA_DIR",
+    "DatasetNotFoundError",
+    "PathLike",
+    "candidate_data_dirs",
+    "find_dataset_file",
+    "missing_dataset_message",
+    "open_binary",
+    "read_lines",
+]
+
 DATA_ENV_VAR = "CAPTUM_TEXT_EXT_DATA"
 """The environment variable naming the data directory."""
 DEFAULT_DATA_DIR = Path("~/.cache/captum_text_ext")

@@ -6,6 +6,8 @@ from typing import Dict, List, Mapping, Sequence, Tuple, Union
 
 import numpy as np
 
+__all__ = ["SplitSizes", "stratified_split"]
+
 SplitSizes = Union[Mapping[str, int], Sequence[Tuple[str, int]]]
 
 

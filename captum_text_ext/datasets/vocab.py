@@ -11,8 +11,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Union
 
+__all__ = ["PAD_TOKEN", "UNK_TOKEN", "Vocabulary"]
+
 PAD_TOKEN = "<pad>"
+"""The padding token of a built vocabulary (id 0)."""
 UNK_TOKEN = "<unk>"
+"""The token unknown tokens map to (id 1 of a built vocabulary)."""
 
 
 class Vocabulary:

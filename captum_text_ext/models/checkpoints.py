@@ -26,10 +26,25 @@ from torch import nn
 from captum_text_ext.datasets.vocab import Vocabulary
 from captum_text_ext.models.registry import architecture_name, build_model
 
+__all__ = [
+    "CACHE_ENV_VAR",
+    "Checkpoint",
+    "DEFAULT_CACHE_DIR",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "default_cache_dir",
+    "load_checkpoint",
+    "save_checkpoint",
+]
+
 FORMAT = "captum_text_ext.checkpoint"
+"""The format name a checkpoint file records."""
 FORMAT_VERSION = 1
+"""The format version a checkpoint file records."""
 CACHE_ENV_VAR = "CAPTUM_TEXT_EXT_CACHE"
+"""The environment variable naming the model cache directory."""
 DEFAULT_CACHE_DIR = Path("~/.cache/captum_text_ext/models")
+"""The model cache directory when the environment variable is not set."""
 
 PathLike = Union[str, "os.PathLike[str]"]
 _KEYS = ("format", "format_version", "architecture", "config", "state_dict", "vocabulary", "metadata")

@@ -26,6 +26,17 @@ from captum_text_ext.models.registry import build_model
 from captum_text_ext.models.training import FitResult, fit
 from captum_text_ext.models.zoo_data import Pair, ZooData, load_zoo_data, pair_dataset
 
+__all__ = [
+    "ZOO",
+    "ZooEntry",
+    "ZooResult",
+    "checkpoint_path",
+    "evaluate",
+    "load_zoo_model",
+    "predict_proba",
+    "train_zoo_model",
+]
+
 
 @dataclasses.dataclass(frozen=True)
 class ZooEntry:
@@ -338,3 +349,5 @@ ZOO: Dict[str, ZooEntry] = {
         ),
     )
 }
+"""The zoo's models by name."""
+

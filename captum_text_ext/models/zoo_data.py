@@ -33,9 +33,12 @@ from captum_text_ext.datasets import (
 from captum_text_ext.datasets._checks import check_choice
 from captum_text_ext.datasets._paths import PathLike, find_dataset_file
 
+__all__ = ["Pair", "ZOO_DATASETS", "ZooData", "load_zoo_data", "pair_dataset", "zoo_data_files"]
+
 Pair = Tuple[Tuple[str, ...], int]
 """A sentence's tokens and its label."""
 ZOO_DATASETS = ("sst5", "sst2", "mr", "ag_news", "synthetic")
+"""The datasets of the zoo (module docstring)."""
 
 
 

@@ -15,6 +15,8 @@ from captum_text_ext.datasets._paths import PathLike
 from captum_text_ext.models.zoo import ZOO, ZooResult
 from captum_text_ext.provenance import Provenance, write_json, write_markdown
 
+__all__ = ["record_result", "write_models_table"]
+
 
 def record_result(directory: PathLike, result: ZooResult, provenance: Provenance) -> Path:
     """Write ``directory/<name>.json`` for one training run and rebuild ``models.md`` beside ``directory``."""

@@ -28,6 +28,8 @@ from torch import Tensor
 from captum_text_ext.provenance import Provenance, png_metadata
 from captum_text_ext.visualization.html import ClassLabel, _rgb, normalize_scores
 
+__all__ = ["plot_comparison", "plot_token_heatmap", "save_png"]
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
