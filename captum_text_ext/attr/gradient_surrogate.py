@@ -216,15 +216,37 @@ class GradientLinearSurrogate(GradientAttribution):
         _check_int("perturbations_per_eval", perturbations_per_eval, 1)
         GradientAttribution.__init__(self, forward_func)
         self._multiply_by_inputs = bool(multiply_by_inputs)
-        self.method = method
-        self.h = float(h)
-        self.difference = difference
-        self.perturbations_per_eval = perturbations_per_eval
+        self._method = method
+        self._h = float(h)
+        self._difference = difference
+        self._perturbations_per_eval = perturbations_per_eval
+
+    # The constructor's arguments, checked there, are read-only: a new setting needs a new object.
 
     @property
     def multiplies_by_inputs(self) -> bool:
         """Whether ``attribute`` returns gradient × input."""
         return self._multiply_by_inputs
+
+    @property
+    def method(self) -> str:
+        """``"autograd"`` or ``"finite_difference"``."""
+        return self._method
+
+    @property
+    def h(self) -> float:
+        """The finite-difference step."""
+        return self._h
+
+    @property
+    def difference(self) -> str:
+        """``"central"`` or ``"forward"`` (finite differences only)."""
+        return self._difference
+
+    @property
+    def perturbations_per_eval(self) -> int:
+        """Coordinates evaluated in one forward call by finite differences."""
+        return self._perturbations_per_eval
 
     # ------------------------------------------------------------------------------------------------------------
     # Local view
@@ -493,7 +515,12 @@ class LayerGradientLinearSurrogate(LayerAttribution, GradientAttribution):
         forward_func: the model, taking token ids (and ``additional_forward_args``).
         layer: the module whose output (or input) is attributed; it must run once per forward pass.
         multiply_by_inputs: return gradient × layer activation instead of the gradient.
-        device_ids: as Captum's layer methods (kept for ``DataParallel`` reconstruction).
+        device_ids: must be ``None``: Captum's layer methods use it to reassemble the layer's output of a
+            ``DataParallel`` model from its devices, which this class does not do.
+
+    Raises:
+        TypeError: when ``forward_func`` is not callable or ``layer`` is not an ``nn.Module``.
+        ValueError: for ``device_ids`` other than ``None``.
 
     Examples:
         >>> from captum_text_ext.models import EmbeddingCNN
@@ -528,6 +555,19 @@ class LayerGradientLinearSurrogate(LayerAttribution, GradientAttribution):
     def multiplies_by_inputs(self) -> bool:
         """Whether ``attribute`` returns gradient × layer activation."""
         return self._multiply_by_inputs
+
+    @property
+    def device_ids(self) -> Optional[List[int]]:
+        """Always ``None`` (see the class's arguments); setting anything else raises ``ValueError``."""
+        return None
+
+    @device_ids.setter
+    def device_ids(self, value: Optional[List[int]]) -> None:
+        if value is not None:
+            raise ValueError(
+                f"Expected `device_ids` None: {type(self).__name__} does not reassemble a DataParallel model's layer "
+                f"output across devices, but got {value!r}"
+            )
 
     @log_usage
     def attribute(

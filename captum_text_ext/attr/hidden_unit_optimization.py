@@ -397,10 +397,94 @@ class HiddenUnitOptimization:
                 f"Expected a vocabulary of {embedding.num_embeddings} words (the embedding's size), but got "
                 f"{len(_itos(vocabulary))}"
             )
-        self.saliency = HiddenUnitSaliency(model, layer, stack, channel_dim)
-        self.model, self.layer, self.embedding, self.vocabulary = model, layer, embedding, vocabulary
-        self.lambda1, self.lambda2, self.lr, self.betas, self.eps = float(lambda1), float(lambda2), lr, betas, eps
-        self.max_steps, self.tol, self.window, self.seed = max_steps, tol, window, seed
+        self._saliency = HiddenUnitSaliency(model, layer, stack, channel_dim)
+        self._embedding, self._vocabulary = embedding, vocabulary
+        self._lambda1, self._lambda2, self._lr, self._betas, self._eps = float(lambda1), float(lambda2), lr, betas, eps
+        self._max_steps, self._tol, self._window, self._seed = max_steps, tol, window, seed
+
+    # The constructor's arguments, checked there, are read-only: a new setting needs a new object.
+
+    @property
+    def model(self) -> Callable[..., Tensor]:
+        """The classifier (the ``forward_func`` of :attr:`saliency`)."""
+        forward: Callable[..., Tensor] = self._saliency.forward_func
+        return forward
+
+    @property
+    def layer(self) -> nn.Module:
+        """The hidden layer (the ``layer`` of :attr:`saliency`)."""
+        layer: nn.Module = self._saliency.layer
+        return layer
+
+    @property
+    def stack(self) -> Optional[List[nn.Module]]:
+        """The spatial modules up to the layer (:attr:`HiddenUnitSaliency.stack`)."""
+        return self._saliency.stack
+
+    @property
+    def channel_dim(self) -> int:
+        """1 for a layer output :math:`(N, C, L)`, 2 for :math:`(N, L, C)`."""
+        return self._saliency.channel_dim
+
+    @property
+    def saliency(self) -> HiddenUnitSaliency:
+        """The :class:`~captum_text_ext.HiddenUnitSaliency` that ranks the locations."""
+        return self._saliency
+
+    @property
+    def embedding(self) -> nn.Embedding:
+        """The model's embedding."""
+        return self._embedding
+
+    @property
+    def vocabulary(self) -> VocabularyLike:
+        """Maps ids to words."""
+        return self._vocabulary
+
+    @property
+    def lambda1(self) -> float:
+        r""":math:`\lambda_1`."""
+        return self._lambda1
+
+    @property
+    def lambda2(self) -> float:
+        r""":math:`\lambda_2`."""
+        return self._lambda2
+
+    @property
+    def lr(self) -> float:
+        """Adam's learning rate."""
+        return self._lr
+
+    @property
+    def betas(self) -> Tuple[float, float]:
+        r"""Adam's :math:`(\beta_1, \beta_2)`."""
+        return self._betas
+
+    @property
+    def eps(self) -> float:
+        r"""Adam's :math:`\epsilon`."""
+        return self._eps
+
+    @property
+    def max_steps(self) -> int:
+        """The most updates per item."""
+        return self._max_steps
+
+    @property
+    def tol(self) -> float:
+        """The convergence tolerance."""
+        return self._tol
+
+    @property
+    def window(self) -> int:
+        """The steps between two readouts of the convergence criterion."""
+        return self._window
+
+    @property
+    def seed(self) -> int:
+        """Seeds the start :math:`X_0`."""
+        return self._seed
 
     @property
     def field_width(self) -> int:
