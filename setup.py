@@ -22,6 +22,8 @@ DEV = [
     "nbclient>=0.10",
     "nbformat>=5.9",
     "ipykernel>=6.29",
+    "import-linter>=2.1",
+    "mypy>=1.13",
     *DOCS,
     *NOTEBOOK,
 ]

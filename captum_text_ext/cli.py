@@ -25,6 +25,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from captum_text_ext._version import __version__
 
+__all__ = ["main"]
+
 
 def _build_parser() -> argparse.ArgumentParser:
     from captum_text_ext.benchmarks import BENCHMARKS
@@ -90,10 +92,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace, argv: Sequence[str]) -> List[str]:
-    from captum_text_ext.benchmarks.provenance import RunRecorder
     from captum_text_ext.models.zoo import ZOO, train_zoo_model
     from captum_text_ext.models.zoo_data import zoo_data_files
     from captum_text_ext.models.zoo_report import record_result
+    from captum_text_ext.provenance import RunRecorder
 
     entry = ZOO[args.name]
     with RunRecorder(command=shlex.join(["captum-text-ext", *argv]), seeds={"model": entry.seed}) as run:

@@ -144,7 +144,7 @@ def _markdown_to_rst(markdown: str) -> str:
     """A results Markdown body as RST: headings become rubrics, pipe tables list-tables, other lines paragraphs.
 
     The results writers escape table cells so that the escapes hold in both syntaxes
-    (:func:`captum_text_ext.benchmarks.arras2017.markdown_cell`).
+    (:func:`captum_text_ext.benchmarks.markdown.markdown_cell`).
     """
     lines = markdown.split("-->", 1)[-1].strip().splitlines()
     out = []

@@ -1,5 +1,6 @@
 """The repository's promises about itself: README commands, CI, changelog, version defined once."""
 
+import configparser
 import re
 import subprocess
 import sys
@@ -30,6 +31,17 @@ def test_ci_runs_the_readme_test_command_and_points_at_shared_data() -> None:
     assert "readme_commands.py test" in ci
     assert "CAPTUM_TEXT_EXT_DATA" in ci and "shared/data" in ci
     assert "-W" in ci and "sphinx" in ci and "execute_notebooks.py" in ci
+
+
+def test_ci_checks_the_import_contracts_and_the_types_as_configured_in_setup_cfg() -> None:
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "lint-imports" in ci and "mypy captum_text_ext" in ci
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg", encoding="utf-8")
+    assert config["importlinter"]["root_package"] == "captum_text_ext"
+    assert config.getboolean("mypy", "strict") and config.getboolean("mypy", "warn_unused_ignores")
+    own = [section for section in config.sections() if section.startswith("mypy-captum_text_ext")]
+    assert own == [], "the package's own modules get no mypy overrides"
 
 
 def test_version_is_defined_once() -> None:

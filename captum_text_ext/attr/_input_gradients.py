@@ -100,6 +100,11 @@ def _floating(inputs: Tuple[Tensor, ...], hint: str) -> None:
             )
 
 
+def _zero_if_unused(gradient: Optional[Tensor], leaf: Tensor) -> Tensor:
+    """A gradient that autograd leaves out (``allow_unused=True``, the output does not use ``leaf``) is zero."""
+    return torch.zeros_like(leaf) if gradient is None else gradient
+
+
 def autograd_gradients(
     forward_func: Callable[..., Any],
     inputs: Tuple[Tensor, ...],
@@ -133,7 +138,7 @@ def autograd_gradients(
                                     allow_unused=True)
             )
     grads = tuple(
-        torch.stack([torch.zeros_like(x) if col[i] is None else col[i] for col in columns], dim=1).detach()  # type: ignore[misc]
+        torch.stack([_zero_if_unused(col[i], x) for col in columns], dim=1).detach()
         for i, x in enumerate(leaves)
     )
     return scores.detach(), grads

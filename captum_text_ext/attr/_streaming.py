@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 __all__ = ["Batches", "RunningMean", "iterate_batches"]
 
-Batches = Union[Tensor, Tuple[Any, ...], Dataset, Iterable[Any]]
+Batches = Union[Tensor, Tuple[Any, ...], "Dataset[Any]", Iterable[Any]]
 """What :func:`iterate_batches` reads (see there)."""
 
 

@@ -16,7 +16,6 @@ import torch
 from captum._utils.common import _format_additional_forward_args, _format_output, _format_tensor_into_tuples, _is_tuple
 from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from captum.attr import GradientAttribution, LayerAttribution
-from captum.log import log_usage
 from torch import Tensor, nn
 
 from captum_text_ext.attr._input_gradients import (
@@ -30,6 +29,7 @@ from captum_text_ext.attr._input_gradients import (
 )
 from captum_text_ext.decomposition.guard import RandomOpCheck
 from captum_text_ext.decomposition.hooks import LayerCapture, ScopedHooks
+from captum_text_ext.attr._log_usage import log_usage
 from captum_text_ext.attr._streaming import Batches, RunningMean, iterate_batches
 
 __all__ = [
@@ -217,21 +217,43 @@ class GradientLinearSurrogate(GradientAttribution):
         _check_int("perturbations_per_eval", perturbations_per_eval, 1)
         GradientAttribution.__init__(self, forward_func)
         self._multiply_by_inputs = bool(multiply_by_inputs)
-        self.method = method
-        self.h = float(h)
-        self.difference = difference
-        self.perturbations_per_eval = perturbations_per_eval
+        self._method = method
+        self._h = float(h)
+        self._difference = difference
+        self._perturbations_per_eval = perturbations_per_eval
+
+    # The constructor's arguments, checked there, are read-only: a new setting needs a new object.
 
     @property
     def multiplies_by_inputs(self) -> bool:
         """Whether ``attribute`` returns gradient × input."""
         return self._multiply_by_inputs
 
+    @property
+    def method(self) -> str:
+        """``"autograd"`` or ``"finite_difference"``."""
+        return self._method
+
+    @property
+    def h(self) -> float:
+        """The finite-difference step."""
+        return self._h
+
+    @property
+    def difference(self) -> str:
+        """``"central"`` or ``"forward"`` (finite differences only)."""
+        return self._difference
+
+    @property
+    def perturbations_per_eval(self) -> int:
+        """Coordinates evaluated in one forward call by finite differences."""
+        return self._perturbations_per_eval
+
     # ------------------------------------------------------------------------------------------------------------
     # Local view
     # ------------------------------------------------------------------------------------------------------------
 
-    @log_usage(part_of_slo=True)
+    @log_usage
     def attribute(
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
@@ -266,7 +288,7 @@ class GradientLinearSurrogate(GradientAttribution):
         attributions = tuple(
             (g[:, 0] * x if self.multiplies_by_inputs else g[:, 0]).contiguous() for g, x in zip(grads, formatted)
         )
-        return _format_output(is_tuple, attributions)  # type: ignore[return-value]
+        return _format_output(is_tuple, attributions)
 
     def attribute_future(self) -> None:
         """Not supported.
@@ -496,7 +518,12 @@ class LayerGradientLinearSurrogate(LayerAttribution, GradientAttribution):
         forward_func: the model, taking token ids (and ``additional_forward_args``).
         layer: the module whose output (or input) is attributed; it must run once per forward pass.
         multiply_by_inputs: return gradient × layer activation instead of the gradient.
-        device_ids: as Captum's layer methods (kept for ``DataParallel`` reconstruction).
+        device_ids: must be ``None``: Captum's layer methods use it to reassemble the layer's output of a
+            ``DataParallel`` model from its devices, which this class does not do.
+
+    Raises:
+        TypeError: when ``forward_func`` is not callable or ``layer`` is not an ``nn.Module``.
+        ValueError: for ``device_ids`` other than ``None``.
 
     Examples:
         >>> from captum_text_ext.models import EmbeddingCNN
@@ -532,6 +559,19 @@ class LayerGradientLinearSurrogate(LayerAttribution, GradientAttribution):
         """Whether ``attribute`` returns gradient × layer activation."""
         return self._multiply_by_inputs
 
+    @property
+    def device_ids(self) -> Optional[List[int]]:
+        """Always ``None`` (see the class's arguments); setting anything else raises ``ValueError``."""
+        return None
+
+    @device_ids.setter
+    def device_ids(self, value: Optional[List[int]]) -> None:
+        if value is not None:
+            raise ValueError(
+                f"Expected `device_ids` None: {type(self).__name__} does not reassemble a DataParallel model's layer "
+                f"output across devices, but got {value!r}"
+            )
+
     def attribute_future(self) -> None:
         """Not supported.
 
@@ -540,7 +580,7 @@ class LayerGradientLinearSurrogate(LayerAttribution, GradientAttribution):
         """
         raise NotImplementedError("attribute_future is not implemented for LayerGradientLinearSurrogate")
 
-    @log_usage(part_of_slo=True)
+    @log_usage
     def attribute(
         self,
         inputs: Union[Tensor, Tuple[Tensor, ...]],
@@ -601,7 +641,8 @@ class LayerGradientLinearSurrogate(LayerAttribution, GradientAttribution):
         if not isinstance(gradients, Tensor) or gradients.dim() != 3:
             got = tuple(gradients.shape) if isinstance(gradients, Tensor) else "a tuple"
             raise ValueError(f"Expected the layer to output one (N, T, E) tensor, but got {got}")
-        return torch.linalg.vector_norm(gradients, dim=-1)
+        norms: Tensor = torch.linalg.vector_norm(gradients, dim=-1)
+        return norms
 
     def top_expressions(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Iterable, List, Optional, Protocol, Sequence, Tuple, Union, runtime_checkable
 
 import numpy as np
 import torch
@@ -14,11 +14,36 @@ from torch import Tensor, nn
 
 from captum_text_ext.attr.hidden_unit_saliency import HiddenUnitSaliency, StopForward, format_forward_args
 from captum_text_ext.attr.receptive_fields import window_geometry
-from captum_text_ext.datasets import Vocabulary
 
-__all__ = ["HiddenUnitOptimization", "HiddenUnitOptimizationResult", "MatchingRate", "NearestWords", "nearest_words"]
+__all__ = [
+    "HiddenUnitOptimization",
+    "HiddenUnitOptimizationResult",
+    "MatchingRate",
+    "NearestWords",
+    "TokenVocabulary",
+    "VocabularyLike",
+    "nearest_words",
+]
 
-VocabularyLike = Union[Vocabulary, Sequence[str]]
+
+@runtime_checkable
+class TokenVocabulary(Protocol):
+    """What the methods read of a vocabulary: its tokens in id order and the ids of its special tokens.
+
+    :class:`captum_text_ext.datasets.Vocabulary` is one; any object with these two attributes will do.
+    """
+
+    @property
+    def itos(self) -> Sequence[str]:
+        """The tokens in id order."""
+
+    @property
+    def special_indices(self) -> Sequence[int]:
+        """The ids never offered as nearest words (e.g. padding, unknown)."""
+
+
+VocabularyLike = Union[TokenVocabulary, Sequence[str]]
+"""A :class:`TokenVocabulary`, or the tokens in id order (no special tokens)."""
 
 
 @dataclasses.dataclass
@@ -37,7 +62,7 @@ class NearestWords:
 
 
 def _itos(vocabulary: VocabularyLike) -> List[str]:
-    return list(vocabulary.itos) if isinstance(vocabulary, Vocabulary) else list(vocabulary)
+    return list(vocabulary.itos) if isinstance(vocabulary, TokenVocabulary) else list(vocabulary)
 
 
 def nearest_words(
@@ -52,11 +77,11 @@ def nearest_words(
     Args:
         vectors: :math:`(M, E)`.
         embedding_weight: :math:`(V, E)` the embedding matrix.
-        vocabulary: maps ids to words: a :class:`~captum_text_ext.datasets.Vocabulary` or a sequence of ``V``
-            strings.
+        vocabulary: maps ids to words: a :class:`TokenVocabulary` (e.g.
+            :class:`~captum_text_ext.datasets.Vocabulary`) or a sequence of ``V`` strings.
         k: neighbours per vector.
         exclude: ids never returned; default: the vocabulary's special tokens (padding, unknown) for a
-            :class:`~captum_text_ext.datasets.Vocabulary`, none for a sequence.
+            :class:`TokenVocabulary`, none for a sequence.
 
     Returns:
         A :class:`NearestWords`.
@@ -81,7 +106,7 @@ def nearest_words(
             f"Expected a vocabulary of {embedding_weight.shape[0]} words (one per embedding row), but got {len(itos)}"
         )
     if exclude is None:
-        exclude = vocabulary.special_indices if isinstance(vocabulary, Vocabulary) else []
+        exclude = list(vocabulary.special_indices) if isinstance(vocabulary, TokenVocabulary) else []
     available = embedding_weight.shape[0] - len(set(exclude))
     if not 1 <= k <= available:
         raise ValueError(f"Expected `k` in [1, {available}], but got {k}")
@@ -307,7 +332,7 @@ class HiddenUnitOptimization:
         layer: the hidden layer, returning :math:`(N, C, L)` (the paper: the first convolution's activations,
             ``model.activations[0]`` of a :class:`~captum_text_ext.models.TextCNN`).
         embedding: the model's ``nn.Embedding``, called once per forward pass on the token ids (or their transpose).
-        vocabulary: maps ids to words (a :class:`~captum_text_ext.datasets.Vocabulary` or a sequence of strings).
+        vocabulary: maps ids to words (a :class:`TokenVocabulary` or a sequence of strings).
         lambda1: :math:`\lambda_1` (paper: 0.004 for MR, 0.002 for AG News).
         lambda2: :math:`\lambda_2` (paper: 0.02 for MR, 0.01 for AG News).
         lr: Adam's learning rate (paper: 2e-4).
@@ -373,10 +398,94 @@ class HiddenUnitOptimization:
                 f"Expected a vocabulary of {embedding.num_embeddings} words (the embedding's size), but got "
                 f"{len(_itos(vocabulary))}"
             )
-        self.saliency = HiddenUnitSaliency(model, layer, stack, channel_dim)
-        self.model, self.layer, self.embedding, self.vocabulary = model, layer, embedding, vocabulary
-        self.lambda1, self.lambda2, self.lr, self.betas, self.eps = float(lambda1), float(lambda2), lr, betas, eps
-        self.max_steps, self.tol, self.window, self.seed = max_steps, tol, window, seed
+        self._saliency = HiddenUnitSaliency(model, layer, stack, channel_dim)
+        self._embedding, self._vocabulary = embedding, vocabulary
+        self._lambda1, self._lambda2, self._lr, self._betas, self._eps = float(lambda1), float(lambda2), lr, betas, eps
+        self._max_steps, self._tol, self._window, self._seed = max_steps, tol, window, seed
+
+    # The constructor's arguments, checked there, are read-only: a new setting needs a new object.
+
+    @property
+    def model(self) -> Callable[..., Tensor]:
+        """The classifier (the ``forward_func`` of :attr:`saliency`)."""
+        forward: Callable[..., Tensor] = self._saliency.forward_func
+        return forward
+
+    @property
+    def layer(self) -> nn.Module:
+        """The hidden layer (the ``layer`` of :attr:`saliency`)."""
+        layer: nn.Module = self._saliency.layer
+        return layer
+
+    @property
+    def stack(self) -> Optional[List[nn.Module]]:
+        """The spatial modules up to the layer (:attr:`HiddenUnitSaliency.stack`)."""
+        return self._saliency.stack
+
+    @property
+    def channel_dim(self) -> int:
+        """1 for a layer output :math:`(N, C, L)`, 2 for :math:`(N, L, C)`."""
+        return self._saliency.channel_dim
+
+    @property
+    def saliency(self) -> HiddenUnitSaliency:
+        """The :class:`~captum_text_ext.HiddenUnitSaliency` that ranks the locations."""
+        return self._saliency
+
+    @property
+    def embedding(self) -> nn.Embedding:
+        """The model's embedding."""
+        return self._embedding
+
+    @property
+    def vocabulary(self) -> VocabularyLike:
+        """Maps ids to words."""
+        return self._vocabulary
+
+    @property
+    def lambda1(self) -> float:
+        r""":math:`\lambda_1`."""
+        return self._lambda1
+
+    @property
+    def lambda2(self) -> float:
+        r""":math:`\lambda_2`."""
+        return self._lambda2
+
+    @property
+    def lr(self) -> float:
+        """Adam's learning rate."""
+        return self._lr
+
+    @property
+    def betas(self) -> Tuple[float, float]:
+        r"""Adam's :math:`(\beta_1, \beta_2)`."""
+        return self._betas
+
+    @property
+    def eps(self) -> float:
+        r"""Adam's :math:`\epsilon`."""
+        return self._eps
+
+    @property
+    def max_steps(self) -> int:
+        """The most updates per item."""
+        return self._max_steps
+
+    @property
+    def tol(self) -> float:
+        """The convergence tolerance."""
+        return self._tol
+
+    @property
+    def window(self) -> int:
+        """The steps between two readouts of the convergence criterion."""
+        return self._window
+
+    @property
+    def seed(self) -> int:
+        """Seeds the start :math:`X_0`."""
+        return self._seed
 
     @property
     def field_width(self) -> int:
@@ -614,7 +723,7 @@ class HiddenUnitOptimization:
         Returns:
             A :class:`MatchingRate`.
         """
-        batches = dataset.split(batch_size) if isinstance(dataset, Tensor) else dataset
+        batches = torch.split(dataset, batch_size) if isinstance(dataset, Tensor) else dataset
         pad = self.embedding.padding_idx if self.embedding.padding_idx is not None else 0
         matches: List[Tensor] = []
         classes: List[Tensor] = []

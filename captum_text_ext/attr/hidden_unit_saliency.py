@@ -10,9 +10,9 @@ import torch
 from captum._utils.common import _format_additional_forward_args, _format_tensor_into_tuples
 from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from captum.attr import GradientAttribution, LayerAttribution
-from captum.log import log_usage
 from torch import Tensor, nn
 
+from captum_text_ext.attr._log_usage import log_usage
 from captum_text_ext.attr._targets import select_scores
 from captum_text_ext.attr.receptive_fields import SPATIAL_MODULES, chain_of, stack_receptive_fields, window_geometry
 from captum_text_ext.decomposition.guard import RandomOpCheck
@@ -285,28 +285,50 @@ class HiddenUnitSaliency(LayerAttribution, GradientAttribution):
             raise ValueError(f"Expected `channel_dim` to be 1 or 2, but got {channel_dim}")
         LayerAttribution.__init__(self, model, layer)
         GradientAttribution.__init__(self, model)
-        self.roots = modules_of(model)
-        self.explicit_stack = stack is not None
-        if stack is not None:
-            self.stack: Optional[List[nn.Module]] = list(stack)
-            for module in self.stack:
-                window_geometry(module)  # raises for a module whose receptive field is not known
-            self.watch = list(self.stack)
-        else:
-            if not self.roots:
-                raise ValueError("Expected `stack` for a forward function that is not an nn.Module or its method")
-            self.stack = None
-            self.watch = []
-            for root in self.roots:
-                self.watch.extend(m for m in root.modules() if isinstance(m, SPATIAL_MODULES) and m not in self.watch)
-        self.channel_dim = channel_dim
+        self._given_stack: Optional[Tuple[nn.Module, ...]] = None if stack is None else tuple(stack)
+        for module in self._given_stack or ():
+            window_geometry(module)  # raises for a module whose receptive field is not known
+        self._found_stack: Optional[List[nn.Module]] = None
+        self._channel_dim = channel_dim
+        self._watched()  # raises now for a forward function whose stack cannot be found
+
+    @property
+    def roots(self) -> List[nn.Module]:
+        """The modules behind ``forward_func``, read at every call (what a call freezes and restores)."""
+        return modules_of(self.forward_func)
+
+    @property
+    def stack(self) -> Optional[List[nn.Module]]:
+        """The spatial modules from the embeddings to the layer: the ``stack`` passed to the constructor, else the
+        one the last forward pass found (``None`` before the first)."""
+        if self._given_stack is not None:
+            return list(self._given_stack)
+        return None if self._found_stack is None else list(self._found_stack)
+
+    @property
+    def channel_dim(self) -> int:
+        """1 for a layer output :math:`(N, C, L)`, 2 for :math:`(N, L, C)` (set by the constructor)."""
+        return self._channel_dim
+
+    def _watched(self) -> List[nn.Module]:
+        """The modules whose calls a forward pass records: the given stack, else every spatial module of the
+        model's modules."""
+        if self._given_stack is not None:
+            return list(self._given_stack)
+        roots = self.roots
+        if not roots:
+            raise ValueError("Expected `stack` for a forward function that is not an nn.Module or its method")
+        watch: List[nn.Module] = []
+        for root in roots:
+            watch.extend(m for m in root.modules() if isinstance(m, SPATIAL_MODULES) and m not in watch)
+        return watch
 
     @property
     def multiplies_by_inputs(self) -> bool:
         return True
 
-    @log_usage(part_of_slo=True)
-    def attribute(  # type: ignore[override]
+    @log_usage
+    def attribute(
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
         target: TargetType = None,
@@ -344,11 +366,12 @@ class HiddenUnitSaliency(LayerAttribution, GradientAttribution):
         Raises:
             ValueError: when the stack is not known yet: it was not passed and no forward pass has found it.
         """
-        if self.stack is None:
+        stack = self.stack
+        if stack is None:
             raise ValueError(
                 "Expected the stack to be known: pass `stack` to the constructor or call `attribute` once first"
             )
-        return stack_receptive_fields(self.stack, seq_len)
+        return stack_receptive_fields(stack, seq_len)
 
     def deterministic(self) -> RandomOpCheck:
         """A context that refuses random ops in the forward pass (dropout in training mode): the model is never
@@ -357,7 +380,7 @@ class HiddenUnitSaliency(LayerAttribution, GradientAttribution):
 
     def hooks(self, **kwargs: Any) -> LayerHooks:
         """:class:`LayerHooks` for this layer and stack (``kwargs`` as :class:`LayerHooks` takes them)."""
-        return LayerHooks(self.layer, self.watch, self.explicit_stack, self.channel_dim, **kwargs)
+        return LayerHooks(self.layer, self._watched(), self._given_stack is not None, self._channel_dim, **kwargs)
 
     def run(
         self,
@@ -380,9 +403,9 @@ class HiddenUnitSaliency(LayerAttribution, GradientAttribution):
             if not scores.requires_grad:
                 raise ValueError("Expected the model's output to depend on the layer's output, but it does not")
             (gradient,) = torch.autograd.grad(scores, raw)
-            self.stack = hooks.stack()
+            self._found_stack = hooks.stack()
             seq_len = hooks.seq_len()
-        saliency = (gradient * raw.detach()).sum(dim=self.channel_dim)
+        saliency = (gradient * raw.detach()).sum(dim=self._channel_dim)
         activations = hooks.activations().detach()
         layer_pass = LayerPass(output.detach(), activations, raw.detach(), seq_len, hooks.embeddings, hooks.time_first)
         return saliency, classes, layer_pass

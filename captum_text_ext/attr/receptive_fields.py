@@ -18,10 +18,21 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
+__all__ = [
+    "SPATIAL_MODULES",
+    "SpatialModule",
+    "chain_of",
+    "output_length",
+    "read_matrix",
+    "stack_receptive_fields",
+    "window_geometry",
+]
+
 SPATIAL_MODULES = (nn.Conv1d, nn.MaxPool1d, nn.AvgPool1d)
 """The module types a stack may hold."""
 
 SpatialModule = Union[nn.Conv1d, nn.MaxPool1d, nn.AvgPool1d]
+"""A module of :data:`SPATIAL_MODULES`."""
 
 
 def _single(value: Union[int, Tuple[int, ...]]) -> int:

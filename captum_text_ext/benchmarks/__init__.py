@@ -8,17 +8,10 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from captum_text_ext.benchmarks.provenance import (
-    Provenance,
-    RunRecorder,
-    png_metadata,
-    sha256_file,
-    write_json,
-    write_markdown,
-)
 from captum_text_ext.datasets._paths import PathLike
+
 
 @dataclasses.dataclass(frozen=True)
 class Benchmark:
@@ -45,7 +38,8 @@ class Benchmark:
         **options: Any,
     ) -> List[str]:
         """Run it, write its results files to ``out`` and return the lines to print."""
-        runner = getattr(importlib.import_module(f"captum_text_ext.benchmarks.{self.module}"), f"run_{self.module}")
+        module = importlib.import_module(f"captum_text_ext.benchmarks.{self.module}")
+        runner: Callable[..., List[str]] = getattr(module, f"run_{self.module}")
         return runner(out, data_root, cache_dir, command, **options)
 
 
@@ -74,13 +68,4 @@ BENCHMARKS: Dict[str, Benchmark] = {
 }
 """The benchmarks by name (the modules are imported when one runs)."""
 
-__all__ = [
-    "BENCHMARKS",
-    "Benchmark",
-    "Provenance",
-    "RunRecorder",
-    "png_metadata",
-    "sha256_file",
-    "write_json",
-    "write_markdown",
-]
+__all__ = ["BENCHMARKS", "Benchmark"]

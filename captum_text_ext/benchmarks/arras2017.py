@@ -39,44 +39,60 @@ import difflib
 import functools
 import math
 import shlex
-from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
-from captum.attr import InputXGradient, IntegratedGradients, Saliency
-from torch import Tensor, nn
+from captum.attr import Attribution, InputXGradient, IntegratedGradients, Saliency
+from torch import Tensor
 
 from captum_text_ext.attr import LSTMLRP
-from captum_text_ext.benchmarks.provenance import Provenance, RunRecorder, png_metadata, write_json, write_markdown
-from captum_text_ext.datasets import SST_FINE_CLASS_NAMES, Vocabulary, load_sst, pad_sequences
+from captum_text_ext.benchmarks.arras2017_paper import (
+    PAPER_COUNTS,
+    PAPER_EXAMPLES,
+    PAPER_TABLE1,
+    PAPER_WORD_SIGNS,
+    PaperExample,
+)
+from captum_text_ext.benchmarks.markdown import markdown_cell
+from captum_text_ext.benchmarks.sentences import (
+    Forward,
+    WordRelevanceFn,
+    embed_sentences,
+    predict,
+    target_scores,
+    word_relevance,
+)
+from captum_text_ext.benchmarks.word_deletion import deletion_curves
+from captum_text_ext.benchmarks.word_rankings import mean_relevance_words, most_relevant_words
+from captum_text_ext.benchmarks.zoo_lstm import load_zoo_lstm
+from captum_text_ext.datasets import SST_FINE_CLASS_NAMES, load_sst
 from captum_text_ext.datasets._paths import PathLike, find_dataset_file
 from captum_text_ext.models import LSTMClassifier
-from captum_text_ext.models.zoo import checkpoint_path, load_zoo_model
+from captum_text_ext.models.zoo import checkpoint_path
+from captum_text_ext.provenance import (
+    Provenance,
+    RunRecorder,
+    png_metadata,
+    write_html,
+    write_json,
+    write_markdown,
+)
 from captum_text_ext.visualization import TextAttribution, plot_token_heatmap, render_html, save_png
 
 __all__ = [
     "EXPECTED_COUNTS",
-    "PAPER_COUNTS",
-    "PAPER_EXAMPLES",
-    "PAPER_WORD_SIGNS",
-    "PaperExample",
-    "SentenceBatch",
-    "Sentences",
+    "ExampleMatch",
+    "MAX_DELETIONS",
+    "MIN_WORDS",
+    "MODEL",
+    "PAPER_METHODS",
+    "RANDOM_RUNS",
+    "TABLE1_CLASS",
+    "TABLE1_MIN_COUNT",
     "WORD_RELEVANCE",
-    "deletion_curves",
-    "deletion_mask",
-    "deletion_order",
-    "embed_sentences",
     "find_examples",
-    "load_benchmark_model",
-    "markdown_cell",
-    "mean_relevance_words",
-    "most_relevant_words",
-    "predict",
-    "target_scores",
     "run_arras2017",
-    "word_relevance",
 ]
 
 MODEL = "bilstm-sst5"
@@ -91,175 +107,9 @@ TABLE1_CLASS = 4
 """The target class of Table 1: "very positive"."""
 TABLE1_MIN_COUNT = 5
 """The mean-relevance word table keeps words occurring at least this often."""
-BATCH_SIZE = 64
-"""Sentences per batch."""
-PAPER_COUNTS = (2210, 1849)
-"""The paper's SST test sentences, and how many of them have at least ``MIN_WORDS`` words."""
 EXPECTED_COUNTS = PAPER_COUNTS
-"""The counts a run checks (a run on other data stops)."""
-
-Forward = Callable[..., Tensor]
-"""``forward(embeddings (N, T, E), lengths (N,)) -> logits (N, C)``."""
-WordRelevanceFn = Callable[[Tensor, Tensor, Tensor], Tensor]
-"""``(embeddings (N, T, E), lengths (N,), target (N,)) -> word relevance (N, T)``."""
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# The model and its sentences in batches
-# ------------------------------------------------------------------------------------------------------------------
-
-
-def load_benchmark_model(cache_dir: Optional[PathLike] = None) -> Tuple[LSTMClassifier, Vocabulary]:
-    """The cached zoo model ``bilstm-sst5`` (in eval mode) and its vocabulary; it is not trained here.
-
-    Raises:
-        FileNotFoundError: when it is not in the cache (the message gives the command that trains it).
-        ValueError: when the checkpoint holds another architecture.
-    """
-    checkpoint = load_zoo_model(MODEL, cache_dir, train_if_missing=False)
-    model = checkpoint.model
-    if not isinstance(model, LSTMClassifier):
-        raise ValueError(f"Expected {MODEL} to hold an LSTMClassifier, but its checkpoint holds {type(model).__name__}")
-    return model.eval(), checkpoint.vocabulary
-
-
-@dataclasses.dataclass(frozen=True)
-class SentenceBatch:
-    """Embedded sentences of similar length.
-
-    Attributes:
-        index: :math:`(n,)` the sentences' positions in the whole set.
-        embeddings: :math:`(n, T, E)` their embeddings (detached), padded with the pad id's embedding.
-        lengths: :math:`(n,)` their numbers of words.
-    """
-
-    index: Tensor
-    embeddings: Tensor
-    lengths: Tensor
-
-
-@dataclasses.dataclass(frozen=True)
-class Sentences:
-    """A set of embedded sentences in batches of at most :data:`BATCH_SIZE` (sorted by length).
-
-    Attributes:
-        batches: the batches; together they hold every sentence once.
-        lengths: :math:`(N,)` every sentence's number of words, in the set's order.
-        labels: :math:`(N,)` the true classes.
-    """
-
-    batches: List[SentenceBatch]
-    lengths: Tensor
-    labels: Tensor
-
-    @property
-    def max_length(self) -> int:
-        """The longest sentence's number of words."""
-        return int(self.lengths.max())
-
-    def __len__(self) -> int:
-        return int(self.lengths.numel())
-
-
-def embed_sentences(
-    embedding: nn.Module,
-    token_ids: Sequence[Sequence[int]],
-    labels: Sequence[int],
-    pad_index: int,
-    batch_size: int = BATCH_SIZE,
-    fixed_len: Optional[int] = None,
-) -> Sentences:
-    """Embed token-id sequences in batches of similar length.
-
-    Args:
-        embedding: the model's embedding layer (token ids :math:`(n, T)` to :math:`(n, T, E)`).
-        token_ids: one id sequence per sentence.
-        labels: one true class per sentence.
-        pad_index: the padding id.
-        batch_size: the most sentences per batch.
-        fixed_len: pad (and crop) every batch to this length, for models with a fixed input length.
-
-    Returns:
-        The :class:`Sentences`; batches follow the sentences sorted by length (ties in the set's order).
-
-    Raises:
-        ValueError: for no sentences, a count mismatch or a non-positive ``batch_size``.
-    """
-    if not token_ids or len(token_ids) != len(labels):
-        raise ValueError(f"Expected as many labels as sentences (> 0), but got {len(token_ids)} and {len(labels)}")
-    if batch_size < 1:
-        raise ValueError(f"Expected `batch_size` >= 1, but got {batch_size}")
-    lengths = torch.tensor([len(ids) for ids in token_ids], dtype=torch.long)
-    if fixed_len is not None:
-        lengths = lengths.clamp(max=fixed_len)
-    order = torch.argsort(lengths, stable=True)
-    batches = []
-    with torch.no_grad():
-        for start in range(0, len(token_ids), batch_size):
-            index = order[start : start + batch_size]
-            ids, batch_lengths = pad_sequences([token_ids[i] for i in index.tolist()], pad_index, fixed_len=fixed_len)
-            batches.append(SentenceBatch(index, embedding(ids).detach(), batch_lengths))
-    return Sentences(batches, lengths, torch.tensor(list(labels), dtype=torch.long))
-
-
-def predict(forward: Forward, sentences: Sentences, deleted: Optional[Tensor] = None) -> Tensor:
-    """The predicted class of every sentence, optionally with words deleted (their embeddings set to zero).
-
-    Args:
-        forward: the model on embeddings and lengths.
-        sentences: the sentences.
-        deleted: :math:`(N, T_{max})` bool, True at the words to delete.
-
-    Returns:
-        :math:`(N,)` the argmax of the logits.
-    """
-    predicted = torch.empty(len(sentences), dtype=torch.long)
-    with torch.no_grad():
-        for batch in sentences.batches:
-            embeddings = batch.embeddings
-            if deleted is not None:
-                keep = ~deleted[batch.index, : embeddings.shape[1]]
-                embeddings = embeddings * keep.unsqueeze(-1).to(embeddings.dtype)
-            predicted[batch.index] = forward(embeddings, batch.lengths).argmax(-1)
-    return predicted
-
-
-def target_scores(forward: Forward, sentences: Sentences, targets: Tensor) -> Tensor:
-    """The logit of each sentence's target class.
-
-    Args:
-        forward: the model on embeddings and lengths.
-        sentences: the sentences.
-        targets: :math:`(N,)` the classes.
-
-    Returns:
-        :math:`(N,)` float64 scores.
-    """
-    scores = torch.empty(len(sentences), dtype=torch.float64)
-    with torch.no_grad():
-        for batch in sentences.batches:
-            logits = forward(batch.embeddings, batch.lengths)
-            scores[batch.index] = logits.gather(1, targets[batch.index].unsqueeze(1)).squeeze(1).double()
-    return scores
-
-
-def word_relevance(method: WordRelevanceFn, sentences: Sentences, targets: Tensor) -> Tensor:
-    """Run a word-relevance method batch by batch.
-
-    Args:
-        method: ``(embeddings, lengths, target) -> (n, T)``.
-        sentences: the sentences.
-        targets: :math:`(N,)` the class to explain for each sentence.
-
-    Returns:
-        :math:`(N, T_{max})` float64 word relevance, 0 past each sentence's end.
-    """
-    relevance = torch.zeros(len(sentences), sentences.max_length, dtype=torch.float64)
-    for batch in sentences.batches:
-        scores = method(batch.embeddings, batch.lengths, targets[batch.index]).detach().double()
-        relevance[batch.index, : scores.shape[1]] = scores
-    positions = torch.arange(sentences.max_length).unsqueeze(0)
-    return relevance.masked_fill(positions >= sentences.lengths.unsqueeze(1), 0.0)
+"""The counts a run checks: the SST test sentences, and how many of them have at least :data:`MIN_WORDS` words (a
+run on other data stops)."""
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -301,7 +151,7 @@ def _gradient_times_input(forward: Forward) -> WordRelevanceFn:
 
 
 def _integrated_gradients(forward: Forward) -> WordRelevanceFn:
-    method = IntegratedGradients(forward)
+    method: Attribution = IntegratedGradients(forward)  # captum's overloads of `attribute` are opaque to mypy
 
     def relevance(embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
         result: Tensor = method.attribute(embeddings, target=target, additional_forward_args=(lengths,), n_steps=50)
@@ -322,243 +172,6 @@ function (see the module docstring)."""
 PAPER_METHODS = ("LRP", "LRP_cons", "SA", "random")
 """The methods of the paper's Fig. 3."""
 
-
-# ------------------------------------------------------------------------------------------------------------------
-# Word deletion
-# ------------------------------------------------------------------------------------------------------------------
-
-
-def deletion_order(relevance: Tensor, lengths: Tensor, descending: Tensor) -> Tensor:
-    """The positions of each sentence's words in deletion order; positions past the sentence's end come last.
-
-    Args:
-        relevance: :math:`(N, T)` word relevance.
-        lengths: :math:`(N,)` numbers of words.
-        descending: :math:`(N,)` bool: True deletes the most relevant word first, False the least relevant.
-
-    Returns:
-        :math:`(N, T)` int64 positions; ties keep the reading order.
-
-    Examples:
-        >>> deletion_order(torch.tensor([[1.0, 3.0, 2.0, 0.0]] * 2), torch.tensor([3, 3]), torch.tensor([True, False]))
-        tensor([[1, 2, 0, 3],
-                [0, 2, 1, 3]])
-    """
-    key = torch.where(descending.unsqueeze(1), -relevance, relevance).double()
-    padding = torch.arange(relevance.shape[1]).unsqueeze(0) >= lengths.unsqueeze(1)
-    return torch.argsort(key.masked_fill(padding, math.inf), dim=1, stable=True)
-
-
-def deletion_mask(order: Tensor, lengths: Tensor, count: int) -> Tensor:
-    """The words deleted after ``count`` deletions: the first ``count`` positions of ``order`` (never past a
-    sentence's end).
-
-    Args:
-        order: :math:`(N, T)` positions in deletion order (:func:`deletion_order`).
-        lengths: :math:`(N,)` numbers of words.
-        count: the number of deletions.
-
-    Returns:
-        :math:`(N, T)` bool, True at the deleted words.
-    """
-    ranks = torch.empty_like(order)
-    ranks.scatter_(1, order, torch.arange(order.shape[1]).expand_as(order).contiguous())
-    positions = torch.arange(order.shape[1]).unsqueeze(0)
-    return (ranks < count) & (positions < lengths.unsqueeze(1))
-
-
-def deletion_curves(
-    forward: Forward, sentences: Sentences, relevance: Tensor, max_deletions: int = MAX_DELETIONS
-) -> Tuple[Tensor, Tensor]:
-    """Accuracy after 0..``max_deletions`` deletions guided by ``relevance`` (relevance for the true class).
-
-    Sentences the intact model classifies correctly lose their words in decreasing order of relevance, the others in
-    increasing order.
-
-    Args:
-        forward: the model on embeddings and lengths.
-        sentences: the sentences.
-        relevance: :math:`(N, T_{max})` word relevance for each sentence's true class.
-        max_deletions: the most words deleted.
-
-    Returns:
-        ``(correct_side, misclassified_side)``, each :math:`(K + 1,)` float64: the accuracy on the initially
-        correctly classified resp. misclassified sentences after :math:`k = 0..K` deletions (``nan`` for an empty
-        side).
-    """
-    correct = predict(forward, sentences) == sentences.labels
-    order = deletion_order(relevance, sentences.lengths, descending=correct)
-    hits = []
-    for count in range(max_deletions + 1):
-        deleted = deletion_mask(order, sentences.lengths, count)
-        hits.append(predict(forward, sentences, deleted) == sentences.labels)
-    stacked = torch.stack(hits).double()
-    return stacked[:, correct].mean(1), stacked[:, ~correct].mean(1)
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# Table 1
-# ------------------------------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class WordScore:
-    """A word of Table 1.
-
-    Attributes:
-        word: the (lowercased) word.
-        relevance: its most extreme occurrence's relevance (or its mean relevance, for the mean ranking).
-        sentence: the test sentence (0-based, file order) of that occurrence (-1 for the mean ranking).
-        count: how often the word occurs in the test sentences.
-        known: whether the model's vocabulary has the word (unknown words are read as ``<unk>``).
-    """
-
-    word: str
-    relevance: float
-    sentence: int
-    count: int
-    known: bool
-
-
-def most_relevant_words(
-    tokens: Sequence[Sequence[str]],
-    relevance: Tensor,
-    vocabulary: Mapping[str, int],
-    count: int = 10,
-    most: bool = True,
-) -> List[WordScore]:
-    """Rank word occurrences by relevance and keep the first ``count`` distinct words (the paper's Table 1).
-
-    Args:
-        tokens: the sentences' words.
-        relevance: :math:`(N, T_{max})` word relevance.
-        vocabulary: the model's token-to-id map (to flag unknown words).
-        count: how many words.
-        most: True for the most relevant (decreasing), False for the least relevant (increasing).
-
-    Returns:
-        The words, each with its most extreme occurrence (ties: the earlier sentence and position).
-    """
-    counts: Dict[str, int] = defaultdict(int)
-    occurrences: List[Tuple[float, int, int, str]] = []
-    for sentence, words in enumerate(tokens):
-        for position, word in enumerate(words):
-            counts[word] += 1
-            value = float(relevance[sentence, position])
-            occurrences.append((-value if most else value, sentence, position, word))
-    occurrences.sort()
-    chosen: List[WordScore] = []
-    seen = set()
-    for key, sentence, _, word in occurrences:
-        if word not in seen:
-            seen.add(word)
-            chosen.append(WordScore(word, -key if most else key, sentence, counts[word], word in vocabulary))
-            if len(chosen) == count:
-                break
-    return chosen
-
-
-def mean_relevance_words(
-    tokens: Sequence[Sequence[str]],
-    relevance: Tensor,
-    vocabulary: Mapping[str, int],
-    count: int = 10,
-    most: bool = True,
-    min_count: int = TABLE1_MIN_COUNT,
-) -> List[WordScore]:
-    """Rank words by their mean relevance over all their occurrences (words occurring at least ``min_count`` times).
-
-    Args:
-        tokens: the sentences' words.
-        relevance: :math:`(N, T_{max})` word relevance.
-        vocabulary: the model's token-to-id map (to flag unknown words).
-        count: how many words.
-        most: True for the highest means, False for the lowest.
-        min_count: the fewest occurrences a ranked word has.
-
-    Returns:
-        The words (``sentence`` is -1); ties in alphabetical order.
-    """
-    totals: Dict[str, List[float]] = defaultdict(list)
-    for sentence, words in enumerate(tokens):
-        for position, word in enumerate(words):
-            totals[word].append(float(relevance[sentence, position]))
-    means = [(sum(values) / len(values), word, len(values)) for word, values in totals.items()
-             if len(values) >= min_count]
-    means.sort(key=lambda item: (-item[0] if most else item[0], item[1]))
-    return [WordScore(word, mean, -1, n, word in vocabulary) for mean, word, n in means[:count]]
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# Figures 1-2
-# ------------------------------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class PaperExample:
-    """One sentence of the paper's Figures 1-2.
-
-    Attributes:
-        number: its number in the figures (1-21).
-        text: its words as printed (lowercased, space-separated).
-        true_class: the true class the paper shows (0 very negative .. 4 very positive).
-        paper_prediction: the class the paper's model predicted.
-    """
-
-    number: int
-    text: str
-    true_class: int
-    paper_prediction: int
-
-
-_PAPER_ROWS = (
-    ("do n't waste your money .", 0, 0),
-    ("neither funny nor suspenseful nor particularly well-drawn .", 0, 0),
-    ("it 's not horrible , just horribly mediocre .", 0, 0),
-    ("... too slow , too boring , and occasionally annoying .", 0, 0),
-    ("it 's neither as romantic nor as thrilling as it should be .", 0, 0),
-    ("the master of disaster - it 's a piece of dreck disguised as comedy .", 0, 0),
-    ("so stupid , so ill-conceived , so badly drawn , it created whole new levels of ugly .", 0, 0),
-    ("a film so tedious that it is impossible to care whether that boast is true or not .", 0, 0),
-    ("choppy editing and too many repetitive scenes spoil what could have been an important documentary about "
-     "stand-up comedy .", 0, 0),
-    ("this idea has lost its originality ... and neither star appears very excited at rehashing what was basically "
-     "a one-joke picture .", 0, 0),
-    ("ecks this one off your must-see list .", 0, 4),
-    ("this is n't a `` friday '' worth waiting for .", 0, 1),
-    ("there is not an ounce of honesty in the entire production .", 0, 1),
-    ("do n't expect any surprises in this checklist of teamwork cliches ...", 0, 1),
-    ("he has not learnt that storytelling is what the movies are about .", 0, 1),
-    ("but here 's the real damn : it is n't funny , either .", 0, 1),
-    ("these are names to remember , in order to avoid them in the future .", 0, 3),
-    ("the cartoon that is n't really good enough to be on afternoon tv is now a movie that is n't really good "
-     "enough to be in theaters .", 0, 1),
-    ("a worthy entry into a very difficult genre .", 4, 4),
-    ("it 's a good film -- not a classic , but odd , entertaining and authentic .", 4, 4),
-    ("it never fails to engage us .", 4, 0),
-)
-PAPER_EXAMPLES: Tuple[PaperExample, ...] = tuple(
-    PaperExample(number, text, true, predicted) for number, (text, true, predicted) in enumerate(_PAPER_ROWS, 1)
-)
-"""The 21 example sentences of Figures 1-2 (rows 1-10 and 19-20 correctly classified by the paper's model)."""
-
-
-PAPER_WORD_SIGNS: Tuple[Tuple[int, str, int], ...] = (
-    (1, "n't", -1),
-    (3, "not", -1),
-    (12, "n't", 1),
-    (14, "n't", 1),
-    (16, "n't", 1),
-    (18, "n't", 1),
-    (11, "must-see", -1),
-    (11, "list", -1),
-    (17, "remember", -1),
-    (17, "future", -1),
-    (21, "fails", -1),
-)
-"""The signs of LRP relevance the paper's text points out in Fig. 2 (Sec. 4.1), as (example, word, sign): negators
-followed by negative words are negative, followed by positive words positive; words speaking against the true class
-of the misclassified examples 11, 17 and 21 are negative."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -609,19 +222,6 @@ def find_examples(
 # ------------------------------------------------------------------------------------------------------------------
 # Reporting
 # ------------------------------------------------------------------------------------------------------------------
-
-
-def markdown_cell(text: str) -> str:
-    """Escape a word for a Markdown table cell (the escapes also hold in reStructuredText).
-
-    Backslash, backtick, asterisk, underscore and pipe are escaped anywhere, and a leading ``-``, ``+`` or ``#``.
-
-    Examples:
-        >>> markdown_cell("-") + " " + markdown_cell("a_b|``")
-        '\\\\- a\\\\_b\\\\|\\\\`\\\\`'
-    """
-    escaped = "".join("\\" + char if char in "\\`*_|" else char for char in text)
-    return "\\" + escaped if escaped[:1] in ("-", "+", "#") else escaped
 
 
 def _percent(value: float) -> str:
@@ -761,23 +361,11 @@ def _table1_markdown(result: Mapping[str, Any]) -> str:
         "",
         "| SA most | SA least | LRP most | LRP least |",
         "|---|---|---|---|",
-        *[f"| {' | '.join(markdown_cell(w) for w in row)} |" for row in _PAPER_TABLE1],
+        *[f"| {' | '.join(markdown_cell(w) for w in row)} |" for row in PAPER_TABLE1],
     ]
     return "\n".join(lines)
 
 
-_PAPER_TABLE1 = (
-    ("broken-down", "into", "funnier", "wrong"),
-    ("wall", "what", "charm", "n't"),
-    ("execution", "that", "polished", "forgettable"),
-    ("lackadaisical", "a", "gorgeous", "shame"),
-    ("milestone", "do", "excellent", "little"),
-    ("unreality", "of", "screen", "predictable"),
-    ("soldier", "all", "honest", "overblown"),
-    ("mournfully", "ca", "wall", "trying"),
-    ("insight", "in", "confidence", "lacking"),
-    ("disorienting", "'s", "perfectly", "nonsense"),
-)
 
 
 def _examples_markdown(result: Mapping[str, Any]) -> str:
@@ -829,18 +417,6 @@ def _examples_markdown(result: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_html(path: PathLike, provenance: Provenance, page: str) -> None:
-    """Write an HTML page that opens with the provenance as an HTML comment (before the doctype, as the HTML syntax
-    allows).
-
-    Args:
-        path: the file to write.
-        provenance: the run's provenance.
-        page: the HTML document.
-    """
-    header = "\n".join(["<!-- provenance", *provenance.lines(), "-->"])
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(f"{header}\n{page}", encoding="utf-8")
 
 
 def _deletion_figure(curves: Mapping[str, Mapping[str, Any]]) -> Any:
@@ -924,7 +500,7 @@ def run_arras2017(
 
 
 def _compute(run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optional[PathLike]) -> Dict[str, Any]:
-    model, vocabulary = load_benchmark_model(cache_dir)
+    model, vocabulary = load_zoo_lstm(MODEL, cache_dir)
     run.record_file("checkpoint", checkpoint_path(MODEL, cache_dir))
     run.record_file("sst/test.txt", find_dataset_file("sst", "test.txt", data_root))
     trees = load_sst("test", data_root)
@@ -947,13 +523,15 @@ def _compute(run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optiona
     correct = predicted == long_set.labels
     curves: Dict[str, Dict[str, Any]] = {}
     for name, method in methods.items():
-        left, right = deletion_curves(forward, long_set, word_relevance(method, long_set, long_set.labels))
+        left, right = deletion_curves(
+            forward, long_set, word_relevance(method, long_set, long_set.labels), MAX_DELETIONS
+        )
         curves[name] = {"correct": left.tolist(), "misclassified": right.tolist()}
     random_left, random_right = [], []
     for seed in range(RANDOM_RUNS):
         generator = torch.Generator().manual_seed(seed)
         scores = torch.rand(len(long_set), long_set.max_length, generator=generator, dtype=torch.float64)
-        left, right = deletion_curves(forward, long_set, scores)
+        left, right = deletion_curves(forward, long_set, scores, MAX_DELETIONS)
         random_left.append(left)
         random_right.append(right)
     lefts, rights = torch.stack(random_left), torch.stack(random_right)
@@ -967,8 +545,10 @@ def _compute(run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optiona
     table: Dict[str, Dict[str, Any]] = {"occurrence": {}, "mean": {}}
     table_relevance = {name: word_relevance(methods[name], every, table_targets) for name in ("SA", "LRP")}
     amplification = _amplification(table_relevance["LRP"], target_scores(forward, every, table_targets))
+    rankings = (("occurrence", most_relevant_words),
+                ("mean", functools.partial(mean_relevance_words, min_count=TABLE1_MIN_COUNT)))
     for name, relevance in table_relevance.items():
-        for ranking, rank in (("occurrence", most_relevant_words), ("mean", mean_relevance_words)):
+        for ranking, rank in rankings:
             table[ranking][name] = {
                 side: [dataclasses.asdict(w) for w in rank(tokens, relevance, vocabulary.stoi, most=side == "most")]
                 for side in ("most", "least")

@@ -37,11 +37,11 @@ import torch
 from torch import Tensor, nn
 
 from captum_text_ext.attr import ContextualDecomposition
-from captum_text_ext.benchmarks.arras2017 import SentenceBatch, Sentences, embed_sentences
-from captum_text_ext.benchmarks.provenance import Provenance, RunRecorder, write_json, write_markdown
+from captum_text_ext.benchmarks.sentences import SentenceBatch, Sentences, embed_sentences
 from captum_text_ext.datasets import Vocabulary, load_sst
 from captum_text_ext.datasets._paths import PathLike, find_dataset_file
 from captum_text_ext.models import LSTMClassifier
+from captum_text_ext.provenance import Provenance, RunRecorder, write_json, write_markdown
 
 __all__ = [
     "EXPECTED_SENTENCES",
@@ -210,7 +210,9 @@ def build_speed_model(vocabulary_size: int, embedding_dim: int = EMBEDDING_DIM, 
 
 
 def _cd_word_scores(cd: ContextualDecomposition, batch: SentenceBatch) -> Tensor:
-    return cd.attribute(batch.embeddings, target=POSITIVE, contrast=NEGATIVE, additional_forward_args=(batch.lengths,))
+    scores: Tensor = cd.attribute(batch.embeddings, target=POSITIVE, contrast=NEGATIVE,
+                                  additional_forward_args=(batch.lengths,))
+    return scores
 
 
 def sanity_check(model: LSTMClassifier, batch: SentenceBatch, sentences: int = SANITY_SENTENCES) -> float:

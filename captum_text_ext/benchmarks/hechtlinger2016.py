@@ -40,8 +40,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from captum_text_ext.attr import GradientLinearSurrogate, LayerGradientLinearSurrogate
-from captum_text_ext.benchmarks.arras2017 import markdown_cell
-from captum_text_ext.benchmarks.provenance import Provenance, RunRecorder, write_json, write_markdown
+from captum_text_ext.benchmarks.markdown import markdown_cell
 from captum_text_ext.datasets import BucketBatchSampler, TextCollator, Vocabulary, load_imdb, pad_sequences
 from captum_text_ext.datasets._paths import PathLike
 from captum_text_ext.datasets._splits import stratified_split
@@ -49,7 +48,8 @@ from captum_text_ext.models import BagOfWordsMLP, EmbeddingCNN
 from captum_text_ext.models.bag_of_words import bag_of_words
 from captum_text_ext.models.training import fit as train_model
 from captum_text_ext.models.zoo import ZOO, checkpoint_path, load_zoo_model
-from captum_text_ext.models.zoo_data import Pair, load_zoo_data, zoo_data_files
+from captum_text_ext.models.zoo_data import Pair, load_zoo_data, pair_dataset, zoo_data_files
+from captum_text_ext.provenance import Provenance, RunRecorder, write_json, write_markdown
 
 __all__ = [
     "BOW_MODELS",
@@ -205,9 +205,9 @@ def concatenated_documents(bags: BagOfWords, parts: int, seed: int = SEED) -> Ba
     return BagOfWords(features, bags.lengths[draw].sum(1), bags.labels[draw[:, 0]])
 
 
-def _batches(pairs: Sequence[Pair], vocabulary: Vocabulary, shuffle: bool) -> DataLoader:
+def _batches(pairs: Sequence[Pair], vocabulary: Vocabulary, shuffle: bool) -> DataLoader[Pair]:
     sampler = BucketBatchSampler([len(tokens) for tokens, _ in pairs], 64, shuffle=shuffle, seed=SEED)
-    return DataLoader(list(pairs), batch_sampler=sampler, collate_fn=TextCollator(vocabulary))
+    return DataLoader(pair_dataset(pairs), batch_sampler=sampler, collate_fn=TextCollator(vocabulary))
 
 
 def train_bow_mlp(
@@ -264,7 +264,7 @@ def top_expression_rows(
     ids, lengths = pad_sequences([vocabulary.encode(test[i][0]) for i in chosen], vocabulary.pad_index)
 
     def log_odds(token_ids: Tensor, token_lengths: Tensor) -> Tensor:
-        logits = model(token_ids, token_lengths)
+        logits: Tensor = model(token_ids, token_lengths)
         return logits[:, 1] - logits[:, 0]
 
     surrogate = LayerGradientLinearSurrogate(log_odds, model.embedding)

@@ -26,9 +26,9 @@ import torch
 from torch import Tensor
 
 from captum_text_ext.attr import HiddenUnitOptimization, nearest_words
-from captum_text_ext.benchmarks.provenance import Provenance, RunRecorder, write_json, write_markdown
 from captum_text_ext.benchmarks.yuan2019 import SETTINGS, load_textcnn, make_optimizer, token_batch
 from captum_text_ext.datasets._paths import PathLike
+from captum_text_ext.provenance import Provenance, RunRecorder, write_json, write_markdown
 
 __all__ = ["BASELINE_SENTENCES", "SENTENCES", "TARGET_SPEEDUP", "one_location_at_a_time", "run_hiddenunit_speed"]
 

@@ -45,8 +45,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from captum_text_ext.benchmarks.arras2017 import Sentences, embed_sentences, markdown_cell, predict
-from captum_text_ext.benchmarks.provenance import Provenance, RunRecorder, png_metadata, write_json, write_markdown
+from captum_text_ext.benchmarks.markdown import markdown_cell
+from captum_text_ext.benchmarks.sentences import Sentences, embed_sentences, predict
 from captum_text_ext.benchmarks.statistics import bootstrap_interval, holm, paired_bootstrap_pvalue
 from captum_text_ext.datasets import load_synthetic
 from captum_text_ext.datasets._paths import PathLike
@@ -64,9 +64,11 @@ from captum_text_ext.metrics import (
     text_sensitivity_max,
     token_scores,
 )
+from captum_text_ext.models import embedding_forward
 from captum_text_ext.models.checkpoints import Checkpoint
 from captum_text_ext.models.zoo import ZOO, checkpoint_path, load_zoo_model
 from captum_text_ext.models.zoo_data import load_zoo_data, zoo_data_files
+from captum_text_ext.provenance import Provenance, RunRecorder, png_metadata, write_json, write_markdown
 
 __all__ = [
     "COLUMNS",
@@ -186,7 +188,7 @@ def score_model(
 
     Args:
         model: a zoo model (eval mode) with ``embedding`` and ``forward_embeddings``.
-        sentences: the embedded sentences (:func:`~captum_text_ext.benchmarks.arras2017.embed_sentences`), in the
+        sentences: the embedded sentences (:func:`~captum_text_ext.benchmarks.sentences.embed_sentences`), in the
             order of the seeded choice.
         examples: the synthetic examples of the sentences (ground truth), or ``None``.
         methods: the methods by key.
@@ -197,7 +199,7 @@ def score_model(
     Returns:
         ``(scores by method label, exclusions: label -> reason)``.
     """
-    predicted = predict(model.forward_embeddings, sentences)
+    predicted = predict(embedding_forward(model), sentences)
     correct = predicted == sentences.labels
     results: Dict[str, _Scores] = {}
     excluded: Dict[str, str] = {}
@@ -227,7 +229,7 @@ def _score_method(
     seed: int,
     progress: bool,
 ) -> _Scores:
-    forward = model.forward_embeddings
+    forward = embedding_forward(model)
     values: Dict[str, List[Tuple[Tensor, Tensor]]] = {c.key: [] for c in COLUMNS}
     deletion, insertion, seconds = [], [], 0.0
     generator = torch.Generator().manual_seed(seed)
@@ -315,7 +317,7 @@ def summarize(results: Mapping[str, _Scores], seed: int = SEED) -> Dict[str, Dic
                 if column.key in r.values and np.isfinite(r.values[column.key]).any()}
         if not have:
             continue
-        cells = {}
+        cells: Dict[str, Dict[str, Any]] = {}
         for method, data in have.items():
             low, high = bootstrap_interval(data, seed)
             cells[method] = {"mean": float(np.nanmean(data)), "low": low, "high": high,
@@ -430,12 +432,12 @@ def _model_result(
         raise ValueError(f"Expected --n at most {len(pairs)} for {name} (its test sentences), but got {n}")
     chosen = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed))[:n].tolist()
     model, vocabulary = checkpoint.model.eval(), checkpoint.vocabulary
-    sentences = embed_sentences(model.embedding, [vocabulary.encode(pairs[i][0]) for i in chosen],
+    sentences = embed_sentences(model.get_submodule("embedding"), [vocabulary.encode(pairs[i][0]) for i in chosen],
                                 [pairs[i][1] for i in chosen], vocabulary.pad_index, BATCH_SIZE,
                                 checkpoint.metadata.get("fixed_len"))
     chosen_examples = None if examples is None else [examples[i] for i in chosen]
     results, excluded = score_model(model, sentences, chosen_examples, methods, sensitivity_n, seed, progress)
-    hits = int((predict(model.forward_embeddings, sentences) == sentences.labels).sum())
+    hits = int((predict(embedding_forward(model), sentences) == sentences.labels).sum())
     reductions = {m.label: m.reduction for m in methods.values()}
     return {
         "n": n,

@@ -30,25 +30,33 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
-from captum.attr import IntegratedGradients, Saliency
+from captum.attr import Attribution, IntegratedGradients, Saliency
 from torch import Tensor, nn
 
 from captum_text_ext.attr import LSTMLRP
-from captum_text_ext.benchmarks.arras2017 import (
-    EXPECTED_COUNTS,
-    MODEL,
-    SentenceBatch,
-    embed_sentences,
-    load_benchmark_model,
-)
-from captum_text_ext.benchmarks.provenance import Provenance, RunRecorder, write_json, write_markdown
+from captum_text_ext.benchmarks.sentences import SentenceBatch, embed_sentences
+from captum_text_ext.benchmarks.zoo_lstm import load_zoo_lstm
 from captum_text_ext.datasets import load_sst
 from captum_text_ext.datasets._paths import PathLike, find_dataset_file
 from captum_text_ext.models import LSTMClassifier
 from captum_text_ext.models.zoo import checkpoint_path
+from captum_text_ext.provenance import Provenance, RunRecorder, write_json, write_markdown
 
-__all__ = ["BiLSTMWeights", "SANITY_TOLERANCE", "TARGET_RATIO", "numpy_lstm_lrp", "run_lrp_speed", "sanity_check"]
+__all__ = [
+    "EXPECTED_SENTENCES",
+    "MODEL",
+    "BiLSTMWeights",
+    "SANITY_TOLERANCE",
+    "TARGET_RATIO",
+    "numpy_lstm_lrp",
+    "run_lrp_speed",
+    "sanity_check",
+]
 
+MODEL = "bilstm-sst5"
+"""The zoo model whose explanations are timed (the one :mod:`~captum_text_ext.benchmarks.arras2017` explains)."""
+EXPECTED_SENTENCES = 2210
+"""Sentences of the SST test split."""
 TARGET_RATIO = 0.5
 """LSTMLRP must reach at least this fraction of Saliency's throughput."""
 SANITY_TOLERANCE = 1e-8
@@ -124,7 +132,8 @@ def _lrp_linear(
     sign = _sign(z)
     share = delta * (bias + epsilon * sign) / fan_in
     ratio = relevance / (z + epsilon * sign)
-    return inputs * (weight.T @ ratio) + share @ ratio
+    spread: np.ndarray = inputs * (weight.T @ ratio) + share @ ratio
+    return spread
 
 
 @dataclasses.dataclass(frozen=True)
@@ -275,7 +284,7 @@ def _timers(model: LSTMClassifier) -> Dict[str, Callable[[SentenceBatch, Tensor]
     forward = model.forward_embeddings
     lrp = LSTMLRP(forward, epsilon=1e-3, bias_factor=0.0)
     saliency = Saliency(forward)
-    integrated = IntegratedGradients(forward)
+    integrated: Attribution = IntegratedGradients(forward)  # captum's overloads of `attribute` are opaque to mypy
     weights = BiLSTMWeights.from_model(model)
 
     def run_lrp(batch: SentenceBatch, target: Tensor) -> Any:
@@ -318,8 +327,7 @@ def run_lrp_speed(
 
     Raises:
         FileNotFoundError: when the model or the data is missing.
-        ValueError: when the test set does not hold :data:`~captum_text_ext.benchmarks.arras2017.EXPECTED_COUNTS`
-            sentences, or ``repeats`` < 1.
+        ValueError: when the test set does not hold :data:`EXPECTED_SENTENCES` sentences, or ``repeats`` < 1.
         RuntimeError: when the sanity check fails.
     """
     if repeats < 1:
@@ -333,13 +341,13 @@ def run_lrp_speed(
 
 def _measure(run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optional[PathLike], repeats: int
              ) -> Dict[str, Any]:
-    model, vocabulary = load_benchmark_model(cache_dir)
+    model, vocabulary = load_zoo_lstm(MODEL, cache_dir)
     model = model.float()
     run.record_file("checkpoint", checkpoint_path(MODEL, cache_dir))
     run.record_file("sst/test.txt", find_dataset_file("sst", "test.txt", data_root))
     trees = load_sst("test", data_root)
-    if len(trees) != EXPECTED_COUNTS[0]:
-        raise ValueError(f"Expected the SST test split to hold {EXPECTED_COUNTS[0]} sentences, but got {len(trees)}")
+    if len(trees) != EXPECTED_SENTENCES:
+        raise ValueError(f"Expected the SST test split to hold {EXPECTED_SENTENCES} sentences, but got {len(trees)}")
     ids = [vocabulary.encode([token.lower() for token in tree.tokens]) for tree in trees]
     sentences = embed_sentences(model.embedding, ids, [tree.label for tree in trees], vocabulary.pad_index)
     longest = max(sentences.batches, key=lambda b: int(b.lengths.max()))

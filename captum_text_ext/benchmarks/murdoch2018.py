@@ -51,7 +51,7 @@ import shlex
 import statistics
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -59,12 +59,13 @@ from captum.attr import InputXGradient, IntegratedGradients
 from torch import Tensor
 
 from captum_text_ext.attr import LSTMLRP, ContextualDecomposition
-from captum_text_ext.benchmarks.arras2017 import Sentences, embed_sentences
-from captum_text_ext.benchmarks.provenance import Provenance, RunRecorder, png_metadata, write_json, write_markdown
+from captum_text_ext.benchmarks.sentences import Sentences, embed_sentences
+from captum_text_ext.benchmarks.zoo_lstm import load_zoo_lstm
 from captum_text_ext.datasets import SSTTree, Vocabulary, load_sst, sst_phrase_examples
 from captum_text_ext.datasets._paths import PathLike, find_dataset_file
 from captum_text_ext.models import LSTMClassifier
-from captum_text_ext.models.zoo import checkpoint_path, load_zoo_model
+from captum_text_ext.models.zoo import checkpoint_path
+from captum_text_ext.provenance import Provenance, RunRecorder, png_metadata, write_json, write_markdown
 from captum_text_ext.visualization import save_png
 
 __all__ = [
@@ -304,13 +305,15 @@ def span_scorers(model: LSTMClassifier) -> Dict[str, SpanScorer]:
 
     def gradient_method(method: Any, **kwargs: Any) -> Callable[[Tensor, Tensor], Tensor]:
         def words(x: Tensor, lengths: Tensor) -> Tensor:
-            return method.attribute(x.detach().requires_grad_(True), target=0, additional_forward_args=(lengths,),
-                                    **kwargs).sum(-1)
+            scores: Tensor = method.attribute(x.detach().requires_grad_(True), target=0,
+                                              additional_forward_args=(lengths,), **kwargs)
+            return scores.sum(-1)
 
         return words
 
     def lrp_words(x: Tensor, lengths: Tensor) -> Tensor:
-        relevance = [lrp.attribute(x, target=c, additional_forward_args=(lengths,)) for c in (POSITIVE, NEGATIVE)]
+        relevance: List[Tensor] = [lrp.attribute(x, target=c, additional_forward_args=(lengths,))
+                                   for c in (POSITIVE, NEGATIVE)]
         return (relevance[0] - relevance[1]).sum(-1)
 
     return {
@@ -428,14 +431,6 @@ def run_murdoch2018(
     return _write(out, run.provenance, result)
 
 
-def _load_model(cache_dir: Optional[PathLike]) -> Tuple[LSTMClassifier, Vocabulary]:
-    checkpoint = load_zoo_model(MODEL, cache_dir, train_if_missing=False)
-    model = checkpoint.model
-    if not isinstance(model, LSTMClassifier):
-        raise ValueError(f"Expected {MODEL} to hold an LSTMClassifier, but its checkpoint holds {type(model).__name__}")
-    return model.eval(), checkpoint.vocabulary
-
-
 def _embed(model: LSTMClassifier, vocabulary: Vocabulary, texts: Sequence[Sequence[str]], labels: Sequence[int]
            ) -> Sentences:
     ids = [vocabulary.encode(list(tokens)) for tokens in texts]
@@ -452,7 +447,7 @@ def _attach(spans: Sequence[Span], per_review: List[List[Tuple[int, int]]]) -> L
 
 
 def _compute(run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optional[PathLike]) -> Dict[str, Any]:
-    model, vocabulary = _load_model(cache_dir)
+    model, vocabulary = load_zoo_lstm(MODEL, cache_dir)
     run.record_file("checkpoint", checkpoint_path(MODEL, cache_dir))
     for split in ("train", "test"):
         run.record_file(f"sst/{split}.txt", find_dataset_file("sst", f"{split}.txt", data_root))
@@ -656,7 +651,7 @@ def _histograms(result: Mapping[str, Any], experiment: str, names: Sequence[str]
         entry = result["methods"][name][experiment]
         ax = fig.add_subplot(rows, columns, number + 1)
         values = entry["scores_positive"] + entry["scores_negative"]
-        bins = np.linspace(min(values), max(values), 30) if values else 10
+        bins: Union[int, List[float]] = np.linspace(min(values), max(values), 30).tolist() if values else 10
         ax.hist(entry["scores_positive"], bins=bins, alpha=0.6, color="tab:blue", density=True, label="positive")
         ax.hist(entry["scores_negative"], bins=bins, alpha=0.6, color="tab:red", density=True, label="negative")
         ax.set_title(f"{name}\nKS {_number(entry['ks'])}", fontsize=9)

@@ -19,7 +19,7 @@ Every function takes a seed; equal arguments give equal results.
 
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Sequence, Tuple, Union
 
 import numpy as np
 from scipy import stats
@@ -28,9 +28,11 @@ __all__ = ["bootstrap_interval", "holm", "paired_bootstrap_pvalue"]
 
 RESAMPLES = 2000
 """Bootstrap resamples (:math:`B`)."""
+Values = Union[Sequence[float], np.ndarray]
+"""Numbers, as a sequence or a 1-D array."""
 
 
-def bootstrap_interval(values: Sequence[float], seed: int = 0, resamples: int = RESAMPLES,
+def bootstrap_interval(values: Values, seed: int = 0, resamples: int = RESAMPLES,
                        confidence: float = 0.95) -> Tuple[float, float]:
     """The percentile bootstrap interval of the mean of ``values`` (``nan`` values left out).
 
@@ -48,7 +50,7 @@ def bootstrap_interval(values: Sequence[float], seed: int = 0, resamples: int = 
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
-def paired_bootstrap_pvalue(first: Sequence[float], second: Sequence[float], seed: int = 0,
+def paired_bootstrap_pvalue(first: Values, second: Values, seed: int = 0,
                             resamples: int = RESAMPLES) -> float:
     """The two-sided paired bootstrap p-value of equal means (module docstring); pairs with a ``nan`` are left out.
 
@@ -70,7 +72,7 @@ def paired_bootstrap_pvalue(first: Sequence[float], second: Sequence[float], see
     return float((1 + np.count_nonzero(np.abs(means - observed) >= abs(observed))) / (1 + resamples))
 
 
-def holm(pvalues: Sequence[float]) -> np.ndarray:
+def holm(pvalues: Values) -> np.ndarray:
     """Holm's step-down adjustment of ``pvalues`` (module docstring); ``nan`` stays ``nan`` and is not counted.
 
     Examples:

@@ -23,13 +23,13 @@ import torch
 from torch import Tensor
 
 from captum_text_ext.attr import HiddenUnitOptimization
-from captum_text_ext.benchmarks.arras2017 import markdown_cell
-from captum_text_ext.benchmarks.provenance import Provenance, RunRecorder, png_metadata, write_json, write_markdown
+from captum_text_ext.benchmarks.markdown import markdown_cell
 from captum_text_ext.datasets import TextCollator, Vocabulary
 from captum_text_ext.datasets._paths import PathLike
 from captum_text_ext.models import TextCNN
 from captum_text_ext.models.zoo import ZOO, checkpoint_path, evaluate, load_zoo_model
 from captum_text_ext.models.zoo_data import Pair, ZooData, load_zoo_data, zoo_data_files
+from captum_text_ext.provenance import Provenance, RunRecorder, png_metadata, write_json, write_markdown
 
 __all__ = [
     "EXAMPLES",
@@ -194,9 +194,10 @@ def _compute(
         example_ids, example_lengths = token_batch([pair for _, pair in chosen], vocabulary)
         found = hunt.optimize(example_ids, additional_forward_args=example_lengths, n_locations=N_LOCATIONS,
                               n_neighbors=N_NEIGHBORS)
-        tokens_list, titles = [], []
-        for n, (figure, (tokens, label)) in enumerate(chosen):
-            tokens = list(tokens[: int(example_lengths[n])])
+        tokens_list: List[List[str]] = []
+        titles: List[str] = []
+        for n, (figure, (sentence, label)) in enumerate(chosen):
+            tokens = list(sentence[: int(example_lengths[n])])
             class_names = data.class_names
             title = (f"{figure}: {dataset}, label {class_names[label]}, explained class "
                      f"{class_names[int(found.classes[n])]}")

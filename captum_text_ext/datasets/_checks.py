@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+__all__ = ["check_choice"]
+
 
 def check_choice(argument: str, value: object, choices: Sequence[str]) -> None:
     """Raise unless ``value`` is one of ``choices``.

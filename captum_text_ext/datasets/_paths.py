@@ -13,9 +13,23 @@ Inside the data directory each dataset has its own sub-directory (``sst/``, ``mr
 from __future__ import annotations
 
 import gzip
+import io
 import os
 from pathlib import Path
-from typing import IO, List, Optional, Union
+from typing import List, Optional, Union
+
+__all__ = [
+    "CorruptDatasetError",
+    "DATA_ENV_VAR",
+    "DEFAULT_DATA_DIR",
+    "DatasetNotFoundError",
+    "PathLike",
+    "candidate_data_dirs",
+    "find_dataset_file",
+    "missing_dataset_message",
+    "open_binary",
+    "read_lines",
+]
 
 DATA_ENV_VAR = "CAPTUM_TEXT_EXT_DATA"
 """The environment variable naming the data directory."""
@@ -96,7 +110,7 @@ def missing_dataset_message(dataset: str, what: str, searched: List[Path]) -> st
     )
 
 
-def open_binary(path: PathLike) -> IO[bytes]:
+def open_binary(path: PathLike) -> io.BufferedIOBase:
     """Open a file for reading bytes, decompressing it when its name ends in ``.gz``."""
     path = Path(path)
     if path.suffix == ".gz":

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator, Optional, Tuple
 
+__all__ = ["TextDataset", "TextExample"]
+
 
 @dataclass(frozen=True)
 class TextExample:

@@ -6,6 +6,8 @@ from typing import Dict, List, Mapping, Sequence, Tuple, Union
 
 import numpy as np
 
+__all__ = ["SplitSizes", "stratified_split"]
+
 SplitSizes = Union[Mapping[str, int], Sequence[Tuple[str, int]]]
 
 
@@ -56,7 +58,9 @@ def stratified_split(labels: Sequence[int], sizes: SplitSizes, seed: int) -> Dic
 
 def _check_sizes(sizes: SplitSizes, total: int) -> List[Tuple[str, int]]:
     """``sizes`` as ``(name, size)`` pairs, after checking names, sizes and their sum."""
-    pairs = list(sizes.items()) if isinstance(sizes, Mapping) else [tuple(pair) for pair in sizes]
+    pairs: List[Tuple[str, int]] = (
+        list(sizes.items()) if isinstance(sizes, Mapping) else [(name, size) for name, size in sizes]
+    )
     names = [name for name, _ in pairs]
     if len(set(names)) != len(names):
         raise ValueError(f"sizes must name each split once; got the names {names}")

@@ -31,12 +31,25 @@ from captum_text_ext.datasets._records import TextDataset, TextExample
 from captum_text_ext.datasets._splits import stratified_split
 from captum_text_ext.datasets.tokenize import kim_tokenize
 
+__all__ = [
+    "AG_NEWS_CLASS_NAMES",
+    "AG_NEWS_OFFLINE_SIZES",
+    "AG_NEWS_SOURCES",
+    "AG_NEWS_SPLITS",
+    "AG_NEWS_TEST_ROWS",
+    "load_ag_news",
+]
+
 AG_NEWS_CLASS_NAMES = ("World", "Sports", "Business", "Sci/Tech")
 """The AG News labels by index (the file's class 1 is index 0)."""
 AG_NEWS_SOURCES = ("offline", "official")
+"""Where the splits come from (module docstring)."""
 AG_NEWS_SPLITS = {"offline": ("train", "dev", "test"), "official": ("train", "test")}
+"""The splits of each source."""
 AG_NEWS_OFFLINE_SIZES = (("test", 1520), ("dev", 760), ("train", 5320))
+"""The sizes of the offline source's splits of ``test.csv``."""
 AG_NEWS_TEST_ROWS = 7600
+"""Rows of the official ``test.csv``."""
 _CLASS_FIELDS = ("1", "2", "3", "4")
 
 

@@ -30,6 +30,8 @@ from captum_text_ext.datasets._paths import (
     open_binary,
 )
 
+__all__ = ["ARRAS_LRP_ARRAYS", "NumpyOnlyUnpickler", "arras_lrp_to_torch", "load_arras_lrp_model"]
+
 ARRAS_LRP_ARRAYS: Dict[str, Tuple[int, ...]] = {
     "Wxh_Left": (240, 60),
     "Whh_Left": (240, 60),

@@ -11,6 +11,8 @@ from torch.utils.data import Sampler
 
 from captum_text_ext.datasets.vocab import Vocabulary
 
+__all__ = ["BucketBatchSampler", "TextBatch", "TextCollator", "lengths_to_mask", "pad_sequences"]
+
 
 class TextBatch(NamedTuple):
     """A padded batch.

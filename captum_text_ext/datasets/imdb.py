@@ -24,9 +24,12 @@ from captum_text_ext.datasets._paths import (
 from captum_text_ext.datasets._records import TextDataset, TextExample
 from captum_text_ext.datasets.tokenize import kim_tokenize
 
+__all__ = ["IMDB_CLASS_NAMES", "IMDB_SPLITS", "load_imdb"]
+
 IMDB_CLASS_NAMES = ("negative", "positive")
 """The IMDB labels by index."""
 IMDB_SPLITS = ("train", "test")
+"""The IMDB splits."""
 _LINE_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _FILE_NAME = re.compile(r"(\d+)_(\d+)\.txt")
 

@@ -15,11 +15,16 @@ from captum_text_ext.datasets._records import TextDataset, TextExample
 from captum_text_ext.datasets._splits import stratified_split
 from captum_text_ext.datasets.tokenize import kim_tokenize
 
+__all__ = ["MR_CLASS_NAMES", "MR_LINES_PER_FILE", "MR_SPLITS", "MR_SPLIT_SIZES", "load_mr"]
+
 MR_CLASS_NAMES = ("negative", "positive")
 """The MR labels by index."""
 MR_SPLITS = ("train", "dev", "test", "train+dev", "all")
+"""The splits :func:`load_mr` serves."""
 MR_SPLIT_SIZES = (("test", 1066), ("dev", 960), ("train", 8636))
+"""The sizes of the seeded stratified split."""
 MR_LINES_PER_FILE = 5331
+"""Sentences in each of the two files."""
 
 
 def load_mr(

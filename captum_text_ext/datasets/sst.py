@@ -22,8 +22,23 @@ from typing import Dict, List, Optional, Sequence, Tuple, cast
 from captum_text_ext.datasets._checks import check_choice
 from captum_text_ext.datasets._paths import CorruptDatasetError, PathLike, find_dataset_file, read_lines
 
+__all__ = [
+    "SSTPhrase",
+    "SSTTree",
+    "SST_BINARY_CLASS_NAMES",
+    "SST_FINE_CLASS_NAMES",
+    "SST_GRANULARITIES",
+    "SST_SPLITS",
+    "load_arras_sst_test",
+    "load_sst",
+    "sst_phrase_examples",
+    "unescape_ptb",
+]
+
 SST_SPLITS = ("train", "dev", "test")
+"""The SST splits."""
 SST_GRANULARITIES = ("fine", "binary")
+"""The label sets: five classes, or two with the neutral sentences dropped."""
 SST_FINE_CLASS_NAMES = ("very negative", "negative", "neutral", "positive", "very positive")
 """The five SST labels by index."""
 SST_BINARY_CLASS_NAMES = ("negative", "positive")

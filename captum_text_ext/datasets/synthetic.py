@@ -42,30 +42,64 @@ import zlib
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
+__all__ = [
+    "CONJUNCTIONS",
+    "CONJUNCTION_RATE",
+    "CONTRAST",
+    "CONTRAST_RATE",
+    "DEFAULT_SPLIT_SIZES",
+    "INTENSIFIERS",
+    "INTENSIFIER_RATE",
+    "NEGATION_RATE",
+    "NEGATIVE_WORDS",
+    "NEGATORS",
+    "POSITIVE_WORDS",
+    "SPLITS",
+    "SyntheticExample",
+    "annotate",
+    "generate_synthetic",
+    "label_of",
+    "load_synthetic",
+    "split_of",
+    "word_polarity",
+]
+
 POSITIVE_WORDS: Tuple[str, ...] = (
     "good", "great", "excellent", "wonderful", "brilliant", "superb", "charming", "delightful", "enjoyable",
     "engaging", "funny", "moving", "beautiful", "clever", "fantastic", "memorable", "touching", "gripping",
     "fresh", "smart",
 )
+"""The positive words (polarity +1)."""
 NEGATIVE_WORDS: Tuple[str, ...] = (
     "bad", "awful", "boring", "terrible", "dull", "tedious", "weak", "poor", "horrible", "bland", "clumsy",
     "lifeless", "painful", "pointless", "mediocre", "predictable", "forgettable", "messy", "annoying", "stale",
 )
+"""The negative words (polarity -1)."""
 NEGATORS: Tuple[str, ...] = ("not", "n't", "never", "hardly", "no")
+"""The negators: each flips the polarity of the first sentiment word after it in its clause."""
 INTENSIFIERS: Tuple[str, ...] = (
     "very", "really", "extremely", "truly", "incredibly", "quite", "so", "remarkably", "thoroughly", "genuinely",
 )
+"""Neutral words that may precede a sentiment word (they never change a polarity)."""
 CONJUNCTIONS: Tuple[str, ...] = ("and", "but")
+"""The conjunctions, which split a sentence into clauses."""
 CONTRAST = "but"
+"""The conjunction after whose last occurrence the clauses decide the label."""
 
-# Default rates of generate_synthetic, also those of every load_synthetic split.
 NEGATION_RATE = 0.4
+"""Default probability that a clause holds a negator (of :func:`generate_synthetic`, and of every
+:func:`load_synthetic` split)."""
 CONTRAST_RATE = 0.2
+"""Default probability that a sentence is "CLAUSE but CLAUSE"."""
 CONJUNCTION_RATE = 0.2
+"""Default probability that a sentence is "CLAUSE and CLAUSE" (agreeing clauses)."""
 INTENSIFIER_RATE = 0.3
+"""Default probability that a clause's sentiment word is preceded by an intensifier."""
 
 SPLITS: Tuple[str, ...] = ("train", "dev", "test")
+"""The splits of the corpus."""
 DEFAULT_SPLIT_SIZES: Dict[str, int] = {"train": 10000, "dev": 1000, "test": 1000}
+"""Sentences per split of :func:`load_synthetic`."""
 # A sentence's split is fixed by the CRC-32 of its text modulo 10, so no sentence can fall into two splits.
 _SPLIT_BUCKETS: Dict[str, range] = {"train": range(0, 8), "dev": range(8, 9), "test": range(9, 10)}
 
@@ -337,6 +371,7 @@ def _sentences(
         label_sign = 1 if rng.random() < 0.5 else -1
         tense = rng.randrange(2)
         form = rng.random()
+        polarities: Tuple[int, ...]
         if form < contrast_rate:
             conjunction, polarities = CONTRAST, (-label_sign, label_sign)
         elif form < contrast_rate + conjunction_rate:

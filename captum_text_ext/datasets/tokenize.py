@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import List
 
+__all__ = ["kim_tokenize"]
+
 _DISALLOWED = re.compile(r"[^A-Za-z0-9(),!?'`]")
 _CONTRACTION = re.compile(r"('s|'ve|n't|'re|'d|'ll)")
 _PUNCTUATION = re.compile(r"([,!()?])")

@@ -11,8 +11,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Union
 
+__all__ = ["PAD_TOKEN", "UNK_TOKEN", "Vocabulary"]
+
 PAD_TOKEN = "<pad>"
+"""The padding token of a built vocabulary (id 0)."""
 UNK_TOKEN = "<unk>"
+"""The token unknown tokens map to (id 1 of a built vocabulary)."""
 
 
 class Vocabulary:
@@ -52,9 +56,9 @@ class Vocabulary:
             if token in self._stoi:
                 raise ValueError(f"Expected unique tokens, but {token!r} appears at ids {self._stoi[token]} and {index}")
             self._stoi[token] = index
-        for role, token in (("pad_token", pad_token), ("unk_token", unk_token)):
-            if token is not None and token not in self._stoi:
-                raise ValueError(f"Expected `{role}` {token!r} to be in the vocabulary, but it is not among its tokens")
+        for role, special in (("pad_token", pad_token), ("unk_token", unk_token)):
+            if special is not None and special not in self._stoi:
+                raise ValueError(f"Expected `{role}` {special!r} to be in the vocabulary, but it is not among its tokens")
         self.pad_token = pad_token
         self.unk_token = unk_token
 

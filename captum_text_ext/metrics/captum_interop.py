@@ -45,7 +45,7 @@ def _real_tokens(inputs: Tensor, lengths: Tensor) -> Tensor:
     return (positions < lengths.to(inputs.device).unsqueeze(1)).unsqueeze(-1).to(inputs.dtype)
 
 
-def _single(inputs: Any) -> Tensor:
+def _single(inputs: Union[Tensor, Tuple[Tensor, ...]]) -> Tensor:
     """Captum hands a single input over as a one-element tuple."""
     return inputs[0] if isinstance(inputs, tuple) else inputs
 
@@ -106,7 +106,7 @@ def text_infidelity(
         repeats = inputs.shape[0] // embeddings.shape[0]
         return perturb(inputs, lengths.repeat_interleave(repeats))
 
-    return infidelity(
+    scores: Tensor = infidelity(
         forward_func,
         perturb_inputs,
         embeddings.detach().contiguous(),
@@ -117,6 +117,7 @@ def text_infidelity(
         max_examples_per_batch=max_examples_per_batch,
         normalize=normalize,
     )
+    return scores
 
 
 def text_sensitivity_max(
@@ -157,12 +158,12 @@ def text_sensitivity_max(
         return (attributions.detach().contiguous(),)
 
     def perturb(inputs: Any, perturb_radius: float) -> Tensor:
-        inputs = _single(inputs)
-        repeats = inputs.shape[0] // embeddings.shape[0]
-        mask = _real_tokens(inputs, lengths.repeat_interleave(repeats))
-        return inputs + perturb_radius * _draw(inputs.shape, generator, inputs, uniform=True) * mask
+        single = _single(inputs)
+        repeats = single.shape[0] // embeddings.shape[0]
+        mask = _real_tokens(single, lengths.repeat_interleave(repeats))
+        return single + perturb_radius * _draw(single.shape, generator, single, uniform=True) * mask
 
-    return sensitivity_max(
+    sensitivity: Tensor = sensitivity_max(
         explain,
         embeddings.detach().contiguous(),
         perturb_func=perturb,
@@ -172,3 +173,4 @@ def text_sensitivity_max(
         additional_forward_args=(lengths,),
         target=classes,
     )
+    return sensitivity

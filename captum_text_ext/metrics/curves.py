@@ -33,6 +33,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -100,7 +101,8 @@ class CurveResult:
         first = results[0]
         if any(r.steps != first.steps or r.unit != first.unit for r in results):
             raise ValueError("Expected results with the same steps to join")
-        correct = None if any(r.correct is None for r in results) else torch.cat([r.correct for r in results])
+        corrects = [r.correct for r in results if r.correct is not None]
+        correct = torch.cat(corrects) if len(corrects) == len(results) else None
         return CurveResult(first.steps, first.unit, torch.cat([r.probability for r in results]), correct,
                            torch.cat([r.reference for r in results]), torch.cat([r.aopc for r in results]))
 
@@ -287,8 +289,8 @@ class _CurveMetric(SentenceMetric):
     ) -> None:
         super().__init__()
         self.forward_func = forward_func
-        self.options = dict(counts=counts, percents=percents, removal=removal, order=order,
-                            apply_softmax=apply_softmax, batch_size=batch_size, progress=progress)
+        self._curve = functools.partial(_curve, counts=counts, percents=percents, removal=removal, order=order,
+                                        apply_softmax=apply_softmax, batch_size=batch_size, progress=progress)
 
     def update(
         self,
@@ -300,8 +302,8 @@ class _CurveMetric(SentenceMetric):
         additional_forward_args: Optional[Tuple[Any, ...]] = None,
     ) -> None:
         """Add a batch (arguments as :func:`deletion_curve`)."""
-        self._results.append(_curve(self._insertion, self.forward_func, embeddings, lengths, scores, target,
-                                    labels=labels, additional_forward_args=additional_forward_args, **self.options))
+        self._results.append(self._curve(self._insertion, self.forward_func, embeddings, lengths, scores, target,
+                                         labels=labels, additional_forward_args=additional_forward_args))
 
     def _join(self, results: List[CurveResult]) -> CurveResult:
         return CurveResult.cat(results)

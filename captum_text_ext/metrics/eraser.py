@@ -27,6 +27,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -169,8 +170,8 @@ class _ErasureMetric(SentenceMetric):
     ) -> None:
         super().__init__()
         self.forward_func = forward_func
-        self.options = dict(percents=tuple(percents), removal=removal, order=order, apply_softmax=apply_softmax,
-                            batch_size=batch_size, progress=progress)
+        self._erasure = functools.partial(_erasure, percents=tuple(percents), removal=removal, order=order,
+                                          apply_softmax=apply_softmax, batch_size=batch_size, progress=progress)
 
     def update(
         self,
@@ -181,8 +182,8 @@ class _ErasureMetric(SentenceMetric):
         additional_forward_args: Optional[Tuple[Any, ...]] = None,
     ) -> None:
         """Add a batch (arguments as :func:`comprehensiveness`)."""
-        self._results.append(_erasure(self._keep_rationale, self.forward_func, embeddings, lengths, scores, target,
-                                      additional_forward_args=additional_forward_args, **self.options))
+        self._results.append(self._erasure(self._keep_rationale, self.forward_func, embeddings, lengths, scores,
+                                           target, additional_forward_args=additional_forward_args))
 
     def _join(self, results: List[ErasureResult]) -> ErasureResult:
         return ErasureResult.cat(results)

@@ -305,11 +305,10 @@ class GroundTruthMetric(SentenceMetric):
     def update(self, scores: Tensor, lengths: Tensor, truth: GroundTruth,
                target: Union[int, Sequence[int], Tensor]) -> None:
         """Score one batch; ``truth`` is padded like ``scores``."""
-        common = dict(order=self.order, aggregate="none")
         self._results.append({
-            "precision_at_k": precision_at_k(scores, lengths, truth.decisive, **common),
-            "top1_precision": top1_precision(scores, lengths, truth.decisive, **common),
-            "auprc": decisive_auprc(scores, lengths, truth.decisive, **common),
+            "precision_at_k": precision_at_k(scores, lengths, truth.decisive, order=self.order, aggregate="none"),
+            "top1_precision": top1_precision(scores, lengths, truth.decisive, order=self.order, aggregate="none"),
+            "auprc": decisive_auprc(scores, lengths, truth.decisive, order=self.order, aggregate="none"),
             "sign_accuracy": sign_accuracy(scores, lengths, truth.token_effect, target,
                                            positive_class=self.positive_class, aggregate="none"),
             "negated_sign_accuracy": sign_accuracy(scores, lengths, truth.token_effect, target, truth.negated,

@@ -68,7 +68,8 @@ def token_scores(attributions: Tensor, reduction: str) -> Tensor:
     if reduction == "sum":
         return flat.sum(-1).contiguous()
     if reduction == "l2":
-        return flat.norm(dim=-1).contiguous()
+        norms: Tensor = flat.norm(dim=-1)
+        return norms.contiguous()
     return flat.mean(-1).contiguous()
 
 

@@ -1,5 +1,6 @@
 """Reference text classifiers, their registry and checkpoints, and their training loop."""
 
+from captum_text_ext.models._base import embedding_forward
 from captum_text_ext.models.bag_of_words import BagOfWordsMLP, bag_of_words
 from captum_text_ext.models.checkpoints import Checkpoint, default_cache_dir, load_checkpoint, save_checkpoint
 from captum_text_ext.models.embedding_cnn import EmbeddingCNN
@@ -21,6 +22,7 @@ __all__ = [
     "bag_of_words",
     "build_model",
     "default_cache_dir",
+    "embedding_forward",
     "fit",
     "load_checkpoint",
     "save_checkpoint",

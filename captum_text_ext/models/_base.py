@@ -1,11 +1,14 @@
-"""What every reference model shares: its constructor arguments as ``config``, and ``reset_parameters``."""
+"""What every reference model shares: its constructor arguments as ``config``, ``reset_parameters``, and (for the
+models that embed tokens) a forward pass from the token embeddings."""
 
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict
+from typing import Any, Callable, Dict, cast
 
-from torch import nn
+from torch import Tensor, nn
+
+__all__ = ["ReferenceModel", "embedding_forward"]
 
 
 class ReferenceModel(nn.Module):
@@ -22,5 +25,19 @@ class ReferenceModel(nn.Module):
     def reset_parameters(self) -> None:
         """Re-initialise every layer as its constructor does (a pad embedding becomes zero again)."""
         for module in self.modules():
-            if module is not self and callable(getattr(module, "reset_parameters", None)):
-                module.reset_parameters()
+            reset = getattr(module, "reset_parameters", None)
+            if module is not self and callable(reset):
+                reset()
+
+
+def embedding_forward(model: nn.Module) -> Callable[..., Tensor]:
+    """The model's ``forward_embeddings(embeddings, lengths)``: its forward pass from the token embeddings, which the
+    attribution methods explain.
+
+    Raises:
+        TypeError: when the model has none (e.g. a bag-of-words model).
+    """
+    forward: object = getattr(model, "forward_embeddings", None)
+    if not callable(forward):
+        raise TypeError(f"Expected a model with a `forward_embeddings` method, but {type(model).__name__} has none")
+    return cast(Callable[..., Tensor], forward)

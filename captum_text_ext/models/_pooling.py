@@ -17,6 +17,8 @@ from torch import Tensor
 
 from captum_text_ext.datasets.collate import lengths_to_mask
 
+__all__ = ["masked_max_over_time", "pad_for_convolution"]
+
 
 def pad_for_convolution(
     embeddings: Tensor, lengths: Optional[Tensor], min_length: int, fixed_length: Optional[int] = None

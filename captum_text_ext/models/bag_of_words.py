@@ -10,6 +10,8 @@ from torch import Tensor, nn
 from captum_text_ext.datasets.collate import lengths_to_mask
 from captum_text_ext.models._base import ReferenceModel
 
+__all__ = ["BagOfWordsMLP", "bag_of_words"]
+
 
 def bag_of_words(
     token_ids: Tensor,

@@ -6,6 +6,8 @@ from typing import Any, Dict
 
 from captum_text_ext.models.text_cnn import TextCNN
 
+__all__ = ["EmbeddingCNN"]
+
 
 class EmbeddingCNN(TextCNN):
     r"""Embedding → ``Conv1d`` → ReLU → global max pooling over time → dropout → linear.

@@ -11,7 +11,10 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from captum_text_ext.datasets.collate import lengths_to_mask
 from captum_text_ext.models._base import ReferenceModel
 
+__all__ = ["LSTMClassifier", "POOLINGS"]
+
 POOLINGS = ("last", "max", "mean", "attention")
+"""How the classifier reads its hidden states."""
 
 
 class LSTMClassifier(ReferenceModel):

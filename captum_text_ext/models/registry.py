@@ -13,6 +13,8 @@ from captum_text_ext.models.embedding_cnn import EmbeddingCNN
 from captum_text_ext.models.lstm_classifier import LSTMClassifier
 from captum_text_ext.models.text_cnn import TextCNN
 
+__all__ = ["ARCHITECTURES", "architecture_name", "build_model"]
+
 ARCHITECTURES: Dict[str, Type[nn.Module]] = {
     "lstm": LSTMClassifier,
     "textcnn": TextCNN,

@@ -10,7 +10,10 @@ from torch import Tensor, nn
 from captum_text_ext.models._base import ReferenceModel
 from captum_text_ext.models._pooling import masked_max_over_time, pad_for_convolution
 
+__all__ = ["MODES", "TextCNN"]
+
 MODES = ("stacked", "parallel")
+"""The architectures: Yuan et al.'s stacked CNN, or Kim's parallel widths."""
 
 
 class TextCNN(ReferenceModel):

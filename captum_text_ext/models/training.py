@@ -12,6 +12,8 @@ from tqdm import tqdm
 
 from captum_text_ext.datasets.collate import TextBatch
 
+__all__ = ["FitResult", "accuracy", "fit"]
+
 
 @dataclasses.dataclass(frozen=True)
 class FitResult:

@@ -26,7 +26,18 @@ from captum_text_ext.datasets._paths import PathLike
 from captum_text_ext.models.checkpoints import Checkpoint, default_cache_dir, load_checkpoint, save_checkpoint
 from captum_text_ext.models.registry import build_model
 from captum_text_ext.models.training import FitResult, fit
-from captum_text_ext.models.zoo_data import Pair, ZooData, load_zoo_data
+from captum_text_ext.models.zoo_data import Pair, ZooData, load_zoo_data, pair_dataset
+
+__all__ = [
+    "ZOO",
+    "ZooEntry",
+    "ZooResult",
+    "checkpoint_path",
+    "evaluate",
+    "load_zoo_model",
+    "predict_proba",
+    "train_zoo_model",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,10 +104,10 @@ class ZooResult:
     target_met: bool
 
 
-def _batches(pairs: Sequence[Pair], vocab: Vocabulary, entry: ZooEntry, shuffle: bool) -> DataLoader:
+def _batches(pairs: Sequence[Pair], vocab: Vocabulary, entry: ZooEntry, shuffle: bool) -> DataLoader[Pair]:
     sampler = BucketBatchSampler([len(t) for t, _ in pairs], entry.batch_size, shuffle=shuffle, seed=entry.seed)
     collate = TextCollator(vocab, fixed_len=entry.fixed_len)
-    return DataLoader(list(pairs), batch_sampler=sampler, collate_fn=collate)
+    return DataLoader(pair_dataset(pairs), batch_sampler=sampler, collate_fn=collate)
 
 
 @torch.no_grad()
@@ -105,7 +116,7 @@ def predict_proba(model: nn.Module, pairs: Sequence[Pair], vocab: Vocabulary, en
     model.eval()
     probabilities: List[Tensor] = []
     labels: List[Tensor] = []
-    for batch in DataLoader(list(pairs), batch_size=256, collate_fn=TextCollator(vocab, fixed_len=entry.fixed_len)):
+    for batch in DataLoader(pair_dataset(pairs), batch_size=256, collate_fn=TextCollator(vocab, fixed_len=entry.fixed_len)):
         probabilities.append(model(batch.token_ids, batch.lengths).softmax(dim=-1))
         labels.append(batch.labels)
     return torch.cat(probabilities), torch.cat(labels)
@@ -369,3 +380,5 @@ ZOO: Dict[str, ZooEntry] = {
         ),
     )
 }
+"""The zoo's models by name."""
+

@@ -17,7 +17,9 @@ Choices (the same for every model trained on a dataset):
 from __future__ import annotations
 
 import dataclasses
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, cast
+
+from torch.utils.data import Dataset
 
 from captum_text_ext.datasets import (
     SST_BINARY_CLASS_NAMES,
@@ -31,8 +33,19 @@ from captum_text_ext.datasets import (
 from captum_text_ext.datasets._checks import check_choice
 from captum_text_ext.datasets._paths import PathLike, find_dataset_file
 
+__all__ = ["Pair", "ZOO_DATASETS", "ZooData", "load_zoo_data", "pair_dataset", "zoo_data_files"]
+
 Pair = Tuple[Tuple[str, ...], int]
+"""A sentence's tokens and its label."""
 ZOO_DATASETS = ("sst5", "sst2", "mr", "ag_news", "synthetic")
+"""The datasets of the zoo (module docstring)."""
+
+
+
+def pair_dataset(pairs: Sequence[Pair]) -> Dataset[Pair]:
+    """The pairs as the map-style dataset a :class:`torch.utils.data.DataLoader` reads (a list has the
+    ``__getitem__`` and ``__len__`` it uses)."""
+    return cast(Dataset[Pair], list(pairs))
 
 
 @dataclasses.dataclass(frozen=True)

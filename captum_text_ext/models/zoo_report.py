@@ -11,9 +11,11 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List
 
-from captum_text_ext.benchmarks.provenance import Provenance, write_json, write_markdown
 from captum_text_ext.datasets._paths import PathLike
 from captum_text_ext.models.zoo import ZOO, ZooResult
+from captum_text_ext.provenance import Provenance, write_json, write_markdown
+
+__all__ = ["record_result", "write_models_table"]
 
 
 def record_result(directory: PathLike, result: ZooResult, provenance: Provenance) -> Path:

@@ -27,6 +27,8 @@ from torch import Tensor
 
 from captum_text_ext.visualization.html import ClassLabel, normalize_scores
 
+__all__ = ["to_visualization_record"]
+
 
 def _class(value: ClassLabel) -> int:
     """An index as is, a name HTML-escaped.

@@ -30,10 +30,12 @@ from typing import TYPE_CHECKING, Collection, List, Mapping, Optional, Sequence,
 
 from torch import Tensor
 
-from captum_text_ext.benchmarks.provenance import Provenance, png_metadata
+from captum_text_ext.provenance import Provenance, png_metadata
 from captum_text_ext.visualization.html import ClassLabel, _rgb, normalize_scores
 from captum_text_ext.records import GroundTruthMarks
 from captum_text_ext.visualization.contrast import text_rgb
+
+__all__ = ["plot_comparison", "plot_token_heatmap", "save_png"]
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -343,8 +345,8 @@ def save_png(
         fig: the figure.
         path: the file to write.
         metadata: PNG text chunks (keys such as ``"Title"``, ``"Description"``), or a
-            :class:`~captum_text_ext.benchmarks.provenance.Provenance`, stored via
-            :func:`~captum_text_ext.benchmarks.provenance.png_metadata` so the image carries how it was made.
+            :class:`~captum_text_ext.provenance.Provenance`, stored via
+            :func:`~captum_text_ext.provenance.png_metadata` so the image carries how it was made.
         dpi: the resolution in dots per inch.
 
     Returns:

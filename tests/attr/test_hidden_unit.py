@@ -378,6 +378,25 @@ def test_nearest_words_by_cosine_without_special_tokens() -> None:
         nearest_words(vectors, weight, vocabulary, k=VOCAB - 1)
 
 
+class _OwnVocabulary:
+    """A user's vocabulary class: only the two attributes the methods read."""
+
+    def __init__(self, itos: Sequence[str], special: Sequence[int]) -> None:
+        self.itos = list(itos)
+        self.special_indices = list(special)
+
+
+def test_nearest_words_reads_any_vocabulary_with_itos_and_special_indices() -> None:
+    torch.manual_seed(0)
+    weight = torch.randn(VOCAB, 4, dtype=torch.float64)
+    vectors = weight[[5, 7]] * 2.0  # each vector's nearest word is its own row
+    own = nearest_words(vectors, weight, _OwnVocabulary(WORDS, [0, 5]), k=1)
+    assert own.ids[1].tolist() == [7] and own.words[1] == [WORDS[7]]
+    assert own.ids[0].tolist() != [5]  # a special id of the user's class is excluded as for `Vocabulary`
+    plain = nearest_words(vectors, weight, WORDS, k=1)  # a plain sequence has no special ids
+    assert plain.ids.flatten().tolist() == [5, 7]
+
+
 def test_matching_rate_feeds_the_neighbours_of_the_top_locations_in_order() -> None:
     model = _textcnn()
     ids = _ids([7, 6, 8, 5])

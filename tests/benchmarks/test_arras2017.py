@@ -9,26 +9,17 @@ from __future__ import annotations
 import importlib
 import json
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
-import pytest
 import torch
 from PIL import Image
 from torch import Tensor, nn
 
 from captum_text_ext.benchmarks import BENCHMARKS, arras2017
-from captum_text_ext.benchmarks.arras2017 import (
-    PAPER_EXAMPLES,
-    WORD_RELEVANCE,
-    deletion_curves,
-    deletion_mask,
-    deletion_order,
-    embed_sentences,
-    find_examples,
-    mean_relevance_words,
-    most_relevant_words,
-    word_relevance,
-)
+from captum_text_ext.benchmarks.arras2017 import WORD_RELEVANCE, find_examples
+from captum_text_ext.benchmarks.arras2017_paper import PAPER_EXAMPLES
+from captum_text_ext.benchmarks.sentences import embed_sentences, word_relevance
+from captum_text_ext.benchmarks.word_deletion import deletion_curves
 from captum_text_ext.cli import main
 from captum_text_ext.datasets import Vocabulary
 from captum_text_ext.models import LSTMClassifier
@@ -80,7 +71,7 @@ def make_tiny_setup(base: Path, sentences: int = 14) -> Tuple[Path, Path, int, i
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# Word deletion
+# Word relevance and deletion
 # ------------------------------------------------------------------------------------------------------------------
 
 
@@ -115,52 +106,6 @@ def test_deletion_curves_on_a_hand_made_model() -> None:
     assert wrong.tolist() == [0.0, 0.5, 1.0]
 
 
-def test_deletion_order_and_mask_never_touch_padding() -> None:
-    relevance = torch.tensor([[0.5, -1.0, 2.0, 9.0], [1.0, 1.0, 1.0, 1.0]])
-    lengths = torch.tensor([3, 4])
-    order = deletion_order(relevance, lengths, torch.tensor([False, True]))
-    assert order.tolist() == [[1, 0, 2, 3], [0, 1, 2, 3]]  # increasing resp. decreasing; ties in reading order
-    assert deletion_mask(order, lengths, 2).tolist() == [[True, True, False, False], [True, True, False, False]]
-    assert deletion_mask(order, lengths, 9).tolist() == [[True, True, True, False], [True] * 4]
-
-
-def _per_sentence_curves(
-    model: LSTMClassifier, ids: List[List[int]], labels: List[int], relevance: Tensor, deletions: int
-) -> Tuple[List[float], List[float]]:
-    """The experiment written the slow way: one sentence at a time, with Python's sort."""
-    hits: Dict[bool, List[List[bool]]] = {True: [], False: []}
-    with torch.no_grad():
-        for n, (sentence, label) in enumerate(zip(ids, labels)):
-            x = model.embedding(torch.tensor([sentence]))
-            correct = int(model.forward_embeddings(x).argmax()) == label
-            scores = relevance[n, : len(sentence)].tolist()
-            order = sorted(range(len(sentence)), key=lambda t: -scores[t] if correct else scores[t])
-            row = []
-            for k in range(deletions + 1):
-                keep = torch.ones(1, len(sentence), 1)
-                keep[0, order[:k]] = 0.0
-                row.append(int(model.forward_embeddings(x * keep).argmax()) == label)
-            hits[correct].append(row)
-    return tuple(torch.tensor(hits[side]).double().mean(0).tolist() for side in (True, False))  # type: ignore[return-value]
-
-
-def test_batched_deletion_equals_a_per_sentence_loop() -> None:
-    torch.manual_seed(1)
-    model = LSTMClassifier(30, embedding_dim=5, hidden_size=4, num_classes=3).eval()
-    generator = torch.Generator().manual_seed(2)
-    ids = [torch.randint(2, 30, (int(n),), generator=generator).tolist()
-           for n in torch.randint(3, 12, (23,), generator=generator)]
-    with torch.no_grad():
-        predicted = [int(model(torch.tensor([s])).argmax()) for s in ids]
-    labels = [p if n % 3 else (p + 1) % 3 for n, p in enumerate(predicted)]
-    sentences = embed_sentences(model.embedding, ids, labels, model.embedding.padding_idx, batch_size=4)
-    relevance = torch.randn(len(ids), sentences.max_length, generator=generator, dtype=torch.float64)
-    batched = deletion_curves(model.forward_embeddings, sentences, relevance, max_deletions=4)
-    slow = _per_sentence_curves(model, ids, labels, relevance, 4)
-    for ours, reference in zip(batched, slow):
-        assert ours.tolist() == pytest.approx(reference, abs=1e-12)
-
-
 def test_every_method_gives_one_relevance_per_word_and_zero_past_the_end() -> None:
     torch.manual_seed(0)
     model = LSTMClassifier(12, embedding_dim=3, hidden_size=2, num_classes=5, output_bias=False).eval()
@@ -174,21 +119,8 @@ def test_every_method_gives_one_relevance_per_word_and_zero_past_the_end() -> No
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# Table 1 and the examples
+# The examples
 # ------------------------------------------------------------------------------------------------------------------
-
-
-def test_table1_ranks_occurrences_and_keeps_distinct_words() -> None:
-    tokens = [("good", "bad", "good"), ("bad", "ok", "fine")]
-    relevance = torch.tensor([[3.0, -1.0, 2.0], [-2.0, 0.5, 2.5]])
-    vocab = {"good": 2, "bad": 3}
-    most = most_relevant_words(tokens, relevance, vocab, count=3)
-    assert [(w.word, w.relevance, w.sentence, w.count, w.known) for w in most] == [
-        ("good", 3.0, 0, 2, True), ("fine", 2.5, 1, 1, False), ("ok", 0.5, 1, 1, False)]
-    least = most_relevant_words(tokens, relevance, vocab, count=2, most=False)
-    assert [(w.word, w.relevance) for w in least] == [("bad", -2.0), ("ok", 0.5)]
-    means = mean_relevance_words(tokens, relevance, vocab, count=5, min_count=2)
-    assert [(w.word, w.relevance, w.count) for w in means] == [("good", 2.5, 2), ("bad", -1.5, 2)]
 
 
 def test_find_examples_exact_loose_and_missing() -> None:
@@ -198,12 +130,6 @@ def test_find_examples_exact_loose_and_missing() -> None:
     assert matches[20].sentence == 0 and matches[20].similarity == 1.0
     assert matches[0].sentence == 1 and 0.8 <= matches[0].similarity < 1.0  # "money" -> "cash"
     assert all(m.sentence is None for m in matches[1:20])
-
-
-def test_markdown_cells_survive_markdown_and_rst() -> None:
-    assert arras2017.markdown_cell("``") == "\\`\\`"
-    assert arras2017.markdown_cell("-lrb-") == "\\-lrb-"
-    assert arras2017.markdown_cell("n't") == "n't"
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -12,8 +12,8 @@ from test_arras2017 import make_tiny_setup
 
 from captum_text_ext import ContextualDecomposition
 from captum_text_ext.benchmarks import BENCHMARKS, cd_speed
-from captum_text_ext.benchmarks.arras2017 import embed_sentences
 from captum_text_ext.benchmarks.cd_speed import LSTMWeights, numpy_lstm_cd, numpy_word_scores, sanity_check
+from captum_text_ext.benchmarks.sentences import embed_sentences
 from captum_text_ext.cli import main
 from captum_text_ext.models import LSTMClassifier
 

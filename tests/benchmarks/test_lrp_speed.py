@@ -12,8 +12,8 @@ from test_arras2017 import make_tiny_setup
 
 from captum_text_ext import LSTMLRP
 from captum_text_ext.benchmarks import lrp_speed
-from captum_text_ext.benchmarks.arras2017 import embed_sentences
 from captum_text_ext.benchmarks.lrp_speed import BiLSTMWeights, numpy_lstm_lrp, sanity_check
+from captum_text_ext.benchmarks.sentences import embed_sentences
 from captum_text_ext.cli import main
 from captum_text_ext.models import LSTMClassifier
 
@@ -58,7 +58,7 @@ def test_sanity_check_compares_in_float64_and_leaves_the_model_alone() -> None:
 
 def test_command_writes_its_results_with_the_provenance_first(tmp_path: Path, monkeypatch, capsys) -> None:
     data, cache, count, _ = make_tiny_setup(tmp_path)
-    monkeypatch.setattr(lrp_speed, "EXPECTED_COUNTS", (count, 0))
+    monkeypatch.setattr(lrp_speed, "EXPECTED_SENTENCES", count)
     argv = ["benchmark", "lrp-speed", "--out", str(tmp_path / "r"), "--data-root", str(data), "--cache-dir",
             str(cache)]
     assert main(argv) == 0

@@ -13,7 +13,6 @@ import torch
 
 from captum_text_ext import ContextualDecomposition
 from captum_text_ext.benchmarks import BENCHMARKS, murdoch2018
-from captum_text_ext.benchmarks.arras2017 import embed_sentences
 from captum_text_ext.benchmarks.murdoch2018 import (
     NgramLogisticRegression,
     Review,
@@ -25,6 +24,8 @@ from captum_text_ext.benchmarks.murdoch2018 import (
     span_scores,
     word_correlation,
 )
+from captum_text_ext.benchmarks.sentences import embed_sentences
+from captum_text_ext.benchmarks.zoo_lstm import load_zoo_lstm
 from captum_text_ext.cli import main
 from captum_text_ext.datasets import Vocabulary, load_sst
 from captum_text_ext.models import LSTMClassifier
@@ -172,7 +173,7 @@ def test_command_writes_every_result_with_its_n(tmp_path: Path, monkeypatch, cap
     assert "negation" not in results["methods"]["IG"]
     with torch.no_grad():  # leave-one-out's negation interaction: d(x) - d(x without a) - d(x without b) + d(nothing)
         ids = torch.tensor([vocabulary.encode(["not", "good"])])
-        tiny = murdoch2018._load_model(tmp_path / "cache")[0]
+        tiny = load_zoo_lstm(murdoch2018.MODEL, tmp_path / "cache")[0]
         x = tiny.embedding(ids)
         d = [float(murdoch2018._contrast(tiny.forward_embeddings(x * torch.tensor(k).view(1, 2, 1))))
              for k in ([1.0, 1.0], [0.0, 1.0], [1.0, 0.0], [0.0, 0.0])]
@@ -182,7 +183,7 @@ def test_command_writes_every_result_with_its_n(tmp_path: Path, monkeypatch, cap
         assert (tmp_path / "r" / name).stat().st_size > 0
     # each phrase's score is its own: the CD scores of the compositional phrases, recomputed one review at a time
     reviews = [r for r in test if r.label is not None]
-    model = murdoch2018._load_model(tmp_path / "cache")[0]
+    model = load_zoo_lstm(murdoch2018.MODEL, tmp_path / "cache")[0]
     method = ContextualDecomposition(model.forward_embeddings, "reference")
     vocabulary_ids = [vocabulary.encode(list(r.tokens)) for r in reviews]
     expected = {0: [], 1: []}  # type: ignore[var-annotated]

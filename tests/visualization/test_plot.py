@@ -15,7 +15,7 @@ from matplotlib.image import imread
 from PIL import Image
 
 import captum_text_ext.visualization.plot as plot_module
-from captum_text_ext.benchmarks.provenance import RunRecorder
+from captum_text_ext.provenance import RunRecorder
 from captum_text_ext.visualization import plot_comparison, plot_token_heatmap, save_png
 from captum_text_ext.visualization.contrast import contrast_ratio
 from captum_text_ext.records import GroundTruthMarks

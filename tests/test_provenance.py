@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from captum_text_ext import __version__
-from captum_text_ext.benchmarks.provenance import RunRecorder, git_state, sha256_file, write_json, write_markdown
+from captum_text_ext.provenance import RunRecorder, git_state, sha256_file, write_json, write_markdown
 
 
 def test_recorder_collects_every_field(tmp_path) -> None:

@@ -36,6 +36,18 @@ import torch
 
 from captum_text_ext._version import __version__
 
+__all__ = [
+    "Provenance",
+    "RunRecorder",
+    "cpu_model",
+    "git_state",
+    "png_metadata",
+    "sha256_file",
+    "write_html",
+    "write_json",
+    "write_markdown",
+]
+
 PathLike = Union[str, "os.PathLike[str]"]
 
 
@@ -220,6 +232,20 @@ def write_markdown(path: PathLike, provenance: Provenance, body: str) -> None:
     )
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(f"{header}\n\n{visible}\n\n{body.rstrip()}\n", encoding="utf-8")
+
+
+def write_html(path: PathLike, provenance: Provenance, page: str) -> None:
+    """Write an HTML page that opens with the provenance as an HTML comment (before the doctype, as the HTML syntax
+    allows).
+
+    Args:
+        path: the file to write.
+        provenance: the run's provenance.
+        page: the HTML document.
+    """
+    header = "\n".join(["<!-- provenance", *provenance.lines(), "-->"])
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(f"{header}\n{page}", encoding="utf-8")
 
 
 def write_json(path: PathLike, provenance: Provenance, results: Any) -> None:
