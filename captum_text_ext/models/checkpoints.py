@@ -2,8 +2,9 @@
 
 A checkpoint is one file written by :func:`torch.save` holding only plain data: a dict with the format marker, the
 architecture name and constructor ``config`` (see :mod:`captum_text_ext.models.registry`), the ``state_dict``, the
-vocabulary as :meth:`~captum_text_ext.datasets.vocab.Vocabulary.to_dict` and JSON-like metadata. It is read back with
-``torch.load(..., weights_only=True)`` only, so a file cannot run code when loaded.
+vocabulary as :meth:`~captum_text_ext.datasets.vocab.Vocabulary.to_dict` (a transformer's WordPiece tokenizer as
+:meth:`~captum_text_ext.datasets.wordpiece.WordPieceTokenizer.to_dict`: its JSON) and JSON-like metadata. It is read
+back with ``torch.load(..., weights_only=True)`` only, so a file cannot run code when loaded.
 
 Trained checkpoints are cached in :func:`default_cache_dir`: ``$CAPTUM_TEXT_EXT_CACHE`` when set, else
 ``~/.cache/captum_text_ext/models``. This is separate from the data directory (``$CAPTUM_TEXT_EXT_DATA``), which holds
@@ -24,6 +25,8 @@ import torch
 from torch import nn
 
 from captum_text_ext.datasets.vocab import Vocabulary
+from captum_text_ext.datasets.wordpiece import FORMAT as WORDPIECE_FORMAT
+from captum_text_ext.datasets.wordpiece import WordPieceTokenizer
 from captum_text_ext.models.registry import architecture_name, build_model
 
 FORMAT = "captum_text_ext.checkpoint"
@@ -32,6 +35,8 @@ CACHE_ENV_VAR = "CAPTUM_TEXT_EXT_CACHE"
 DEFAULT_CACHE_DIR = Path("~/.cache/captum_text_ext/models")
 
 PathLike = Union[str, "os.PathLike[str]"]
+TokenVocabulary = Union[Vocabulary, WordPieceTokenizer]
+"""What maps a model's token ids to text: a word vocabulary, or a transformer's WordPiece tokenizer."""
 _KEYS = ("format", "format_version", "architecture", "config", "state_dict", "vocabulary", "metadata")
 _SCALARS = (type(None), bool, int, float, str)
 
@@ -42,7 +47,8 @@ class Checkpoint:
 
     Attributes:
         model: the rebuilt model with the stored weights, in eval mode.
-        vocabulary: the vocabulary the model was trained with.
+        vocabulary: the vocabulary the model was trained with (a
+            :class:`~captum_text_ext.datasets.wordpiece.WordPieceTokenizer` for a transformer).
         architecture: the model's :data:`~captum_text_ext.models.registry.ARCHITECTURES` name.
         config: the model's constructor arguments.
         metadata: what the writer stored (JSON-like plain values).
@@ -50,7 +56,7 @@ class Checkpoint:
     """
 
     model: nn.Module
-    vocabulary: Vocabulary
+    vocabulary: TokenVocabulary
     architecture: str
     config: Dict[str, Any]
     metadata: Dict[str, Any]
@@ -71,14 +77,16 @@ def default_cache_dir() -> Path:
     return Path(value).expanduser() if value else DEFAULT_CACHE_DIR.expanduser()
 
 
-def save_checkpoint(path: PathLike, model: nn.Module, vocabulary: Vocabulary, metadata: Mapping[str, Any]) -> str:
+def save_checkpoint(
+    path: PathLike, model: nn.Module, vocabulary: TokenVocabulary, metadata: Mapping[str, Any]
+) -> str:
     """Write ``model``, its vocabulary and metadata to one file (parent directories are created; the file is
     replaced atomically).
 
     Args:
         path: the file to write.
         model: a model of a registered architecture (:func:`~captum_text_ext.models.registry.architecture_name`).
-        vocabulary: the vocabulary its token ids come from.
+        vocabulary: the vocabulary (or WordPiece tokenizer) its token ids come from.
         metadata: JSON-like plain values (``dict`` with ``str`` keys, ``list``, ``str``, ``int``, ``float``,
             ``bool``, ``None``), e.g. the training data, seed and dev accuracy.
 
@@ -163,7 +171,7 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device, None]
     try:
         model = build_model(payload["architecture"], payload["config"])
         model.load_state_dict(payload["state_dict"], assign=True)
-        vocabulary = Vocabulary.from_dict(payload["vocabulary"])
+        vocabulary = _vocabulary_from_dict(payload["vocabulary"])
     except (AttributeError, KeyError, RuntimeError, TypeError, ValueError) as err:
         raise _not_a_checkpoint(path, f"its contents do not rebuild a model ({err})") from err
     model.eval()
@@ -175,6 +183,12 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device, None]
         metadata=payload["metadata"],
         sha256=hashlib.sha256(data).hexdigest(),
     )
+
+
+def _vocabulary_from_dict(data: Dict[str, Any]) -> TokenVocabulary:
+    if data.get("format") == WORDPIECE_FORMAT:
+        return WordPieceTokenizer.from_dict(data)
+    return Vocabulary.from_dict(data)
 
 
 def _not_a_checkpoint(path: Path, reason: str) -> ValueError:
