@@ -109,11 +109,12 @@ def aggregate_subword_scores(scores: Tensor, word_ids: Tensor) -> Tensor:
                 f"Sentence {row} has no subword for word(s) {missing[:5]}: the word ids must number the words 0, 1, "
                 "… without gaps (was the text truncated?)"
             )
-    num_words = int(word_ids.max()) + 1 if bool(is_word.any()) else 0
     extra = scores.shape[2:]
+    if not bool(is_word.any()):
+        return scores.new_zeros((scores.shape[0], 0, *extra))
     mask = is_word.reshape(is_word.shape + (1,) * len(extra))
     index = word_ids.clamp(min=0).reshape(mask.shape).expand(scores.shape)
-    summed = scores.new_zeros((scores.shape[0], num_words, *extra))
+    summed = scores.new_zeros((scores.shape[0], int(word_ids.max()) + 1, *extra))
     return summed.scatter_add(1, index, torch.where(mask, scores, torch.zeros_like(scores)))
 
 

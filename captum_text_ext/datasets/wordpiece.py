@@ -60,26 +60,34 @@ class WordPieceTokenizer:
     :meth:`encode_batch` (ids, attention mask, word ids) or :meth:`collate` (training batches).
 
     Args:
-        tokenizer: a ``tokenizers.Tokenizer`` whose vocabulary holds every token of :data:`SPECIAL_TOKENS`, without
-            padding or truncation set (padding is done here, and truncation would drop words silently).
+        tokenizer: a ``tokenizers.Tokenizer`` whose vocabulary holds every token of :data:`SPECIAL_TOKENS` and whose
+            ids run without gaps, without padding or truncation set (padding is done here, and truncation would drop
+            words silently).
 
     Raises:
-        ValueError: when a special token is missing, or padding or truncation is set.
+        ValueError: when a special token is missing, an id has no token, or padding or truncation is set.
 
     Examples:
         >>> words = [["a", "good", "movie"], ["a", "bad", "movie"], ["not", "good"]] * 5
         >>> tokenizer = WordPieceTokenizer.train(words, vocab_size=40)
         >>> batch = tokenizer.encode_batch([["a", "goodie", "movie"], ["bad"]])
         >>> batch.tokens[0], batch.word_ids.tolist()[0]
-        (['[CLS]', 'a', 'good', '##i', '##e', 'movie', '[SEP]'], [-1, 0, 1, 1, 1, 2, -1])
+        (['[CLS]', 'a', 'good', '##ie', 'movie', '[SEP]'], [-1, 0, 1, 1, 2, -1])
         >>> batch.attention_mask.tolist()[1]
-        [1, 1, 1, 0, 0, 0, 0]
+        [1, 1, 1, 0, 0, 0]
         >>> tokenizer.decode(batch.token_ids[1, :3])
         ['[CLS]', 'bad', '[SEP]']
     """
 
     def __init__(self, tokenizer: "tokenizers.Tokenizer") -> None:
-        missing = [token for token in SPECIAL_TOKENS if tokenizer.token_to_id(token) is None]
+        self._special_ids: Dict[str, int] = {}
+        missing = []
+        for token in SPECIAL_TOKENS:
+            index = tokenizer.token_to_id(token)
+            if index is None:
+                missing.append(token)
+            else:
+                self._special_ids[token] = index
         if missing:
             raise ValueError(
                 f"Expected a tokenizer whose vocabulary holds {list(SPECIAL_TOKENS)}, but it lacks {missing}"
@@ -90,8 +98,14 @@ class WordPieceTokenizer:
                     f"Expected a tokenizer without {setting} (WordPieceTokenizer pads batches itself and never "
                     f"truncates), but it has {setting}={value}; call `tokenizer.no_{setting}()` first"
                 )
+        itos = [tokenizer.id_to_token(i) for i in range(max(tokenizer.get_vocab().values()) + 1)]
+        gaps = [index for index, token in enumerate(itos) if token is None]
+        if gaps:
+            raise ValueError(
+                f"Expected a tokenizer whose ids run 0, 1, … without gaps, but no token has ids {gaps[:5]}"
+            )
         self._tokenizer = tokenizer
-        self._itos: List[str] = [tokenizer.id_to_token(i) for i in range(tokenizer.get_vocab_size())]
+        self._itos: List[str] = [str(token) for token in itos]
 
     @classmethod
     def train(
@@ -166,17 +180,17 @@ class WordPieceTokenizer:
     @property
     def pad_index(self) -> int:
         """The id of ``[PAD]``."""
-        return int(self._tokenizer.token_to_id(PAD_TOKEN))
+        return self._special_ids[PAD_TOKEN]
 
     @property
     def unk_index(self) -> int:
         """The id of ``[UNK]``."""
-        return int(self._tokenizer.token_to_id(UNK_TOKEN))
+        return self._special_ids[UNK_TOKEN]
 
     @property
     def special_indices(self) -> List[int]:
         """The ids of :data:`SPECIAL_TOKENS`."""
-        return [int(self._tokenizer.token_to_id(token)) for token in SPECIAL_TOKENS]
+        return list(self._special_ids.values())
 
     def __len__(self) -> int:
         return len(self._itos)

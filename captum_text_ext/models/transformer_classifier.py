@@ -107,7 +107,7 @@ class TransformerClassifier(ReferenceModel):
             "pad_index": pad_index,
             "attn_implementation": attn_implementation,
         }
-        config = BertConfig(
+        config = BertConfig(  # type: ignore[call-arg]  # num_labels and attn_implementation go through **kwargs
             vocab_size=vocab_size,
             hidden_size=hidden_size,
             num_hidden_layers=num_layers,

@@ -104,6 +104,10 @@ def test_tokenizers_that_would_pad_truncate_or_lack_specials_are_refused() -> No
     bare = tokenizers.Tokenizer(tokenizers.models.WordPiece({"[UNK]": 0, "a": 1}, unk_token="[UNK]"))
     with pytest.raises(ValueError, match=r"lacks \['\[PAD\]', '\[CLS\]', '\[SEP\]', '\[MASK\]'\]"):
         WordPieceTokenizer(bare)
+    specials = {token: index for index, token in enumerate(SPECIAL_TOKENS)}
+    gapped = tokenizers.Tokenizer(tokenizers.models.WordPiece({**specials, "a": 7}, unk_token="[UNK]"))
+    with pytest.raises(ValueError, match=r"ids run 0, 1, … without gaps, but no token has ids \[5, 6\]"):
+        WordPieceTokenizer(gapped)
 
 
 def test_training_arguments_are_checked() -> None:
