@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from transformers import BertForSequenceClassification
 
 ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa")
+"""The attention implementations a :class:`TransformerClassifier` can be built with."""
 EXTRA_HINT = 'install the transformers extra: pip install "captum_text_ext[transformers]"'
 
 
@@ -128,8 +129,8 @@ class TransformerClassifier(ReferenceModel):
 
     @property
     def embeddings(self) -> nn.Module:
-        """The embeddings module (token, position and token-type embeddings, LayerNorm, dropout): the layer whose
-        output the transformer attribution methods attribute to."""
+        """The embeddings module, whose output (token, position and token-type embeddings summed, normalized by
+        LayerNorm, then dropout) is the layer the transformer attribution methods attribute to."""
         module: nn.Module = self.hf_model.bert.embeddings
         return module
 
