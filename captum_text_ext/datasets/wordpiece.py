@@ -20,6 +20,7 @@ import torch
 
 from captum_text_ext.datasets.collate import TextBatch, lengths_to_mask, pad_sequences
 from captum_text_ext.datasets.subwords import SubwordBatch, word_ids_tensor
+from captum_text_ext.datasets.vocab import Vocabulary
 
 if TYPE_CHECKING:
     import tokenizers
@@ -105,7 +106,7 @@ class WordPieceTokenizer:
                 f"Expected a tokenizer whose ids run 0, 1, … without gaps, but no token has ids {gaps[:5]}"
             )
         self._tokenizer = tokenizer
-        self._itos: List[str] = [str(token) for token in itos]
+        self._ids = Vocabulary([str(token) for token in itos], pad_token=PAD_TOKEN, unk_token=UNK_TOKEN)
 
     @classmethod
     def train(
@@ -165,7 +166,7 @@ class WordPieceTokenizer:
     @property
     def itos(self) -> List[str]:
         """The tokens in id order (a copy)."""
-        return list(self._itos)
+        return self._ids.itos
 
     @property
     def pad_token(self) -> str:
@@ -193,7 +194,7 @@ class WordPieceTokenizer:
         return list(self._special_ids.values())
 
     def __len__(self) -> int:
-        return len(self._itos)
+        return len(self._ids)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, WordPieceTokenizer):
@@ -209,13 +210,7 @@ class WordPieceTokenizer:
         Raises:
             IndexError: for an id outside ``[0, len(self))``.
         """
-        out = []
-        for index in ids:
-            i = int(index)
-            if not 0 <= i < len(self._itos):
-                raise IndexError(f"Expected ids in [0, {len(self._itos)}), but got {i}")
-            out.append(self._itos[i])
-        return out
+        return self._ids.decode(ids)
 
     def encode_batch(self, token_lists: Sequence[Sequence[str]]) -> SubwordBatch:
         """Tokenize sentences given as words into a right-padded batch.
