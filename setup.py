@@ -16,6 +16,10 @@ DOCS = [
     "sphinx-mathjax-offline>=0.0.2",  # serves MathJax 3.2.2 from the built docs: equations render offline
 ]
 NOTEBOOK = ["ipython>=8"]
+# Hugging Face models and the zoo's transformers. transformers 4.46 is the first release with SDPA attention for BERT,
+# RoBERTa and DistilBERT and still runs on torch 2.3; transformers 5 needs torch >= 2.6 (tested: 5.25.0, tokenizers
+# 0.23.3, safetensors 0.8.0 with torch 2.13.0).
+TRANSFORMERS = ["transformers>=4.46", "tokenizers>=0.20", "safetensors>=0.4.1"]
 DEV = [
     "pytest>=8",
     "hypothesis>=6",
@@ -48,7 +52,7 @@ setup(
         "matplotlib",
         "tqdm",
     ],
-    extras_require={"dev": DEV, "docs": DOCS, "notebook": NOTEBOOK},
+    extras_require={"dev": DEV, "docs": DOCS, "notebook": NOTEBOOK, "transformers": TRANSFORMERS},
     entry_points={"console_scripts": ["captum-text-ext=captum_text_ext.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",

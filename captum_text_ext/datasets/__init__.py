@@ -1,4 +1,5 @@
-"""Datasets: loaders for SST, MR, AG News and IMDB, the synthetic ground-truth corpus, vocabulary and batching.
+"""Datasets: loaders for SST, MR, AG News and IMDB, the synthetic ground-truth corpus, vocabularies (words, WordPiece
+subwords) and batching.
 
 Loaders find their files in the ``root`` argument, else ``$CAPTUM_TEXT_EXT_DATA``, else ``~/.cache/captum_text_ext``
 (:func:`~captum_text_ext.datasets._paths.candidate_data_dirs`); :func:`download` fetches them for online users.
@@ -39,6 +40,7 @@ from captum_text_ext.datasets.sst import (
     load_sst,
     sst_phrase_examples,
 )
+from captum_text_ext.datasets.subwords import NO_WORD, SubwordBatch, aggregate_subword_scores, word_ids_tensor
 from captum_text_ext.datasets.synthetic import (
     SyntheticExample,
     annotate,
@@ -48,6 +50,7 @@ from captum_text_ext.datasets.synthetic import (
 )
 from captum_text_ext.datasets.tokenize import kim_tokenize
 from captum_text_ext.datasets.vocab import Vocabulary
+from captum_text_ext.datasets.wordpiece import WordPieceTokenizer
 
 __all__ = [
     "AG_NEWS_CLASS_NAMES",
@@ -60,10 +63,12 @@ __all__ = [
     "DatasetNotFoundError",
     "IMDB_CLASS_NAMES",
     "MR_CLASS_NAMES",
+    "NO_WORD",
     "SSTPhrase",
     "SSTTree",
     "SST_BINARY_CLASS_NAMES",
     "SST_FINE_CLASS_NAMES",
+    "SubwordBatch",
     "SyntheticExample",
     "TextBatch",
     "TextCollator",
@@ -72,6 +77,8 @@ __all__ = [
     "UnsafeArchiveError",
     "UnverifiedDownloadError",
     "Vocabulary",
+    "WordPieceTokenizer",
+    "aggregate_subword_scores",
     "annotate",
     "arras_lrp_to_torch",
     "candidate_data_dirs",
@@ -90,4 +97,5 @@ __all__ = [
     "pad_sequences",
     "sst_phrase_examples",
     "stratified_split",
+    "word_ids_tensor",
 ]

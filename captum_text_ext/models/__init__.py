@@ -8,6 +8,7 @@ from captum_text_ext.models.lstm_classifier import LSTMClassifier
 from captum_text_ext.models.registry import ARCHITECTURES, architecture_name, build_model
 from captum_text_ext.models.text_cnn import TextCNN
 from captum_text_ext.models.training import FitResult, accuracy, fit
+from captum_text_ext.models.transformer_classifier import TransformerClassifier
 
 __all__ = [
     "ARCHITECTURES",
@@ -17,6 +18,7 @@ __all__ = [
     "FitResult",
     "LSTMClassifier",
     "TextCNN",
+    "TransformerClassifier",
     "accuracy",
     "architecture_name",
     "bag_of_words",

@@ -2,8 +2,9 @@
 
 A checkpoint is one file written by :func:`torch.save` holding only plain data: a dict with the format marker, the
 architecture name and constructor ``config`` (see :mod:`captum_text_ext.models.registry`), the ``state_dict``, the
-vocabulary as :meth:`~captum_text_ext.datasets.vocab.Vocabulary.to_dict` and JSON-like metadata. It is read back with
-``torch.load(..., weights_only=True)`` only, so a file cannot run code when loaded.
+vocabulary as :meth:`~captum_text_ext.datasets.vocab.Vocabulary.to_dict` (a transformer's WordPiece tokenizer as
+:meth:`~captum_text_ext.datasets.wordpiece.WordPieceTokenizer.to_dict`: its JSON) and JSON-like metadata. It is read
+back with ``torch.load(..., weights_only=True)`` only, so a file cannot run code when loaded.
 
 The stored ``config`` is not trusted either: :func:`load_checkpoint` builds the model under a budget of the
 ``state_dict``'s tensors and elements. Each tensor the constructor asks torch's factories for (``torch.empty``, which
@@ -32,6 +33,8 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from captum_text_ext.datasets.vocab import Vocabulary
+from captum_text_ext.datasets.wordpiece import FORMAT as WORDPIECE_FORMAT
+from captum_text_ext.datasets.wordpiece import WordPieceTokenizer
 from captum_text_ext.models.registry import architecture_name, build_model
 
 __all__ = [
@@ -55,6 +58,8 @@ DEFAULT_CACHE_DIR = Path("~/.cache/captum_text_ext/models")
 """The model cache directory when ``$CAPTUM_TEXT_EXT_CACHE`` is unset."""
 
 PathLike = Union[str, "os.PathLike[str]"]
+TokenVocabulary = Union[Vocabulary, WordPieceTokenizer]
+"""What maps a model's token ids to text: a word vocabulary, or a transformer's WordPiece tokenizer."""
 _KEYS = ("format", "format_version", "architecture", "config", "state_dict", "vocabulary", "metadata")
 _SCALARS = (type(None), bool, int, float, str)
 
@@ -65,7 +70,8 @@ class Checkpoint:
 
     Attributes:
         model: the rebuilt model with the stored weights, in eval mode.
-        vocabulary: the vocabulary the model was trained with.
+        vocabulary: the vocabulary the model was trained with (a
+            :class:`~captum_text_ext.datasets.wordpiece.WordPieceTokenizer` for a transformer).
         architecture: the model's :data:`~captum_text_ext.models.registry.ARCHITECTURES` name.
         config: the model's constructor arguments.
         metadata: what the writer stored (JSON-like plain values).
@@ -73,7 +79,7 @@ class Checkpoint:
     """
 
     model: nn.Module
-    vocabulary: Vocabulary
+    vocabulary: TokenVocabulary
     architecture: str
     config: Dict[str, Any]
     metadata: Dict[str, Any]
@@ -94,14 +100,16 @@ def default_cache_dir() -> Path:
     return Path(value).expanduser() if value else DEFAULT_CACHE_DIR.expanduser()
 
 
-def save_checkpoint(path: PathLike, model: nn.Module, vocabulary: Vocabulary, metadata: Mapping[str, Any]) -> str:
+def save_checkpoint(
+    path: PathLike, model: nn.Module, vocabulary: TokenVocabulary, metadata: Mapping[str, Any]
+) -> str:
     """Write ``model``, its vocabulary and metadata to one file (parent directories are created; the file is
     replaced atomically).
 
     Args:
         path: the file to write.
         model: a model of a registered architecture (:func:`~captum_text_ext.models.registry.architecture_name`).
-        vocabulary: the vocabulary its token ids come from.
+        vocabulary: the vocabulary (or WordPiece tokenizer) its token ids come from.
         metadata: JSON-like plain values (``dict`` with ``str`` keys, ``list``, ``str``, ``int``, ``float``,
             ``bool``, ``None``), e.g. the training data, seed and dev accuracy.
 
@@ -194,7 +202,7 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device, None]
     try:
         model = _build_within(payload["architecture"], payload["config"], state_dict)
         model.load_state_dict(state_dict, assign=True)
-        vocabulary = Vocabulary.from_dict(payload["vocabulary"])
+        vocabulary = _vocabulary_from_dict(payload["vocabulary"])
     except _BeyondTheWeights as err:
         raise _not_a_checkpoint(path, str(err)) from err
     except (AttributeError, KeyError, OverflowError, RuntimeError, TypeError, ValueError) as err:
@@ -272,6 +280,12 @@ def _build_within(architecture: str, config: Mapping[str, Any], state_dict: Mapp
     """
     with _WeightBudget(len(state_dict), sum(tensor.numel() for tensor in state_dict.values())):
         return build_model(architecture, config)
+
+
+def _vocabulary_from_dict(data: Dict[str, Any]) -> TokenVocabulary:
+    if data.get("format") == WORDPIECE_FORMAT:
+        return WordPieceTokenizer.from_dict(data)
+    return Vocabulary.from_dict(data)
 
 
 def _not_a_checkpoint(path: Path, reason: str) -> ValueError:

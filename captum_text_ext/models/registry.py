@@ -12,6 +12,7 @@ from captum_text_ext.models.bag_of_words import BagOfWordsMLP
 from captum_text_ext.models.embedding_cnn import EmbeddingCNN
 from captum_text_ext.models.lstm_classifier import LSTMClassifier
 from captum_text_ext.models.text_cnn import TextCNN
+from captum_text_ext.models.transformer_classifier import TransformerClassifier
 
 __all__ = ["ARCHITECTURES", "architecture_name", "build_model"]
 
@@ -20,6 +21,7 @@ ARCHITECTURES: Dict[str, Type[nn.Module]] = {
     "textcnn": TextCNN,
     "bow_mlp": BagOfWordsMLP,
     "embedding_cnn": EmbeddingCNN,
+    "transformer": TransformerClassifier,
 }
 """Architecture name → model class. Every class takes ``(token_ids, lengths=None)`` and has a ``config`` property
 holding its constructor's keyword arguments."""

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
+from _transformer_models import require_extra
 
 from captum_text_ext.datasets.vocab import Vocabulary
+from captum_text_ext.datasets.wordpiece import WordPieceTokenizer
 from captum_text_ext.models import (
     ARCHITECTURES,
     Checkpoint,
@@ -29,6 +31,7 @@ CONFIGS: Dict[str, Dict[str, Any]] = {
     "textcnn": dict(vocab_size=12, embedding_dim=4, num_classes=2, channels=[3, 2], kernel_sizes=[2, 2]),
     "bow_mlp": dict(vocab_size=12, num_classes=2, hidden_sizes=[4, 3]),
     "embedding_cnn": dict(vocab_size=12, num_classes=2, embedding_dim=4, num_filters=3),
+    "transformer": dict(vocab_size=12, num_classes=2, hidden_size=8, num_heads=2, max_length=8),
 }
 METADATA = {"dataset": "sst2", "seed": 0, "dev_accuracy": 0.8125, "epochs": [1, 2], "extra": {"note": None}}
 IDS, LENGTHS = torch.tensor([[2, 3, 4, 5], [6, 7, 0, 0]]), torch.tensor([4, 2])
@@ -41,6 +44,8 @@ def test_every_architecture_has_a_round_trip_config() -> None:
 
 @pytest.mark.parametrize("architecture", sorted(CONFIGS))
 def test_round_trip_gives_the_same_logits(architecture: str, tmp_path: Path) -> None:
+    if architecture == "transformer":
+        require_extra()
     torch.manual_seed(0)
     model = build_model(architecture, CONFIGS[architecture]).eval()
     path = tmp_path / "nested" / "model.pt"
@@ -61,6 +66,21 @@ def test_round_trip_keeps_the_dtype(tmp_path: Path) -> None:
     loaded = load_checkpoint(tmp_path / "model.pt").model
     assert loaded.output.weight.dtype == torch.float64
     assert torch.equal(loaded(IDS, LENGTHS), model(IDS, LENGTHS))
+
+
+def test_a_transformer_round_trips_with_its_wordpiece_tokenizer(tmp_path: Path) -> None:
+    require_extra()
+    tokenizer = WordPieceTokenizer.train([["a", "good", "movie"], ["a", "bad", "film"]] * 3, vocab_size=40)
+    torch.manual_seed(0)
+    model = build_model("transformer", {**CONFIGS["transformer"], "vocab_size": len(tokenizer)}).double().eval()
+    save_checkpoint(tmp_path / "model.pt", model, tokenizer, METADATA)
+    payload = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert payload["vocabulary"] == tokenizer.to_dict()  # the tokenizer's JSON, as a plain string
+    loaded = load_checkpoint(tmp_path / "model.pt")
+    assert isinstance(loaded.vocabulary, WordPieceTokenizer) and loaded.vocabulary == tokenizer
+    batch = loaded.vocabulary.encode_batch([["a", "goodish", "film"], ["bad"]])
+    assert torch.equal(loaded.model(batch.token_ids, batch.lengths), model(batch.token_ids, batch.lengths))
+    assert loaded.model.hf_model.bert.embeddings.word_embeddings.weight.dtype == torch.float64
 
 
 class _TouchOnLoad:

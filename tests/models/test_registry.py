@@ -6,6 +6,7 @@ from typing import Any, Dict, Tuple
 
 import pytest
 import torch
+from _transformer_models import require_extra
 from torch import Tensor, nn
 
 from captum_text_ext.models import (
@@ -14,6 +15,7 @@ from captum_text_ext.models import (
     EmbeddingCNN,
     LSTMClassifier,
     TextCNN,
+    TransformerClassifier,
     architecture_name,
     bag_of_words,
     build_model,
@@ -34,14 +36,23 @@ ZOO: Dict[str, Tuple[str, Dict[str, Any]]] = {
                                       kernel_sizes=[3], input_length=6)),
     "bow_mlp": ("bow_mlp", dict(vocab_size=VOCAB, num_classes=CLASSES, hidden_sizes=[5, 4])),
     "embedding_cnn": ("embedding_cnn", dict(vocab_size=VOCAB, num_classes=CLASSES, embedding_dim=4, num_filters=5)),
+    **{
+        f"transformer-{attention}": ("transformer", dict(vocab_size=VOCAB, num_classes=CLASSES, hidden_size=8,
+                                                         num_heads=2, max_length=16, attn_implementation=attention))
+        for attention in ("eager", "sdpa")
+    },
 }  # fmt: skip
+WITH_INPUT_TWIN = sorted(case for case, (name, _) in ZOO.items() if name != "transformer")
+"""The transformer has no ``forward_embeddings``: methods attribute at its embeddings module's output."""
 IDS = torch.tensor([[2, 3, 4, 5, 6, 7, 8], [9, 10, 0, 0, 0, 0, 0], [11, 12, 13, 14, 0, 0, 0], [15, 0, 0, 0, 0, 0, 0]])
 LENGTHS = torch.tensor([7, 2, 4, 1])
 
 
 def _model(case: str) -> nn.Module:
-    torch.manual_seed(0)
     name, config = ZOO[case]
+    if name == "transformer":
+        require_extra()
+    torch.manual_seed(0)
     return build_model(name, config).double().eval()
 
 
@@ -58,6 +69,7 @@ def test_the_zoo_covers_every_registered_architecture() -> None:
         "textcnn": TextCNN,
         "bow_mlp": BagOfWordsMLP,
         "embedding_cnn": EmbeddingCNN,
+        "transformer": TransformerClassifier,
     }
 
 
@@ -79,7 +91,7 @@ def test_token_ids_at_padded_positions_never_change_the_logits(case: str) -> Non
     assert torch.equal(model(noisy, LENGTHS), model(IDS, LENGTHS))
 
 
-@pytest.mark.parametrize("case", sorted(ZOO))
+@pytest.mark.parametrize("case", WITH_INPUT_TWIN)
 def test_input_twin_equals_forward(case: str) -> None:
     model = _model(case)
     assert torch.equal(_twin(model, IDS, LENGTHS), model(IDS, LENGTHS))
@@ -88,8 +100,7 @@ def test_input_twin_equals_forward(case: str) -> None:
 @pytest.mark.parametrize("case", sorted(ZOO))
 def test_config_is_plain_and_rebuilds_an_identical_model(case: str) -> None:
     name, config = ZOO[case]
-    torch.manual_seed(0)
-    model = build_model(name, config)
+    model = _model(case).float()
     assert {key: model.config[key] for key in config} == config
     assert list(model.config) == list(inspect.signature(type(model)).parameters)
     assert json.loads(json.dumps(model.config)) == model.config
@@ -101,7 +112,8 @@ def test_config_is_plain_and_rebuilds_an_identical_model(case: str) -> None:
 
 
 def test_build_model_refuses_unknown_architectures_listing_the_known_ones() -> None:
-    with pytest.raises(ValueError, match=r"one of \['bow_mlp', 'embedding_cnn', 'lstm', 'textcnn'\], but got 'gpt'"):
+    known = r"\['bow_mlp', 'embedding_cnn', 'lstm', 'textcnn', 'transformer'\]"
+    with pytest.raises(ValueError, match=rf"one of {known}, but got 'gpt'"):
         build_model("gpt", {})
 
 

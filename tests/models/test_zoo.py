@@ -1,17 +1,24 @@
+import dataclasses
 import json
+from pathlib import Path
 
 import pytest
+from _transformer_models import require_extra
 
+from captum_text_ext.datasets.wordpiece import WordPieceTokenizer
 from captum_text_ext.models.checkpoints import load_checkpoint
 from captum_text_ext.models.registry import ARCHITECTURES, build_model
-from captum_text_ext.models.zoo import ZOO, load_zoo_model
-from captum_text_ext.models.zoo_data import ZOO_DATASETS
+from captum_text_ext.models.zoo import ZOO, evaluate, load_zoo_model, train_zoo_model
+from captum_text_ext.models.zoo_data import ZOO_DATASETS, load_zoo_data
 
 
 @pytest.mark.parametrize("name", list(ZOO))
 def test_every_recipe_builds_its_model(name: str) -> None:
     entry = ZOO[name]
     assert entry.dataset in ZOO_DATASETS and entry.architecture in ARCHITECTURES
+    if entry.architecture == "transformer":
+        require_extra()
+        assert entry.wordpiece_vocab_size is not None
     model = build_model(entry.architecture, {"vocab_size": 50, "num_classes": 5, **entry.config})
     assert sum(p.numel() for p in model.parameters()) > 0
     assert 0 < entry.target_accuracy < 1
@@ -37,3 +44,26 @@ def test_train_command_meets_the_target_saves_and_records(name: str, synthetic_z
     assert loaded.sha256 == results["checkpoint_sha256"]
     assert loaded.metadata["test_accuracy"] == results["test_accuracy"]
     assert load_checkpoint(synthetic_zoo["cache"] / f"{name}.pt").vocabulary == loaded.vocabulary
+
+
+def test_a_transformer_recipe_trains_on_wordpieces_and_saves_its_tokenizer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_extra()
+    recipe = ZOO["transformer-synthetic"]
+    small = dataclasses.replace(recipe, epochs=1)
+    monkeypatch.setitem(ZOO, "transformer-synthetic", small)
+    result = train_zoo_model("transformer-synthetic", cache_dir=tmp_path, progress=False)
+    loaded = load_zoo_model("transformer-synthetic", cache_dir=tmp_path, train_if_missing=False)
+    data = load_zoo_data("synthetic")
+    expected = WordPieceTokenizer.train(data.vocabulary_texts, recipe.wordpiece_vocab_size, recipe.min_freq)
+    assert isinstance(loaded.vocabulary, WordPieceTokenizer) and loaded.vocabulary == expected
+    assert loaded.config["vocab_size"] == len(expected) == recipe.wordpiece_vocab_size
+    assert evaluate(loaded.model, data, loaded.vocabulary, small) == (result.test_accuracy, {})
+    assert result.test_accuracy > 0.6 and result.fit.epochs_run == 1  # chance is 0.5; the full recipe reaches 0.99
+
+
+def test_a_wordpiece_recipe_refuses_word_vocabulary_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(ZOO, "transformer-synthetic", dataclasses.replace(ZOO["transformer-synthetic"], max_vocab=50))
+    with pytest.raises(ValueError, match="'transformer-synthetic': `max_vocab` and `fixed_len` apply to word vocab"):
+        train_zoo_model("transformer-synthetic", cache_dir=tmp_path, progress=False)
