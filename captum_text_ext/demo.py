@@ -119,7 +119,7 @@ def run_demo(
         class_names = checkpoint.metadata["class_names"]
         explanation = explain(
             checkpoint.model,
-            checkpoint.vocabulary,
+            checkpoint.word_vocabulary,
             [tokens for tokens, _, _ in shown],
             class_names,
             true_labels=[label for _, label, _ in shown],
@@ -138,7 +138,7 @@ def run_demo(
             evaluated = test[:n_eval]
             scored = explain(
                 checkpoint.model,
-                checkpoint.vocabulary,
+                checkpoint.word_vocabulary,
                 [e.tokens for e in evaluated],
                 class_names,
                 target=[e.label for e in evaluated],

@@ -48,6 +48,7 @@ from captum_text_ext.attr import LSTMLRP, ContextualDecomposition, GradientLinea
 from captum_text_ext.datasets import Vocabulary, kim_tokenize, pad_sequences
 from captum_text_ext.decomposition import UnsupportedOperationError
 from captum_text_ext.metrics.reduction import REDUCTIONS, token_scores
+from captum_text_ext.models import embedding_forward
 from captum_text_ext.records import TextAttribution
 
 __all__ = [
@@ -165,86 +166,93 @@ def _token_features(embeddings: Tensor) -> Tensor:
     return features.expand(1, steps, embeddings.shape[2]).contiguous()  # Captum views the mask
 
 
+def _tensor(result: object) -> Tensor:
+    """A method's attributions, checked to be one tensor (every registry method takes one input tensor)."""
+    if not isinstance(result, Tensor):
+        raise TypeError(f"Expected the attributions as one tensor, but got {type(result).__name__}")
+    return result
+
+
 def _saliency(model: nn.Module, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
-    return Saliency(model.forward_embeddings).attribute(
+    return _tensor(Saliency(embedding_forward(model)).attribute(
         embeddings, target=target, additional_forward_args=(lengths,), abs=False
-    )
+    ))
 
 
 def _input_x_gradient(model: nn.Module, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
-    return InputXGradient(model.forward_embeddings).attribute(
+    return _tensor(InputXGradient(embedding_forward(model)).attribute(
         embeddings, target=target, additional_forward_args=(lengths,)
-    )
+    ))
 
 
 def _gradient_surrogate(multiply_by_inputs: bool) -> AttributeFn:
     def attribute(model: nn.Module, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
-        surrogate = GradientLinearSurrogate(model.forward_embeddings, multiply_by_inputs=multiply_by_inputs)
-        return surrogate.attribute(embeddings, target=target, additional_forward_args=(lengths,))
+        surrogate = GradientLinearSurrogate(embedding_forward(model), multiply_by_inputs=multiply_by_inputs)
+        return _tensor(surrogate.attribute(embeddings, target=target, additional_forward_args=(lengths,)))
 
     return attribute
 
 
 def _integrated_gradients(model: nn.Module, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
-    return IntegratedGradients(model.forward_embeddings).attribute(
+    integrated: Any = IntegratedGradients(embedding_forward(model))  # Captum's decorator leaves `attribute` untyped
+    return _tensor(integrated.attribute(
         embeddings, target=target, additional_forward_args=(lengths,), n_steps=32, internal_batch_size=2048
-    )
+    ))
 
 
 def _deep_lift(model: nn.Module, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
-    return DeepLift(_EmbeddingForward(model)).attribute(
-        embeddings, target=target, additional_forward_args=(lengths,)
-    )
+    deep_lift: Any = DeepLift(_EmbeddingForward(model))  # Captum's decorator leaves `attribute` untyped
+    return _tensor(deep_lift.attribute(embeddings, target=target, additional_forward_args=(lengths,)))
 
 
 class _EmbeddingForward(nn.Module):
-    """``model.forward_embeddings`` as a module (Captum's DeepLift hooks the modules of the module it is given)."""
+    """``embedding_forward(model)`` as a module (Captum's DeepLift hooks the modules of the module it is given)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, embeddings: Tensor, lengths: Tensor) -> Tensor:
-        return self.model.forward_embeddings(embeddings, lengths)
+        return embedding_forward(self.model)(embeddings, lengths)
 
 
 def _occlusion(model: nn.Module, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
     window = (1, embeddings.shape[2])
-    return Occlusion(model.forward_embeddings).attribute(
+    return _tensor(Occlusion(embedding_forward(model)).attribute(
         embeddings, sliding_window_shapes=window, strides=window, target=target,
         additional_forward_args=(lengths,), perturbations_per_eval=PERTURBATIONS_PER_EVAL
-    )
+    ))
 
 
 def _feature_ablation(model: nn.Module, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
-    return FeatureAblation(model.forward_embeddings).attribute(
+    return _tensor(FeatureAblation(embedding_forward(model)).attribute(
         embeddings, target=target, additional_forward_args=(lengths,), feature_mask=_token_features(embeddings),
         perturbations_per_eval=PERTURBATIONS_PER_EVAL
-    )
+    ))
 
 
 def _shapley_value_sampling(model: nn.Module, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
-    return ShapleyValueSampling(model.forward_embeddings).attribute(
+    return _tensor(ShapleyValueSampling(embedding_forward(model)).attribute(
         embeddings, target=target, additional_forward_args=(lengths,), feature_mask=_token_features(embeddings),
         n_samples=SHAPLEY_SAMPLES, perturbations_per_eval=PERTURBATIONS_PER_EVAL, show_progress=False
-    )
+    ))
 
 
 def _lime(model: nn.Module, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
     with warnings.catch_warnings():  # Captum warns that it fits one surrogate per example, which is what we want
         warnings.filterwarnings("ignore", message="You are providing multiple inputs for Lime")
-        return Lime(model.forward_embeddings).attribute(
+        return _tensor(Lime(embedding_forward(model)).attribute(
             embeddings, target=target, additional_forward_args=(lengths,),
             feature_mask=_token_features(embeddings).expand(embeddings.shape[0], -1, -1).contiguous(),
             n_samples=LIME_SAMPLES, perturbations_per_eval=PERTURBATIONS_PER_EVAL
-        )
+        ))
 
 
 def _lrp(bias_factor: float) -> AttributeFn:
     def attribute(model: nn.Module, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
-        return LSTMLRP(model.forward_embeddings, epsilon=1e-3, bias_factor=bias_factor).attribute(
+        return _tensor(LSTMLRP(embedding_forward(model), epsilon=1e-3, bias_factor=bias_factor).attribute(
             embeddings, target=target, additional_forward_args=(lengths,)
-        )
+        ))
 
     return attribute
 
@@ -256,14 +264,14 @@ def _contrast(model: nn.Module, target: Tensor) -> Optional[Tensor]:
 
 
 def _contextual_decomposition(model: nn.Module, embeddings: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
-    per_token = ContextualDecomposition(model.forward_embeddings).attribute(
+    per_token = ContextualDecomposition(embedding_forward(model)).attribute(
         embeddings.detach(), target=target, additional_forward_args=(lengths,), contrast=_contrast(model, target)
     )
     return per_token.unsqueeze(-1)  # (N, T, 1): CD's unit is the token
 
 
 def _cd_interaction(model: nn.Module) -> Callable[..., Tensor]:
-    cd = ContextualDecomposition(model.forward_embeddings)
+    cd = ContextualDecomposition(embedding_forward(model))
 
     def interaction(inputs: Tensor, mask_a: Tensor, mask_b: Tensor, target: Tensor,
                     additional_forward_args: Tuple[Any, ...]) -> Tensor:
@@ -426,7 +434,7 @@ def explain(
             skipped[name_prefix + method.label] = reason
             continue
         with torch.no_grad():
-            embeddings = model.embedding(ids)
+            embeddings = model.get_submodule("embedding")(ids)
         try:
             scores = method.token_scores(model, embeddings.requires_grad_(), lengths, targets)
         except UnsupportedOperationError as unsupported:

@@ -170,7 +170,7 @@ def explain_checkpoint(
     class_names = checkpoint.metadata.get("class_names") or [
         str(c) for c in range(int(checkpoint.config["num_classes"]))
     ]
-    explanation = explain(checkpoint.model, checkpoint.vocabulary, token_lists, class_names, methods, target)
+    explanation = explain(checkpoint.model, checkpoint.word_vocabulary, token_lists, class_names, methods, target)
     if not explanation.records:
         raise ValueError(f"No method applies to this model: {explanation.skipped}")
     out = Path(out_dir)

@@ -25,9 +25,9 @@ import torch
 from captum._utils.common import _format_output, _format_tensor_into_tuples, _is_tuple
 from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from captum.attr import Attribution, LayerAttribution
-from captum.log import log_usage
 from torch import Tensor, nn
 
+from captum_text_ext.attr._log_usage import log_usage
 from captum_text_ext.attr._targets import check_target, select_scores
 from captum_text_ext.decomposition.cd import BIAS_PRODUCTS, CDRun, Decomposed, cd_op_table, is_decomposed
 from captum_text_ext.decomposition.hooks import LayerCapture
@@ -211,7 +211,7 @@ class ContextualDecomposition(Attribution):
     # Public API
     # ------------------------------------------------------------------------------------------------------------
 
-    @log_usage(part_of_slo=True)
+    @log_usage
     def attribute(
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
@@ -256,7 +256,7 @@ class ContextualDecomposition(Attribution):
                 dimensions.
         """
         is_tuple = _is_tuple(inputs)
-        formatted = self._check_inputs(_format_tensor_into_tuples(inputs))  # type: ignore[arg-type]
+        formatted = self._check_inputs(_format_tensor_into_tuples(inputs))
         batch = int(formatted[0].shape[0])
         check_target(batch, target)
         if contrast is not None:
@@ -266,7 +266,7 @@ class ContextualDecomposition(Attribution):
         result = self._decompose(formatted, masks, additional_forward_args)
         scores = _scores(result.beta, target, contrast, batch)  # (G, N)
         per_token = _spread(scores, masks, group_ids, groups)
-        return _format_output(is_tuple, tuple(t.to(x.dtype) for t, x in zip(per_token, formatted)))  # type: ignore[return-value]
+        return _format_output(is_tuple, tuple(t.to(x.dtype) for t, x in zip(per_token, formatted)))
 
     def decompose(
         self,
@@ -296,7 +296,7 @@ class ContextualDecomposition(Attribution):
             ValueError: for a phrase mask of the wrong shape, or a non-contiguous phrase with
                 ``bias_product="reference"``.
         """
-        formatted = self._check_inputs(_format_tensor_into_tuples(inputs))  # type: ignore[arg-type]
+        formatted = self._check_inputs(_format_tensor_into_tuples(inputs))
         masks = _check_masks(_as_tuple(phrase_mask), [_token_shape(x) for x in formatted], "phrase_mask")
         result = self._decompose(formatted, masks, additional_forward_args)
         squeeze = all(m.dim() == 2 for m in _as_tuple(phrase_mask))
@@ -329,7 +329,7 @@ class ContextualDecomposition(Attribution):
             :math:`(N,)` for a target (:math:`(P, N)` for :math:`(P, N, T)` masks), else shaped like the output with a
             leading :math:`P` for :math:`(P, N, T)` masks.
         """
-        formatted = self._check_inputs(_format_tensor_into_tuples(inputs))  # type: ignore[arg-type]
+        formatted = self._check_inputs(_format_tensor_into_tuples(inputs))
         shapes = [_token_shape(x) for x in formatted]
         first = _check_masks(_as_tuple(mask_a), shapes, "mask_a")
         second = _check_masks(_as_tuple(mask_b), shapes, "mask_b")
@@ -513,8 +513,8 @@ class LayerContextualDecomposition(ContextualDecomposition, LayerAttribution):
         ContextualDecomposition.__init__(self, model, bias_product)
         LayerAttribution.__init__(self, model, layer, device_ids)
 
-    @log_usage(part_of_slo=True)
-    def attribute(  # type: ignore[override]
+    @log_usage
+    def attribute(  # type: ignore[override]  # token ids in, (N, T) out: not the embeddings-in signature
         self,
         inputs: Union[Tensor, Tuple[Tensor, ...]],
         target: TargetType = None,
@@ -547,28 +547,27 @@ class LayerContextualDecomposition(ContextualDecomposition, LayerAttribution):
         result = self._decompose(formatted, masks, additional_forward_args, self.layer)
         return _spread(_scores(result.beta, target, contrast, batch), masks, group_ids, groups)[0]
 
-    def decompose(  # type: ignore[override]
+    def decompose(
         self,
         inputs: Union[Tensor, Tuple[Tensor, ...]],
-        phrase_mask: Tensor,
+        phrase_mask: MaskType,
         additional_forward_args: Optional[object] = None,
         return_bias: bool = False,
     ) -> Tuple[Tensor, ...]:
         """See :meth:`ContextualDecomposition.decompose`; ``phrase_mask`` refers to the tokens :math:`(N, T)`."""
         formatted = _format_tensor_into_tuples(inputs)
         assert formatted is not None
-        masks = _check_masks((phrase_mask,), [self._token_shape(formatted)], "phrase_mask")
+        masks = _check_masks(_as_tuple(phrase_mask), [self._token_shape(formatted)], "phrase_mask")
         result = self._decompose(formatted, masks, additional_forward_args, self.layer)
-        relevant, irrelevant = (
-            (result.beta[0], result.gamma[0]) if phrase_mask.dim() == 2 else (result.beta, result.gamma)
-        )
+        one_phrase = isinstance(phrase_mask, Tensor) and phrase_mask.dim() == 2
+        relevant, irrelevant = (result.beta[0], result.gamma[0]) if one_phrase else (result.beta, result.gamma)
         return (relevant, irrelevant, result.bias) if return_bias else (relevant, irrelevant)
 
-    def interaction(  # type: ignore[override]
+    def interaction(
         self,
         inputs: Union[Tensor, Tuple[Tensor, ...]],
-        mask_a: Tensor,
-        mask_b: Tensor,
+        mask_a: MaskType,
+        mask_b: MaskType,
         target: TargetType = None,
         additional_forward_args: Optional[object] = None,
         contrast: TargetType = None,
@@ -577,8 +576,8 @@ class LayerContextualDecomposition(ContextualDecomposition, LayerAttribution):
         formatted = _format_tensor_into_tuples(inputs)
         assert formatted is not None
         shape = self._token_shape(formatted)
-        first = _check_masks((mask_a,), [shape], "mask_a")[0]
-        second = _check_masks((mask_b,), [shape], "mask_b")[0]
+        first = _check_masks(_as_tuple(mask_a), [shape], "mask_a")[0]
+        second = _check_masks(_as_tuple(mask_b), [shape], "mask_b")[0]
         if first.shape[0] != second.shape[0]:
             raise ValueError(
                 f"Expected `mask_a` and `mask_b` to hold the same number of phrases, but got {first.shape[0]} and "
@@ -596,7 +595,7 @@ class LayerContextualDecomposition(ContextualDecomposition, LayerAttribution):
         )
         joint, alone_a, alone_b = scores.chunk(3)
         out = joint - alone_a - alone_b
-        return out[0] if mask_a.dim() == 2 else out
+        return out[0] if isinstance(mask_a, Tensor) and mask_a.dim() == 2 else out
 
     @staticmethod
     def _token_shape(inputs: Tuple[Any, ...]) -> Tuple[int, int]:

@@ -15,10 +15,10 @@ import torch
 from captum._utils.common import _format_output, _format_tensor_into_tuples, _is_tuple
 from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from captum.attr import GradientAttribution, LayerAttribution
-from captum.log import log_usage
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
+from captum_text_ext.attr._log_usage import log_usage
 from captum_text_ext.attr._targets import check_target, select_scores
 from captum_text_ext.decomposition.guard import OpGuard, is_tracked
 from captum_text_ext.decomposition.hooks import LayerCapture, ScopedHooks
@@ -138,8 +138,9 @@ class _InitialStates:
             c = data.new_zeros(lead + (module.hidden_size,))
         else:
             lead = (int(data.shape[0]),) if data.dim() == 2 else ()
-            h = data.new_zeros(lead + (module.hidden_size,))  # type: ignore[operator]
-            c = data.new_zeros(lead + (module.hidden_size,))  # type: ignore[operator]
+            hidden = int(getattr(module, "hidden_size"))
+            h = data.new_zeros(lead + (hidden,))
+            c = data.new_zeros(lead + (hidden,))
         return (h, c) if is_lstm else h
 
 
@@ -241,7 +242,7 @@ class LSTMLRP(GradientAttribution):
         return True
 
     @typing.overload
-    @log_usage(part_of_slo=True)
+    @log_usage
     def attribute(
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
@@ -253,7 +254,7 @@ class LSTMLRP(GradientAttribution):
     ) -> Tuple[TensorOrTupleOfTensorsGeneric, Tensor]: ...
 
     @typing.overload
-    @log_usage(part_of_slo=True)
+    @log_usage
     def attribute(
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
@@ -263,7 +264,7 @@ class LSTMLRP(GradientAttribution):
         verbose: bool = False,
     ) -> TensorOrTupleOfTensorsGeneric: ...
 
-    @log_usage(part_of_slo=True)
+    @log_usage
     def attribute(
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
@@ -309,8 +310,8 @@ class LSTMLRP(GradientAttribution):
         """
         raise NotImplementedError("attribute_future is not implemented for LSTMLRP")
 
-    @log_usage(part_of_slo=True)
-    def compute_convergence_delta(  # type: ignore[override]
+    @log_usage
+    def compute_convergence_delta(
         self, attributions: Union[Tensor, Tuple[Tensor, ...]], output: Tensor
     ) -> Tensor:
         r"""The target score minus the summed relevance, per example (Captum ``LRP``'s signature).
@@ -324,7 +325,7 @@ class LSTMLRP(GradientAttribution):
         """
         tensors = attributions if isinstance(attributions, tuple) else (attributions,)
         summed = sum(t.reshape(t.shape[0], -1).sum(1) for t in tensors)
-        return output.flatten() - summed  # type: ignore[operator]
+        return output.flatten() - summed
 
     def decompose(
         self,
@@ -490,8 +491,8 @@ class LayerLSTMLRP(LSTMLRP, LayerAttribution):
         LSTMLRP.__init__(self, model, epsilon, bias_factor)
         LayerAttribution.__init__(self, model, layer, device_ids)
 
-    @typing.overload  # type: ignore[override]
-    @log_usage(part_of_slo=True)
+    @typing.overload  # type: ignore[override]  # adds attribute_to_layer_input, as Captum's layer methods do
+    @log_usage
     def attribute(
         self,
         inputs: Union[Tensor, Tuple[Tensor, ...]],
@@ -504,7 +505,7 @@ class LayerLSTMLRP(LSTMLRP, LayerAttribution):
     ) -> Tuple[Union[Tensor, Tuple[Tensor, ...]], Tensor]: ...
 
     @typing.overload
-    @log_usage(part_of_slo=True)
+    @log_usage
     def attribute(
         self,
         inputs: Union[Tensor, Tuple[Tensor, ...]],
@@ -515,7 +516,7 @@ class LayerLSTMLRP(LSTMLRP, LayerAttribution):
         verbose: bool = False,
     ) -> Union[Tensor, Tuple[Tensor, ...]]: ...
 
-    @log_usage(part_of_slo=True)
+    @log_usage
     def attribute(
         self,
         inputs: Union[Tensor, Tuple[Tensor, ...]],
@@ -549,7 +550,7 @@ class LayerLSTMLRP(LSTMLRP, LayerAttribution):
             return attributions, self.compute_convergence_delta(result.relevance, result.scores)
         return attributions
 
-    def decompose(  # type: ignore[override]
+    def decompose(
         self,
         inputs: Union[Tensor, Tuple[Tensor, ...]],
         target: TargetType = None,

@@ -336,7 +336,7 @@ def _bow_model(name: str, cache_dir: Optional[PathLike]) -> Tuple[BagOfWordsMLP,
     checkpoint = load_zoo_model(name, cache_dir, train_if_missing=False)
     if not isinstance(checkpoint.model, BagOfWordsMLP):
         raise ValueError(f"Expected {name} to hold a BagOfWordsMLP, but it holds {type(checkpoint.model).__name__}")
-    return checkpoint.model.eval(), checkpoint.vocabulary
+    return checkpoint.model.eval(), checkpoint.word_vocabulary
 
 
 def _zoo_model_results(run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optional[PathLike]
@@ -444,8 +444,8 @@ def run_hechtlinger2016(
             raise ValueError(f"Expected {CNN_MODEL} to hold an EmbeddingCNN, but it holds "
                              f"{type(cnn_model).__name__}")
         sst2 = load_zoo_data("sst2", data_root)
-        result["cnn_test_accuracy"] = _cnn_accuracy(cnn_model, cnn.vocabulary, sst2.test)
-        result["table1"] = top_expression_rows(cnn_model, cnn.vocabulary, sst2.test)
+        result["cnn_test_accuracy"] = _cnn_accuracy(cnn_model, cnn.word_vocabulary, sst2.test)
+        result["table1"] = top_expression_rows(cnn_model, cnn.word_vocabulary, sst2.test)
         model, vocabulary = _bow_model(BOW_MODELS[0], cache_dir)
         result["speed"] = _time_fit_and_saliency(model, encode_bags(model, vocabulary, sst2.test).features,
                                                  repeats)

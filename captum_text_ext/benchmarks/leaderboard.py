@@ -431,7 +431,7 @@ def _model_result(
     if n > len(pairs):
         raise ValueError(f"Expected --n at most {len(pairs)} for {name} (its test sentences), but got {n}")
     chosen = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed))[:n].tolist()
-    model, vocabulary = checkpoint.model.eval(), checkpoint.vocabulary
+    model, vocabulary = checkpoint.model.eval(), checkpoint.word_vocabulary
     sentences = embed_sentences(model.get_submodule("embedding"), [vocabulary.encode(pairs[i][0]) for i in chosen],
                                 [pairs[i][1] for i in chosen], vocabulary.pad_index, BATCH_SIZE,
                                 checkpoint.metadata.get("fixed_len"))

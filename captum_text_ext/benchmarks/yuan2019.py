@@ -80,7 +80,7 @@ def load_textcnn(
     run.record_file(f"checkpoint {name}", checkpoint_path(name, cache_dir))
     for label, path in zoo_data_files(dataset, data_root):
         run.record_file(label, path)
-    return checkpoint.model.float().eval(), checkpoint.vocabulary, load_zoo_data(dataset, data_root)
+    return checkpoint.model.float().eval(), checkpoint.word_vocabulary, load_zoo_data(dataset, data_root)
 
 
 def make_optimizer(model: TextCNN, vocabulary: Vocabulary, dataset: str) -> HiddenUnitOptimization:

@@ -23,4 +23,4 @@ def load_zoo_lstm(name: str, cache_dir: Optional[PathLike] = None) -> Tuple[LSTM
     model = checkpoint.model
     if not isinstance(model, LSTMClassifier):
         raise ValueError(f"Expected {name} to hold an LSTMClassifier, but its checkpoint holds {type(model).__name__}")
-    return model.eval(), checkpoint.vocabulary
+    return model.eval(), checkpoint.word_vocabulary

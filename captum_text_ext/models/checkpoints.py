@@ -85,6 +85,20 @@ class Checkpoint:
     metadata: Dict[str, Any]
     sha256: str
 
+    @property
+    def word_vocabulary(self) -> Vocabulary:
+        """The word-level vocabulary.
+
+        Raises:
+            TypeError: for a checkpoint whose model reads WordPiece subwords (a transformer).
+        """
+        if not isinstance(self.vocabulary, Vocabulary):
+            raise TypeError(
+                f"Expected a checkpoint with a word vocabulary, but this {self.architecture} model reads "
+                f"{type(self.vocabulary).__name__} subwords"
+            )
+        return self.vocabulary
+
 
 def default_cache_dir() -> Path:
     """Where trained checkpoints are cached: ``$CAPTUM_TEXT_EXT_CACHE`` when set, else

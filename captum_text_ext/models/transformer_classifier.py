@@ -108,7 +108,8 @@ class TransformerClassifier(ReferenceModel):
             "pad_index": pad_index,
             "attn_implementation": attn_implementation,
         }
-        config = BertConfig(  # type: ignore[call-arg]  # num_labels and attn_implementation go through **kwargs
+        options: Dict[str, Any] = {"num_labels": num_classes, "attn_implementation": attn_implementation}
+        config = BertConfig(  # num_labels and attn_implementation go through PretrainedConfig's **kwargs
             vocab_size=vocab_size,
             hidden_size=hidden_size,
             num_hidden_layers=num_layers,
@@ -119,8 +120,7 @@ class TransformerClassifier(ReferenceModel):
             max_position_embeddings=max_length,
             type_vocab_size=1,
             pad_token_id=pad_index,
-            num_labels=num_classes,
-            attn_implementation=attn_implementation,
+            **options,
         )
         self.hf_model: BertForSequenceClassification = BertForSequenceClassification(config)
 

@@ -40,7 +40,7 @@ class Decomposed(Tensor):
             dimensions: β is the value where it is True, γ the value elsewhere; ``None`` otherwise.
     """
 
-    __torch_function__ = torch._C._disabled_torch_function_impl  # type: ignore[assignment]
+    __torch_function__ = torch._C._disabled_torch_function_impl  # type: ignore[assignment]  # a plain tensor to torch: the guard dispatches
 
     plain: Tensor
     pending: Optional[Tensor]
