@@ -31,11 +31,17 @@ from captum_text_ext.attr._log_usage import log_usage
 from captum_text_ext.attr._targets import check_target, select_scores
 from captum_text_ext.decomposition.cd import BIAS_PRODUCTS, CDRun, Decomposed, cd_op_table, is_decomposed
 from captum_text_ext.decomposition.hooks import LayerCapture
-from captum_text_ext.decomposition.run import GuardedForward, forward_args, model_output
+from captum_text_ext.decomposition.run import GuardedForward, Run, forward_args, model_output, plain_run
 
-__all__ = ["ContextualDecomposition", "LayerContextualDecomposition"]
+__all__ = ["PHRASE_POSITIONS_PER_PASS", "ContextualDecomposition", "LayerContextualDecomposition"]
 
 MaskType = Union[Tensor, Tuple[Tensor, ...]]
+
+PHRASE_POSITIONS_PER_PASS = 2**19
+"""What ``phrases_per_pass=None`` keeps phrases × examples × tokens of one pass within: every phrase carries its own
+part of every value (for a recurrent layer, its β at every step), so a pass's memory grows with this product. A batch
+of 64 sentences of 50 tokens (163 phrases per pass) still takes one pass; a 5,000-token document takes 104 phrases per
+pass (``captum-text-ext benchmark cd-speed`` measures its time and peak memory)."""
 
 
 class _Pass(NamedTuple):
@@ -219,6 +225,7 @@ class ContextualDecomposition(Attribution):
         additional_forward_args: Optional[object] = None,
         feature_mask: Optional[MaskType] = None,
         contrast: TargetType = None,
+        phrases_per_pass: Optional[int] = None,
     ) -> TensorOrTupleOfTensorsGeneric:
         r"""Per-token CD scores: the score :math:`\beta` of every phrase for the target logit, spread over its tokens.
 
@@ -244,6 +251,12 @@ class ContextualDecomposition(Attribution):
             contrast: a second target (same forms as ``target``): the score is :math:`\beta_{target} -
                 \beta_{contrast}`, the paper's :math:`\beta_{pos} - \beta_{neg}` for two-class models with
                 ``target=1, contrast=0``.
+            phrases_per_pass: how many phrases (groups) one pass through the model decomposes at once, the analogue
+                of Captum's ``perturbations_per_eval``: memory grows with it (each phrase carries its own part of every
+                value), and so does the work each recurrent step does in one batched product. ``None`` (default)
+                chooses it so that phrases × examples × tokens stays within :data:`PHRASE_POSITIONS_PER_PASS`: one
+                pass for sentences, a bounded number of phrases per pass for long documents. The result does not
+                depend on it.
 
         Returns:
             Per-token scores :math:`(N, T)` (contiguous, the inputs' dtype); a tuple of :math:`(N, T_i)` for tuple
@@ -263,8 +276,7 @@ class ContextualDecomposition(Attribution):
             check_target(batch, contrast)
         group_ids, groups = _token_groups(formatted, feature_mask)
         masks = tuple(ids.unsqueeze(0) == groups.view(-1, 1, 1) for ids in group_ids)
-        result = self._decompose(formatted, masks, additional_forward_args)
-        scores = _scores(result.beta, target, contrast, batch)  # (G, N)
+        scores = self._group_scores(formatted, masks, target, contrast, additional_forward_args, phrases_per_pass)
         per_token = _spread(scores, masks, group_ids, groups)
         return _format_output(is_tuple, tuple(t.to(x.dtype) for t, x in zip(per_token, formatted)))
 
@@ -369,6 +381,31 @@ class ContextualDecomposition(Attribution):
                 )
         return inputs
 
+    def _group_scores(
+        self,
+        inputs: Tuple[Tensor, ...],
+        masks: Tuple[Tensor, ...],
+        target: TargetType,
+        contrast: TargetType,
+        additional_forward_args: Optional[object],
+        phrases_per_pass: Optional[int],
+        layer: Optional[nn.Module] = None,
+    ) -> Tensor:
+        """:math:`(G, N)`: the target score of every phrase of ``masks`` :math:`(G, N, T_i)`, ``phrases_per_pass`` of
+        them per pass through the model."""
+        phrases, batch = int(masks[0].shape[0]), int(masks[0].shape[1])
+        positions = batch * sum(int(m.shape[2]) for m in masks)
+        if phrases_per_pass is None:
+            phrases_per_pass = max(1, PHRASE_POSITIONS_PER_PASS // max(positions, 1))
+        elif isinstance(phrases_per_pass, bool) or not isinstance(phrases_per_pass, int) or phrases_per_pass < 1:
+            raise ValueError(f"Expected `phrases_per_pass` to be a positive int or None, but got {phrases_per_pass!r}")
+        scores = []
+        for start in range(0, phrases, phrases_per_pass):
+            chunk = tuple(m[start : start + phrases_per_pass] for m in masks)
+            result = self._decompose(inputs, chunk, additional_forward_args, layer)
+            scores.append(_scores(result.beta, target, contrast, batch))
+        return torch.cat(scores) if scores else masks[0].new_zeros(0, batch, dtype=inputs[0].dtype)
+
     def _decompose(
         self,
         inputs: Tuple[Tensor, ...],
@@ -380,6 +417,11 @@ class ContextualDecomposition(Attribution):
             _check_contiguous(masks)
         extra = forward_args(additional_forward_args)
         batch = int(inputs[0].shape[0])
+        if batch == 0:  # nothing to decompose: every part of the empty output is empty
+            output, _ = plain_run(self.forward_func, (*inputs, *extra), layer)
+            empty = model_output(output, batch, lambda _: True, Run("ContextualDecomposition")).detach()
+            parts = empty.unsqueeze(0).expand(int(masks[0].shape[0]), *empty.shape).contiguous()
+            return _Pass(empty.clone(), parts, parts.clone(), empty.clone())
         run = CDRun.for_masks(self.bias_product, masks)
         with torch.no_grad(), GuardedForward(run, cd_op_table(run), self.forward_func, layer, is_decomposed) as forward:
             if layer is None:
@@ -521,6 +563,7 @@ class LayerContextualDecomposition(ContextualDecomposition, LayerAttribution):
         additional_forward_args: Optional[object] = None,
         feature_mask: Optional[Tensor] = None,
         contrast: TargetType = None,
+        phrases_per_pass: Optional[int] = None,
     ) -> Tensor:
         r"""Per-token CD scores for the target logit.
 
@@ -530,6 +573,7 @@ class LayerContextualDecomposition(ContextualDecomposition, LayerAttribution):
             additional_forward_args: passed to the model after ``inputs`` (e.g. lengths).
             feature_mask: integer group ids :math:`(N, T)` or :math:`(1, T)`; default: each token its own group.
             contrast: a second target: scores :math:`\beta_{target} - \beta_{contrast}`.
+            phrases_per_pass: phrases decomposed per pass (see :meth:`ContextualDecomposition.attribute`).
 
         Returns:
             :math:`(N, T)`: each group's β spread evenly over its tokens.
@@ -544,8 +588,10 @@ class LayerContextualDecomposition(ContextualDecomposition, LayerAttribution):
         shaped = torch.empty(tokens, dtype=torch.float64)
         group_ids, groups = _token_groups((shaped,), feature_mask)
         masks = (group_ids[0].unsqueeze(0) == groups.view(-1, 1, 1),)
-        result = self._decompose(formatted, masks, additional_forward_args, self.layer)
-        return _spread(_scores(result.beta, target, contrast, batch), masks, group_ids, groups)[0]
+        scores = self._group_scores(
+            formatted, masks, target, contrast, additional_forward_args, phrases_per_pass, self.layer
+        )
+        return _spread(scores, masks, group_ids, groups)[0]
 
     def decompose(
         self,

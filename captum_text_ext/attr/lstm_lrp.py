@@ -6,6 +6,7 @@ embedding), like Captum's ``LayerLRP`` and ``LayerIntegratedGradients``.
 
 from __future__ import annotations
 
+import math
 import typing
 from collections import Counter
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from captum_text_ext.attr._targets import check_target, select_scores
 from captum_text_ext.decomposition.guard import OpGuard, is_tracked
 from captum_text_ext.decomposition.hooks import LayerCapture, ScopedHooks
 from captum_text_ext.decomposition.lrp import EpsilonRule, InitialState, LRPRun, lrp_op_table
-from captum_text_ext.decomposition.run import GuardedForward, forward_args, model_output
+from captum_text_ext.decomposition.run import GuardedForward, Run, forward_args, model_output, plain_run
 
 __all__ = ["LSTMLRP", "LRPDecomposition", "LayerLSTMLRP"]
 
@@ -58,7 +59,7 @@ class LRPDecomposition:
     def input_total(self) -> Tensor:
         """:math:`(N,)` the summed input relevance per example."""
         tensors = self.inputs if isinstance(self.inputs, tuple) else (self.inputs,)
-        return sum((t.reshape(t.shape[0], -1).sum(1) for t in tensors), torch.zeros_like(self.scores))
+        return sum((_example_sums(t) for t in tensors), torch.zeros_like(self.scores))
 
 
 class _Pass(NamedTuple):
@@ -68,6 +69,11 @@ class _Pass(NamedTuple):
     relevance: Tuple[Tensor, ...]
     states: List[Tuple[InitialState, Tensor]]
     layer_is_tuple: bool
+
+
+def _example_sums(tensor: Tensor) -> Tensor:
+    """:math:`(N,)`: the sum of every example's entries (dimension 0 is the batch; also for an empty batch)."""
+    return tensor.reshape(tensor.shape[0], math.prod(tensor.shape[1:])).sum(1)
 
 
 def _leaf(tensor: Tensor) -> Tensor:
@@ -324,7 +330,7 @@ class LSTMLRP(GradientAttribution):
             :math:`(N,)` ``output - sum(attributions)``.
         """
         tensors = attributions if isinstance(attributions, tuple) else (attributions,)
-        summed = sum(t.reshape(t.shape[0], -1).sum(1) for t in tensors)
+        summed = sum(_example_sums(t) for t in tensors)
         return output.flatten() - summed
 
     def decompose(
@@ -388,8 +394,8 @@ class LSTMLRP(GradientAttribution):
                     f"Expected the initial state {key} to hold one entry per example ({batch}) in dimension "
                     f"{batch_dim}, but got shape {tuple(grad.shape)}"
                 )
-            total = total + grad.transpose(0, batch_dim).reshape(batch, -1).sum(1)
-        inputs_total = sum((t.reshape(batch, -1).sum(1) for t in relevance), torch.zeros_like(scores))
+            total = total + _example_sums(grad.transpose(0, batch_dim))
+        inputs_total = sum((_example_sums(t) for t in relevance), torch.zeros_like(scores))
         return LRPDecomposition(
             scores=scores,
             inputs=structured,
@@ -418,6 +424,12 @@ class LSTMLRP(GradientAttribution):
         batch = int(inputs[0].shape[0])
         check_target(batch, target)
         extra = forward_args(additional_forward_args)
+        if batch == 0:  # nothing to propagate: zeros shaped like what would carry relevance
+            output, captured = plain_run(self.forward_func, (*inputs, *extra), layer, attribute_to_layer_input)
+            model_output(output, batch, lambda _: True, Run("LSTMLRP"))
+            leaves = inputs if captured is None else captured
+            relevance = tuple(torch.zeros_like(t) for t in leaves)
+            return _Pass(leaves[0].new_zeros(0), relevance, [], len(leaves) > 1 and layer is not None)
         run = LRPRun(self._rule)
         with torch.enable_grad(), GuardedForward(run, lrp_op_table(run), self.forward_func, layer) as forward:
             capture = (

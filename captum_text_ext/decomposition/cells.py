@@ -426,7 +426,8 @@ def unroll_direction(
     """
     steps, batch = inputs.shape[:2]
     hidden = weights.hidden_size
-    pre_x_all = _affine(inputs.reshape(steps * batch, -1), weights.weight_ih, weights.bias_ih).reshape(steps, batch, -1)
+    flat = inputs.reshape(steps * batch, inputs.shape[-1])  # explicit width: also for an empty batch
+    pre_x_all = _affine(flat, weights.weight_ih, weights.bias_ih).reshape(steps, batch, -1)
     h, c = h0, c0
     h_prev = inputs.new_empty(steps, batch, hidden)
     h_new = inputs.new_zeros(steps, batch, hidden)

@@ -30,10 +30,10 @@ from captum._utils.common import _format_additional_forward_args
 from torch import Tensor, nn
 
 from captum_text_ext.decomposition.guard import OpGuard, OpTable, UnsupportedOperationError, is_tracked
-from captum_text_ext.decomposition.hooks import ModuleTracker, ScopedHooks, modules_of
+from captum_text_ext.decomposition.hooks import LayerCapture, ModuleTracker, ScopedHooks, modules_of
 from captum_text_ext.decomposition.ops import op_name
 
-__all__ = ["GuardedForward", "Run", "forward_args", "model_output"]
+__all__ = ["GuardedForward", "Run", "forward_args", "model_output", "plain_run"]
 
 
 @dataclass
@@ -114,6 +114,22 @@ class GuardedForward:
         """``forward_func(*args)`` under the guard."""
         assert self.guard is not None, "GuardedForward must be entered first"
         return self.guard.call(self.forward_func, *args)
+
+
+def plain_run(
+    forward_func: Callable[..., Any], args: Tuple[Any, ...], layer: Optional[nn.Module] = None, to_input: bool = False
+) -> Tuple[Any, Optional[Tuple[Tensor, ...]]]:
+    """The model's output (and the layer's floating-point output or inputs, when ``layer`` is given) of an ordinary
+    forward pass without autograd: what a method returns the shapes of for an empty batch, where there is nothing to
+    decompose.
+
+    Raises:
+        ValueError: when ``layer`` does not run.
+    """
+    with ScopedHooks() as hooks, torch.no_grad():
+        capture = None if layer is None else LayerCapture(layer, hooks, lambda t: t, to_input)
+        output = forward_func(*args)
+        return output, None if capture is None else capture.require()
 
 
 def forward_args(additional_forward_args: Optional[object]) -> Tuple[Any, ...]:

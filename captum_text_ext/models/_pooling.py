@@ -17,7 +17,7 @@ from torch import Tensor
 
 from captum_text_ext.datasets.collate import lengths_to_mask
 
-__all__ = ["masked_max_over_time", "pad_for_convolution"]
+__all__ = ["checked_lengths", "masked_max_over_time", "pad_for_convolution"]
 
 
 def pad_for_convolution(
@@ -42,16 +42,29 @@ def pad_for_convolution(
     if lengths is None:
         lengths = torch.full((batch,), steps, dtype=torch.long, device=embeddings.device)
     else:
-        if tuple(lengths.shape) != (batch,):
-            raise ValueError(f"Expected `lengths` to have shape ({batch},), but got {tuple(lengths.shape)}")
-        lengths = lengths.to(embeddings.device)
-        if batch and (int(lengths.min()) < 1 or int(lengths.max()) > steps):
-            raise ValueError(f"Expected `lengths` in [1, {steps}], but got {lengths.tolist()}")
+        lengths = checked_lengths(lengths, batch, steps).to(embeddings.device)
         embeddings = embeddings.masked_fill(~lengths_to_mask(lengths, steps).unsqueeze(-1), 0.0)
     target = fixed_length if fixed_length is not None else max(steps, min_length)
     if target > steps:
         embeddings = F.pad(embeddings, (0, 0, 0, target - steps))
     return embeddings[:, :target], lengths.clamp(max=target)
+
+
+def checked_lengths(lengths: Tensor, batch: int, steps: int) -> Tensor:
+    """``lengths`` when it holds one length in :math:`[1, T]` per example.
+
+    Raises:
+        ValueError: naming the argument, for a wrong shape or a length outside :math:`[1, T]` (longer than the
+            padded batch, or empty).
+    """
+    if tuple(lengths.shape) != (batch,):
+        raise ValueError(f"Expected `lengths` to have shape ({batch},), but got {tuple(lengths.shape)}")
+    if lengths.is_floating_point() or lengths.dtype == torch.bool:
+        raise ValueError(f"Expected `lengths` to hold integers, but got {lengths.dtype}")
+    if batch and (int(lengths.min()) < 1 or int(lengths.max()) > steps):
+        raise ValueError(f"Expected `lengths` in [1, {steps}] (the padded batch has {steps} steps), but got "
+                         f"{lengths.tolist()}")
+    return lengths
 
 
 def masked_max_over_time(features: Tensor, lengths: Tensor, min_length: int, window: int) -> Tensor:

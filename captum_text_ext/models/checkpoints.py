@@ -39,6 +39,7 @@ from captum_text_ext.models.registry import architecture_name, build_model
 
 __all__ = [
     "CACHE_ENV_VAR",
+    "BUILD_SLACK",
     "DEFAULT_CACHE_DIR",
     "FORMAT",
     "FORMAT_VERSION",
@@ -278,21 +279,30 @@ class _WeightBudget(TorchFunctionMode):
             self.created[1] += shape.numel()
             if self.created[0] > self.budget[0] or self.created[1] > self.budget[1]:
                 raise _BeyondTheWeights(
-                    f"its config describes a model with more than the {self.budget[0]} tensors of {self.budget[1]} "
-                    f"elements its state_dict stores (building it reached {self.created[0]} tensors of "
-                    f"{self.created[1]} elements, the last of shape {tuple(shape)}); refused before allocating it"
+                    f"its config describes a model bigger than its state_dict's weights allow (at most "
+                    f"{self.budget[0]} tensors of {self.budget[1]} elements, BUILD_SLACK included; building it "
+                    f"reached {self.created[0]} tensors of {self.created[1]} elements, the last of shape "
+                    f"{tuple(shape)}); refused before allocating it"
                 )
         return func(*args, **kwargs)
 
 
+BUILD_SLACK = (2, 64, 2**20)
+"""A model's constructor may make up to ``2 ×`` the stored tensors ``+ 64`` and ``2 ×`` the stored elements ``+ 2**20``
+(4 MiB of float32): room for the initialization temporaries, placeholders and non-persistent buffers a constructor
+makes besides its weights (Hugging Face models make a few), and far below what a hostile config could ask for."""
+
+
 def _build_within(architecture: str, config: Mapping[str, Any], state_dict: Mapping[str, Tensor]) -> nn.Module:
-    """The model of ``architecture`` and ``config``, built only if it fits in the tensors and elements of
-    ``state_dict``.
+    """The model of ``architecture`` and ``config``, built only if it fits in (:data:`BUILD_SLACK` times) the tensors
+    and elements of ``state_dict``.
 
     Raises:
         _BeyondTheWeights: before the first allocation that would exceed them.
     """
-    with _WeightBudget(len(state_dict), sum(tensor.numel() for tensor in state_dict.values())):
+    factor, extra_tensors, extra_elements = BUILD_SLACK
+    elements = sum(tensor.numel() for tensor in state_dict.values())
+    with _WeightBudget(factor * len(state_dict) + extra_tensors, factor * elements + extra_elements):
         return build_model(architecture, config)
 
 

@@ -10,6 +10,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from captum_text_ext.datasets.collate import lengths_to_mask
 from captum_text_ext.models._base import ReferenceModel
+from captum_text_ext.models._pooling import checked_lengths
 
 __all__ = ["LSTMClassifier", "POOLINGS"]
 
@@ -128,7 +129,10 @@ class LSTMClassifier(ReferenceModel):
 
     def forward_embeddings(self, embeddings: Tensor, lengths: Optional[Tensor] = None) -> Tensor:
         """Logits for embedded tokens of shape :math:`(N, T, E)`: the entry point for attributing at the
-        embeddings (lengths travel in Captum's ``additional_forward_args``)."""
+        embeddings (lengths travel in Captum's ``additional_forward_args``); an empty batch gives empty logits."""
+        if embeddings.shape[0] == 0:
+            empty: Tensor = self.output(embeddings.new_zeros(0, self.output.in_features))
+            return empty
         packed_out, state, lengths = self._encode(embeddings, lengths)
         if self.pooling == "last":
             h_n = state[0] if isinstance(state, tuple) else state
@@ -161,6 +165,7 @@ class LSTMClassifier(ReferenceModel):
         batch, steps = embeddings.shape[:2]
         if lengths is None:
             lengths = torch.full((batch,), steps, dtype=torch.long)
+        lengths = checked_lengths(lengths, batch, steps)
         packed = pack_padded_sequence(embeddings, lengths.cpu(), batch_first=True, enforce_sorted=False)
         packed_out, state = self.rnn(packed)
         return packed_out, state, lengths

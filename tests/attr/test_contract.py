@@ -148,6 +148,19 @@ def test_a_tensor_gives_one_contiguous_tensor_of_the_documented_shape(case: Case
 
 
 @pytest.mark.parametrize("case", cases("shapes"))
+def test_an_empty_batch_gives_an_empty_result_of_the_documented_shape(case: Case) -> None:
+    """The model returns (0, C) for an empty batch: so does every method, shaped as for any batch."""
+    assert case.returns is not None
+    subject = case.family.subject()
+    assert isinstance(subject.inputs, Tensor) and subject.lengths is not None
+    empty = dataclasses.replace(subject, inputs=subject.inputs[:0], lengths=subject.lengths[:0])
+    result = case.call(build(case, empty), empty.inputs, 1, empty.lengths)
+    assert isinstance(result, Tensor) and result.shape[0] == 0
+    full = case.returns.shape(subject.inputs, layer_output(subject))
+    assert tuple(result.shape) == (0, *full[1:])
+
+
+@pytest.mark.parametrize("case", cases("shapes"))
 def test_the_docs_state_the_shape(case: Case) -> None:
     assert case.returns is not None
     row = f"   * - :class:`~captum_text_ext.{case.name}`\n"
