@@ -1,4 +1,5 @@
-"""Execute every tutorial notebook on CPU with nbclient; fail when one errors or takes more than 60 s.
+"""Execute every tutorial notebook on CPU with nbclient; fail when one errors or a cell hangs (no cell may take more
+than 10 minutes). Each notebook's time is printed; a time is never a failure (a loaded machine is slower).
 
 ``python .ci/execute_notebooks.py tutorials --out docs/_generated/tutorials`` also writes each executed notebook,
 with its outputs, to the ``--out`` directory: the docs render those copies (with execution off), so CI runs every
@@ -15,14 +16,13 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-LIMIT_SECONDS = 60
+CELL_TIMEOUT_SECONDS = 600
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("directory", type=Path, help="the directory of the notebooks (*.ipynb)")
 parser.add_argument("--out", type=Path, default=None, help="write the executed notebooks here")
 args = parser.parse_args()
 
-failures = []
 notebooks = sorted(args.directory.glob("*.ipynb"))
 if not notebooks:
     sys.exit(f"no notebooks found in {args.directory}")
@@ -31,16 +31,12 @@ if args.out is not None:
 for path in notebooks:
     notebook = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    NotebookClient(notebook, timeout=LIMIT_SECONDS * 2, kernel_name="python3",
+    NotebookClient(notebook, timeout=CELL_TIMEOUT_SECONDS, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     seconds = time.perf_counter() - start
     print(f"{path.name}: executed in {seconds:.1f} s")
-    if seconds > LIMIT_SECONDS:
-        failures.append(f"{path.name} took {seconds:.1f} s (limit {LIMIT_SECONDS} s)")
     if args.out is not None:
         handle, temporary = tempfile.mkstemp(dir=args.out, prefix=f".{path.name}.", suffix=".part")
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             nbformat.write(notebook, stream)
         os.replace(temporary, args.out / path.name)
-if failures:
-    sys.exit("\n".join(failures))

@@ -32,8 +32,10 @@ def _calls(model: LSTMClassifier) -> List[Callable[[], Tensor]]:
         lambda: cd.attribute(embeddings, 1, LENGTHS, contrast=0),
         lambda: layer_lrp.attribute(IDS, [0, 1, 2], LENGTHS),
         lambda: layer_cd.attribute(IDS, 2, LENGTHS),
-        lambda: saliency.attribute(embeddings, target=1, additional_forward_args=(LENGTHS,)),
-        lambda: integrated.attribute(embeddings, target=0, additional_forward_args=(LENGTHS,), n_steps=4),
+        # Captum's gradient methods switch requires_grad on the input tensor they are given (and back): each call
+        # gets its own copy, as each thread of a user has its own data; ours never touch the inputs
+        lambda: saliency.attribute(embeddings.clone().requires_grad_(), target=1, additional_forward_args=(LENGTHS,)),
+        lambda: integrated.attribute(embeddings.clone().requires_grad_(), target=0, additional_forward_args=(LENGTHS,), n_steps=4),
     ]
 
 
