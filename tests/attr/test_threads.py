@@ -19,6 +19,11 @@ LENGTHS = torch.tensor([5, 3, 4])
 IDS = torch.tensor([[2, 3, 4, 5, 6], [7, 8, 9, 0, 0], [3, 5, 7, 9, 0]])
 
 
+def own(inputs: Tensor) -> Tensor:
+    """A call's own copy of the inputs, requiring grad as Captum's gradient methods want them."""
+    return inputs.clone().requires_grad_()
+
+
 def _calls(model: LSTMClassifier) -> List[Callable[[], Tensor]]:
     """One call per method, each returning its attributions (tensors only, compared exactly)."""
     embeddings = model.embedding(IDS).detach()
@@ -34,8 +39,8 @@ def _calls(model: LSTMClassifier) -> List[Callable[[], Tensor]]:
         lambda: layer_cd.attribute(IDS, 2, LENGTHS),
         # Captum's gradient methods switch requires_grad on the input tensor they are given (and back): each call
         # gets its own copy, as each thread of a user has its own data; ours never touch the inputs
-        lambda: saliency.attribute(embeddings.clone().requires_grad_(), target=1, additional_forward_args=(LENGTHS,)),
-        lambda: integrated.attribute(embeddings.clone().requires_grad_(), target=0, additional_forward_args=(LENGTHS,), n_steps=4),
+        lambda: saliency.attribute(own(embeddings), target=1, additional_forward_args=(LENGTHS,)),
+        lambda: integrated.attribute(own(embeddings), target=0, additional_forward_args=(LENGTHS,), n_steps=4),
     ]
 
 
