@@ -28,7 +28,7 @@ from captum_text_ext.decomposition.ops import bind_args
 
 __all__ = [
     "add_rule",
-    "conv1d_rule",
+    "convolution_rule",
     "gate_rule",
     "linear_map_rule",
     "linear_rule",
@@ -148,7 +148,9 @@ def linear_rule(run: CDRun) -> Handler:
     return handler
 
 
-def conv1d_rule(run: CDRun) -> Handler:
+def convolution_rule(run: CDRun) -> Handler:
+    """``F.conv1d`` / ``F.conv2d``: the convolution without bias on the parts, the bias pending."""
+
     def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         names = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
         x, weight, bias, stride, padding, dilation, groups = bind_args(
@@ -158,7 +160,7 @@ def conv1d_rule(run: CDRun) -> Handler:
             raise run.refuse(func, "the weight and bias must be constants")
         full = (x, weight, bias, stride, padding, dilation, groups)
         bias_free: Tuple[Tuple[Any, ...], Dict[str, Any]] = ((x, weight, None, stride, padding, dilation, groups), {})
-        column = None if bias is None else bias.unsqueeze(-1)
+        column = None if bias is None else bias.reshape(-1, *(1,) * (weight.dim() - 2))
         return _linear_map(run, func, full, {}, column, bias_free, lambda inp, value: None)
 
     return handler

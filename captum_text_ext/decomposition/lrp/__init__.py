@@ -86,10 +86,11 @@ from captum_text_ext.decomposition.lrp.recurrent import (
     lstm_direction_relevance,
     recurrent_relevance,
 )
-from captum_text_ext.decomposition.lrp.relevance import EpsilonRule, InitialState, LRPRun, sign0
+from captum_text_ext.decomposition.lrp.relevance import CELL_STABILIZERS, EpsilonRule, InitialState, LRPRun, sign0
 from captum_text_ext.decomposition.lrp.table import REFUSED, lrp_op_table
 
 __all__ = [
+    "CELL_STABILIZERS",
     "REFUSED",
     "EpsilonRule",
     "InitialState",
