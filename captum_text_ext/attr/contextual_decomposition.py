@@ -51,12 +51,16 @@ def _as_tuple(obj: Any) -> Tuple[Any, ...]:
     return obj if isinstance(obj, tuple) else (obj,)
 
 
-def _decomposed_input(x: Tensor, mask: Tensor, offset: int) -> Decomposed:
-    """``x`` :math:`(N, T, \\ldots)` split by ``mask`` :math:`(P, N, T)`: β holds the phrase's tokens, γ the rest."""
-    batch, steps = x.shape[:2]
+def _decomposed_input(x: Tensor, mask: Tensor, offset: int, time_first: bool = False) -> Decomposed:
+    """``x`` :math:`(N, T, \\ldots)` split by ``mask`` :math:`(P, N, T)`: β holds the phrase's tokens, γ the rest.
+    With ``time_first``, ``x`` is :math:`(T, N, \\ldots)` (the origins still number the tokens row-major in
+    :math:`(N, T)`)."""
+    batch, steps = mask.shape[1:]
     trailing = (1,) * (x.dim() - 2)
-    positions = torch.arange(batch * steps, dtype=torch.float64, device=x.device).reshape(batch, steps, *trailing)
-    origin = torch.broadcast_to(positions + (1 + offset), x.shape).clone()
+    positions = torch.arange(batch * steps, dtype=torch.float64, device=x.device).reshape(batch, steps)
+    if time_first:
+        positions, mask = positions.t(), mask.transpose(1, 2)
+    origin = torch.broadcast_to(positions.reshape(*positions.shape, *trailing) + (1 + offset), x.shape).clone()
     return Decomposed.masked(x, mask.to(x.device), origin)
 
 
@@ -391,7 +395,10 @@ class ContextualDecomposition(Attribution):
                 )
                 output = forward(*leaves, *extra)
             else:
-                start = LayerCapture(layer, forward.hooks, _layer_start(masks[0]), tuples=False, paused=run.paused)
+                given: List[Any] = []  # the layer's first input, to tell (N, T, ...) from (T, N, ...) when T = N
+                forward.hooks.forward_pre(layer, lambda module, args: given.append(args[0] if args else None))
+                make = _layer_start(masks[0], inputs[0], given)
+                start = LayerCapture(layer, forward.hooks, make, tuples=False, paused=run.paused)
                 output = forward(*inputs, *extra)
                 start.require()
             decomposed = model_output(output, batch, is_decomposed, run)
@@ -402,20 +409,46 @@ class ContextualDecomposition(Attribution):
         )
 
 
-def _layer_start(mask: Tensor) -> Callable[[Tensor], Tensor]:
-    """What a layer's output is replaced by: the output split by the phrase mask ``(P, N, T)``."""
+def _layer_start(mask: Tensor, token_ids: Any, given: List[Any]) -> Callable[[Tensor], Tensor]:
+    """What a layer's output is replaced by: the output split by the phrase mask ``(P, N, T)``, the output being
+    :math:`(N, T, \\ldots)` or :math:`(T, N, \\ldots)` (:func:`_time_first`)."""
 
     def start(output: Tensor) -> Tensor:
         if isinstance(output, Decomposed):
             raise ValueError("Expected the layer to return a plain tensor, but it returned a decomposed one")
-        if output.dim() < 2 or tuple(output.shape[:2]) != tuple(mask.shape[1:]):
-            raise ValueError(
-                f"Expected the output of the layer to have shape (N, T, ...) = {tuple(mask.shape[1:])} + (...), "
-                f"matching the phrase masks, but got {tuple(output.shape)}"
-            )
-        return _decomposed_input(output.detach(), mask, 0)
+        time_first = _time_first(tuple(output.shape), tuple(mask.shape[1:]), token_ids, given[-1] if given else None)
+        return _decomposed_input(output.detach(), mask, 0, time_first)
 
     return start
+
+
+def _time_first(shape: Tuple[int, ...], tokens: Tuple[int, ...], token_ids: Any, layer_input: Any) -> bool:
+    """Whether a layer output of ``shape`` is :math:`(T, N, \\ldots)` for the tokens :math:`(N, T)`: read from
+    the shape, and when :math:`T = N` from the layer's input (the token ids or their transpose, as
+    ``self.emb(ids.t())`` takes them).
+
+    Raises:
+        ValueError: when the shape fits neither layout, or both and the layer's input does not tell.
+    """
+    batch, steps = tokens
+    lead = shape[:2]
+    if len(shape) < 2 or lead not in ((batch, steps), (steps, batch)):
+        raise ValueError(
+            f"Expected the output of the layer to have shape (N, T, ...) = {tokens} + (...) or (T, N, ...) = "
+            f"{(steps, batch)} + (...), matching the phrase masks, but got {shape}"
+        )
+    if batch != steps:
+        return lead == (steps, batch)
+    if isinstance(token_ids, Tensor) and isinstance(layer_input, Tensor) and token_ids.dim() == 2:
+        as_given = layer_input.shape == token_ids.shape and bool(torch.equal(layer_input, token_ids))
+        transposed = layer_input.shape == token_ids.t().shape and bool(torch.equal(layer_input, token_ids.t()))
+        if as_given != transposed:
+            return transposed
+    raise ValueError(
+        f"Expected to tell whether the layer's output {shape} is (N, T, ...) or (T, N, ...), but N = T = {batch} "
+        "and the layer's input does not tell (it is not exactly one of the token ids and their transpose); call "
+        "with a batch size that differs from the number of tokens"
+    )
 
 
 def _scores(beta: Tensor, target: TargetType, contrast: TargetType, batch: int) -> Tensor:

@@ -18,6 +18,7 @@ from captum.attr import GradientAttribution, LayerAttribution
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
+from captum_text_ext.attr._batch_layout import batch_candidates, example_totals, infer_batch_dims, probe_weights
 from captum_text_ext.attr._log_usage import log_usage
 from captum_text_ext.attr._targets import check_target, select_scores
 from captum_text_ext.decomposition.guard import OpGuard, is_tracked
@@ -32,12 +33,15 @@ __all__ = ["LSTMLRP", "LRPDecomposition", "LayerLSTMLRP"]
 class LRPDecomposition:
     r"""The full account of one LRP pass: where the target score :math:`f_c(x)` went.
 
-    ``inputs`` (summed) + ``initial_state_total`` + ``absorbed`` equals ``scores`` for every example.
+    ``input_total`` + ``initial_state_total`` + ``absorbed`` equals ``scores`` for every example, whatever the layout
+    of the layer: the examples of a layer output :math:`(T, N, E)` (a model calling ``self.emb(ids.t())``) are found
+    along its batch dimension.
 
     Attributes:
         scores: :math:`(N,)` the target scores :math:`f_c(x)` (raw logits).
         inputs: the relevance of the inputs, shaped and structured like them (tensor or tuple); for
             :class:`LayerLSTMLRP`, of the layer's output (or input).
+        input_total: :math:`(N,)` ``inputs`` summed per example.
         initial_states: the relevance left on each recurrent module's initial states, keyed
             ``"<module name>.h0"`` / ``".c0"``, each shaped like the state (:math:`(K D, N, H)` for
             ``nn.LSTM``/``nn.GRU``, :math:`(N, H)` for cells). Listed: the states that do not depend on the inputs
@@ -45,29 +49,33 @@ class LRPDecomposition:
             states are 0.
         initial_state_total: :math:`(N,)` the sum of ``initial_states`` per example.
         absorbed: :math:`(N,)` what biases, stabilizers and constants absorbed:
-            ``scores - inputs - initial_state_total`` (0 up to rounding for :math:`\delta = 1`).
+            ``scores - input_total - initial_state_total`` (0 up to rounding for :math:`\delta = 1`, except what
+            constants the model brings in absorb, such as the zeros a CNN pads short sentences with).
     """
 
     scores: Tensor
     inputs: Union[Tensor, Tuple[Tensor, ...]]
+    input_total: Tensor
     initial_states: Dict[str, Tensor]
     initial_state_total: Tensor
     absorbed: Tensor
 
-    @property
-    def input_total(self) -> Tensor:
-        """:math:`(N,)` the summed input relevance per example."""
-        tensors = self.inputs if isinstance(self.inputs, tuple) else (self.inputs,)
-        return sum((t.reshape(t.shape[0], -1).sum(1) for t in tensors), torch.zeros_like(self.scores))
-
 
 class _Pass(NamedTuple):
-    """What one LRP pass computed."""
+    """What one LRP pass computed: ``batch_dims`` is the dimension of each relevance tensor that holds the examples
+    (``None``: a single example's tensor without one)."""
 
     scores: Tensor
     relevance: Tuple[Tensor, ...]
     states: List[Tuple[InitialState, Tensor]]
     layer_is_tuple: bool
+    batch_dims: Tuple[Optional[int], ...]
+
+    def input_totals(self) -> Tensor:
+        """:math:`(N,)` the relevance of the inputs (or the layer) summed per example."""
+        batch = int(self.scores.shape[0])
+        totals = [example_totals(t, dim, batch) for t, dim in zip(self.relevance, self.batch_dims)]
+        return sum(totals, torch.zeros_like(self.scores))
 
 
 def _leaf(tensor: Tensor) -> Tensor:
@@ -314,10 +322,10 @@ class LSTMLRP(GradientAttribution):
         is_tuple = _is_tuple(inputs)
         formatted = _format_tensor_into_tuples(inputs)
         assert formatted is not None
-        result = self._propagate(formatted, target, additional_forward_args, verbose)
+        result = self._propagate(formatted, target, additional_forward_args, verbose, totals=return_convergence_delta)
         attributions = _format_output(is_tuple, result.relevance)
         if return_convergence_delta:
-            return attributions, self.compute_convergence_delta(result.relevance, result.scores)
+            return attributions, result.scores - result.input_totals()
         return attributions
 
     def attribute_future(self) -> None:
@@ -334,6 +342,9 @@ class LSTMLRP(GradientAttribution):
     ) -> Tensor:
         r"""The target score minus the summed relevance, per example (Captum ``LRP``'s signature).
 
+        It is not 0 for ``bias_factor=1``: what the initial states of the recurrent layers received is in it too
+        (0 only when no relevance reaches them); :meth:`decompose` gives every part apart.
+
         Args:
             attributions: the relevance returned by :meth:`attribute` (tensor or tuple).
             output: :math:`(N,)` the target scores :math:`f_c(x)`.
@@ -342,8 +353,15 @@ class LSTMLRP(GradientAttribution):
             :math:`(N,)` ``output - sum(attributions)``.
         """
         tensors = attributions if isinstance(attributions, tuple) else (attributions,)
-        summed = sum(t.reshape(t.shape[0], -1).sum(1) for t in tensors)
-        return output.flatten() - summed
+        scores = output.flatten()
+        batch = int(scores.shape[0])
+        dims = self._batch_dims(tensors, batch)
+        return scores - sum((example_totals(t, d, batch) for t, d in zip(tensors, dims)), torch.zeros_like(scores))
+
+    @staticmethod
+    def _batch_dims(tensors: Sequence[Tensor], batch: int) -> Tuple[Optional[int], ...]:
+        """The batch dimension of each attribution tensor: 0 (the inputs' first dimension, as in Captum)."""
+        return (0,) * len(tensors)
 
     def decompose(
         self,
@@ -383,14 +401,14 @@ class LSTMLRP(GradientAttribution):
         is_tuple = _is_tuple(inputs)
         formatted = _format_tensor_into_tuples(inputs)
         assert formatted is not None
-        result = self._propagate(formatted, target, additional_forward_args, False)
+        result = self._propagate(formatted, target, additional_forward_args, False, totals=True)
         return self._account(result, _format_output(is_tuple, result.relevance))
 
     # ------------------------------------------------------------------------------------------------------------
 
     @staticmethod
     def _account(result: "_Pass", structured: Union[Tensor, Tuple[Tensor, ...]]) -> LRPDecomposition:
-        scores, relevance, states = result.scores, result.relevance, result.states
+        scores, states = result.scores, result.states
         batch = scores.shape[0]
         initial: Dict[str, Tensor] = {}
         total = torch.zeros_like(scores)
@@ -406,11 +424,12 @@ class LSTMLRP(GradientAttribution):
                     f"Expected the initial state {key} to hold one entry per example ({batch}) in dimension "
                     f"{batch_dim}, but got shape {tuple(grad.shape)}"
                 )
-            total = total + grad.transpose(0, batch_dim).reshape(batch, -1).sum(1)
-        inputs_total = sum((t.reshape(batch, -1).sum(1) for t in relevance), torch.zeros_like(scores))
+            total = total + example_totals(grad, batch_dim, batch)
+        inputs_total = result.input_totals()
         return LRPDecomposition(
             scores=scores,
             inputs=structured,
+            input_total=inputs_total,
             initial_states=initial,
             initial_state_total=total,
             absorbed=scores - inputs_total - total,
@@ -424,7 +443,10 @@ class LSTMLRP(GradientAttribution):
         verbose: bool,
         layer: Optional[nn.Module] = None,
         attribute_to_layer_input: bool = False,
+        totals: bool = False,
     ) -> "_Pass":
+        """One LRP pass. With ``totals`` (a per-example account is wanted), the batch dimension of a layer's
+        relevance is inferred (:mod:`~captum_text_ext.attr._batch_layout`); the inputs' is dimension 0."""
         if layer is None:
             for index, tensor in enumerate(inputs):
                 if not isinstance(tensor, Tensor) or not tensor.is_floating_point():
@@ -451,15 +473,29 @@ class LSTMLRP(GradientAttribution):
             output = model_output(output, batch, is_tracked, run)
             scores = select_scores(output, target)
             wrt = list(leaves) + [state.leaf for state in run.initial_states]
-            grads = torch.autograd.grad(scores, wrt, grad_outputs=scores.detach(), allow_unused=True)
+            probe = (
+                totals and capture is not None and batch > 1
+                and any(len(batch_candidates(t.shape, batch)) > 1 for t in leaves)
+            )
+            grads = torch.autograd.grad(scores, wrt, grad_outputs=scores.detach(), allow_unused=True,
+                                        retain_graph=probe)
+            relevance = tuple(
+                (torch.zeros_like(t) if g is None else g).detach().contiguous() for t, g in zip(leaves, grads)
+            )
+            batch_dims: Tuple[Optional[int], ...] = (0,) * len(leaves)
+            if capture is not None and totals:
+                weights = probe_weights(batch, scores) if probe else None
+                probed = (
+                    torch.autograd.grad(scores, list(leaves), grad_outputs=scores.detach() * weights,
+                                        allow_unused=True)
+                    if weights is not None else None
+                )
+                batch_dims = infer_batch_dims(relevance, batch, probed, weights)
         if verbose:
             assert forward.guard is not None
             self._print_log(forward.guard)
-        relevance = tuple(
-            (torch.zeros_like(t) if g is None else g).detach().contiguous() for t, g in zip(leaves, grads)
-        )
         states = [(state, g.detach()) for state, g in zip(run.initial_states, grads[len(leaves) :]) if g is not None]
-        return _Pass(scores.detach(), relevance, states, capture is not None and capture.is_tuple)
+        return _Pass(scores.detach(), relevance, states, capture is not None and capture.is_tuple, batch_dims)
 
     @staticmethod
     def _print_log(guard: OpGuard) -> None:
@@ -563,12 +599,19 @@ class LayerLSTMLRP(LSTMLRP, LayerAttribution):
         formatted = _format_tensor_into_tuples(inputs)
         assert formatted is not None
         result = self._propagate(
-            formatted, target, additional_forward_args, verbose, self.layer, attribute_to_layer_input
+            formatted, target, additional_forward_args, verbose, self.layer, attribute_to_layer_input,
+            totals=return_convergence_delta,
         )
         attributions = _format_output(result.layer_is_tuple, result.relevance)
         if return_convergence_delta:
-            return attributions, self.compute_convergence_delta(result.relevance, result.scores)
+            return attributions, result.scores - result.input_totals()
         return attributions
+
+    @staticmethod
+    def _batch_dims(tensors: Sequence[Tensor], batch: int) -> Tuple[Optional[int], ...]:
+        """The batch dimension of each relevance tensor of the layer: its one dimension of the batch size (refused
+        when there are several: :meth:`attribute` and :meth:`decompose` tell them apart, this method cannot)."""
+        return infer_batch_dims(tensors, batch, None, None, "the attributions")
 
     def decompose(
         self,
@@ -581,6 +624,6 @@ class LayerLSTMLRP(LSTMLRP, LayerAttribution):
         formatted = _format_tensor_into_tuples(inputs)
         assert formatted is not None
         result = self._propagate(
-            formatted, target, additional_forward_args, False, self.layer, attribute_to_layer_input
+            formatted, target, additional_forward_args, False, self.layer, attribute_to_layer_input, totals=True
         )
         return self._account(result, _format_output(result.layer_is_tuple, result.relevance))
