@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from captum_text_ext.attr._log_usage import log_usage
 from captum_text_ext.attr._targets import check_target, select_scores
 from captum_text_ext.decomposition.cd import BIAS_PRODUCTS, CDRun, Decomposed, cd_op_table, is_decomposed
-from captum_text_ext.decomposition.hooks import LayerCapture
+from captum_text_ext.decomposition.bags import BagCapture, start_at_layer
 from captum_text_ext.decomposition.run import GuardedForward, forward_args, model_output
 
 __all__ = ["ContextualDecomposition", "LayerContextualDecomposition"]
@@ -39,12 +39,14 @@ MaskType = Union[Tensor, Tuple[Tensor, ...]]
 
 
 class _Pass(NamedTuple):
-    """What one CD pass computed: the output and its parts, each with the phrase dimension first."""
+    """What one CD pass computed: the output and its parts, each with the phrase dimension first; for a pass that
+    started at an ``nn.EmbeddingBag``'s flat ids, the bag of each id."""
 
     output: Tensor
     beta: Tensor
     gamma: Tensor
     bias: Tensor
+    bag_of_row: Optional[Tensor] = None
 
 
 def _as_tuple(obj: Any) -> Tuple[Any, ...]:
@@ -384,6 +386,7 @@ class ContextualDecomposition(Attribution):
             _check_contiguous(masks)
         extra = forward_args(additional_forward_args)
         batch = int(inputs[0].shape[0])
+        bag_of_row = None
         run = CDRun.for_masks(self.bias_product, masks)
         with torch.no_grad(), GuardedForward(run, cd_op_table(run), self.forward_func, layer, is_decomposed) as forward:
             if layer is None:
@@ -397,15 +400,20 @@ class ContextualDecomposition(Attribution):
             else:
                 given: List[Any] = []  # the layer's first input, to tell (N, T, ...) from (T, N, ...) when T = N
                 forward.hooks.forward_pre(layer, lambda module, args: given.append(args[0] if args else None))
-                make = _layer_start(masks[0], inputs[0], given)
-                start = LayerCapture(layer, forward.hooks, make, tuples=False, paused=run.paused)
+                bag = isinstance(layer, nn.EmbeddingBag)
+                make = _bag_start(masks[0]) if bag else _layer_start(masks[0], inputs[0], given)
+                start = start_at_layer(layer, forward.hooks, make, paused=run.paused, tuples=False)
                 output = forward(*inputs, *extra)
                 start.require()
+                if isinstance(start, BagCapture) and inputs[0].dim() == 1:
+                    assert start.lookup is not None
+                    batch, bag_of_row = start.lookup.bags, start.lookup.bag_of_row
             decomposed = model_output(output, batch, is_decomposed, run)
         assert isinstance(decomposed, Decomposed)
         bias = decomposed.pending if decomposed.pending is not None else torch.zeros_like(decomposed.plain)
         return _Pass(
-            decomposed.plain.clone(), decomposed.beta.contiguous(), decomposed.gamma.contiguous(), bias.contiguous()
+            decomposed.plain.clone(), decomposed.beta.contiguous(), decomposed.gamma.contiguous(), bias.contiguous(),
+            bag_of_row,
         )
 
 
@@ -418,6 +426,22 @@ def _layer_start(mask: Tensor, token_ids: Any, given: List[Any]) -> Callable[[Te
             raise ValueError("Expected the layer to return a plain tensor, but it returned a decomposed one")
         time_first = _time_first(tuple(output.shape), tuple(mask.shape[1:]), token_ids, given[-1] if given else None)
         return _decomposed_input(output.detach(), mask, 0, time_first)
+
+    return start
+
+
+def _bag_start(mask: Tensor) -> Callable[[Tensor], Tensor]:
+    """What the rows an ``nn.EmbeddingBag`` looks up are replaced by: the rows split by the phrase mask
+    :math:`(P, N, T)` over the token ids (:math:`(P, 1, M)` for :math:`M` flat ids)."""
+
+    def start(rows: Tensor) -> Tensor:
+        grid = tuple(mask.shape[1:])
+        if rows.shape[:-1].numel() != grid[0] * grid[1]:
+            raise ValueError(
+                f"Expected the nn.EmbeddingBag to look up the {grid[0] * grid[1]} token ids the phrase masks refer to "
+                f"(the first input), but it looked up {rows.shape[:-1].numel()}"
+            )
+        return _decomposed_input(rows.reshape(*grid, rows.shape[-1]), mask, 0)
 
     return start
 
@@ -511,12 +535,22 @@ class LayerContextualDecomposition(ContextualDecomposition, LayerAttribution):
     embedding), whose :math:`(N, T, E)` output is split by the phrase masks over its first two dimensions.
 
     Everything before ``layer`` runs untouched; from its output on the rules of :class:`ContextualDecomposition`
-    apply. :meth:`attribute` returns per-token scores :math:`(N, T)`.
+    apply. :meth:`attribute` returns per-token scores :math:`(N, T)`. A layer output :math:`(T, N, \ldots)` (a model
+    calling ``self.emb(ids.t())``) is split the same way; when :math:`T = N` the layer's input tells the layouts apart
+    (the token ids or their transpose), else the call is refused.
+
+    **nn.EmbeddingBag** (flat ids with ``offsets``, as PyTorch's text-classification tutorial model): its output
+    :math:`(N, E)` has no token axis, so the decomposition starts at the rows it looks up
+    (:class:`~captum_text_ext.decomposition.bags.BagLookup`; modes ``sum`` with ``per_sample_weights``, ``mean``,
+    ``max``, and ``padding_idx``). The tokens are then the :math:`M` flat ids of the first input: phrase masks are
+    :math:`(M,)` or :math:`(P, M)`, feature masks :math:`(M,)`, and :meth:`attribute` returns one score per flat id,
+    :math:`(M,)` — the one exception to "the layer's shape". A 2-D input of fixed-length bags :math:`(N, L)` keeps
+    the usual :math:`(N, L)` token grid.
 
     Args:
         model: the model, taking token ids (and ``additional_forward_args``).
         layer: the module whose output is decomposed; it must run once per forward pass and return
-            :math:`(N, T, \ldots)`.
+            :math:`(N, T, \ldots)` or :math:`(T, N, \ldots)`, or be an ``nn.EmbeddingBag``.
         bias_product: ``"phrase"``, ``"reference"`` or ``"never"`` (see :class:`ContextualDecomposition`).
 
     Examples:
@@ -558,27 +592,40 @@ class LayerContextualDecomposition(ContextualDecomposition, LayerAttribution):
         r"""Per-token CD scores for the target logit.
 
         Args:
-            inputs: the model's inputs; the first is the token ids :math:`(N, T)`.
+            inputs: the model's inputs; the first is the token ids :math:`(N, T)` (flat ids :math:`(M,)` for an
+                ``nn.EmbeddingBag``).
             target: Captum's target (see :meth:`ContextualDecomposition.attribute`).
-            additional_forward_args: passed to the model after ``inputs`` (e.g. lengths).
-            feature_mask: integer group ids :math:`(N, T)` or :math:`(1, T)`; default: each token its own group.
+            additional_forward_args: passed to the model after ``inputs`` (e.g. lengths, or the bags' offsets).
+            feature_mask: integer group ids :math:`(N, T)` or :math:`(1, T)` (:math:`(M,)` for flat ids); default:
+                each token its own group.
             contrast: a second target: scores :math:`\beta_{target} - \beta_{contrast}`.
 
         Returns:
-            :math:`(N, T)`: each group's β spread evenly over its tokens.
+            :math:`(N, T)`: each group's β spread evenly over its tokens in each example (:math:`(M,)`, one score
+            per flat id, for an ``nn.EmbeddingBag`` reading flat ids).
         """
         formatted = _format_tensor_into_tuples(inputs)
         assert formatted is not None
         tokens = self._token_shape(formatted)
-        batch = tokens[0]
-        check_target(batch, target)
-        if contrast is not None:
-            check_target(batch, contrast)
+        flat = self._flat_bag(formatted)
+        if not flat:
+            check_target(tokens[0], target)
+            if contrast is not None:
+                check_target(tokens[0], contrast)
         shaped = torch.empty(tokens, dtype=torch.float64)
-        group_ids, groups = _token_groups((shaped,), feature_mask)
+        mask_in = feature_mask.reshape(1, -1) if flat and isinstance(feature_mask, Tensor) else feature_mask
+        group_ids, groups = _token_groups((shaped,), mask_in)
         masks = (group_ids[0].unsqueeze(0) == groups.view(-1, 1, 1),)
         result = self._decompose(formatted, masks, additional_forward_args, self.layer)
-        return _spread(_scores(result.beta, target, contrast, batch), masks, group_ids, groups)[0]
+        batch = int(result.beta.shape[1])
+        if flat:
+            check_target(batch, target)
+            if contrast is not None:
+                check_target(batch, contrast)
+        scores = _scores(result.beta, target, contrast, batch)
+        if result.bag_of_row is not None:
+            return _spread_over_bags(scores, group_ids[0][0], groups, result.bag_of_row)
+        return _spread(scores, masks, group_ids, groups)[0]
 
     def decompose(
         self,
@@ -587,12 +634,14 @@ class LayerContextualDecomposition(ContextualDecomposition, LayerAttribution):
         additional_forward_args: Optional[object] = None,
         return_bias: bool = False,
     ) -> Tuple[Tensor, ...]:
-        """See :meth:`ContextualDecomposition.decompose`; ``phrase_mask`` refers to the tokens :math:`(N, T)`."""
+        """See :meth:`ContextualDecomposition.decompose`; ``phrase_mask`` refers to the tokens :math:`(N, T)` (for an
+        ``nn.EmbeddingBag`` reading flat ids: :math:`(M,)` for one phrase or :math:`(P, M)`)."""
         formatted = _format_tensor_into_tuples(inputs)
         assert formatted is not None
-        masks = _check_masks(_as_tuple(phrase_mask), [self._token_shape(formatted)], "phrase_mask")
+        flat = self._flat_bag(formatted)
+        masks = _check_masks(_as_tuple(_grid_mask(phrase_mask, flat)), [self._token_shape(formatted)], "phrase_mask")
         result = self._decompose(formatted, masks, additional_forward_args, self.layer)
-        one_phrase = isinstance(phrase_mask, Tensor) and phrase_mask.dim() == 2
+        one_phrase = isinstance(phrase_mask, Tensor) and phrase_mask.dim() == (1 if flat else 2)
         relevant, irrelevant = (result.beta[0], result.gamma[0]) if one_phrase else (result.beta, result.gamma)
         return (relevant, irrelevant, result.bias) if return_bias else (relevant, irrelevant)
 
@@ -605,35 +654,65 @@ class LayerContextualDecomposition(ContextualDecomposition, LayerAttribution):
         additional_forward_args: Optional[object] = None,
         contrast: TargetType = None,
     ) -> Tensor:
-        """See :meth:`ContextualDecomposition.interaction`; the masks refer to the tokens :math:`(N, T)`."""
+        """See :meth:`ContextualDecomposition.interaction`; the masks refer to the tokens :math:`(N, T)` (flat ids
+        :math:`(M,)` or :math:`(P, M)` for an ``nn.EmbeddingBag``)."""
         formatted = _format_tensor_into_tuples(inputs)
         assert formatted is not None
         shape = self._token_shape(formatted)
-        first = _check_masks(_as_tuple(mask_a), [shape], "mask_a")[0]
-        second = _check_masks(_as_tuple(mask_b), [shape], "mask_b")[0]
+        flat = self._flat_bag(formatted)
+        first = _check_masks(_as_tuple(_grid_mask(mask_a, flat)), [shape], "mask_a")[0]
+        second = _check_masks(_as_tuple(_grid_mask(mask_b, flat)), [shape], "mask_b")[0]
         if first.shape[0] != second.shape[0]:
             raise ValueError(
                 f"Expected `mask_a` and `mask_b` to hold the same number of phrases, but got {first.shape[0]} and "
                 f"{second.shape[0]}"
             )
-        if target is not None:
+        if target is not None and not flat:
             check_target(shape[0], target)
-        if contrast is not None:
+        if contrast is not None and not flat:
             check_target(shape[0], contrast)
         result = self._decompose(
             formatted, (torch.cat([first | second, first, second]),), additional_forward_args, self.layer
         )
-        scores = (
-            result.beta if target is None and contrast is None else _scores(result.beta, target, contrast, shape[0])
-        )
+        batch = int(result.beta.shape[1])
+        for given in (target, contrast):
+            if given is not None and flat:
+                check_target(batch, given)
+        scores = result.beta if target is None and contrast is None else _scores(result.beta, target, contrast, batch)
         joint, alone_a, alone_b = scores.chunk(3)
         out = joint - alone_a - alone_b
-        return out[0] if isinstance(mask_a, Tensor) and mask_a.dim() == 2 else out
+        return out[0] if isinstance(mask_a, Tensor) and mask_a.dim() == (1 if flat else 2) else out
 
-    @staticmethod
-    def _token_shape(inputs: Tuple[Any, ...]) -> Tuple[int, int]:
+    def _flat_bag(self, inputs: Tuple[Any, ...]) -> bool:
+        """Whether the layer is an ``nn.EmbeddingBag`` and the first input flat ids :math:`(M,)`."""
         ids = inputs[0]
+        return isinstance(self.layer, nn.EmbeddingBag) and isinstance(ids, Tensor) and ids.dim() == 1
+
+    def _token_shape(self, inputs: Tuple[Any, ...]) -> Tuple[int, int]:
+        """The token grid: :math:`(N, T)`, or :math:`(1, M)` for an ``nn.EmbeddingBag``'s :math:`M` flat ids."""
+        ids = inputs[0]
+        if self._flat_bag(inputs):
+            return 1, int(ids.shape[0])
         if not isinstance(ids, Tensor) or ids.dim() < 2:
             got = tuple(ids.shape) if isinstance(ids, Tensor) else type(ids).__name__
             raise ValueError(f"Expected the first input to be token ids of shape (N, T), but got {got}")
         return int(ids.shape[0]), int(ids.shape[1])
+
+
+def _grid_mask(mask: MaskType, flat: bool) -> MaskType:
+    """A phrase mask over flat ids, :math:`(M,)` or :math:`(P, M)`, on the token grid :math:`(1, M)`."""
+    if not flat or not isinstance(mask, Tensor) or mask.dim() not in (1, 2):
+        return mask
+    return mask.reshape(1, -1) if mask.dim() == 1 else mask.unsqueeze(1)
+
+
+def _spread_over_bags(scores: Tensor, group_of_id: Tensor, groups: Tensor, bag_of_row: Tensor) -> Tensor:
+    """Each group's score :math:`(G, N)` divided evenly among its flat ids in each bag: :math:`(M,)` (0 for ids
+    no bag reads)."""
+    group = torch.searchsorted(groups, group_of_id.contiguous())
+    read = bag_of_row >= 0
+    where = (group[read], bag_of_row[read])
+    counts = torch.zeros_like(scores).index_put_(where, torch.ones_like(scores[where]), accumulate=True)
+    out = scores.new_zeros(group_of_id.shape[0])
+    out[read] = scores[where] / counts[where]
+    return out

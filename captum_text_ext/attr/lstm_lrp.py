@@ -22,6 +22,7 @@ from captum_text_ext.attr._batch_layout import batch_candidates, example_totals,
 from captum_text_ext.attr._log_usage import log_usage
 from captum_text_ext.attr._targets import check_target, select_scores
 from captum_text_ext.decomposition.guard import OpGuard, is_tracked
+from captum_text_ext.decomposition.bags import BagCapture, known_batch, start_at_layer
 from captum_text_ext.decomposition.hooks import LayerCapture, ScopedHooks
 from captum_text_ext.decomposition.lrp import EpsilonRule, InitialState, LRPRun, lrp_op_table
 from captum_text_ext.decomposition.run import GuardedForward, forward_args, model_output
@@ -62,20 +63,19 @@ class LRPDecomposition:
 
 
 class _Pass(NamedTuple):
-    """What one LRP pass computed: ``batch_dims`` is the dimension of each relevance tensor that holds the examples
-    (``None``: a single example's tensor without one)."""
+    """What one LRP pass computed; ``totals``: :math:`(N,)` the relevance of the inputs (or the layer) summed per
+    example, when asked for."""
 
     scores: Tensor
     relevance: Tuple[Tensor, ...]
     states: List[Tuple[InitialState, Tensor]]
     layer_is_tuple: bool
-    batch_dims: Tuple[Optional[int], ...]
+    totals: Optional[Tensor]
 
     def input_totals(self) -> Tensor:
-        """:math:`(N,)` the relevance of the inputs (or the layer) summed per example."""
-        batch = int(self.scores.shape[0])
-        totals = [example_totals(t, dim, batch) for t, dim in zip(self.relevance, self.batch_dims)]
-        return sum(totals, torch.zeros_like(self.scores))
+        """``totals``, which the pass was asked for."""
+        assert self.totals is not None, "the pass was run without totals=True"
+        return self.totals
 
 
 def _leaf(tensor: Tensor) -> Tensor:
@@ -358,8 +358,7 @@ class LSTMLRP(GradientAttribution):
         dims = self._batch_dims(tensors, batch)
         return scores - sum((example_totals(t, d, batch) for t, d in zip(tensors, dims)), torch.zeros_like(scores))
 
-    @staticmethod
-    def _batch_dims(tensors: Sequence[Tensor], batch: int) -> Tuple[Optional[int], ...]:
+    def _batch_dims(self, tensors: Sequence[Tensor], batch: int) -> Tuple[Optional[int], ...]:
         """The batch dimension of each attribution tensor: 0 (the inputs' first dimension, as in Captum)."""
         return (0,) * len(tensors)
 
@@ -455,26 +454,29 @@ class LSTMLRP(GradientAttribution):
                         f"Expected `inputs` to be floating-point tensors (embeddings), but input {index} is {got}; "
                         "for token ids use LayerLSTMLRP(model, embedding_layer)"
                     )
-        batch = int(inputs[0].shape[0])
-        check_target(batch, target)
+        known = known_batch(layer, attribute_to_layer_input, inputs[0])
+        if known is not None:
+            check_target(known, target)
         extra = forward_args(additional_forward_args)
         run = LRPRun(self._rule)
         with torch.enable_grad(), GuardedForward(run, lrp_op_table(run), self.forward_func, layer) as forward:
             capture = (
-                None
-                if layer is None
-                else LayerCapture(layer, forward.hooks, _leaf_copy, attribute_to_layer_input, paused=run.paused)
+                None if layer is None
+                else start_at_layer(layer, forward.hooks, _leaf_copy, attribute_to_layer_input, run.paused)
             )
             _InitialStates(forward.roots, forward.hooks, run, lambda: capture is None or capture.captured is not None)
             leaves = inputs if capture is not None else tuple(_leaf_copy(t) for t in inputs)
             output = forward(*leaves, *extra)
             if capture is not None:
                 leaves = capture.require()
+            batch = known if known is not None else _bags(capture)
+            if known is None:
+                check_target(batch, target)
             output = model_output(output, batch, is_tracked, run)
             scores = select_scores(output, target)
             wrt = list(leaves) + [state.leaf for state in run.initial_states]
             probe = (
-                totals and capture is not None and batch > 1
+                totals and isinstance(capture, LayerCapture) and batch > 1
                 and any(len(batch_candidates(t.shape, batch)) > 1 for t in leaves)
             )
             grads = torch.autograd.grad(scores, wrt, grad_outputs=scores.detach(), allow_unused=True,
@@ -482,20 +484,28 @@ class LSTMLRP(GradientAttribution):
             relevance = tuple(
                 (torch.zeros_like(t) if g is None else g).detach().contiguous() for t, g in zip(leaves, grads)
             )
-            batch_dims: Tuple[Optional[int], ...] = (0,) * len(leaves)
-            if capture is not None and totals:
-                weights = probe_weights(batch, scores) if probe else None
-                probed = (
-                    torch.autograd.grad(scores, list(leaves), grad_outputs=scores.detach() * weights,
-                                        allow_unused=True)
-                    if weights is not None else None
-                )
-                batch_dims = infer_batch_dims(relevance, batch, probed, weights)
+            input_totals = None
+            if isinstance(capture, BagCapture) and totals:
+                assert capture.lookup is not None
+                input_totals = capture.lookup.totals(relevance[0])
+            elif totals:
+                batch_dims: Tuple[Optional[int], ...] = (0,) * len(leaves)
+                if capture is not None:
+                    weights = probe_weights(batch, scores) if probe else None
+                    probed = (
+                        torch.autograd.grad(scores, list(leaves), grad_outputs=scores.detach() * weights,
+                                            allow_unused=True)
+                        if weights is not None else None
+                    )
+                    batch_dims = infer_batch_dims(relevance, batch, probed, weights)
+                input_totals = sum(
+                    (example_totals(t, d, batch) for t, d in zip(relevance, batch_dims)), torch.zeros_like(scores)
+                ).detach()
         if verbose:
             assert forward.guard is not None
             self._print_log(forward.guard)
         states = [(state, g.detach()) for state, g in zip(run.initial_states, grads[len(leaves) :]) if g is not None]
-        return _Pass(scores.detach(), relevance, states, capture is not None and capture.is_tuple, batch_dims)
+        return _Pass(scores.detach(), relevance, states, capture is not None and capture.is_tuple, input_totals)
 
     @staticmethod
     def _print_log(guard: OpGuard) -> None:
@@ -503,6 +513,12 @@ class LSTMLRP(GradientAttribution):
         for (op, module, rule), count in counts.items():
             times = f" x{count}" if count > 1 else ""
             print(f"LSTMLRP: {module or '<root>'}: {op}{times} -> {rule}")
+
+
+def _bags(capture: Any) -> int:
+    """The number of bags of the ``nn.EmbeddingBag`` a pass started at (the examples of flat ids)."""
+    assert isinstance(capture, BagCapture) and capture.lookup is not None
+    return capture.lookup.bags
 
 
 def _leaf_copy(tensor: Tensor) -> Tensor:
@@ -607,10 +623,16 @@ class LayerLSTMLRP(LSTMLRP, LayerAttribution):
             return attributions, result.scores - result.input_totals()
         return attributions
 
-    @staticmethod
-    def _batch_dims(tensors: Sequence[Tensor], batch: int) -> Tuple[Optional[int], ...]:
+    def _batch_dims(self, tensors: Sequence[Tensor], batch: int) -> Tuple[Optional[int], ...]:
         """The batch dimension of each relevance tensor of the layer: its one dimension of the batch size (refused
-        when there are several: :meth:`attribute` and :meth:`decompose` tell them apart, this method cannot)."""
+        when there are several: :meth:`attribute` and :meth:`decompose` tell them apart, this method cannot; and
+        for the rows of an ``nn.EmbeddingBag``, which belong to the bags its offsets say)."""
+        if isinstance(self.layer, nn.EmbeddingBag):
+            raise ValueError(
+                "Expected attributions with a batch dimension, but the relevance of an nn.EmbeddingBag's looked-up "
+                "rows belongs to the bags its offsets say; use attribute(..., return_convergence_delta=True) or "
+                "decompose()"
+            )
         return infer_batch_dims(tensors, batch, None, None, "the attributions")
 
     def decompose(

@@ -61,9 +61,13 @@ class ScopedHooks:
         """``module.register_forward_pre_hook(hook, with_kwargs=...)`` for this call and thread."""
         self._handles.append(module.register_forward_pre_hook(self._mine(hook), with_kwargs=with_kwargs))
 
-    def forward(self, module: nn.Module, hook: Callable[..., Any], always_call: bool = False) -> None:
-        """``module.register_forward_hook(hook, always_call=...)`` for this call and thread."""
-        self._handles.append(module.register_forward_hook(self._mine(hook), always_call=always_call))
+    def forward(
+        self, module: nn.Module, hook: Callable[..., Any], always_call: bool = False, with_kwargs: bool = False
+    ) -> None:
+        """``module.register_forward_hook(hook, always_call=..., with_kwargs=...)`` for this call and thread."""
+        self._handles.append(
+            module.register_forward_hook(self._mine(hook), always_call=always_call, with_kwargs=with_kwargs)
+        )
 
 
 def _unique(modules: Sequence[nn.Module]) -> List[nn.Module]:
