@@ -74,7 +74,7 @@ class CellWeights:
         bias_ih: :math:`(G H,)` or ``None`` (a layer without biases).
         bias_hh: :math:`(G H,)` or ``None``.
         weight_hr: :math:`(S, H)` the projection of ``nn.LSTM(proj_size=S)``,
-            :math:`h_t = W_{hr}(o_t \odot \tanh(c_t))`, or ``None``.
+            :math:`h_t = W_{hr}(o_t \\odot \\tanh(c_t))`, or ``None``.
     """
 
     cell: str
