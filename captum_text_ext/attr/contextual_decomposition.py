@@ -155,7 +155,8 @@ class ContextualDecomposition(Attribution):
         model: the model, taking embeddings :math:`(N, T, E)` (and whatever ``additional_forward_args`` holds): an
             ``nn.Module`` or a bound method of one (``LSTMClassifier.forward_embeddings``).
         bias_product: where the bias-only product of a recurrent cell goes: ``"phrase"`` (default: to β at phrase
-            positions, so a whole-sentence phrase gets :math:`\gamma = 0` and :math:`\beta` = logits − bias),
+            positions, so a whole-sentence phrase gets :math:`\gamma = 0` and :math:`\beta` = logits − bias when the
+            initial states are 0; a learned non-zero :math:`h_0` belongs to γ, which then equals its contribution),
             ``"reference"`` (as the authors' released code, which produced the paper's numbers: to β only at phrase
             positions before the phrase's last one, in each direction's own reading order; the same as ``"never"``
             for single words; contiguous phrases only) or ``"never"`` (always γ: the paper's rule read literally).
