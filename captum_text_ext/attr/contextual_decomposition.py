@@ -257,7 +257,8 @@ class ContextualDecomposition(Attribution):
             inputs.
 
         Raises:
-            UnsupportedOperationError: a ``TypeError`` naming an op on the path without a rule.
+            captum_text_ext.decomposition.UnsupportedOperationError: a ``TypeError`` naming an op on the path without
+                a rule.
             TypeError: for inputs that are not floating-point tensors, or an output that does not depend on them.
             ValueError: for a malformed target, or a feature mask that is not constant over the embedding
                 dimensions.

@@ -315,7 +315,8 @@ class LSTMLRP(GradientAttribution):
             the last dimension. With ``return_convergence_delta``, ``(relevance, delta (N,))``.
 
         Raises:
-            UnsupportedOperationError: a ``TypeError`` naming an op on the path without a rule.
+            captum_text_ext.decomposition.UnsupportedOperationError: a ``TypeError`` naming an op on the path without
+                a rule.
             TypeError: for inputs that are not floating-point tensors, or an output that does not depend on them.
             ValueError: for a target that does not select one score per example.
         """

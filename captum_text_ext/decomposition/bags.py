@@ -24,8 +24,6 @@ Examples:
     True
 """
 
-from __future__ import annotations
-
 import contextlib
 from dataclasses import dataclass
 from typing import Any, Callable, ContextManager, Dict, Optional, Tuple, Union

@@ -242,9 +242,9 @@ class RecurrentSpec:
         weights = []
         for k in range(groups):
             chunk = list(flat_weights[k * per_group : (k + 1) * per_group])
-            biases = (chunk[2], chunk[3]) if has_biases else (None, None)
+            bias_ih, bias_hh = (chunk[2], chunk[3]) if has_biases else (None, None)
             projection = chunk[-1] if len(chunk) in (3, 5) else None
-            weights.append(CellWeights(cell, chunk[0], chunk[1], *biases, projection))
+            weights.append(CellWeights(cell, chunk[0], chunk[1], bias_ih, bias_hh, projection))
         return cls(cell, num_layers, bidirectional, tuple(weights))
 
     def detached(self) -> "RecurrentSpec":

@@ -102,6 +102,8 @@ def scale_rule(run: CDRun, divide: bool) -> Handler:
 
 
 def negation_rule(run: CDRun) -> Handler:
+    """``-x``: every part negated."""
+
     def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         x = args[0]
         pending = None if x.pending is None else -x.pending
@@ -134,6 +136,8 @@ def _linear_map(
 
 
 def linear_rule(run: CDRun) -> Handler:
+    """``F.linear``: the map without bias on the parts, the bias pending."""
+
     def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         x, weight, bias = bind_args(args, kwargs, ("input", "weight", "bias"), {"bias": None})
         if not isinstance(x, Decomposed) or isinstance(weight, Decomposed) or isinstance(bias, Decomposed):

@@ -197,6 +197,7 @@ class RecurrentLRP(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, *args: Any, **kwargs: Any) -> Tuple[Tensor, ...]:
+        """The op's value (the arguments are the class's); the rule is in ``backward``."""
         x, h0, c0, spec, lengths, rule = args
         trace = unroll(spec, x, lengths, h0, c0)
         ctx.trace, ctx.rule = trace, rule

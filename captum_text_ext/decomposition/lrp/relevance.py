@@ -149,6 +149,7 @@ class EpsilonMap(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, *args: Any, **kwargs: Any) -> Tensor:
+        """The op's value (the arguments are the class's); the rule is in ``backward``."""
         x, value, linear, connect, bias, data_terms, rule = args
         z: Tensor = value()
         ctx.save_for_backward(x, z)
@@ -157,6 +158,7 @@ class EpsilonMap(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, *grads: Any) -> Tuple[Optional[Tensor], ...]:
+        """The rule: the relevance of the inputs from that of the output."""
         (relevance,) = grads
         x, z = ctx.saved_tensors
         rule: EpsilonRule = ctx.rule
@@ -184,6 +186,7 @@ class EpsilonAdd(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, *args: Any, **kwargs: Any) -> Tensor:
+        """The op's value (the arguments are the class's); the rule is in ``backward``."""
         value, coefficients, constant, rule, *operands = args
         z: Tensor = value()
         ctx.save_for_backward(z, *operands)
@@ -192,6 +195,7 @@ class EpsilonAdd(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, *grads: Any) -> Tuple[Optional[Tensor], ...]:
+        """The rule: the relevance of the inputs from that of the output."""
         (relevance,) = grads
         z, *operands = ctx.saved_tensors
         rule: EpsilonRule = ctx.rule
@@ -215,6 +219,7 @@ class PassThrough(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, *args: Any, **kwargs: Any) -> Tensor:
+        """The op's value (the arguments are the class's); the rule is in ``backward``."""
         x, value = args
         out: Tensor = value()
         ctx.shape = x.shape
@@ -222,6 +227,7 @@ class PassThrough(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, *grads: Any) -> Tuple[Optional[Tensor], ...]:
+        """The rule: the relevance of the inputs from that of the output."""
         (relevance,) = grads
         return relevance.sum_to_size(ctx.shape), None
 
@@ -235,6 +241,7 @@ class SelectionSum(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, *args: Any, **kwargs: Any) -> Tensor:
+        """The op's value (the arguments are the class's); the rule is in ``backward``."""
         value, masks, *operands = args
         z: Tensor = value()
         ctx.masks, ctx.shapes = masks, [operand.shape for operand in operands]
@@ -242,6 +249,7 @@ class SelectionSum(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, *grads: Any) -> Tuple[Optional[Tensor], ...]:
+        """The rule: the relevance of the inputs from that of the output."""
         (relevance,) = grads
         messages = [
             torch.where(mask, relevance, torch.zeros_like(relevance)).sum_to_size(shape)
