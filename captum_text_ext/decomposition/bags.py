@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from captum_text_ext.decomposition.hooks import LayerCapture, ScopedHooks
+from captum_text_ext.decomposition.hooks import Capture, LayerCapture, ScopedHooks
 
 __all__ = ["BAG_MODES", "BagCapture", "BagLookup", "known_batch", "start_at_layer"]
 
@@ -164,7 +164,7 @@ class BagLookup:
         return per_row.new_zeros(self.bags).index_add_(0, self.bag_of_row[kept], per_row[kept])
 
 
-class BagCapture:
+class BagCapture(Capture):
     """Starts a method at the rows an ``nn.EmbeddingBag`` looks up, for one forward pass: the bag's output is
     replaced by :meth:`BagLookup.combine` of ``make(rows)`` (a gradient leaf, or a decomposed tensor), computed with
     whatever guard is running, so the method's own rules combine the rows. The layer must run once per pass.
@@ -178,7 +178,6 @@ class BagCapture:
     Attributes:
         captured: ``(make(rows),)`` once the layer ran.
         lookup: the :class:`BagLookup` of the call.
-        is_tuple: always False (the bag returns one tensor).
     """
 
     def __init__(
@@ -188,30 +187,14 @@ class BagCapture:
         make: Callable[[Tensor], Tensor],
         paused: Callable[[], ContextManager[Any]] = contextlib.nullcontext,
     ) -> None:
-        self.layer, self.make, self.paused = layer, make, paused
-        self.captured: Optional[Tuple[Tensor, ...]] = None
+        super().__init__(layer, make, paused)
         self.lookup: Optional[BagLookup] = None
-        self.is_tuple = False
         hooks.forward(layer, self._replace, with_kwargs=True)
-
-    def require(self) -> Tuple[Tensor, ...]:
-        """The replaced rows.
-
-        Raises:
-            ValueError: when the layer did not run.
-        """
-        if self.captured is None:
-            raise ValueError(f"Expected the layer {type(self.layer).__name__} to run in the forward pass, but it did not")
-        return self.captured
 
     def _replace(self, module: nn.Module, args: Tuple[Any, ...], kwargs: Dict[str, Any], output: Tensor) -> Tensor:
         assert isinstance(module, nn.EmbeddingBag)
         with self.paused():
-            if self.captured is not None:
-                raise ValueError(
-                    f"Expected the layer {type(module).__name__} to be called once per forward pass, but it was called "
-                    "again"
-                )
+            self._check_once()
             lookup = BagLookup.parse(module, args, kwargs, output)
             start = self.make(lookup.rows)
             self.lookup, self.captured = lookup, (start,)
