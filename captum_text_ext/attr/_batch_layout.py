@@ -10,6 +10,7 @@ shows. What cannot be told apart is refused, never guessed.
 
 from __future__ import annotations
 
+import math
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -32,7 +33,8 @@ def example_totals(tensor: Tensor, dim: Optional[int], batch: int) -> Tensor:
     everything summed)."""
     if dim is None:
         return tensor.sum().reshape(1)
-    return tensor.transpose(0, dim).reshape(batch, -1).sum(1)
+    moved = tensor.transpose(0, dim)
+    return moved.reshape(batch, math.prod(moved.shape[1:])).sum(1)  # an explicit width: also for an empty batch
 
 
 def probe_weights(batch: int, like: Tensor) -> Tensor:
