@@ -83,7 +83,8 @@ def _build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--imdb-dir", type=Path, default=None,
                            help="an aclImdb directory (hechtlinger2016: also train and explain a BoW MLP on IMDB)")
     benchmark.add_argument("--models", default=None, help="leaderboard: comma-separated zoo models (default: "
-                           "bilstm-sst5,lstm-sst2,textcnn-mr,lstm-synthetic)")
+                           "bilstm-sst5,lstm-sst2,textcnn-mr,lstm-synthetic); yuan2019: the rows to compute alone "
+                           "(default: all, with the figures)")
     benchmark.add_argument("--n", type=int, default=None, help="leaderboard: test sentences per model (default 500)")
     benchmark.add_argument("--sensitivity-n", type=int, default=None,
                            help="leaderboard: sentences for sensitivity-max (default 100)")

@@ -128,6 +128,19 @@ def _write_supported_ops_table() -> None:
     generated = ROOT / "docs" / "_generated"
     generated.mkdir(exist_ok=True)
     (generated / "supported_ops_table.rst").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _write_supported_modules_table(methods, generated)
+
+
+def _write_supported_modules_table(methods: list, generated: Path) -> None:
+    """Render the ops each common ``nn`` module calls (recorded by running it) and each method's rules for them."""
+    from captum_text_ext.decomposition import supported_modules
+
+    lines = [".. list-table::", "   :header-rows: 1", "   :widths: 22 28 25 25", ""]
+    lines += ["   * - module", "     - ops (group)"] + [f"     - {method}" for method in methods]
+    for row in supported_modules():
+        ops = ", ".join(f"``{op}`` ({group})" for op, group in zip(row.ops, row.groups))
+        lines += [f"   * - ``{row.module}``", f"     - {ops}"] + [f"     - {row.rules[m]}" for m in methods]
+    (generated / "supported_modules_table.rst").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 _write_supported_ops_table()

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from captum_text_ext.attr._log_usage import log_usage
 from captum_text_ext.attr._targets import check_target, select_scores
 from captum_text_ext.decomposition.cd import BIAS_PRODUCTS, CDRun, Decomposed, cd_op_table, is_decomposed
-from captum_text_ext.decomposition.hooks import LayerCapture
+from captum_text_ext.decomposition.bags import BagCapture, start_at_layer
 from captum_text_ext.decomposition.run import GuardedForward, Run, forward_args, model_output, plain_run
 
 __all__ = ["PHRASE_POSITIONS_PER_PASS", "ContextualDecomposition", "LayerContextualDecomposition"]
@@ -45,24 +45,30 @@ pass (``captum-text-ext benchmark cd-speed`` measures its time and peak memory).
 
 
 class _Pass(NamedTuple):
-    """What one CD pass computed: the output and its parts, each with the phrase dimension first."""
+    """What one CD pass computed: the output and its parts, each with the phrase dimension first; for a pass that
+    started at an ``nn.EmbeddingBag``'s flat ids, the bag of each id."""
 
     output: Tensor
     beta: Tensor
     gamma: Tensor
     bias: Tensor
+    bag_of_row: Optional[Tensor] = None
 
 
 def _as_tuple(obj: Any) -> Tuple[Any, ...]:
     return obj if isinstance(obj, tuple) else (obj,)
 
 
-def _decomposed_input(x: Tensor, mask: Tensor, offset: int) -> Decomposed:
-    """``x`` :math:`(N, T, \\ldots)` split by ``mask`` :math:`(P, N, T)`: β holds the phrase's tokens, γ the rest."""
-    batch, steps = x.shape[:2]
+def _decomposed_input(x: Tensor, mask: Tensor, offset: int, time_first: bool = False) -> Decomposed:
+    """``x`` :math:`(N, T, \\ldots)` split by ``mask`` :math:`(P, N, T)`: β holds the phrase's tokens, γ the rest.
+    With ``time_first``, ``x`` is :math:`(T, N, \\ldots)` (the origins still number the tokens row-major in
+    :math:`(N, T)`)."""
+    batch, steps = mask.shape[1:]
     trailing = (1,) * (x.dim() - 2)
-    positions = torch.arange(batch * steps, dtype=torch.float64, device=x.device).reshape(batch, steps, *trailing)
-    origin = torch.broadcast_to(positions + (1 + offset), x.shape).clone()
+    positions = torch.arange(batch * steps, dtype=torch.float64, device=x.device).reshape(batch, steps)
+    if time_first:
+        positions, mask = positions.t(), mask.transpose(1, 2)
+    origin = torch.broadcast_to(positions.reshape(*positions.shape, *trailing) + (1 + offset), x.shape).clone()
     return Decomposed.masked(x, mask.to(x.device), origin)
 
 
@@ -155,7 +161,8 @@ class ContextualDecomposition(Attribution):
         model: the model, taking embeddings :math:`(N, T, E)` (and whatever ``additional_forward_args`` holds): an
             ``nn.Module`` or a bound method of one (``LSTMClassifier.forward_embeddings``).
         bias_product: where the bias-only product of a recurrent cell goes: ``"phrase"`` (default: to β at phrase
-            positions, so a whole-sentence phrase gets :math:`\gamma = 0` and :math:`\beta` = logits − bias),
+            positions, so a whole-sentence phrase gets :math:`\gamma = 0` and :math:`\beta` = logits − bias when the
+            initial states are 0; a learned non-zero :math:`h_0` belongs to γ, which then equals its contribution),
             ``"reference"`` (as the authors' released code, which produced the paper's numbers: to β only at phrase
             positions before the phrase's last one, in each direction's own reading order; the same as ``"never"``
             for single words; contiguous phrases only) or ``"never"`` (always γ: the paper's rule read literally).
@@ -263,7 +270,8 @@ class ContextualDecomposition(Attribution):
             inputs.
 
         Raises:
-            UnsupportedOperationError: a ``TypeError`` naming an op on the path without a rule.
+            captum_text_ext.decomposition.UnsupportedOperationError: a ``TypeError`` naming an op on the path without
+                a rule.
             TypeError: for inputs that are not floating-point tensors, or an output that does not depend on them.
             ValueError: for a malformed target, or a feature mask that is not constant over the embedding
                 dimensions.
@@ -276,7 +284,7 @@ class ContextualDecomposition(Attribution):
             check_target(batch, contrast)
         group_ids, groups = _token_groups(formatted, feature_mask)
         masks = tuple(ids.unsqueeze(0) == groups.view(-1, 1, 1) for ids in group_ids)
-        scores = self._group_scores(formatted, masks, target, contrast, additional_forward_args, phrases_per_pass)
+        scores, _ = self._group_scores(formatted, masks, target, contrast, additional_forward_args, phrases_per_pass)
         per_token = _spread(scores, masks, group_ids, groups)
         return _format_output(is_tuple, tuple(t.to(x.dtype) for t, x in zip(per_token, formatted)))
 
@@ -390,21 +398,29 @@ class ContextualDecomposition(Attribution):
         additional_forward_args: Optional[object],
         phrases_per_pass: Optional[int],
         layer: Optional[nn.Module] = None,
-    ) -> Tensor:
+    ) -> Tuple[Tensor, Optional[Tensor]]:
         """:math:`(G, N)`: the target score of every phrase of ``masks`` :math:`(G, N, T_i)`, ``phrases_per_pass`` of
-        them per pass through the model."""
+        them per pass through the model; and for flat ids of an ``nn.EmbeddingBag``, the bag of each id (the batch is
+        then the bags', known after the first pass, where the targets are checked)."""
         phrases, batch = int(masks[0].shape[0]), int(masks[0].shape[1])
         positions = batch * sum(int(m.shape[2]) for m in masks)
         if phrases_per_pass is None:
             phrases_per_pass = max(1, PHRASE_POSITIONS_PER_PASS // max(positions, 1))
         elif isinstance(phrases_per_pass, bool) or not isinstance(phrases_per_pass, int) or phrases_per_pass < 1:
             raise ValueError(f"Expected `phrases_per_pass` to be a positive int or None, but got {phrases_per_pass!r}")
-        scores = []
+        scores: List[Tensor] = []
+        bag_of_row: Optional[Tensor] = None
         for start in range(0, phrases, phrases_per_pass):
             chunk = tuple(m[start : start + phrases_per_pass] for m in masks)
             result = self._decompose(inputs, chunk, additional_forward_args, layer)
+            bag_of_row, batch = result.bag_of_row, int(result.beta.shape[1])
+            if bag_of_row is not None and not scores:
+                for checked in (target, contrast):
+                    if checked is not None:
+                        check_target(batch, checked)
             scores.append(_scores(result.beta, target, contrast, batch))
-        return torch.cat(scores) if scores else masks[0].new_zeros(0, batch, dtype=inputs[0].dtype)
+        empty = masks[0].new_zeros(0, batch, dtype=inputs[0].dtype)
+        return (torch.cat(scores) if scores else empty), bag_of_row
 
     def _decompose(
         self,
@@ -422,6 +438,7 @@ class ContextualDecomposition(Attribution):
             empty = model_output(output, batch, lambda _: True, Run("ContextualDecomposition")).detach()
             parts = empty.unsqueeze(0).expand(int(masks[0].shape[0]), *empty.shape).contiguous()
             return _Pass(empty.clone(), parts, parts.clone(), empty.clone())
+        bag_of_row = None
         run = CDRun.for_masks(self.bias_product, masks)
         with torch.no_grad(), GuardedForward(run, cd_op_table(run), self.forward_func, layer, is_decomposed) as forward:
             if layer is None:
@@ -433,31 +450,81 @@ class ContextualDecomposition(Attribution):
                 )
                 output = forward(*leaves, *extra)
             else:
-                start = LayerCapture(layer, forward.hooks, _layer_start(masks[0]), tuples=False, paused=run.paused)
+                given: List[Any] = []  # the layer's first input, to tell (N, T, ...) from (T, N, ...) when T = N
+                forward.hooks.forward_pre(layer, lambda module, args: given.append(args[0] if args else None))
+                bag = isinstance(layer, nn.EmbeddingBag)
+                make = _bag_start(masks[0]) if bag else _layer_start(masks[0], inputs[0], given)
+                start = start_at_layer(layer, forward.hooks, make, paused=run.paused, tuples=False)
                 output = forward(*inputs, *extra)
                 start.require()
+                if isinstance(start, BagCapture) and inputs[0].dim() == 1:
+                    assert start.lookup is not None
+                    batch, bag_of_row = start.lookup.bags, start.lookup.bag_of_row
             decomposed = model_output(output, batch, is_decomposed, run)
         assert isinstance(decomposed, Decomposed)
         bias = decomposed.pending if decomposed.pending is not None else torch.zeros_like(decomposed.plain)
         return _Pass(
-            decomposed.plain.clone(), decomposed.beta.contiguous(), decomposed.gamma.contiguous(), bias.contiguous()
+            decomposed.plain.clone(), decomposed.beta.contiguous(), decomposed.gamma.contiguous(), bias.contiguous(),
+            bag_of_row,
         )
 
 
-def _layer_start(mask: Tensor) -> Callable[[Tensor], Tensor]:
-    """What a layer's output is replaced by: the output split by the phrase mask ``(P, N, T)``."""
+def _layer_start(mask: Tensor, token_ids: Any, given: List[Any]) -> Callable[[Tensor], Tensor]:
+    """What a layer's output is replaced by: the output split by the phrase mask ``(P, N, T)``, the output being
+    :math:`(N, T, \\ldots)` or :math:`(T, N, \\ldots)` (:func:`_time_first`)."""
 
     def start(output: Tensor) -> Tensor:
         if isinstance(output, Decomposed):
             raise ValueError("Expected the layer to return a plain tensor, but it returned a decomposed one")
-        if output.dim() < 2 or tuple(output.shape[:2]) != tuple(mask.shape[1:]):
-            raise ValueError(
-                f"Expected the output of the layer to have shape (N, T, ...) = {tuple(mask.shape[1:])} + (...), "
-                f"matching the phrase masks, but got {tuple(output.shape)}"
-            )
-        return _decomposed_input(output.detach(), mask, 0)
+        time_first = _time_first(tuple(output.shape), tuple(mask.shape[1:]), token_ids, given[-1] if given else None)
+        return _decomposed_input(output.detach(), mask, 0, time_first)
 
     return start
+
+
+def _bag_start(mask: Tensor) -> Callable[[Tensor], Tensor]:
+    """What the rows an ``nn.EmbeddingBag`` looks up are replaced by: the rows split by the phrase mask
+    :math:`(P, N, T)` over the token ids (:math:`(P, 1, M)` for :math:`M` flat ids)."""
+
+    def start(rows: Tensor) -> Tensor:
+        grid = tuple(mask.shape[1:])
+        if rows.shape[:-1].numel() != grid[0] * grid[1]:
+            raise ValueError(
+                f"Expected the nn.EmbeddingBag to look up the {grid[0] * grid[1]} token ids the phrase masks refer to "
+                f"(the first input), but it looked up {rows.shape[:-1].numel()}"
+            )
+        return _decomposed_input(rows.reshape(*grid, rows.shape[-1]), mask, 0)
+
+    return start
+
+
+def _time_first(shape: Tuple[int, ...], tokens: Tuple[int, ...], token_ids: Any, layer_input: Any) -> bool:
+    """Whether a layer output of ``shape`` is :math:`(T, N, \\ldots)` for the tokens :math:`(N, T)`: read from
+    the shape, and when :math:`T = N` from the layer's input (the token ids or their transpose, as
+    ``self.emb(ids.t())`` takes them).
+
+    Raises:
+        ValueError: when the shape fits neither layout, or both and the layer's input does not tell.
+    """
+    batch, steps = tokens
+    lead = shape[:2]
+    if len(shape) < 2 or lead not in ((batch, steps), (steps, batch)):
+        raise ValueError(
+            f"Expected the output of the layer to have shape (N, T, ...) = {tokens} + (...) or (T, N, ...) = "
+            f"{(steps, batch)} + (...), matching the phrase masks, but got {shape}"
+        )
+    if batch != steps:
+        return lead == (steps, batch)
+    if isinstance(token_ids, Tensor) and isinstance(layer_input, Tensor) and token_ids.dim() == 2:
+        as_given = layer_input.shape == token_ids.shape and bool(torch.equal(layer_input, token_ids))
+        transposed = layer_input.shape == token_ids.t().shape and bool(torch.equal(layer_input, token_ids.t()))
+        if as_given != transposed:
+            return transposed
+    raise ValueError(
+        f"Expected to tell whether the layer's output {shape} is (N, T, ...) or (T, N, ...), but N = T = {batch} "
+        "and the layer's input does not tell (it is not exactly one of the token ids and their transpose); call "
+        "with a batch size that differs from the number of tokens"
+    )
 
 
 def _scores(beta: Tensor, target: TargetType, contrast: TargetType, batch: int) -> Tensor:
@@ -520,12 +587,22 @@ class LayerContextualDecomposition(ContextualDecomposition, LayerAttribution):
     embedding), whose :math:`(N, T, E)` output is split by the phrase masks over its first two dimensions.
 
     Everything before ``layer`` runs untouched; from its output on the rules of :class:`ContextualDecomposition`
-    apply. :meth:`attribute` returns per-token scores :math:`(N, T)`.
+    apply. :meth:`attribute` returns per-token scores :math:`(N, T)`. A layer output :math:`(T, N, \ldots)` (a model
+    calling ``self.emb(ids.t())``) is split the same way; when :math:`T = N` the layer's input tells the layouts apart
+    (the token ids or their transpose), else the call is refused.
+
+    **nn.EmbeddingBag** (flat ids with ``offsets``, as PyTorch's text-classification tutorial model): its output
+    :math:`(N, E)` has no token axis, so the decomposition starts at the rows it looks up
+    (:class:`~captum_text_ext.decomposition.bags.BagLookup`; modes ``sum`` with ``per_sample_weights``, ``mean``,
+    ``max``, and ``padding_idx``). The tokens are then the :math:`M` flat ids of the first input: phrase masks are
+    :math:`(M,)` or :math:`(P, M)`, feature masks :math:`(M,)`, and :meth:`attribute` returns one score per flat id,
+    :math:`(M,)` — the one exception to "the layer's shape". A 2-D input of fixed-length bags :math:`(N, L)` keeps
+    the usual :math:`(N, L)` token grid.
 
     Args:
         model: the model, taking token ids (and ``additional_forward_args``).
         layer: the module whose output is decomposed; it must run once per forward pass and return
-            :math:`(N, T, \ldots)`.
+            :math:`(N, T, \ldots)` or :math:`(T, N, \ldots)`, or be an ``nn.EmbeddingBag``.
         bias_product: ``"phrase"``, ``"reference"`` or ``"never"`` (see :class:`ContextualDecomposition`).
 
     Examples:
@@ -568,29 +645,36 @@ class LayerContextualDecomposition(ContextualDecomposition, LayerAttribution):
         r"""Per-token CD scores for the target logit.
 
         Args:
-            inputs: the model's inputs; the first is the token ids :math:`(N, T)`.
+            inputs: the model's inputs; the first is the token ids :math:`(N, T)` (flat ids :math:`(M,)` for an
+                ``nn.EmbeddingBag``).
             target: Captum's target (see :meth:`ContextualDecomposition.attribute`).
-            additional_forward_args: passed to the model after ``inputs`` (e.g. lengths).
-            feature_mask: integer group ids :math:`(N, T)` or :math:`(1, T)`; default: each token its own group.
+            additional_forward_args: passed to the model after ``inputs`` (e.g. lengths, or the bags' offsets).
+            feature_mask: integer group ids :math:`(N, T)` or :math:`(1, T)` (:math:`(M,)` for flat ids); default:
+                each token its own group.
             contrast: a second target: scores :math:`\beta_{target} - \beta_{contrast}`.
             phrases_per_pass: phrases decomposed per pass (see :meth:`ContextualDecomposition.attribute`).
 
         Returns:
-            :math:`(N, T)`: each group's β spread evenly over its tokens.
+            :math:`(N, T)`: each group's β spread evenly over its tokens in each example (:math:`(M,)`, one score
+            per flat id, for an ``nn.EmbeddingBag`` reading flat ids).
         """
         formatted = _format_tensor_into_tuples(inputs)
         assert formatted is not None
         tokens = self._token_shape(formatted)
-        batch = tokens[0]
-        check_target(batch, target)
-        if contrast is not None:
-            check_target(batch, contrast)
+        flat = self._flat_bag(formatted)
+        if not flat:
+            check_target(tokens[0], target)
+            if contrast is not None:
+                check_target(tokens[0], contrast)
         shaped = torch.empty(tokens, dtype=torch.float64)
-        group_ids, groups = _token_groups((shaped,), feature_mask)
+        mask_in = feature_mask.reshape(1, -1) if flat and isinstance(feature_mask, Tensor) else feature_mask
+        group_ids, groups = _token_groups((shaped,), mask_in)
         masks = (group_ids[0].unsqueeze(0) == groups.view(-1, 1, 1),)
-        scores = self._group_scores(
+        scores, bag_of_row = self._group_scores(
             formatted, masks, target, contrast, additional_forward_args, phrases_per_pass, self.layer
         )
+        if bag_of_row is not None:
+            return _spread_over_bags(scores, group_ids[0][0], groups, bag_of_row)
         return _spread(scores, masks, group_ids, groups)[0]
 
     def decompose(
@@ -600,12 +684,14 @@ class LayerContextualDecomposition(ContextualDecomposition, LayerAttribution):
         additional_forward_args: Optional[object] = None,
         return_bias: bool = False,
     ) -> Tuple[Tensor, ...]:
-        """See :meth:`ContextualDecomposition.decompose`; ``phrase_mask`` refers to the tokens :math:`(N, T)`."""
+        """See :meth:`ContextualDecomposition.decompose`; ``phrase_mask`` refers to the tokens :math:`(N, T)` (for an
+        ``nn.EmbeddingBag`` reading flat ids: :math:`(M,)` for one phrase or :math:`(P, M)`)."""
         formatted = _format_tensor_into_tuples(inputs)
         assert formatted is not None
-        masks = _check_masks(_as_tuple(phrase_mask), [self._token_shape(formatted)], "phrase_mask")
+        flat = self._flat_bag(formatted)
+        masks = _check_masks(_as_tuple(_grid_mask(phrase_mask, flat)), [self._token_shape(formatted)], "phrase_mask")
         result = self._decompose(formatted, masks, additional_forward_args, self.layer)
-        one_phrase = isinstance(phrase_mask, Tensor) and phrase_mask.dim() == 2
+        one_phrase = isinstance(phrase_mask, Tensor) and phrase_mask.dim() == (1 if flat else 2)
         relevant, irrelevant = (result.beta[0], result.gamma[0]) if one_phrase else (result.beta, result.gamma)
         return (relevant, irrelevant, result.bias) if return_bias else (relevant, irrelevant)
 
@@ -618,35 +704,65 @@ class LayerContextualDecomposition(ContextualDecomposition, LayerAttribution):
         additional_forward_args: Optional[object] = None,
         contrast: TargetType = None,
     ) -> Tensor:
-        """See :meth:`ContextualDecomposition.interaction`; the masks refer to the tokens :math:`(N, T)`."""
+        """See :meth:`ContextualDecomposition.interaction`; the masks refer to the tokens :math:`(N, T)` (flat ids
+        :math:`(M,)` or :math:`(P, M)` for an ``nn.EmbeddingBag``)."""
         formatted = _format_tensor_into_tuples(inputs)
         assert formatted is not None
         shape = self._token_shape(formatted)
-        first = _check_masks(_as_tuple(mask_a), [shape], "mask_a")[0]
-        second = _check_masks(_as_tuple(mask_b), [shape], "mask_b")[0]
+        flat = self._flat_bag(formatted)
+        first = _check_masks(_as_tuple(_grid_mask(mask_a, flat)), [shape], "mask_a")[0]
+        second = _check_masks(_as_tuple(_grid_mask(mask_b, flat)), [shape], "mask_b")[0]
         if first.shape[0] != second.shape[0]:
             raise ValueError(
                 f"Expected `mask_a` and `mask_b` to hold the same number of phrases, but got {first.shape[0]} and "
                 f"{second.shape[0]}"
             )
-        if target is not None:
+        if target is not None and not flat:
             check_target(shape[0], target)
-        if contrast is not None:
+        if contrast is not None and not flat:
             check_target(shape[0], contrast)
         result = self._decompose(
             formatted, (torch.cat([first | second, first, second]),), additional_forward_args, self.layer
         )
-        scores = (
-            result.beta if target is None and contrast is None else _scores(result.beta, target, contrast, shape[0])
-        )
+        batch = int(result.beta.shape[1])
+        for given in (target, contrast):
+            if given is not None and flat:
+                check_target(batch, given)
+        scores = result.beta if target is None and contrast is None else _scores(result.beta, target, contrast, batch)
         joint, alone_a, alone_b = scores.chunk(3)
         out = joint - alone_a - alone_b
-        return out[0] if isinstance(mask_a, Tensor) and mask_a.dim() == 2 else out
+        return out[0] if isinstance(mask_a, Tensor) and mask_a.dim() == (1 if flat else 2) else out
 
-    @staticmethod
-    def _token_shape(inputs: Tuple[Any, ...]) -> Tuple[int, int]:
+    def _flat_bag(self, inputs: Tuple[Any, ...]) -> bool:
+        """Whether the layer is an ``nn.EmbeddingBag`` and the first input flat ids :math:`(M,)`."""
         ids = inputs[0]
+        return isinstance(self.layer, nn.EmbeddingBag) and isinstance(ids, Tensor) and ids.dim() == 1
+
+    def _token_shape(self, inputs: Tuple[Any, ...]) -> Tuple[int, int]:
+        """The token grid: :math:`(N, T)`, or :math:`(1, M)` for an ``nn.EmbeddingBag``'s :math:`M` flat ids."""
+        ids = inputs[0]
+        if self._flat_bag(inputs):
+            return 1, int(ids.shape[0])
         if not isinstance(ids, Tensor) or ids.dim() < 2:
             got = tuple(ids.shape) if isinstance(ids, Tensor) else type(ids).__name__
             raise ValueError(f"Expected the first input to be token ids of shape (N, T), but got {got}")
         return int(ids.shape[0]), int(ids.shape[1])
+
+
+def _grid_mask(mask: MaskType, flat: bool) -> MaskType:
+    """A phrase mask over flat ids, :math:`(M,)` or :math:`(P, M)`, on the token grid :math:`(1, M)`."""
+    if not flat or not isinstance(mask, Tensor) or mask.dim() not in (1, 2):
+        return mask
+    return mask.reshape(1, -1) if mask.dim() == 1 else mask.unsqueeze(1)
+
+
+def _spread_over_bags(scores: Tensor, group_of_id: Tensor, groups: Tensor, bag_of_row: Tensor) -> Tensor:
+    """Each group's score :math:`(G, N)` divided evenly among its flat ids in each bag: :math:`(M,)` (0 for ids
+    no bag reads)."""
+    group = torch.searchsorted(groups, group_of_id.contiguous())
+    read = bag_of_row >= 0
+    where = (group[read], bag_of_row[read])
+    counts = torch.zeros_like(scores).index_put_(where, torch.ones_like(scores[where]), accumulate=True)
+    out = scores.new_zeros(group_of_id.shape[0])
+    out[read] = scores[where] / counts[where]
+    return out

@@ -28,7 +28,8 @@ from captum_text_ext.attr._input_gradients import (
     target_selector,
 )
 from captum_text_ext.decomposition.guard import RandomOpCheck
-from captum_text_ext.decomposition.hooks import LayerCapture, ScopedHooks
+from captum_text_ext.decomposition.bags import known_batch, start_at_layer
+from captum_text_ext.decomposition.hooks import ScopedHooks
 from captum_text_ext.attr._log_usage import log_usage
 from captum_text_ext.attr._streaming import Batches, RunningMean, iterate_batches
 
@@ -607,12 +608,15 @@ class LayerGradientLinearSurrogate(LayerAttribution, GradientAttribution):
         formatted = _format_tensor_into_tuples(inputs)
         assert formatted is not None
         args = _format_additional_forward_args(additional_forward_args) or ()
-        select = target_selector(target, int(formatted[0].shape[0]))
+        known = known_batch(self.layer, attribute_to_layer_input, formatted[0])
+        if known is not None:
+            target_selector(target, known)  # refuses a bad target before the forward pass
         with ScopedHooks() as hooks, RandomOpCheck(type(self).__name__), torch.enable_grad():
-            capture = LayerCapture(self.layer, hooks, _leaf, attribute_to_layer_input)
+            capture = start_at_layer(self.layer, hooks, _leaf, attribute_to_layer_input)
             output = self.forward_func(*formatted, *args)
             leaves = capture.require()
-            scores = select(check_output(output, int(formatted[0].shape[0])), 1)
+            batch = known if known is not None else int(output.shape[0]) if isinstance(output, Tensor) else 0
+            scores = target_selector(target, batch)(check_output(output, batch), 1)
             if not scores.requires_grad:
                 raise ValueError("The selected output does not depend on the layer's output through autograd")
             grads = torch.autograd.grad(scores.sum(), leaves, allow_unused=True)

@@ -13,7 +13,7 @@ from captum._utils.typing import TargetType
 from torch import Tensor, nn
 
 from captum_text_ext.attr.hidden_unit_saliency import HiddenUnitSaliency, StopForward, format_forward_args
-from captum_text_ext.attr.receptive_fields import window_geometry
+from captum_text_ext.attr.receptive_fields import from_module_layout, to_module_layout, window_geometry
 
 __all__ = [
     "HiddenUnitOptimization",
@@ -248,10 +248,12 @@ class _ItemForward:
         assert stack is not None
         crop = (stack[0], self.columns[:, 0], hunt.field_width) if self.cropped else None
         if self.padded is None:
-            mask = self.mask.unsqueeze(1)
+            axis = hunt.saliency.axis
+            mask = to_module_layout(stack[0], axis, self.mask.unsqueeze(-1))
+            columns = to_module_layout(stack[0], axis, vectors)
             hooks = hunt.saliency.hooks(
-                stop_after_layer=True, leaf=False, embedding=hunt.embedding, token_ids=self.ids, crop=crop,
-                substitute=lambda cropped: torch.where(mask, vectors.transpose(1, 2), cropped), crop_rows=self.rows,
+                found_axis=True, stop_after_layer=True, leaf=False, embedding=hunt.embedding, token_ids=self.ids,
+                crop=crop, substitute=lambda cropped: torch.where(mask, columns, cropped), crop_rows=self.rows,
             )
         else:
             assert self.index is not None
@@ -259,7 +261,7 @@ class _ItemForward:
             index = self.index.unsqueeze(-1).expand_as(vectors)
             x0 = padded.scatter(1, index, torch.where(self.mask.unsqueeze(-1), vectors, padded.gather(1, index)))
             hooks = hunt.saliency.hooks(
-                stop_after_layer=True, leaf=False, embedding=hunt.embedding, token_ids=self.ids,
+                found_axis=True, stop_after_layer=True, leaf=False, embedding=hunt.embedding, token_ids=self.ids,
                 replace_embeddings=lambda time_first: x0[:, :tokens], crop=crop,
             )
         with hooks:
@@ -330,7 +332,8 @@ class HiddenUnitOptimization:
     Args:
         model: the classifier taking token ids (and ``additional_forward_args``), returning logits :math:`(N, C)`.
         layer: the hidden layer, returning :math:`(N, C, L)` (the paper: the first convolution's activations,
-            ``model.activations[0]`` of a :class:`~captum_text_ext.models.TextCNN`).
+            ``model.activations[0]`` of a :class:`~captum_text_ext.models.TextCNN`), or :math:`(N, C, L, 1)` /
+            :math:`(N, C, 1, L)` (a convolution ``model.convs[j]`` of a :class:`~captum_text_ext.models.KimCNN`).
         embedding: the model's ``nn.Embedding``, called once per forward pass on the token ids (or their transpose).
         vocabulary: maps ids to words (a :class:`TokenVocabulary` or a sequence of strings).
         lambda1: :math:`\lambda_1` (paper: 0.004 for MR, 0.002 for AG News).
@@ -344,6 +347,9 @@ class HiddenUnitOptimization:
         seed: seeds the start :math:`X_0`.
         stack: the spatial modules up to ``layer`` (see :class:`~captum_text_ext.HiddenUnitSaliency`).
         channel_dim: 1 for a layer output :math:`(N, C, L)`, 2 for :math:`(N, L, C)`.
+        location_dim: for a 4-D layer output (``model.convs[j]`` of a :class:`~captum_text_ext.models.KimCNN`):
+            2 for :math:`(N, C, L, 1)`, 3 for :math:`(N, C, 1, L)`, ``None`` to take the non-singleton one (see
+            :class:`~captum_text_ext.HiddenUnitSaliency`).
 
     Raises:
         TypeError: when ``embedding`` is not an ``nn.Embedding``.
@@ -383,6 +389,7 @@ class HiddenUnitOptimization:
         seed: int = 0,
         stack: Optional[Sequence[nn.Module]] = None,
         channel_dim: int = 1,
+        location_dim: Optional[int] = None,
     ) -> None:
         if not isinstance(embedding, nn.Embedding):
             raise TypeError(f"Expected `embedding` to be an nn.Embedding, but got {type(embedding).__name__}")
@@ -398,7 +405,7 @@ class HiddenUnitOptimization:
                 f"Expected a vocabulary of {embedding.num_embeddings} words (the embedding's size), but got "
                 f"{len(_itos(vocabulary))}"
             )
-        self._saliency = HiddenUnitSaliency(model, layer, stack, channel_dim)
+        self._saliency = HiddenUnitSaliency(model, layer, stack, channel_dim, location_dim)
         self._embedding, self._vocabulary = embedding, vocabulary
         self._lambda1, self._lambda2, self._lr, self._betas, self._eps = float(lambda1), float(lambda2), lr, betas, eps
         self._max_steps, self._tol, self._window, self._seed = max_steps, tol, window, seed
@@ -426,6 +433,11 @@ class HiddenUnitOptimization:
     def channel_dim(self) -> int:
         """1 for a layer output :math:`(N, C, L)`, 2 for :math:`(N, L, C)`."""
         return self._saliency.channel_dim
+
+    @property
+    def location_dim(self) -> Optional[int]:
+        """For a 4-D layer output: the dimension of its locations (2 or 3), or ``None``."""
+        return self._saliency.location_dim
 
     @property
     def saliency(self) -> HiddenUnitSaliency:
@@ -616,7 +628,7 @@ class HiddenUnitOptimization:
         snapshot = vectors.new_zeros(count, vectors.shape[2])
         stack = self.saliency.stack
         assert stack is not None
-        unpadded = all(window_geometry(module)[4] == 0 for module in stack)
+        unpadded = all(window_geometry(module, self.saliency.axis)[4] == 0 for module in stack)
         at_first_module = unpadded and self._reads_embeddings_unchanged(inputs, args, stack[0])
         with self.saliency.deterministic():
 
@@ -683,21 +695,22 @@ class HiddenUnitOptimization:
         shape = (*inputs.shape[:2], self.embedding.embedding_dim)
         probe = torch.randn(shape, generator=generator, dtype=torch.float64).to(self.embedding.weight)
 
-        hooks = self.saliency.hooks(stop_after_layer=True, leaf=False, embedding=self.embedding, token_ids=inputs,
-                                    replace_embeddings=lambda time_first: probe)
+        hooks = self.saliency.hooks(found_axis=True, stop_after_layer=True, leaf=False, embedding=self.embedding,
+                                    token_ids=inputs, replace_embeddings=lambda time_first: probe)
         with hooks, self.saliency.deterministic(), torch.no_grad():
             hooks.hooks.forward_pre(first, lambda module, given: seen.append(given[0].detach()))
             try:
                 self.model(inputs, *args)
             except StopForward:
                 pass
-        if not seen or seen[0].dim() != 3 or seen[0].shape[:2] != probe.shape[::2]:
+        read = from_module_layout(first, self.saliency.axis, seen[0]) if seen else None
+        if read is None or read.shape[0] != probe.shape[0] or read.shape[2] != probe.shape[2]:
             return False
-        width = min(seen[0].shape[2], probe.shape[1])
+        width = min(read.shape[1], probe.shape[1])
         padding_idx = self.embedding.padding_idx
         ids = inputs[:, :width]
         tokens = ids != padding_idx if padding_idx is not None else torch.ones_like(ids, dtype=torch.bool)
-        return torch.equal(seen[0][:, :, :width].transpose(1, 2)[tokens], probe[:, :width][tokens])
+        return torch.equal(read[:, :width][tokens], probe[:, :width][tokens])
 
     def matching_rate(
         self,

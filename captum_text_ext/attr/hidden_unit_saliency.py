@@ -14,7 +14,13 @@ from torch import Tensor, nn
 
 from captum_text_ext.attr._log_usage import log_usage
 from captum_text_ext.attr._targets import select_scores
-from captum_text_ext.attr.receptive_fields import SPATIAL_MODULES, chain_of, stack_receptive_fields, window_geometry
+from captum_text_ext.attr.receptive_fields import (
+    SPATIAL_MODULES,
+    chain_of,
+    position_dim,
+    stack_receptive_fields,
+    window_geometry,
+)
 from captum_text_ext.decomposition.guard import RandomOpCheck
 from captum_text_ext.decomposition.hooks import ScopedHooks, modules_of
 
@@ -31,7 +37,8 @@ class LayerPass:
 
     Attributes:
         output: the model's output, ``None`` when the pass stopped at the layer.
-        activations: the layer's output as :math:`(N, C, L)` (channels moved to dimension 1).
+        activations: the layer's output as :math:`(N, C, L)` (channels moved to dimension 1, a singleton spatial
+            dimension dropped).
         raw_activations: the layer's output as the layer returned it (the leaf the gradient is taken at).
         seq_len: the number of positions the first module of the stack read.
         embeddings: the embedding's output as :math:`(N, T, E)` when an embedding was watched.
@@ -50,9 +57,13 @@ class LayerHooks:
     """Hooks for one forward pass: capture ``layer``'s output (as a gradient leaf, or as it is), record the spatial
     modules that run before it (``watch``) to find or check the stack, optionally watch or replace an embedding's
     output, optionally stop after the layer, optionally ``crop`` the input of the stack's first module to ``width``
-    positions from a start per row (``(module, start (B,), width)``; row ``b`` taken from the input's row
-    ``crop_rows[b]``, default ``b``) and ``substitute`` what the crop gives (a function of the cropped input). All
-    hooks act only in the calling thread and are removed on exit, also after an exception."""
+    positions from a start per row (``(module, start (B,), width)``, along the positions of ``axis``; row ``b``
+    taken from the input's row ``crop_rows[b]``, default ``b``) and ``substitute`` what the crop gives (a function of
+    the cropped input). All hooks act only in the calling thread and are removed on exit, also after an exception.
+
+    The layer's output is :math:`(N, C, L)` (channels in ``channel_dim``) or :math:`(N, C, L, 1)` /
+    :math:`(N, C, 1, L)` (an ``nn.Conv2d`` over the embeddings as an image): its locations are in ``location_dim``
+    (2 or 3), or in the one non-singleton spatial dimension when ``location_dim`` is ``None``."""
 
     def __init__(
         self,
@@ -60,6 +71,8 @@ class LayerHooks:
         watch: Sequence[nn.Module],
         explicit_stack: bool,
         channel_dim: int,
+        location_dim: Optional[int] = None,
+        axis: int = 0,
         stop_after_layer: bool = False,
         leaf: bool = True,
         embedding: Optional[nn.Embedding] = None,
@@ -70,12 +83,14 @@ class LayerHooks:
         crop_rows: Optional[Tensor] = None,
     ) -> None:
         self.layer, self.watch, self.explicit_stack, self.channel_dim = layer, list(watch), explicit_stack, channel_dim
+        self.location_dim, self.crop_axis = location_dim, axis
         self.stop_after_layer, self.leaf = stop_after_layer, leaf
         self.embedding, self.token_ids, self.replace_embeddings = embedding, token_ids, replace_embeddings
         self.crop, self.substitute, self.crop_rows = crop, substitute, crop_rows
         self.hooks = ScopedHooks()
-        self.ran: List[Tuple[nn.Module, int, int]] = []
+        self.ran: List[Tuple[nn.Module, Tuple[int, ...], Tuple[int, ...]]] = []
         self.raw: Optional[Tensor] = None
+        self.location = -1
         self.embeddings: Optional[Tensor] = None
         self.time_first = False
 
@@ -101,16 +116,27 @@ class LayerHooks:
         _, start, width = self.crop
         x = args[0]
         positions = start.to(x.device).unsqueeze(1) + torch.arange(width, device=x.device)
-        if self.crop_rows is None:
-            cropped = x.gather(2, positions.unsqueeze(1).expand(-1, x.shape[1], -1))
-        else:
-            rows = self.crop_rows.to(x.device).view(-1, 1, 1)
-            cropped = x[rows, torch.arange(x.shape[1], device=x.device).view(1, -1, 1), positions.unsqueeze(1)]
+        source = x if self.crop_rows is None else x[self.crop_rows.to(x.device)]
+        moved = source.movedim(position_dim(module, self.crop_axis) % x.dim(), -1)
+        index = positions.view(positions.shape[0], *(1,) * (moved.dim() - 2), width).expand(*moved.shape[:-1], width)
+        cropped = moved.gather(-1, index).movedim(-1, position_dim(module, self.crop_axis) % x.dim())
         return (cropped if self.substitute is None else self.substitute(cropped), *args[1:])
 
     def _record_lengths(self, module: nn.Module, args: Tuple[Any, ...], output: Any) -> None:
         if self.raw is None:
-            self.ran.append((module, int(args[0].shape[-1]), int(output.shape[-1])))
+            self.ran.append((module, tuple(args[0].shape), tuple(output.shape)))
+
+    @property
+    def axis(self) -> int:
+        """The spatial axis of an ``nn.Conv2d`` layer that holds the locations (0 for a 1-D layer)."""
+        return self.location - 2 if self.location in (2, 3) and self.captured().dim() == 4 else 0
+
+    def _positions_ran(self) -> List[Tuple[nn.Module, int, int]]:
+        """``(module, positions read, positions returned)`` of each spatial module that ran before the layer."""
+        return [
+            (module, int(seen_in[position_dim(module, self.axis)]), int(seen_out[position_dim(module, self.axis)]))
+            for module, seen_in, seen_out in self.ran
+        ]
 
     def _embedding_hook(self, module: nn.Module, args: Tuple[Any, ...], output: Tensor) -> Optional[Tensor]:
         ids, token_ids = args[0], self.token_ids
@@ -137,12 +163,13 @@ class LayerHooks:
             raise ValueError(
                 f"Expected the layer {type(module).__name__} to be called once per forward pass, but it was called again"
             )
-        if not isinstance(output, Tensor) or output.dim() != 3 or not output.is_floating_point():
+        if not isinstance(output, Tensor) or output.dim() not in (3, 4) or not output.is_floating_point():
             shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
             raise ValueError(
                 f"Expected the layer {type(module).__name__} to return a floating-point tensor (N, C, L) "
-                f"(channels in dimension {self.channel_dim}), but got {shape}"
+                f"(channels in dimension {self.channel_dim}) or (N, C, L, 1) / (N, C, 1, L), but got {shape}"
             )
+        self.location = 3 - self.channel_dim if output.dim() == 3 else _location_dim(module, output, self.location_dim)
         self.raw = output.detach().requires_grad_(True) if self.leaf else output
         if self.stop_after_layer:
             raise StopForward
@@ -160,21 +187,27 @@ class LayerHooks:
 
     def activations(self) -> Tensor:
         """The captured output as :math:`(N, C, L)`."""
-        raw = self.captured()
-        return raw if self.channel_dim == 1 else raw.transpose(1, 2)
+        return self.as_locations(self.captured())
+
+    def as_locations(self, tensor: Tensor) -> Tensor:
+        """A tensor shaped like the layer's output, as :math:`(N, C, L)`."""
+        if tensor.dim() == 4:
+            return tensor.squeeze(5 - self.location)
+        return tensor if self.channel_dim == 1 else tensor.transpose(1, 2)
 
     def stack(self) -> List[nn.Module]:
         """The stack that ran up to the layer, checked to be a chain: the explicit stack, or the one found."""
+        ran = self._positions_ran()
         if not self.explicit_stack:
-            stack = chain_of(self.ran, self.layer)
+            stack = chain_of(ran, self.layer)
         else:
-            stack = [module for module, _, _ in self.ran]
+            stack = [module for module, _, _ in ran]
             if len(stack) != len(self.watch) or any(a is not b for a, b in zip(stack, self.watch)):
                 raise ValueError(
                     f"Expected each of the {len(self.watch)} modules of `stack` to run once, in order, before the "
                     f"layer, but {len(stack)} calls ran"
                 )
-        lengths = {id(module): (seen_in, seen_out) for module, seen_in, seen_out in self.ran}
+        lengths = {id(module): (seen_in, seen_out) for module, seen_in, seen_out in ran}
         for k, module in enumerate(stack[1:], start=1):
             if lengths[id(module)][0] != lengths[id(stack[k - 1])][1]:
                 raise ValueError(
@@ -193,7 +226,37 @@ class LayerHooks:
     def seq_len(self) -> int:
         """The positions the stack's first module read."""
         first = self.stack()[0]
-        return next(seen_in for module, seen_in, _ in self.ran if module is first)
+        return next(seen_in for module, seen_in, _ in self._positions_ran() if module is first)
+
+
+def _location_dim(module: nn.Module, output: Tensor, given: Optional[int]) -> int:
+    """The dimension of a 4-D layer output :math:`(N, C, L, 1)` / :math:`(N, C, 1, L)` that holds the locations:
+    ``given``, else the one spatial dimension that is not a singleton.
+
+    Raises:
+        ValueError: when the other spatial dimension is not a singleton, or both are and none was given.
+    """
+    spatial = tuple(output.shape[2:])
+    name = type(module).__name__
+    if given is not None:
+        if output.shape[5 - given] != 1:
+            raise ValueError(
+                f"Expected the layer {name} to return (N, C, L, 1) or (N, C, 1, L) with its locations in dimension "
+                f"{given} (`location_dim`), but got {tuple(output.shape)}"
+            )
+        return given
+    if spatial == (1, 1):
+        raise ValueError(
+            f"Expected to tell which dimension of the layer {name}'s output {tuple(output.shape)} holds its locations, "
+            "but both spatial dimensions have size 1 (a single location); pass `location_dim=2` for (N, C, L, 1) or "
+            "`location_dim=3` for (N, C, 1, L)"
+        )
+    if 1 not in spatial:
+        raise ValueError(
+            f"Expected the layer {name} to return (N, C, L, 1) or (N, C, 1, L) (an nn.Conv2d whose kernel spans the "
+            f"embedding), but got {tuple(output.shape)}"
+        )
+    return 2 if spatial[1] == 1 else 3
 
 
 def format_forward_args(additional_forward_args: Optional[object]) -> Tuple[Any, ...]:
@@ -232,7 +295,14 @@ class HiddenUnitSaliency(LayerAttribution, GradientAttribution):
     the gradient before the ReLU is zero exactly where the activation after it is.
 
     :meth:`receptive_fields` gives the input positions each location reads, from the kernel, stride, dilation and
-    padding of every ``nn.Conv1d`` / ``nn.MaxPool1d`` / ``nn.AvgPool1d`` of the stack up to ``layer``. The stack is
+    padding of every ``nn.Conv1d`` / ``nn.Conv2d`` / ``nn.MaxPool1d`` / ``nn.AvgPool1d`` of the stack up to ``layer``.
+
+    **Kim CNN.** The CNN of Captum's IMDB and TCAV tutorials (:class:`~captum_text_ext.models.KimCNN`) runs
+    ``nn.Conv2d(1, F, (k, E))`` over ``embedding(ids).unsqueeze(1)``; each convolution of its ``ModuleList`` is a
+    layer, whose output :math:`(N, F, L, 1)` has its :math:`L` locations in dimension 2 (the positions are read along
+    the convolution's height). A 4-D layer output is :math:`(N, C, L, 1)` or :math:`(N, C, 1, L)`: ``location_dim``
+    says which (2 or 3); left ``None``, the non-singleton dimension is taken, and an output with a single location
+    :math:`(N, C, 1, 1)` (a sentence as short as the kernel) is refused with a message asking for it. The stack is
     passed as ``stack`` or found in each forward pass from the spatial modules that ran before the layer
     (:func:`~captum_text_ext.attr.receptive_fields.chain_of`); every pass checks that it ran as a chain (each module
     reads as many positions as the one before returns, the layer has as many locations as the last returns). Positions are those the stack's first module
@@ -246,14 +316,18 @@ class HiddenUnitSaliency(LayerAttribution, GradientAttribution):
         model: the classifier, taking ``inputs`` (e.g. token ids) and ``additional_forward_args``, returning logits
             :math:`(N, C)`; an ``nn.Module`` or a bound method of one.
         layer: the hidden layer, a module returning :math:`(N, C, L)` (e.g. ``model.activations[0]`` of a
-            :class:`~captum_text_ext.models.TextCNN`, or an ``nn.Conv1d``).
+            :class:`~captum_text_ext.models.TextCNN`, or an ``nn.Conv1d``), or :math:`(N, C, L, 1)` /
+            :math:`(N, C, 1, L)` (``model.convs[j]`` of a :class:`~captum_text_ext.models.KimCNN`).
         stack: the spatial modules from the embeddings to ``layer`` in order; found in each forward pass when
             ``None``.
         channel_dim: 1 for a layer output :math:`(N, C, L)`, 2 for :math:`(N, L, C)`.
+        location_dim: for a 4-D layer output (channels in dimension 1): 2 for :math:`(N, C, L, 1)`, 3 for
+            :math:`(N, C, 1, L)`, ``None`` to take the non-singleton one in each call.
 
     Raises:
         TypeError: when ``model`` is not callable.
-        ValueError: when no stack can be found, or ``channel_dim`` is not 1 or 2.
+        ValueError: when no stack can be found, ``channel_dim`` is not 1 or 2, or ``location_dim`` not ``None``,
+            2 or 3.
 
     References:
         H. Yuan, Y. Chen, X. Hu, S. Ji. Interpreting Deep Models for Text Analysis via Optimization and
@@ -276,6 +350,7 @@ class HiddenUnitSaliency(LayerAttribution, GradientAttribution):
         layer: nn.Module,
         stack: Optional[Sequence[nn.Module]] = None,
         channel_dim: int = 1,
+        location_dim: Optional[int] = None,
     ) -> None:
         if not callable(model):
             raise TypeError(f"Expected `model` to be an nn.Module or a callable, but got {type(model).__name__}")
@@ -283,13 +358,16 @@ class HiddenUnitSaliency(LayerAttribution, GradientAttribution):
             raise TypeError(f"Expected `layer` to be an nn.Module, but got {type(layer).__name__}")
         if channel_dim not in (1, 2):
             raise ValueError(f"Expected `channel_dim` to be 1 or 2, but got {channel_dim}")
+        if location_dim not in (None, 2, 3):
+            raise ValueError(f"Expected `location_dim` to be None, 2 or 3, but got {location_dim}")
         LayerAttribution.__init__(self, model, layer)
         GradientAttribution.__init__(self, model)
         self._given_stack: Optional[Tuple[nn.Module, ...]] = None if stack is None else tuple(stack)
         for module in self._given_stack or ():
             window_geometry(module)  # raises for a module whose receptive field is not known
         self._found_stack: Optional[List[nn.Module]] = None
-        self._channel_dim = channel_dim
+        self._found_axis = 0
+        self._channel_dim, self._location_dim = channel_dim, location_dim
         self._watched()  # raises now for a forward function whose stack cannot be found
 
     @property
@@ -309,6 +387,17 @@ class HiddenUnitSaliency(LayerAttribution, GradientAttribution):
     def channel_dim(self) -> int:
         """1 for a layer output :math:`(N, C, L)`, 2 for :math:`(N, L, C)` (set by the constructor)."""
         return self._channel_dim
+
+    @property
+    def location_dim(self) -> Optional[int]:
+        """For a 4-D layer output: the dimension of its locations (2 or 3), or ``None`` (found in each call)."""
+        return self._location_dim
+
+    @property
+    def axis(self) -> int:
+        """The spatial axis of the stack's ``nn.Conv2d`` modules that holds the positions: ``location_dim - 2``
+        when given, else the one the last forward pass found (0 for 1-D stacks)."""
+        return self._location_dim - 2 if self._location_dim is not None else self._found_axis
 
     def _watched(self) -> List[nn.Module]:
         """The modules whose calls a forward pass records: the given stack, else every spatial module of the
@@ -371,16 +460,22 @@ class HiddenUnitSaliency(LayerAttribution, GradientAttribution):
             raise ValueError(
                 "Expected the stack to be known: pass `stack` to the constructor or call `attribute` once first"
             )
-        return stack_receptive_fields(stack, seq_len)
+        return stack_receptive_fields(stack, seq_len, self.axis)
 
     def deterministic(self) -> RandomOpCheck:
         """A context that refuses random ops in the forward pass (dropout in training mode): the model is never
         switched to evaluation mode for you."""
         return RandomOpCheck(type(self).__name__)
 
-    def hooks(self, **kwargs: Any) -> LayerHooks:
-        """:class:`LayerHooks` for this layer and stack (``kwargs`` as :class:`LayerHooks` takes them)."""
-        return LayerHooks(self.layer, self._watched(), self._given_stack is not None, self._channel_dim, **kwargs)
+    def hooks(self, found_axis: bool = False, **kwargs: Any) -> LayerHooks:
+        """:class:`LayerHooks` for this layer and stack (``kwargs`` as :class:`LayerHooks` takes them); with
+        ``found_axis``, a 4-D layer output's locations are taken on the :attr:`axis` a pass found (for passes whose
+        output may hold a single location, such as one cropped to a receptive field)."""
+        location_dim = 2 + self.axis if found_axis else self._location_dim
+        return LayerHooks(
+            self.layer, self._watched(), self._given_stack is not None, self._channel_dim, location_dim, self.axis,
+            **kwargs,
+        )
 
     def run(
         self,
@@ -403,9 +498,9 @@ class HiddenUnitSaliency(LayerAttribution, GradientAttribution):
             if not scores.requires_grad:
                 raise ValueError("Expected the model's output to depend on the layer's output, but it does not")
             (gradient,) = torch.autograd.grad(scores, raw)
-            self._found_stack = hooks.stack()
+            self._found_stack, self._found_axis = hooks.stack(), hooks.axis
             seq_len = hooks.seq_len()
-        saliency = (gradient * raw.detach()).sum(dim=self._channel_dim)
+        saliency = (hooks.as_locations(gradient) * hooks.activations().detach()).sum(dim=1)
         activations = hooks.activations().detach()
         layer_pass = LayerPass(output.detach(), activations, raw.detach(), seq_len, hooks.embeddings, hooks.time_first)
         return saliency, classes, layer_pass

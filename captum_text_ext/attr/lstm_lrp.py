@@ -6,7 +6,6 @@ embedding), like Captum's ``LayerLRP`` and ``LayerIntegratedGradients``.
 
 from __future__ import annotations
 
-import math
 import typing
 from collections import Counter
 from dataclasses import dataclass
@@ -19,9 +18,11 @@ from captum.attr import GradientAttribution, LayerAttribution
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
+from captum_text_ext.attr._batch_layout import batch_candidates, example_totals, infer_batch_dims, probe_weights
 from captum_text_ext.attr._log_usage import log_usage
 from captum_text_ext.attr._targets import check_target, select_scores
 from captum_text_ext.decomposition.guard import OpGuard, is_tracked
+from captum_text_ext.decomposition.bags import BagCapture, known_batch, start_at_layer
 from captum_text_ext.decomposition.hooks import LayerCapture, ScopedHooks
 from captum_text_ext.decomposition.lrp import EpsilonRule, InitialState, LRPRun, lrp_op_table
 from captum_text_ext.decomposition.run import GuardedForward, Run, forward_args, model_output, plain_run
@@ -33,12 +34,15 @@ __all__ = ["LSTMLRP", "LRPDecomposition", "LayerLSTMLRP"]
 class LRPDecomposition:
     r"""The full account of one LRP pass: where the target score :math:`f_c(x)` went.
 
-    ``inputs`` (summed) + ``initial_state_total`` + ``absorbed`` equals ``scores`` for every example.
+    ``input_total`` + ``initial_state_total`` + ``absorbed`` equals ``scores`` for every example, whatever the layout
+    of the layer: the examples of a layer output :math:`(T, N, E)` (a model calling ``self.emb(ids.t())``) are found
+    along its batch dimension.
 
     Attributes:
         scores: :math:`(N,)` the target scores :math:`f_c(x)` (raw logits).
         inputs: the relevance of the inputs, shaped and structured like them (tensor or tuple); for
             :class:`LayerLSTMLRP`, of the layer's output (or input).
+        input_total: :math:`(N,)` ``inputs`` summed per example.
         initial_states: the relevance left on each recurrent module's initial states, keyed
             ``"<module name>.h0"`` / ``".c0"``, each shaped like the state (:math:`(K D, N, H)` for
             ``nn.LSTM``/``nn.GRU``, :math:`(N, H)` for cells). Listed: the states that do not depend on the inputs
@@ -46,34 +50,32 @@ class LRPDecomposition:
             states are 0.
         initial_state_total: :math:`(N,)` the sum of ``initial_states`` per example.
         absorbed: :math:`(N,)` what biases, stabilizers and constants absorbed:
-            ``scores - inputs - initial_state_total`` (0 up to rounding for :math:`\delta = 1`).
+            ``scores - input_total - initial_state_total`` (0 up to rounding for :math:`\delta = 1`, except what
+            constants the model brings in absorb, such as the zeros a CNN pads short sentences with).
     """
 
     scores: Tensor
     inputs: Union[Tensor, Tuple[Tensor, ...]]
+    input_total: Tensor
     initial_states: Dict[str, Tensor]
     initial_state_total: Tensor
     absorbed: Tensor
 
-    @property
-    def input_total(self) -> Tensor:
-        """:math:`(N,)` the summed input relevance per example."""
-        tensors = self.inputs if isinstance(self.inputs, tuple) else (self.inputs,)
-        return sum((_example_sums(t) for t in tensors), torch.zeros_like(self.scores))
-
 
 class _Pass(NamedTuple):
-    """What one LRP pass computed."""
+    """What one LRP pass computed; ``totals``: :math:`(N,)` the relevance of the inputs (or the layer) summed per
+    example, when asked for."""
 
     scores: Tensor
     relevance: Tuple[Tensor, ...]
     states: List[Tuple[InitialState, Tensor]]
     layer_is_tuple: bool
+    totals: Optional[Tensor]
 
-
-def _example_sums(tensor: Tensor) -> Tensor:
-    """:math:`(N,)`: the sum of every example's entries (dimension 0 is the batch; also for an empty batch)."""
-    return tensor.reshape(tensor.shape[0], math.prod(tensor.shape[1:])).sum(1)
+    def input_totals(self) -> Tensor:
+        """``totals``, which the pass was asked for."""
+        assert self.totals is not None, "the pass was run without totals=True"
+        return self.totals
 
 
 def _leaf(tensor: Tensor) -> Tensor:
@@ -197,11 +199,18 @@ class LSTMLRP(GradientAttribution):
             an ``nn.Module`` or a bound method of one (``LSTMClassifier.forward_embeddings``).
         epsilon: the stabilizer :math:`\epsilon > 0`.
         bias_factor: :math:`\delta`: 0 (default, "LRP": biases and stabilizers absorb their part) or 1
-            ("LRP_cons": relevance is conserved).
+            ("LRP_cons": relevance is conserved: what reaches the inputs and the initial states sums to the score).
+        cell_stabilizer: with :math:`\delta > 0`, where the stabilizer share of the cell sum
+            :math:`c_t = f_t \odot c_{t-1} + i_t \odot g_t` (and of the GRU's :math:`h_t`) goes: ``"unit"``
+            (default: the paper's :math:`N = 2`, each unit's share to its own two inputs) or ``"layer"`` (as Arras et
+            al.'s released ``LSTM_bidi.py``, which hands the sum to ``lrp_linear`` as an identity matrix with
+            ``bias_nb_units = 2d``: each unit's share is spread evenly over all :math:`2H` inputs of the layer's sum).
+            Both conserve relevance; they differ in where it lands (up to 12.6% per word on the authors' model).
 
     Raises:
         TypeError: when ``model`` is not callable.
-        ValueError: for a non-positive ``epsilon`` or a non-finite ``bias_factor``.
+        ValueError: for a non-positive ``epsilon``, a ``bias_factor`` outside [0, 1] or an unknown
+            ``cell_stabilizer``.
 
     References:
         L. Arras, G. Montavon, K.-R. Müller, W. Samek. Explaining Recurrent Neural Network Predictions in Sentiment
@@ -224,10 +233,16 @@ class LSTMLRP(GradientAttribution):
         True
     """
 
-    def __init__(self, model: Callable[..., Tensor], epsilon: float = 1e-3, bias_factor: float = 0.0) -> None:
+    def __init__(
+        self,
+        model: Callable[..., Tensor],
+        epsilon: float = 1e-3,
+        bias_factor: float = 0.0,
+        cell_stabilizer: str = "unit",
+    ) -> None:
         if not callable(model):
             raise TypeError(f"Expected `model` to be an nn.Module or a callable, but got {type(model).__name__}")
-        self._rule = EpsilonRule(epsilon, bias_factor)
+        self._rule = EpsilonRule(epsilon, bias_factor, cell_stabilizer)
         GradientAttribution.__init__(self, model)
 
     @property
@@ -239,6 +254,11 @@ class LSTMLRP(GradientAttribution):
     def bias_factor(self) -> float:
         """:math:`\\delta` (read-only: make a new instance for another value)."""
         return self._rule.bias_factor
+
+    @property
+    def cell_stabilizer(self) -> str:
+        """Where a recurrent cell's stabilizer share goes, ``"unit"`` or ``"layer"`` (read-only)."""
+        return self._rule.cell_stabilizer
 
     @property
     def multiplies_by_inputs(self) -> bool:
@@ -295,17 +315,18 @@ class LSTMLRP(GradientAttribution):
             the last dimension. With ``return_convergence_delta``, ``(relevance, delta (N,))``.
 
         Raises:
-            UnsupportedOperationError: a ``TypeError`` naming an op on the path without a rule.
+            captum_text_ext.decomposition.UnsupportedOperationError: a ``TypeError`` naming an op on the path without
+                a rule.
             TypeError: for inputs that are not floating-point tensors, or an output that does not depend on them.
             ValueError: for a target that does not select one score per example.
         """
         is_tuple = _is_tuple(inputs)
         formatted = _format_tensor_into_tuples(inputs)
         assert formatted is not None
-        result = self._propagate(formatted, target, additional_forward_args, verbose)
+        result = self._propagate(formatted, target, additional_forward_args, verbose, totals=return_convergence_delta)
         attributions = _format_output(is_tuple, result.relevance)
         if return_convergence_delta:
-            return attributions, self.compute_convergence_delta(result.relevance, result.scores)
+            return attributions, result.scores - result.input_totals()
         return attributions
 
     def attribute_future(self) -> None:
@@ -322,6 +343,9 @@ class LSTMLRP(GradientAttribution):
     ) -> Tensor:
         r"""The target score minus the summed relevance, per example (Captum ``LRP``'s signature).
 
+        It is not 0 for ``bias_factor=1``: what the initial states of the recurrent layers received is in it too
+        (0 only when no relevance reaches them); :meth:`decompose` gives every part apart.
+
         Args:
             attributions: the relevance returned by :meth:`attribute` (tensor or tuple).
             output: :math:`(N,)` the target scores :math:`f_c(x)`.
@@ -330,8 +354,14 @@ class LSTMLRP(GradientAttribution):
             :math:`(N,)` ``output - sum(attributions)``.
         """
         tensors = attributions if isinstance(attributions, tuple) else (attributions,)
-        summed = sum(_example_sums(t) for t in tensors)
-        return output.flatten() - summed
+        scores = output.flatten()
+        batch = int(scores.shape[0])
+        dims = self._batch_dims(tensors, batch)
+        return scores - sum((example_totals(t, d, batch) for t, d in zip(tensors, dims)), torch.zeros_like(scores))
+
+    def _batch_dims(self, tensors: Sequence[Tensor], batch: int) -> Tuple[Optional[int], ...]:
+        """The batch dimension of each attribution tensor: 0 (the inputs' first dimension, as in Captum)."""
+        return (0,) * len(tensors)
 
     def decompose(
         self,
@@ -371,14 +401,14 @@ class LSTMLRP(GradientAttribution):
         is_tuple = _is_tuple(inputs)
         formatted = _format_tensor_into_tuples(inputs)
         assert formatted is not None
-        result = self._propagate(formatted, target, additional_forward_args, False)
+        result = self._propagate(formatted, target, additional_forward_args, False, totals=True)
         return self._account(result, _format_output(is_tuple, result.relevance))
 
     # ------------------------------------------------------------------------------------------------------------
 
     @staticmethod
     def _account(result: "_Pass", structured: Union[Tensor, Tuple[Tensor, ...]]) -> LRPDecomposition:
-        scores, relevance, states = result.scores, result.relevance, result.states
+        scores, states = result.scores, result.states
         batch = scores.shape[0]
         initial: Dict[str, Tensor] = {}
         total = torch.zeros_like(scores)
@@ -394,11 +424,12 @@ class LSTMLRP(GradientAttribution):
                     f"Expected the initial state {key} to hold one entry per example ({batch}) in dimension "
                     f"{batch_dim}, but got shape {tuple(grad.shape)}"
                 )
-            total = total + _example_sums(grad.transpose(0, batch_dim))
-        inputs_total = sum((_example_sums(t) for t in relevance), torch.zeros_like(scores))
+            total = total + example_totals(grad, batch_dim, batch)
+        inputs_total = result.input_totals()
         return LRPDecomposition(
             scores=scores,
             inputs=structured,
+            input_total=inputs_total,
             initial_states=initial,
             initial_state_total=total,
             absorbed=scores - inputs_total - total,
@@ -412,7 +443,10 @@ class LSTMLRP(GradientAttribution):
         verbose: bool,
         layer: Optional[nn.Module] = None,
         attribute_to_layer_input: bool = False,
+        totals: bool = False,
     ) -> "_Pass":
+        """One LRP pass. With ``totals`` (a per-example account is wanted), the batch dimension of a layer's
+        relevance is inferred (:mod:`~captum_text_ext.attr._batch_layout`); the inputs' is dimension 0."""
         if layer is None:
             for index, tensor in enumerate(inputs):
                 if not isinstance(tensor, Tensor) or not tensor.is_floating_point():
@@ -421,39 +455,65 @@ class LSTMLRP(GradientAttribution):
                         f"Expected `inputs` to be floating-point tensors (embeddings), but input {index} is {got}; "
                         "for token ids use LayerLSTMLRP(model, embedding_layer)"
                     )
-        batch = int(inputs[0].shape[0])
-        check_target(batch, target)
+        known = known_batch(layer, attribute_to_layer_input, inputs[0])
+        if known is not None:
+            check_target(known, target)
         extra = forward_args(additional_forward_args)
-        if batch == 0:  # nothing to propagate: zeros shaped like what would carry relevance
+        if known == 0:  # nothing to propagate: zeros shaped like what would carry relevance
             output, captured = plain_run(self.forward_func, (*inputs, *extra), layer, attribute_to_layer_input)
-            model_output(output, batch, lambda _: True, Run("LSTMLRP"))
+            model_output(output, 0, lambda _: True, Run("LSTMLRP"))
             leaves = inputs if captured is None else captured
             relevance = tuple(torch.zeros_like(t) for t in leaves)
-            return _Pass(leaves[0].new_zeros(0), relevance, [], len(leaves) > 1 and layer is not None)
+            empty = leaves[0].new_zeros(0)
+            return _Pass(empty, relevance, [], len(leaves) > 1 and layer is not None, empty if totals else None)
         run = LRPRun(self._rule)
         with torch.enable_grad(), GuardedForward(run, lrp_op_table(run), self.forward_func, layer) as forward:
             capture = (
-                None
-                if layer is None
-                else LayerCapture(layer, forward.hooks, _leaf_copy, attribute_to_layer_input, paused=run.paused)
+                None if layer is None
+                else start_at_layer(layer, forward.hooks, _leaf_copy, attribute_to_layer_input, run.paused)
             )
             _InitialStates(forward.roots, forward.hooks, run, lambda: capture is None or capture.captured is not None)
             leaves = inputs if capture is not None else tuple(_leaf_copy(t) for t in inputs)
             output = forward(*leaves, *extra)
             if capture is not None:
                 leaves = capture.require()
+            batch = known if known is not None else _bags(capture)
+            if known is None:
+                check_target(batch, target)
             output = model_output(output, batch, is_tracked, run)
             scores = select_scores(output, target)
             wrt = list(leaves) + [state.leaf for state in run.initial_states]
-            grads = torch.autograd.grad(scores, wrt, grad_outputs=scores.detach(), allow_unused=True)
+            probe = (
+                totals and isinstance(capture, LayerCapture) and batch > 1
+                and any(len(batch_candidates(t.shape, batch)) > 1 for t in leaves)
+            )
+            grads = torch.autograd.grad(scores, wrt, grad_outputs=scores.detach(), allow_unused=True,
+                                        retain_graph=probe)
+            relevance = tuple(
+                (torch.zeros_like(t) if g is None else g).detach().contiguous() for t, g in zip(leaves, grads)
+            )
+            input_totals = None
+            if isinstance(capture, BagCapture) and totals:
+                assert capture.lookup is not None
+                input_totals = capture.lookup.totals(relevance[0])
+            elif totals:
+                batch_dims: Tuple[Optional[int], ...] = (0,) * len(leaves)
+                if capture is not None:
+                    weights = probe_weights(batch, scores) if probe else None
+                    probed = (
+                        torch.autograd.grad(scores, list(leaves), grad_outputs=scores.detach() * weights,
+                                            allow_unused=True)
+                        if weights is not None else None
+                    )
+                    batch_dims = infer_batch_dims(relevance, batch, probed, weights)
+                input_totals = sum(
+                    (example_totals(t, d, batch) for t, d in zip(relevance, batch_dims)), torch.zeros_like(scores)
+                ).detach()
         if verbose:
             assert forward.guard is not None
             self._print_log(forward.guard)
-        relevance = tuple(
-            (torch.zeros_like(t) if g is None else g).detach().contiguous() for t, g in zip(leaves, grads)
-        )
         states = [(state, g.detach()) for state, g in zip(run.initial_states, grads[len(leaves) :]) if g is not None]
-        return _Pass(scores.detach(), relevance, states, capture is not None and capture.is_tuple)
+        return _Pass(scores.detach(), relevance, states, capture is not None and capture.is_tuple, input_totals)
 
     @staticmethod
     def _print_log(guard: OpGuard) -> None:
@@ -461,6 +521,12 @@ class LSTMLRP(GradientAttribution):
         for (op, module, rule), count in counts.items():
             times = f" x{count}" if count > 1 else ""
             print(f"LSTMLRP: {module or '<root>'}: {op}{times} -> {rule}")
+
+
+def _bags(capture: Any) -> int:
+    """The number of bags of the ``nn.EmbeddingBag`` a pass started at (the examples of flat ids)."""
+    assert isinstance(capture, BagCapture) and capture.lookup is not None
+    return capture.lookup.bags
 
 
 def _leaf_copy(tensor: Tensor) -> Tensor:
@@ -479,6 +545,7 @@ class LayerLSTMLRP(LSTMLRP, LayerAttribution):
         layer: the module whose output (or input) is attributed; it must run once per forward pass.
         epsilon: the stabilizer :math:`\epsilon > 0`.
         bias_factor: :math:`\delta` (0 or 1).
+        cell_stabilizer: ``"unit"`` (the paper) or ``"layer"`` (the authors' released code); see :class:`LSTMLRP`.
 
     Examples:
         >>> from captum_text_ext.models import LSTMClassifier
@@ -497,10 +564,11 @@ class LayerLSTMLRP(LSTMLRP, LayerAttribution):
         epsilon: float = 1e-3,
         bias_factor: float = 0.0,
         device_ids: Optional[List[int]] = None,
+        cell_stabilizer: str = "unit",
     ) -> None:
         if not isinstance(layer, nn.Module):
             raise TypeError(f"Expected `layer` to be an nn.Module, but got {type(layer).__name__}")
-        LSTMLRP.__init__(self, model, epsilon, bias_factor)
+        LSTMLRP.__init__(self, model, epsilon, bias_factor, cell_stabilizer)
         LayerAttribution.__init__(self, model, layer, device_ids)
 
     @typing.overload  # type: ignore[override]  # adds attribute_to_layer_input, as Captum's layer methods do
@@ -555,12 +623,25 @@ class LayerLSTMLRP(LSTMLRP, LayerAttribution):
         formatted = _format_tensor_into_tuples(inputs)
         assert formatted is not None
         result = self._propagate(
-            formatted, target, additional_forward_args, verbose, self.layer, attribute_to_layer_input
+            formatted, target, additional_forward_args, verbose, self.layer, attribute_to_layer_input,
+            totals=return_convergence_delta,
         )
         attributions = _format_output(result.layer_is_tuple, result.relevance)
         if return_convergence_delta:
-            return attributions, self.compute_convergence_delta(result.relevance, result.scores)
+            return attributions, result.scores - result.input_totals()
         return attributions
+
+    def _batch_dims(self, tensors: Sequence[Tensor], batch: int) -> Tuple[Optional[int], ...]:
+        """The batch dimension of each relevance tensor of the layer: its one dimension of the batch size (refused
+        when there are several: :meth:`attribute` and :meth:`decompose` tell them apart, this method cannot; and
+        for the rows of an ``nn.EmbeddingBag``, which belong to the bags its offsets say)."""
+        if isinstance(self.layer, nn.EmbeddingBag):
+            raise ValueError(
+                "Expected attributions with a batch dimension, but the relevance of an nn.EmbeddingBag's looked-up "
+                "rows belongs to the bags its offsets say; use attribute(..., return_convergence_delta=True) or "
+                "decompose()"
+            )
+        return infer_batch_dims(tensors, batch, None, None, "the attributions")
 
     def decompose(
         self,
@@ -573,6 +654,6 @@ class LayerLSTMLRP(LSTMLRP, LayerAttribution):
         formatted = _format_tensor_into_tuples(inputs)
         assert formatted is not None
         result = self._propagate(
-            formatted, target, additional_forward_args, False, self.layer, attribute_to_layer_input
+            formatted, target, additional_forward_args, False, self.layer, attribute_to_layer_input, totals=True
         )
         return self._account(result, _format_output(result.layer_is_tuple, result.relevance))

@@ -57,7 +57,8 @@ BENCHMARKS: Dict[str, Benchmark] = {
                   "bootstrap intervals and Holm-corrected paired tests", "leaderboard",
                   Path("benchmarks/results/leaderboard"), ("models", "n", "sensitivity_n", "methods")),
         Benchmark("yuan2019", "Yuan et al. (2019): Tables 3 and 4 (matching rates, random-words baseline) and Figures "
-                  "2-5 with textcnn-mr and textcnn-agnews", "yuan2019", Path("benchmarks/results/yuan2019")),
+                  "2-5 with textcnn-mr and textcnn-agnews, and a Kim CNN row (kimcnn-mr; --models kimcnn-mr computes "
+                  "it alone)", "yuan2019", Path("benchmarks/results/yuan2019"), ("models",)),
         Benchmark("hiddenunit-speed", "HiddenUnitOptimization batched against one location at a time on 256 MR test "
                   "sentences", "hiddenunit_speed", Path("benchmarks/results")),
         Benchmark("murdoch2018", "Murdoch et al. (2018): word scores vs LR, dissenting subphrases, compositionality "

@@ -4,7 +4,9 @@ r"""Reproduction of Yuan et al. (2019): ``captum-text-ext benchmark yuan2019``.
   pretrained word2vec vectors and 120k AG training rows, ours train embeddings from scratch on the offline splits).
 - **Table 4**: the matching rate on the whole MR and AG News test sets (as the paper: 0.934 and 0.843) with 3
   locations × 5 neighbours of the first convolution, and, as a baseline, the matching rate of the same number of
-  words drawn uniformly from the vocabulary (special tokens excluded, seeded).
+  words drawn uniformly from the vocabulary (special tokens excluded, seeded). A row the paper does not have: the
+  Kim (2014) CNN of Captum's tutorials trained on MR (``kimcnn-mr``, its width-3 ``nn.Conv2d``,
+  :data:`KIM_SETTINGS`), which ``--models kimcnn-mr`` computes alone (:func:`run_yuan2019`).
 - **Figures 2–5**: the paper's four example sentences (found in our data by their key words: the MR ones are
   tokenized differently there), as PNG and one HTML page.
 
@@ -26,19 +28,25 @@ from captum_text_ext.attr import HiddenUnitOptimization
 from captum_text_ext.benchmarks.markdown import markdown_cell
 from captum_text_ext.datasets import TextCollator, Vocabulary
 from captum_text_ext.datasets._paths import PathLike
-from captum_text_ext.models import TextCNN
+from torch import nn
+
+from captum_text_ext.models import KimCNN, TextCNN
 from captum_text_ext.models.zoo import ZOO, checkpoint_path, evaluate, load_zoo_model
 from captum_text_ext.models.zoo_data import Pair, ZooData, load_zoo_data, zoo_data_files
 from captum_text_ext.provenance import Provenance, RunRecorder, png_metadata, write_json, write_markdown
 
 __all__ = [
     "EXAMPLES",
+    "KIM_SETTINGS",
     "PAPER",
+    "ROWS",
     "SETTINGS",
     "TABLE4_SENTENCES",
     "find_example",
     "lengths_of",
+    "load_kimcnn",
     "load_textcnn",
+    "make_kim_optimizer",
     "make_optimizer",
     "random_words_rate",
     "run_yuan2019",
@@ -50,6 +58,14 @@ SETTINGS: Dict[str, Dict[str, Any]] = {
     "ag_news": {"model": "textcnn-agnews", "lambda1": 0.002, "lambda2": 0.01, "lr": 2e-4, "seed": 0},
 }
 """The paper's settings per dataset."""
+
+KIM_SETTINGS: Dict[str, Any] = {"model": "kimcnn-mr", "layer": "convs[0]", "location_dim": 2, "lambda1": 0.004,
+                                "lambda2": 0.02, "lr": 2e-4, "seed": 0}
+"""The Kim CNN row: the MR settings of the paper, on the first (width-3) ``nn.Conv2d`` of the model's ``convs``,
+whose output :math:`(N, 100, L, 1)` has its locations in dimension 2."""
+
+ROWS: Dict[str, str] = {"textcnn-mr": "mr", "textcnn-agnews": "ag_news", "kimcnn-mr": "mr"}
+"""The rows of Tables 3 and 4: zoo model → dataset."""
 
 PAPER = {"mr": {"accuracy": 0.7996, "matching_rate": 0.934, "goal": 0.90},
          "ag_news": {"accuracy": 0.9205, "matching_rate": 0.843, "goal": 0.80}}
@@ -83,6 +99,30 @@ def load_textcnn(
     return checkpoint.model.float().eval(), checkpoint.word_vocabulary, load_zoo_data(dataset, data_root)
 
 
+def load_kimcnn(
+    run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optional[PathLike]
+) -> Tuple[KimCNN, Vocabulary, ZooData]:
+    """The zoo's ``kimcnn-mr`` (trained with the zoo's seed when missing), its vocabulary and the MR data; the
+    checkpoint and data files are recorded in ``run``."""
+    name = KIM_SETTINGS["model"]
+    checkpoint = load_zoo_model(name, cache_dir, root=data_root, progress=False)
+    if not isinstance(checkpoint.model, KimCNN):
+        raise ValueError(f"Expected {name} to hold a KimCNN, but its checkpoint holds {type(checkpoint.model).__name__}")
+    run.record_file(f"checkpoint {name}", checkpoint_path(name, cache_dir))
+    for label, path in zoo_data_files("mr", data_root):
+        run.record_file(label, path)
+    return checkpoint.model.float().eval(), checkpoint.word_vocabulary, load_zoo_data("mr", data_root)
+
+
+def make_kim_optimizer(model: KimCNN, vocabulary: Vocabulary) -> HiddenUnitOptimization:
+    """:class:`~captum_text_ext.HiddenUnitOptimization` of the Kim CNN's first convolution (:data:`KIM_SETTINGS`)."""
+    return HiddenUnitOptimization(
+        model, model.convs[0], model.embedding, vocabulary, lambda1=KIM_SETTINGS["lambda1"],
+        lambda2=KIM_SETTINGS["lambda2"], lr=KIM_SETTINGS["lr"], seed=KIM_SETTINGS["seed"],
+        location_dim=KIM_SETTINGS["location_dim"],
+    )
+
+
 def make_optimizer(model: TextCNN, vocabulary: Vocabulary, dataset: str) -> HiddenUnitOptimization:
     """:class:`~captum_text_ext.HiddenUnitOptimization` of the first convolution with the paper's settings."""
     settings = SETTINGS[dataset]
@@ -109,7 +149,7 @@ def lengths_of(vocabulary: Vocabulary) -> Callable[[Tensor], Tensor]:
 
 
 def random_words_rate(
-    model: TextCNN, vocabulary: Vocabulary, ids: Tensor, classes: Tensor, count: int, seed: int = 0
+    model: nn.Module, vocabulary: Vocabulary, ids: Tensor, classes: Tensor, count: int, seed: int = 0
 ) -> float:
     """The baseline of Table 4: the share of sentences whose class the model also gives to ``count`` words drawn
     uniformly (with replacement) from the vocabulary, special tokens excluded."""
@@ -141,6 +181,7 @@ def run_yuan2019(
     cache_dir: Optional[PathLike] = None,
     command: Optional[str] = None,
     sentences: Optional[int] = TABLE4_SENTENCES,
+    models: Optional[Sequence[str]] = None,
 ) -> List[str]:
     """Run the reproduction and write ``tables.md``, ``results.json``, ``figure2.png`` … ``figure5.png`` and
     ``figures.html`` to ``out``, each with the run's provenance.
@@ -152,15 +193,68 @@ def run_yuan2019(
         command: the command line to record.
         sentences: the first this many test sentences of each dataset for Table 4 (``None``: all; default
             :data:`TABLE4_SENTENCES`).
+        models: the rows to compute (keys of :data:`ROWS`); ``None``: all of them and the figures. A subset writes
+            only its rows of Tables 3 and 4, to ``rows-<model>[+<model>...].md`` and ``.json`` (``--models
+            kimcnn-mr`` computes the Kim CNN's row alone, without the two Yuan CNNs and the figures).
 
     Returns:
         The summary lines the command prints (the same numbers as the files).
+
+    Raises:
+        ValueError: for a model that is not a row of :data:`ROWS`.
     """
     out = Path(out)
     command = command or shlex.join(["captum-text-ext", "benchmark", "yuan2019", "--out", str(out)])
+    chosen = list(ROWS) if models is None else list(dict.fromkeys(models))
+    unknown = [name for name in chosen if name not in ROWS]
+    if unknown or not chosen:
+        raise ValueError(f"Expected --models among {list(ROWS)}, but got {list(models or [])}")
+    full = set(chosen) == set(ROWS)
     with RunRecorder(command=command, seeds={"optimization": 0, "random_words": 0}, torch_threads=1) as run:
-        results, figures = _compute(run, data_root, cache_dir, sentences)
-    return _write(out, run.provenance, results, figures)
+        if full:
+            results, figures = _compute(run, data_root, cache_dir, sentences)
+        else:
+            results = _header()
+            results["rows"] = {name: _row(name, run, data_root, cache_dir, sentences)[0] for name in chosen}
+    if full:
+        return _write(out, run.provenance, results, figures)
+    return _write_rows(out, run.provenance, results, "rows-" + "+".join(chosen))
+
+
+def _header() -> Dict[str, Any]:
+    return {"settings": SETTINGS, "kim_settings": KIM_SETTINGS, "paper": PAPER, "n_locations": N_LOCATIONS,
+            "n_neighbors": N_NEIGHBORS, "rows": {}}
+
+
+def _row(
+    name: str, run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optional[PathLike], sentences: Optional[int]
+) -> Tuple[Dict[str, Any], ZooData, Vocabulary, nn.Module, HiddenUnitOptimization]:
+    """One row of Tables 3 and 4 for the zoo model ``name``, and what computed it (data, vocabulary, model and the
+    optimizer)."""
+    dataset = ROWS[name]
+    model: nn.Module
+    if name == KIM_SETTINGS["model"]:
+        model, vocabulary, data = load_kimcnn(run, data_root, cache_dir)
+        hunt = make_kim_optimizer(model, vocabulary)
+    else:
+        model, vocabulary, data = load_textcnn(dataset, run, data_root, cache_dir)
+        hunt = make_optimizer(model, vocabulary, dataset)
+    accuracy, _ = evaluate(model, data, vocabulary, ZOO[name])
+    test = data.test if sentences is None else data.test[:sentences]
+    ids, _ = token_batch(test, vocabulary)
+    matching = hunt.matching_rate(ids, N_LOCATIONS, N_NEIGHBORS, forward_args=lengths_of(vocabulary), batch_size=256)
+    baseline = random_words_rate(model, vocabulary, ids, matching.classes, N_LOCATIONS * N_NEIGHBORS)
+    row = {
+        "model": name,
+        "dataset": dataset,
+        "test_accuracy": accuracy,
+        "sentences": len(test),
+        "matching_rate": matching.rate,
+        "random_words_matching_rate": baseline,
+        "majority_class_share": float(torch.bincount(matching.classes).max()) / len(test),
+        "sentences_without_location": int((matching.interpretation_classes < 0).sum()),
+    }
+    return row, data, vocabulary, model, hunt
 
 
 def _compute(
@@ -168,29 +262,17 @@ def _compute(
 ) -> Tuple[Dict[str, Any], List[Tuple[str, Any, str]]]:
     from captum_text_ext.visualization.hidden_units import hidden_units_html, plot_hidden_units
 
-    results: Dict[str, Any] = {"settings": SETTINGS, "paper": PAPER, "n_locations": N_LOCATIONS,
-                               "n_neighbors": N_NEIGHBORS, "datasets": {}, "examples": []}
+    results = _header()
+    results["examples"] = []
     figures: List[Tuple[str, Any, str]] = []
     html_parts: List[Tuple[str, Any, List[int], List[List[str]], List[str]]] = []
-    for dataset in ("mr", "ag_news"):
-        model, vocabulary, data = load_textcnn(dataset, run, data_root, cache_dir)
-        accuracy, _ = evaluate(model, data, vocabulary, ZOO[SETTINGS[dataset]["model"]])
-        test = data.test if sentences is None else data.test[:sentences]
-        ids, _ = token_batch(test, vocabulary)
-        hunt = make_optimizer(model, vocabulary, dataset)
-        matching = hunt.matching_rate(ids, N_LOCATIONS, N_NEIGHBORS, forward_args=lengths_of(vocabulary),
-                                          batch_size=256)
-        baseline = random_words_rate(model, vocabulary, ids, matching.classes, N_LOCATIONS * N_NEIGHBORS)
-        results["datasets"][dataset] = {
-            "model": SETTINGS[dataset]["model"],
-            "test_accuracy": accuracy,
-            "sentences": len(test),
-            "matching_rate": matching.rate,
-            "random_words_matching_rate": baseline,
-            "majority_class_share": float(torch.bincount(matching.classes).max()) / len(test),
-            "sentences_without_location": int((matching.interpretation_classes < 0).sum()),
-        }
-        chosen = [(figure, find_example(data, keys)) for figure, name, keys in EXAMPLES if name == dataset]
+    for name in ROWS:
+        row, data, vocabulary, model, hunt = _row(name, run, data_root, cache_dir, sentences)
+        results["rows"][name] = row
+        dataset = ROWS[name]
+        if name != SETTINGS[dataset]["model"]:  # the figures are the paper's CNNs'
+            continue
+        chosen = [(figure, find_example(data, keys)) for figure, key, keys in EXAMPLES if key == dataset]
         example_ids, example_lengths = token_batch([pair for _, pair in chosen], vocabulary)
         found = hunt.optimize(example_ids, additional_forward_args=example_lengths, n_locations=N_LOCATIONS,
                               n_neighbors=N_NEIGHBORS)
@@ -213,8 +295,10 @@ def _compute(
                     "steps": int(found.steps[b]), "converged": bool(found.converged[b]),
                 } for b in items],
             })
+            embedding = model.get_submodule("embedding")
+            assert isinstance(embedding, nn.Embedding)
             figures.append((f"{figure.lower().replace(' ', '')}.png",
-                            plot_hidden_units(found, n, tokens, model.embedding.weight, title), title))
+                            plot_hidden_units(found, n, tokens, embedding.weight, title), title))
             tokens_list.append(tokens)
             titles.append(title)
         html_parts.append((dataset, found, list(range(len(chosen))), tokens_list, titles))
@@ -226,33 +310,81 @@ def _compute(
     return results, figures
 
 
+NAMES = {"mr": "MR", "ag_news": "AG News"}
+
+
+def _label(row: Dict[str, Any]) -> str:
+    kind = "Kim CNN" if row["model"] == KIM_SETTINGS["model"] else "Yuan CNN"
+    return f"{NAMES[row['dataset']]}, {kind} (`{row['model']}`)"
+
+
+def _paper(row: Dict[str, Any], key: str) -> Optional[float]:
+    """The paper's number for a row of its own CNNs (``None`` for the Kim CNN, which the paper does not have)."""
+    return PAPER[row["dataset"]][key] if row["model"] == SETTINGS[row["dataset"]]["model"] else None
+
+
+def _table_lines(rows: Dict[str, Dict[str, Any]]) -> List[str]:
+    """Tables 3 and 4 for ``rows``."""
+
+    def number(value: Optional[float], digits: int) -> str:
+        return "—" if value is None else f"{value:.{digits}f}"
+
+    def goal(row: Dict[str, Any]) -> str:
+        target = _paper(row, "goal")
+        if target is None:
+            return "—"
+        return f"≥ {target:.2f} ({'met' if row['matching_rate'] >= target else 'NOT met'})"
+
+    return [
+        "## Table 3: test accuracy of the CNNs",
+        "",
+        "| dataset, model | ours | paper (word2vec, 120k AG rows) |",
+        "|---|---|---|",
+        *[f"| {_label(r)} | {r['test_accuracy']:.4f} | {number(_paper(r, 'accuracy'), 4)} |" for r in rows.values()],
+        "",
+        "Ours train their embeddings from scratch (no pretrained vectors offline); AG News is the offline split "
+        "(5320 training rows). The Kim CNN (Captum's tutorials' model, not in the paper) is explained at its first, "
+        "width-3 ``nn.Conv2d``.",
+        "",
+        f"## Table 4: matching rate ({N_LOCATIONS} locations × {N_NEIGHBORS} neighbours, first convolution)",
+        "",
+        "| dataset, model | sentences | matching rate | paper | goal | random words (same count) | majority class share |",
+        "|---|---|---|---|---|---|---|",
+        *[f"| {_label(r)} | {r['sentences']} | **{r['matching_rate']:.3f}** | {number(_paper(r, 'matching_rate'), 3)} "
+          f"| {goal(r)} | {r['random_words_matching_rate']:.3f} | {r['majority_class_share']:.3f} |"
+          for r in rows.values()],
+        "",
+    ]
+
+
+def _summary(rows: Dict[str, Dict[str, Any]]) -> List[str]:
+    lines = []
+    for row in rows.values():
+        paper = _paper(row, "matching_rate")
+        lines.append(f"yuan2019: {_label(row).replace('`', '')}: test accuracy {row['test_accuracy']:.4f}, matching "
+                     f"rate {row['matching_rate']:.3f} on {row['sentences']} sentences (paper "
+                     f"{'n/a' if paper is None else f'{paper:.3f}'}; random words "
+                     f"{row['random_words_matching_rate']:.3f})")
+    return lines
+
+
+def _write_rows(out: Path, provenance: Provenance, results: Dict[str, Any], stem: str) -> List[str]:
+    """The rows of a run on some of the models: ``stem.md`` and ``stem.json``."""
+    lines = ["# Yuan et al. (2019): rows computed alone", "", *_table_lines(results["rows"])]
+    out.mkdir(parents=True, exist_ok=True)
+    write_markdown(out / f"{stem}.md", provenance, "\n".join(lines))
+    write_json(out / f"{stem}.json", provenance, results)
+    return [*_summary(results["rows"]), f"wrote {out / (stem + '.md')} and {out / (stem + '.json')}"]
+
+
 def _write(out: Path, provenance: Provenance, results: Dict[str, Any], figures: List[Tuple[str, Any, str]]
            ) -> List[str]:
     from captum_text_ext.visualization.plot import save_png
 
-    rows = results["datasets"]
-    names = {"mr": "MR", "ag_news": "AG News"}
     lines = [
         "# Yuan et al. (2019): reproduction",
         "",
-        "## Table 3: test accuracy of the CNNs",
-        "",
-        "| dataset | ours | paper (word2vec, 120k AG rows) |",
-        "|---|---|---|",
-        *[f"| {names[d]} (`{r['model']}`) | {r['test_accuracy']:.4f} | {PAPER[d]['accuracy']:.4f} |"
-          for d, r in rows.items()],
-        "",
-        "Ours train their embeddings from scratch (no pretrained vectors offline); AG News is the offline split "
-        "(5320 training rows).",
-        "",
-        f"## Table 4: matching rate ({N_LOCATIONS} locations × {N_NEIGHBORS} neighbours, first convolution)",
-        "",
-        "| dataset | sentences | matching rate | paper | goal | random words (same count) | majority class share |",
-        "|---|---|---|---|---|---|---|",
-        *[f"| {names[d]} | {r['sentences']} | **{r['matching_rate']:.3f}** | {PAPER[d]['matching_rate']:.3f} | "
-          f"≥ {PAPER[d]['goal']:.2f} ({'met' if r['matching_rate'] >= PAPER[d]['goal'] else 'NOT met'}) | "
-          f"{r['random_words_matching_rate']:.3f} | {r['majority_class_share']:.3f} |" for d, r in rows.items()],
-        "",
+        *_table_lines(results["rows"]),
         "## Figures 2–5: the paper's example sentences",
         "",
     ]
@@ -276,8 +408,6 @@ def _write(out: Path, provenance: Provenance, results: Dict[str, Any], figures: 
         else:
             comment = "\n".join(["<!-- provenance", *provenance.lines(), "-->"])
             (out / name).write_text(content.replace("<html>", f"<html>\n{comment}", 1), encoding="utf-8")
-    summary = [f"yuan2019: {names[d]}: test accuracy {r['test_accuracy']:.4f}, matching rate {r['matching_rate']:.3f} "
-               f"on {r['sentences']} sentences (paper {PAPER[d]['matching_rate']:.3f}; random words "
-               f"{r['random_words_matching_rate']:.3f})" for d, r in rows.items()]
+    summary = _summary(results["rows"])
     summary.append(f"wrote {out / 'tables.md'}, {out / 'results.json'} and {len(figures)} figures")
     return summary

@@ -10,6 +10,8 @@ with two rule packages of the same shape.
 - :mod:`~captum_text_ext.decomposition.hooks`: hooks that live for one call and one thread (:class:`ScopedHooks`,
   :class:`LayerCapture`, :class:`ModuleTracker`).
 - :mod:`~captum_text_ext.decomposition.cells`: LSTM/GRU layers unrolled into per-step gates (both methods walk them).
+- :mod:`~captum_text_ext.decomposition.bags`: ``nn.EmbeddingBag`` read as its looked-up rows and a map the rule
+  tables know (where a layer method hooked on a bag starts).
 - :mod:`~captum_text_ext.decomposition.lrp`: the LRP rules (relevance carrier, recurrent walk, rules, table).
 - :mod:`~captum_text_ext.decomposition.cd`: the contextual decomposition rules (decomposed tensor, recurrent walk,
   rules, table).
@@ -30,7 +32,7 @@ from captum_text_ext.decomposition.guard import (
 from captum_text_ext.decomposition.hooks import LayerCapture, ModuleTracker, ScopedHooks, modules_of
 from captum_text_ext.decomposition.ops import GROUPS, OpGroup, op_name, ops_named
 from captum_text_ext.decomposition.run import GuardedForward, Run, forward_args, model_output
-from captum_text_ext.decomposition.supported import supported_ops
+from captum_text_ext.decomposition.supported import supported_modules, supported_ops
 
 __all__ = [
     "GROUPS",
@@ -53,5 +55,6 @@ __all__ = [
     "modules_of",
     "op_name",
     "ops_named",
+    "supported_modules",
     "supported_ops",
 ]

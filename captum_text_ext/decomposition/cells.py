@@ -69,9 +69,12 @@ class CellWeights:
     Attributes:
         cell: ``"lstm"`` or ``"gru"``.
         weight_ih: :math:`(G H, E)`, :math:`G = 4` (LSTM) or 3 (GRU).
-        weight_hh: :math:`(G H, H)`.
+        weight_hh: :math:`(G H, S)`, :math:`S` the size of the hidden state :math:`h` (:math:`S = H` without a
+            projection).
         bias_ih: :math:`(G H,)` or ``None`` (a layer without biases).
         bias_hh: :math:`(G H,)` or ``None``.
+        weight_hr: :math:`(S, H)` the projection of ``nn.LSTM(proj_size=S)``,
+            :math:`h_t = W_{hr}(o_t \\odot \\tanh(c_t))`, or ``None``.
     """
 
     cell: str
@@ -79,21 +82,37 @@ class CellWeights:
     weight_hh: Tensor
     bias_ih: Optional[Tensor] = None
     bias_hh: Optional[Tensor] = None
+    weight_hr: Optional[Tensor] = None
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
             raise ValueError(f"Expected `cell` to be one of {CELLS}, but got {self.cell!r}")
         gates = len(GATE_ORDER[self.cell])
-        rows, hidden = self.weight_hh.shape
-        if rows != gates * hidden or self.weight_ih.shape[0] != rows:
+        rows, state = self.weight_hh.shape
+        if self.cell == "gru" and self.weight_hr is not None:
+            raise ValueError("Expected no projection weights for a GRU, but got `weight_hr`")
+        hidden = rows // gates
+        expected_state = int(self.weight_hr.shape[0]) if self.weight_hr is not None else hidden
+        if (
+            rows != gates * hidden
+            or self.weight_ih.shape[0] != rows
+            or state != expected_state
+            or (self.weight_hr is not None and tuple(self.weight_hr.shape) != (state, hidden))
+        ):
+            hr = "" if self.weight_hr is None else f" and weight_hr {tuple(self.weight_hr.shape)}"
             raise ValueError(
-                f"Expected {self.cell} weights with {gates} * hidden_size rows and a square hidden block, but got "
-                f"weight_ih {tuple(self.weight_ih.shape)} and weight_hh {tuple(self.weight_hh.shape)}"
+                f"Expected {self.cell} weights with {gates} * hidden_size rows and a hidden block of the state's size, "
+                f"but got weight_ih {tuple(self.weight_ih.shape)}, weight_hh {tuple(self.weight_hh.shape)}{hr}"
             )
 
     @property
     def hidden_size(self) -> int:
-        """:math:`H`."""
+        """:math:`H`, the size of the cell state and the gates."""
+        return int(self.weight_hh.shape[0]) // len(GATE_ORDER[self.cell])
+
+    @property
+    def state_size(self) -> int:
+        """:math:`S`, the size of the hidden state :math:`h` (the projection's size, else :math:`H`)."""
         return int(self.weight_hh.shape[1])
 
     @property
@@ -102,7 +121,7 @@ class CellWeights:
         return int(self.weight_ih.shape[1])
 
     def gate(self, name: str) -> Tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
-        """One gate's block: ``(W_i (H, E), W_h (H, H), b_i (H,) or None, b_h (H,) or None)``.
+        """One gate's block: ``(W_i (H, E), W_h (H, S), b_i (H,) or None, b_h (H,) or None)``.
 
         >>> w = CellWeights("lstm", torch.zeros(8, 3), torch.zeros(8, 2), torch.arange(8.0), torch.zeros(8))
         >>> w.gate("g")[2]
@@ -131,6 +150,7 @@ class CellWeights:
             self.weight_hh.detach(),
             None if self.bias_ih is None else self.bias_ih.detach(),
             None if self.bias_hh is None else self.bias_hh.detach(),
+            None if self.weight_hr is None else self.weight_hr.detach(),
         )
 
 
@@ -165,8 +185,13 @@ class RecurrentSpec:
 
     @property
     def hidden_size(self) -> int:
-        """:math:`H`."""
+        """:math:`H`, the size of the cell states."""
         return self.weights[0].hidden_size
+
+    @property
+    def state_size(self) -> int:
+        """:math:`S`, the size of the hidden states (``proj_size`` of a projected LSTM, else :math:`H`)."""
+        return self.weights[0].state_size
 
     @property
     def input_size(self) -> int:
@@ -179,18 +204,13 @@ class RecurrentSpec:
 
     @classmethod
     def from_module(cls, module: nn.Module) -> "RecurrentSpec":
-        """Read an ``nn.LSTM`` or ``nn.GRU`` (``proj_size > 0`` is refused).
+        """Read an ``nn.LSTM`` (with or without ``proj_size``) or ``nn.GRU``.
 
         Raises:
-            TypeError: for any other module, or an ``nn.LSTM`` with ``proj_size > 0``.
+            TypeError: for any other module.
         """
         if isinstance(module, nn.LSTM):
             cell = "lstm"
-            if module.proj_size > 0:
-                raise TypeError(
-                    f"nn.LSTM with proj_size > 0 is not supported (got proj_size={module.proj_size}); supported: "
-                    "nn.LSTM with proj_size=0 and nn.GRU"
-                )
         elif isinstance(module, nn.GRU):
             cell = "gru"
         else:
@@ -204,19 +224,16 @@ class RecurrentSpec:
     ) -> "RecurrentSpec":
         """Read the flat weight list that ``nn.LSTM`` / ``nn.GRU`` hand to ``torch.lstm`` / ``torch.gru``.
 
-        Per layer and direction the list holds ``weight_ih, weight_hh[, bias_ih, bias_hh][, weight_hr]``.
+        Per layer and direction the list holds ``weight_ih, weight_hh[, bias_ih, bias_hh][, weight_hr]`` (the
+        projection ``weight_hr`` of ``nn.LSTM(proj_size > 0)``).
 
         Raises:
-            TypeError: when the list holds projection weights (``nn.LSTM(proj_size > 0)``).
             ValueError: when its length does not fit ``num_layers`` and ``bidirectional``.
         """
         groups = num_layers * (2 if bidirectional else 1)
         per_group = 4 if has_biases else 2
-        if len(flat_weights) == groups * (per_group + 1) and cell == "lstm":
-            raise TypeError(
-                "nn.LSTM with proj_size > 0 is not supported (its weights include weight_hr); supported: "
-                "nn.LSTM with proj_size=0 and nn.GRU"
-            )
+        if cell == "lstm" and len(flat_weights) == groups * (per_group + 1):
+            per_group += 1
         if len(flat_weights) != groups * per_group:
             raise ValueError(
                 f"Expected {groups * per_group} flat weights for a {cell} with num_layers={num_layers}, "
@@ -225,10 +242,9 @@ class RecurrentSpec:
         weights = []
         for k in range(groups):
             chunk = list(flat_weights[k * per_group : (k + 1) * per_group])
-            if has_biases:
-                weights.append(CellWeights(cell, chunk[0], chunk[1], chunk[2], chunk[3]))
-            else:
-                weights.append(CellWeights(cell, chunk[0], chunk[1]))
+            bias_ih, bias_hh = (chunk[2], chunk[3]) if has_biases else (None, None)
+            projection = chunk[-1] if len(chunk) in (3, 5) else None
+            weights.append(CellWeights(cell, chunk[0], chunk[1], bias_ih, bias_hh, projection))
         return cls(cell, num_layers, bidirectional, tuple(weights))
 
     def detached(self) -> "RecurrentSpec":
@@ -237,12 +253,13 @@ class RecurrentSpec:
 
 
 class LSTMStep(NamedTuple):
-    """One LSTM step for a batch: every quantity of the cell equations, each :math:`(B, H)` except ``pre``.
+    """One LSTM step for a batch: every quantity of the cell equations, each :math:`(B, H)` except ``pre`` and ``h``.
 
     - ``pre``: :math:`(B, 4H)` gate pre-activations (both biases included), gate order :math:`i, f, g, o`;
     - ``i``, ``f``, ``g``, ``o``: the gates (``g`` is the tanh cell input);
     - ``c``: the new cell state :math:`c_t = f \\odot c_{t-1} + i \\odot g`;
-    - ``h``: the new hidden state :math:`h_t = o \\odot \\tanh(c_t)`.
+    - ``h``: :math:`(B, S)` the new hidden state :math:`h_t = o \\odot \\tanh(c_t)`, projected by
+      :math:`W_{hr}` for ``nn.LSTM(proj_size=S)``.
     """
 
     pre: Tensor
@@ -285,7 +302,8 @@ def lstm_step(
     Args:
         weights: the layer-direction's weights.
         x: :math:`(B, E)` input.
-        h_prev, c_prev: :math:`(B, H)` states.
+        h_prev: :math:`(B, S)` hidden state.
+        c_prev: :math:`(B, H)` cell state.
         pre_x: :math:`(B, 4H)` precomputed :math:`W_{i} x + b_{i}` (saves a matmul per step when unrolling).
     """
     if pre_x is None:
@@ -295,6 +313,8 @@ def lstm_step(
     i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
     c = f * c_prev + i * g
     h = o * torch.tanh(c)
+    if weights.weight_hr is not None:
+        h = h @ weights.weight_hr.t()
     return LSTMStep(pre, i, f, g, o, c, h)
 
 
@@ -326,7 +346,7 @@ class DirectionTrace:
         weights: the layer-direction's weights.
         inputs: :math:`(T, B, E)` the layer's input.
         active: :math:`(T, B)` bool, True at real steps.
-        h_prev: :math:`(T, B, H)` hidden state before each step.
+        h_prev: :math:`(T, B, S)` hidden state before each step (:math:`S = H` without a projection).
         c_prev: :math:`(T, B, H)` cell state before each step (LSTM; ``None`` for the GRU).
         gates: gate values by name, each :math:`(T, B, H)` (:math:`i, f, g, o` or :math:`r, z, n`).
         pre: :math:`(T, B, 4H)` LSTM gate pre-activations; for the GRU the input part :math:`(T, B, 3H)`.
@@ -334,8 +354,8 @@ class DirectionTrace:
             (for the GRU the same tensor as ``pre``).
         pre_h: the GRU's hidden part :math:`W_h h_{t-1} + b_h`, :math:`(T, B, 3H)` (``None`` for the LSTM).
         c: :math:`(T, B, H)` new cell states (LSTM; ``None`` for the GRU).
-        h: :math:`(T, B, H)` new hidden states (at real steps; meaningless at padding).
-        h_n: :math:`(B, H)` final hidden state (after the last real step in reading order).
+        h: :math:`(T, B, S)` new hidden states (at real steps; meaningless at padding).
+        h_n: :math:`(B, S)` final hidden state (after the last real step in reading order).
         c_n: :math:`(B, H)` final cell state (LSTM) or ``None``.
     """
 
@@ -369,8 +389,8 @@ class RecurrentTrace:
     Attributes:
         spec: the recurrent layer.
         lengths: :math:`(B,)` real steps per column.
-        outputs: :math:`(T, B, D H)` the top layer's outputs (0 at padding), as ``nn.LSTM`` returns them.
-        h_n: :math:`(K D, B, H)` final hidden states.
+        outputs: :math:`(T, B, D S)` the top layer's outputs (0 at padding), as ``nn.LSTM`` returns them.
+        h_n: :math:`(K D, B, S)` final hidden states.
         c_n: :math:`(K D, B, H)` final cell states (LSTM) or ``None``.
         layers: ``layers[k][d]`` is the :class:`DirectionTrace` of layer ``k``, direction ``d``.
     """
@@ -396,7 +416,8 @@ def _check_lengths(lengths: Optional[Tensor], steps: int, batch: int, device: to
 
 
 def _initial_state(state: Optional[Tensor], spec: RecurrentSpec, batch: int, like: Tensor, name: str) -> Tensor:
-    shape = (spec.num_layers * spec.num_directions, batch, spec.hidden_size)
+    size = spec.state_size if name == "h0" else spec.hidden_size
+    shape = (spec.num_layers * spec.num_directions, batch, size)
     if state is None:
         return like.new_zeros(shape)
     if tuple(state.shape) != shape:
@@ -425,12 +446,12 @@ def unroll_direction(
         layer: recorded in the trace.
     """
     steps, batch = inputs.shape[:2]
-    hidden = weights.hidden_size
+    hidden, state = weights.hidden_size, weights.state_size
     flat = inputs.reshape(steps * batch, inputs.shape[-1])  # explicit width: also for an empty batch
     pre_x_all = _affine(flat, weights.weight_ih, weights.bias_ih).reshape(steps, batch, -1)
     h, c = h0, c0
-    h_prev = inputs.new_empty(steps, batch, hidden)
-    h_new = inputs.new_zeros(steps, batch, hidden)
+    h_prev = inputs.new_empty(steps, batch, state)
+    h_new = inputs.new_zeros(steps, batch, state)
     lstm = weights.cell == "lstm"
     names = GATE_ORDER[weights.cell]
     gates = {name: inputs.new_zeros(steps, batch, hidden) for name in names}
@@ -592,7 +613,7 @@ class FusedRecurrentCall:
         ``batch_first``, or packed data with ``batch_sizes``).
 
         Raises:
-            TypeError: for projection weights (``nn.LSTM(proj_size > 0)``) or keyword arguments to the fused layer op.
+            TypeError: for keyword arguments to the fused layer op.
             ValueError: for an unknown ``op``.
         """
         kwargs = dict(kwargs or {})

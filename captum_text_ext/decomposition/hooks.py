@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-__all__ = ["LayerCapture", "ModuleTracker", "ScopedHooks", "modules_of"]
+__all__ = ["Capture", "LayerCapture", "ModuleTracker", "ScopedHooks", "modules_of"]
 
 
 class ScopedHooks:
@@ -61,9 +61,13 @@ class ScopedHooks:
         """``module.register_forward_pre_hook(hook, with_kwargs=...)`` for this call and thread."""
         self._handles.append(module.register_forward_pre_hook(self._mine(hook), with_kwargs=with_kwargs))
 
-    def forward(self, module: nn.Module, hook: Callable[..., Any], always_call: bool = False) -> None:
-        """``module.register_forward_hook(hook, always_call=...)`` for this call and thread."""
-        self._handles.append(module.register_forward_hook(self._mine(hook), always_call=always_call))
+    def forward(
+        self, module: nn.Module, hook: Callable[..., Any], always_call: bool = False, with_kwargs: bool = False
+    ) -> None:
+        """``module.register_forward_hook(hook, always_call=..., with_kwargs=...)`` for this call and thread."""
+        self._handles.append(
+            module.register_forward_hook(self._mine(hook), always_call=always_call, with_kwargs=with_kwargs)
+        )
 
 
 def _unique(modules: Sequence[nn.Module]) -> List[nn.Module]:
@@ -134,7 +138,45 @@ def modules_of(forward_func: Callable[..., Any]) -> List[nn.Module]:
 
 
 
-class LayerCapture:
+class Capture:
+    """Where a layer method starts: tensors of ``layer`` replaced by ``make(tensor)`` for one forward pass (a
+    detached leaf whose gradient is the layer's relevance, or a decomposed tensor). The layer must run once per
+    forward pass; subclasses register the hook that replaces.
+
+    Attributes:
+        captured: the replacements, in order (``None`` until the layer ran).
+        is_tuple: whether there are several.
+    """
+
+    def __init__(
+        self,
+        layer: nn.Module,
+        make: Callable[[Tensor], Tensor],
+        paused: Callable[[], ContextManager[Any]] = contextlib.nullcontext,
+    ) -> None:
+        self.layer, self.make, self.paused = layer, make, paused
+        self.captured: Optional[Tuple[Tensor, ...]] = None
+        self.is_tuple = False
+
+    def require(self) -> Tuple[Tensor, ...]:
+        """The replacements.
+
+        Raises:
+            ValueError: when the layer did not run.
+        """
+        if self.captured is None:
+            raise ValueError(f"Expected the layer {type(self.layer).__name__} to run in the forward pass, but it did not")
+        return self.captured
+
+    def _check_once(self) -> None:
+        if self.captured is not None:
+            raise ValueError(
+                f"Expected the layer {type(self.layer).__name__} to be called once per forward pass, but it was "
+                "called again"
+            )
+
+
+class LayerCapture(Capture):
     """Replaces a layer's output (or its floating-point inputs) by ``make(tensor)`` for one forward pass: where a
     method starts (a detached leaf whose gradient is the layer's relevance, or a decomposed tensor). The layer must
     run once per forward pass.
@@ -161,30 +203,12 @@ class LayerCapture:
         tuples: bool = True,
         paused: Callable[[], ContextManager[Any]] = contextlib.nullcontext,
     ) -> None:
-        self.layer, self.make, self.tuples, self.paused = layer, make, tuples, paused
-        self.captured: Optional[Tuple[Tensor, ...]] = None
-        self.is_tuple = False
+        super().__init__(layer, make, paused)
+        self.tuples = tuples
         if to_input:
             hooks.forward_pre(layer, self._replace_inputs)
         else:
             hooks.forward(layer, self._replace_output)
-
-    def require(self) -> Tuple[Tensor, ...]:
-        """The replacements.
-
-        Raises:
-            ValueError: when the layer did not run.
-        """
-        if self.captured is None:
-            raise ValueError(f"Expected the layer {type(self.layer).__name__} to run in the forward pass, but it did not")
-        return self.captured
-
-    def _check_once(self) -> None:
-        if self.captured is not None:
-            raise ValueError(
-                f"Expected the layer {type(self.layer).__name__} to be called once per forward pass, but it was "
-                "called again"
-            )
 
     def _replace_inputs(self, module: nn.Module, args: Tuple[Any, ...]) -> Tuple[Any, ...]:
         with self.paused():

@@ -65,7 +65,7 @@ _GROUP_LIST = (
         ("lstm", "gru", "lstm_cell", "gru_cell"),
         "fused LSTM/GRU layers and cells (packed or padded, stacked, bidirectional)",
     ),
-    OpGroup("weighted layers", ("linear", "conv1d"), "an affine map with constant weights and bias"),
+    OpGroup("weighted layers", ("linear", "conv1d", "conv2d"), "an affine map with constant weights and bias"),
     OpGroup("sums over data", ("sum", "mean"), "a bias-free linear map that adds entries"),
     OpGroup(
         "products with a constant matrix",

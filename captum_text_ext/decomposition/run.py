@@ -1,7 +1,7 @@
 """One guarded run of the user's model: what LRP and contextual decomposition (and any later method) share.
 
 A decomposition method runs the user's forward function once, unchanged, under its :class:`OpGuard` with its
-:class:`OpTable`, starting from its own tracked inputs (or from a layer's output, through a
+:class:`~captum_text_ext.decomposition.guard.OpTable`, starting from its own tracked inputs (or from a layer's output, through a
 :class:`~captum_text_ext.decomposition.hooks.LayerCapture`). :class:`GuardedForward` is that run: it names the running
 submodule for refusals, keeps every hook to the call and its thread, and never changes the model — no ``eval()``,
 no ``requires_grad_``; dropout in training mode is refused by the guard, by name.
@@ -72,7 +72,7 @@ class GuardedForward:
 
     Args:
         run: the call's :class:`Run` (its ``guard`` is set on entry).
-        table: the method's :class:`OpTable`.
+        table: the method's :class:`~captum_text_ext.decomposition.guard.OpTable`.
         forward_func: the user's model or forward function.
         layer: a layer the method hooks (added to the tracked modules when ``forward_func`` does not hold it).
         tracked: the guard's predicate for tensors that carry what is decomposed.

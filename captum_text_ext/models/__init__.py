@@ -4,6 +4,7 @@ from captum_text_ext.models._base import embedding_forward
 from captum_text_ext.models.bag_of_words import BagOfWordsMLP, bag_of_words
 from captum_text_ext.models.checkpoints import Checkpoint, default_cache_dir, load_checkpoint, save_checkpoint
 from captum_text_ext.models.embedding_cnn import EmbeddingCNN
+from captum_text_ext.models.kim_cnn import KimCNN
 from captum_text_ext.models.lstm_classifier import LSTMClassifier
 from captum_text_ext.models.registry import ARCHITECTURES, architecture_name, build_model
 from captum_text_ext.models.text_cnn import TextCNN
@@ -16,6 +17,7 @@ __all__ = [
     "Checkpoint",
     "EmbeddingCNN",
     "FitResult",
+    "KimCNN",
     "LSTMClassifier",
     "TextCNN",
     "TransformerClassifier",

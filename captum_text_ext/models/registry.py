@@ -10,6 +10,7 @@ from torch import nn
 
 from captum_text_ext.models.bag_of_words import BagOfWordsMLP
 from captum_text_ext.models.embedding_cnn import EmbeddingCNN
+from captum_text_ext.models.kim_cnn import KimCNN
 from captum_text_ext.models.lstm_classifier import LSTMClassifier
 from captum_text_ext.models.text_cnn import TextCNN
 from captum_text_ext.models.transformer_classifier import TransformerClassifier
@@ -19,6 +20,7 @@ __all__ = ["ARCHITECTURES", "architecture_name", "build_model"]
 ARCHITECTURES: Dict[str, Type[nn.Module]] = {
     "lstm": LSTMClassifier,
     "textcnn": TextCNN,
+    "kimcnn": KimCNN,
     "bow_mlp": BagOfWordsMLP,
     "embedding_cnn": EmbeddingCNN,
     "transformer": TransformerClassifier,

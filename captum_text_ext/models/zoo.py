@@ -323,6 +323,23 @@ ZOO: Dict[str, ZooEntry] = {
             patience=4,
         ),
         ZooEntry(
+            name="kimcnn-mr",
+            dataset="mr",
+            architecture="kimcnn",
+            config={"embedding_dim": 128, "num_filters": 100, "filter_sizes": [3, 4, 5], "dropout": 0.5},
+            description="Kim (2014) CNN as Captum's IMDB and TCAV tutorials write it: nn.Conv2d(1, 100, (k, 128)) for "
+            "k = 3, 4, 5 over the embeddings as a one-channel image, ReLU, max pooling over time, dropout 0.5, "
+            "linear; embedding 128 trained from scratch (Kim's CNN-rand).",
+            target_accuracy=0.70,
+            paper_accuracy="76.1% (Kim 2014, CNN-rand)",
+            min_freq=2,
+            epochs=12,
+            lr=1e-3,
+            weight_decay=1e-4,
+            batch_size=32,
+            patience=4,
+        ),
+        ZooEntry(
             name="textcnn-agnews",
             dataset="ag_news",
             architecture="textcnn",

@@ -28,7 +28,8 @@ from captum_text_ext import (
     LayerGradientLinearSurrogate,
     LayerLSTMLRP,
 )
-from captum_text_ext.models import LSTMClassifier, TextCNN
+from _user_models import BagClassifier, MaskedLoop, ProjectedLSTM, SeqFirstLSTM, flat_ids
+from captum_text_ext.models import KimCNN, LSTMClassifier, TextCNN
 
 VOCAB = 12
 WORDS = ["<pad>", "<unk>"] + [f"w{i}" for i in range(2, VOCAB)]
@@ -67,13 +68,23 @@ class Pair(nn.Module):
 @dataclasses.dataclass(frozen=True)
 class Subject:
     """One model, the layer a layer method works at, and the batch: ``inputs`` and ``lengths`` (the additional
-    forward argument)."""
+    forward argument); ``flat``: the inputs are the examples' token ids concatenated (an ``nn.EmbeddingBag`` with
+    offsets), one example per length."""
 
     model: Any
     layer: nn.Module
     inputs: Union[Tensor, Tuple[Tensor, ...]]
     lengths: Optional[Tensor]
     takes_embeddings: bool
+    flat: bool = False
+
+    def example(self, n: int) -> Tuple[Tensor, Tensor]:
+        """The inputs and lengths of example ``n`` alone."""
+        assert isinstance(self.inputs, Tensor) and self.lengths is not None
+        if not self.flat:
+            return self.inputs[n : n + 1], self.lengths[n : n + 1]
+        start = int(self.lengths[:n].sum())
+        return self.inputs[start : start + int(self.lengths[n])], self.lengths[n : n + 1]
 
     def forward(self, head: Optional[Head] = None) -> nn.Module:
         """What a method wraps: the model (with ``head`` on its output)."""
@@ -87,11 +98,18 @@ class Subject:
 
 @dataclasses.dataclass(frozen=True)
 class Family:
-    """A tiny float64 model (seeded) and the batch a method of this family takes."""
+    """A tiny float64 model (seeded) and the batch a method of this family takes.
+
+    Attributes:
+        flat: the model takes the token ids flat (:func:`~_user_models.flat_ids`), the lengths as offsets.
+        layer_batch_dim: the dimension of the layer's output that holds the examples (1 for ``emb(ids.t())``).
+    """
 
     make: Callable[[], nn.Module]
     layer: Callable[[Any], nn.Module]
     takes_embeddings: bool
+    flat: bool = False
+    layer_batch_dim: int = 0
 
     def model(self) -> Any:
         torch.manual_seed(0)
@@ -100,7 +118,9 @@ class Family:
     def subject(self) -> Subject:
         model = self.model()
         inputs = model.embedding(IDS).detach() if self.takes_embeddings else IDS.clone()
-        return Subject(model, self.layer(model), inputs, LENGTHS.clone(), self.takes_embeddings)
+        if self.flat:
+            inputs = flat_ids(IDS, LENGTHS)
+        return Subject(model, self.layer(model), inputs, LENGTHS.clone(), self.takes_embeddings, self.flat)
 
     def tuple_subject(self) -> Subject:
         """Tuple inputs: two embedding tensors for an embedding method; ``(token_ids,)`` for a layer method."""
@@ -127,6 +147,20 @@ CNN_TOKENS = Family(
 )
 
 
+def _kim() -> KimCNN:
+    return KimCNN(VOCAB, 4, CLASSES, num_filters=3, filter_sizes=(2, 3, 4), dropout=0.5)
+
+
+KIM_TOKENS = Family(_kim, lambda m: m.embedding, False)
+KIM_CONV = Family(_kim, lambda m: m.convs[1], False)
+BAG_FLAT = Family(lambda: BagClassifier(VOCAB, 3, CLASSES, mode="sum", weighted=True), lambda m: m.embedding, False,
+                  flat=True)
+BAG_2D = Family(lambda: BagClassifier(VOCAB, 3, CLASSES, mode="mean", flat=False), lambda m: m.embedding, False)
+PROJECTED = Family(lambda: ProjectedLSTM(VOCAB, 3, CLASSES), lambda m: m.embedding, True)
+SEQ_FIRST = Family(lambda: SeqFirstLSTM(VOCAB, 3, CLASSES), lambda m: m.embedding, False, layer_batch_dim=1)
+MASKED_LOOP = Family(lambda: MaskedLoop(VOCAB, 3, CLASSES), lambda m: m.embedding, True)
+
+
 class Returns(NamedTuple):
     """The shape a method returns, from an input ``x`` and the output ``z`` of the subject's layer."""
 
@@ -134,13 +168,19 @@ class Returns(NamedTuple):
     shape: Callable[[Tensor, Any], Tuple[int, ...]]
     per_input: bool
     """Whether tuple inputs give a tuple of results, one per input (else: the layer's shape, whatever the inputs)."""
+    layer_layout: bool = False
+    """Whether the result is laid out as the layer's output (its examples in the family's ``layer_batch_dim``)."""
 
 
 INPUT_SHAPE = Returns("the input's shape", lambda x, z: tuple(x.shape), True)
 TOKEN_SCORES = Returns("(N, T): one score per token", lambda x, z: tuple(x.shape[:2]), True)
-LAYER_SHAPE = Returns("the layer's output shape", lambda x, z: tuple(z.shape), False)
-LAYER_TOKEN_SCORES = Returns("(N, T): one score per token", lambda x, z: tuple(z.shape[:2]), False)
-LOCATION_SCORES = Returns("(N, L): one score per location of the layer", lambda x, z: (z.shape[0], z.shape[-1]), False)
+LAYER_SHAPE = Returns("the layer's output shape", lambda x, z: tuple(z.shape), False, layer_layout=True)
+LAYER_TOKEN_SCORES = Returns("(N, T): one score per token", lambda x, z: tuple(x.shape[:2]), False)
+LOCATION_SCORES = Returns("(N, L): one score per location of the layer",
+                          lambda x, z: (z.shape[0], z.shape[2] if z.dim() == 4 else z.shape[-1]), False)
+LOOKED_UP_ROWS = Returns("the looked-up rows: (M, E) for M flat ids, (N, L, E) for 2-D ids",
+                         lambda x, z: (*x.shape, z.shape[-1]), False)
+FLAT_ID_SCORES = Returns("(M,): one score per flat id, (N, L) for 2-D ids", lambda x, z: tuple(x.shape), False)
 
 ONE_OUTPUT = "one output per example"
 PREDICTED_CLASS = "the predicted class"
@@ -192,6 +232,8 @@ class Case:
         units: the label of every scored unit of one example, from its tokens (for ``visualize_text``).
         call: how the suite calls it.
         items: the contract items that apply.
+        model: names the model form when the class runs on more than one (the test ids, ``Class-model``).
+        doc_row: what follows the class in its row of ``docs/contract.rst`` when that row is not the class's first.
     """
 
     method: Type[Any]
@@ -208,10 +250,16 @@ class Case:
     units: Callable[[Any, Sequence[str]], List[str]] = _tokens
     call: Callable[[Any, Any, Any, Any], Any] = attribute
     items: FrozenSet[str] = ITEMS
+    model: str = ""
+    doc_row: str = ""
 
     @property
     def name(self) -> str:
         return self.method.__name__
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}-{self.model}" if self.model else self.name
 
     @property
     def is_layer_method(self) -> bool:
@@ -220,6 +268,69 @@ class Case:
 
 EMBEDDINGS_NOT_IDS = (lambda x: x.long(), TypeError,
                       r"Expected `inputs` to be floating-point tensors .*embeddings\), but input 0 is torch.int64")
+
+def _hunt(forward: nn.Module, s: Subject) -> HiddenUnitOptimization:
+    return HiddenUnitOptimization(forward, s.layer, s.model.embedding, WORDS, lambda1=0.004, lambda2=0.02, lr=0.05,
+                                  max_steps=5, window=2)
+
+
+LAYER_FLAGS = dict(multiplies_by_inputs=True, has_convergence_delta=True, refuses_ops=True)
+CD_LAYER_FLAGS = dict(multiplies_by_inputs=True, has_convergence_delta=False, refuses_ops=True)
+GLS_LAYER_FLAGS = dict(multiplies_by_inputs=False, has_convergence_delta=False)
+LRP_BASES = (GradientAttribution,)
+LAYER_LRP_BASES = (LayerAttribution, GradientAttribution)
+BAG_ROW = " at an ``nn.EmbeddingBag``"
+NO_VISUALIZATION = ITEMS - {"visualization"}
+"""Flat token ids have no per-example rows to show."""
+
+
+def _layer_lrp(forward: nn.Module, s: Subject) -> LayerLSTMLRP:
+    return LayerLSTMLRP(forward, s.layer)
+
+
+def _layer_cd(forward: nn.Module, s: Subject) -> LayerContextualDecomposition:
+    return LayerContextualDecomposition(forward, s.layer)
+
+
+def _layer_gls(forward: nn.Module, s: Subject) -> LayerGradientLinearSurrogate:
+    return LayerGradientLinearSurrogate(forward, s.layer)
+
+
+MODEL_FORMS: List[Case] = [
+    Case(LayerLSTMLRP, KIM_TOKENS, _layer_lrp, LAYER_SHAPE, LAYER_LRP_BASES, model="kim-cnn", **LAYER_FLAGS),
+    Case(LayerContextualDecomposition, KIM_TOKENS, _layer_cd, LAYER_TOKEN_SCORES, (LayerAttribution,),
+         model="kim-cnn", **CD_LAYER_FLAGS),
+    Case(LayerGradientLinearSurrogate, KIM_TOKENS, _layer_gls, LAYER_SHAPE, LAYER_LRP_BASES, model="kim-cnn",
+         **GLS_LAYER_FLAGS),
+    Case(HiddenUnitSaliency, KIM_CONV, lambda forward, s: HiddenUnitSaliency(forward, s.layer), LOCATION_SCORES,
+         LAYER_LRP_BASES, multiplies_by_inputs=True, has_convergence_delta=False, none_target=PREDICTED_CLASS,
+         target_forms=PREDICTED_CLASS_FORMS, units=_receptive_fields, model="kim-cnn"),
+    Case(HiddenUnitOptimization, KIM_CONV, _hunt, None, (), none_target=PREDICTED_CLASS, call=optimize,
+         items=frozenset({"untouched", "threads"}), model="kim-cnn"),
+    *[
+        Case(method, family, build, returns, bases, model=name, doc_row=BAG_ROW, items=items, **flags)
+        for family, name, items in ((BAG_FLAT, "bag-flat", NO_VISUALIZATION), (BAG_2D, "bag-2d", ITEMS))
+        for method, build, returns, bases, flags in (
+            (LayerLSTMLRP, _layer_lrp, LOOKED_UP_ROWS, LAYER_LRP_BASES, LAYER_FLAGS),
+            (LayerContextualDecomposition, _layer_cd, FLAT_ID_SCORES, (LayerAttribution,), CD_LAYER_FLAGS),
+            (LayerGradientLinearSurrogate, _layer_gls, LOOKED_UP_ROWS, LAYER_LRP_BASES, GLS_LAYER_FLAGS),
+        )
+    ],
+    Case(LSTMLRP, PROJECTED, lambda forward, s: LSTMLRP(forward), INPUT_SHAPE, LRP_BASES, model="lstm-proj",
+         input_dtype_error=EMBEDDINGS_NOT_IDS, **LAYER_FLAGS),
+    Case(ContextualDecomposition, PROJECTED, lambda forward, s: ContextualDecomposition(forward), TOKEN_SCORES,
+         (Attribution,), model="lstm-proj", input_dtype_error=EMBEDDINGS_NOT_IDS, **CD_LAYER_FLAGS),
+    Case(LayerLSTMLRP, SEQ_FIRST, _layer_lrp, LAYER_SHAPE, LAYER_LRP_BASES, model="seq-first", **LAYER_FLAGS),
+    Case(LayerContextualDecomposition, SEQ_FIRST, _layer_cd, LAYER_TOKEN_SCORES, (LayerAttribution,),
+         model="seq-first", **CD_LAYER_FLAGS),
+    Case(LSTMLRP, MASKED_LOOP, lambda forward, s: LSTMLRP(forward), INPUT_SHAPE, LRP_BASES, model="masked-loop",
+         input_dtype_error=EMBEDDINGS_NOT_IDS, **LAYER_FLAGS),
+    Case(ContextualDecomposition, MASKED_LOOP, lambda forward, s: ContextualDecomposition(forward), TOKEN_SCORES,
+         (Attribution,), model="masked-loop", input_dtype_error=EMBEDDINGS_NOT_IDS, **CD_LAYER_FLAGS),
+]
+"""The classes again on the model forms of Captum's and PyTorch's tutorials and their users (``_user_models.py``):
+the Kim CNN of ``nn.Conv2d`` over the embeddings as an image, ``nn.EmbeddingBag`` with flat ids and offsets (and
+2-D ids), ``nn.LSTM(proj_size > 0)``, a layer output :math:`(T, N, E)`, a cell loop masked by multiplication."""
 
 CASES: List[Case] = [
     Case(LSTMLRP, EMBEDDINGS, lambda forward, s: LSTMLRP(forward), INPUT_SHAPE, (GradientAttribution,),
@@ -243,16 +354,14 @@ CASES: List[Case] = [
     Case(HiddenUnitSaliency, CNN_TOKENS, lambda forward, s: HiddenUnitSaliency(forward, s.layer), LOCATION_SCORES,
          (LayerAttribution, GradientAttribution), multiplies_by_inputs=True, has_convergence_delta=False,
          none_target=PREDICTED_CLASS, target_forms=PREDICTED_CLASS_FORMS, units=_receptive_fields),
-    Case(HiddenUnitOptimization, CNN_TOKENS,
-         lambda forward, s: HiddenUnitOptimization(forward, s.layer, s.model.embedding, WORDS, lambda1=0.004,
-                                                   lambda2=0.02, lr=0.05, max_steps=5, window=2),
-         None, (), none_target=PREDICTED_CLASS,
+    Case(HiddenUnitOptimization, CNN_TOKENS, _hunt, None, (), none_target=PREDICTED_CLASS,
          input_dtype_error=(lambda x: x.double(), ValueError, r"Expected `inputs` to be token ids of shape \(N, T\)"),
          call=optimize, items=frozenset({"untouched", "threads", "bad_input"})),
+    *MODEL_FORMS,
 ]
-"""Every attribution class of the package."""
+"""Every attribution class of the package, on the package's models and on the model forms of :data:`MODEL_FORMS`."""
 
 
 def cases(item: str, where: Callable[[Case], bool] = lambda case: True) -> List[Any]:
-    """The cases an item applies to, as pytest parameters named by their class."""
-    return [pytest.param(case, id=case.name) for case in CASES if item in case.items and where(case)]
+    """The cases an item applies to, as pytest parameters named by their class (and model form)."""
+    return [pytest.param(case, id=case.id) for case in CASES if item in case.items and where(case)]

@@ -107,13 +107,16 @@ def layer_output(subject: Subject) -> Optional[Tensor]:
 
 
 def per_example(case: Case, explainer: Any, subject: Subject, targets: Sequence[int]) -> Tensor:
-    """Each example attributed alone, with its own int target (Captum's ``test_targets`` invariant)."""
-    assert isinstance(subject.inputs, Tensor) and subject.lengths is not None
-    rows = [
-        case.call(explainer, subject.inputs[n : n + 1], t, subject.lengths[n : n + 1])[0]
-        for n, t in enumerate(targets)
-    ]
-    return torch.stack(rows)
+    """Each example attributed alone, with its own int target (Captum's ``test_targets`` invariant): stacked along
+    the result's batch dimension, or concatenated for flat token ids."""
+    results = []
+    for n, target in enumerate(targets):
+        inputs, lengths = subject.example(n)
+        results.append(case.call(explainer, inputs, target, lengths))
+    if subject.flat:
+        return torch.cat(results)
+    dim = case.family.layer_batch_dim if case.returns is not None and case.returns.layer_layout else 0
+    return torch.stack([result.select(dim, 0) for result in results], dim=dim)
 
 
 def prepared(case: Case) -> Subject:
@@ -163,7 +166,7 @@ def test_an_empty_batch_gives_an_empty_result_of_the_documented_shape(case: Case
 @pytest.mark.parametrize("case", cases("shapes"))
 def test_the_docs_state_the_shape(case: Case) -> None:
     assert case.returns is not None
-    row = f"   * - :class:`~captum_text_ext.{case.name}`\n"
+    row = f"   * - :class:`~captum_text_ext.{case.name}`{case.doc_row}\n"
     text = DOCS.read_text(encoding="utf-8")
     assert row in text
     cells = text.split(row, 1)[1].split("   * - ", 1)[0]
@@ -209,7 +212,7 @@ predicted class)."""
 
 @pytest.mark.parametrize(
     "case,form",
-    [pytest.param(c, form, id=f"{c.name}-{form}") for c in CASES if "targets" in c.items for form in c.target_forms],
+    [pytest.param(c, form, id=f"{c.id}-{form}") for c in CASES if "targets" in c.items for form in c.target_forms],
 )
 def test_every_target_form_gives_the_per_example_results(case: Case, form: str) -> None:
     head, target, meant = TARGETS[form]
@@ -263,7 +266,7 @@ RAISING: Dict[str, Tuple[Optional[Head], Any, Any]] = {
 @pytest.mark.parametrize(
     "case,how",
     [
-        pytest.param(c, how, id=f"{c.name}-{how}")
+        pytest.param(c, how, id=f"{c.id}-{how}")
         for c in CASES
         if "untouched" in c.items
         for how in ("call", "call under no_grad", *RAISING)
@@ -353,7 +356,8 @@ def test_attribute_future_is_not_implemented(case: Case) -> None:
 def test_visualize_text_shows_the_scores_of_one_example(case: Case, capsys: pytest.CaptureFixture[str]) -> None:
     subject = case.family.subject()
     explainer = build(case, subject)
-    scores = case.call(explainer, subject.inputs, 1, subject.lengths)[0]
+    dim = case.family.layer_batch_dim if case.returns is not None and case.returns.layer_layout else 0
+    scores = case.call(explainer, subject.inputs, 1, subject.lengths).select(dim, 0)
     units = case.units(explainer, subject.tokens(0))  # "<unk>" among them
     record = to_visualization_record(units, scores, 0.7, 1, 1, 1)
     per_unit = scores.sum(-1) if scores.dim() == 2 else scores
@@ -392,7 +396,7 @@ BAD_TARGETS: Dict[str, Any] = {
 @pytest.mark.parametrize(
     "case,form",
     [
-        pytest.param(c, form, id=f"{c.name}-{form}")
+        pytest.param(c, form, id=f"{c.id}-{form}")
         for c in CASES
         if "bad_input" in c.items
         for form in BAD_TARGETS
@@ -426,8 +430,9 @@ def test_a_layer_that_is_not_a_module_is_refused_clearly(case: Case) -> None:
 def test_a_layer_that_does_not_run_once_is_refused_clearly(case: Case) -> None:
     subject = case.family.subject()
     before = model_state(subject.model)
-    elsewhere = dataclasses.replace(subject, layer=nn.Linear(2, 2))
-    with pytest.raises(ValueError, match="Expected the layer Linear to run in the forward pass"):
+    unused = nn.EmbeddingBag(2, 2) if subject.flat else nn.Linear(2, 2)  # flat ids are read by a bag only
+    elsewhere = dataclasses.replace(subject, layer=unused)
+    with pytest.raises(ValueError, match=f"Expected the layer {type(unused).__name__} to run in the forward pass"):
         case.call(build(case, elsewhere), subject.inputs, 1, subject.lengths)
     twice = case.build(Twice(subject.forward()), subject)
     with pytest.raises(ValueError, match="to be called once per forward pass"):

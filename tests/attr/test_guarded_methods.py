@@ -78,8 +78,6 @@ def test_unsupported_modules_name_themselves(method: Method) -> None:
     x = torch.randn(2, 3, 3)
     with pytest.raises(TypeError, match=r"`torch.rnn_tanh` \(called in module 'rnn' of type RNN\)"):
         method(Model(nn.RNN(3, 4, batch_first=True))).attribute(x, 0)
-    with pytest.raises(TypeError, match=r"`torch.lstm` \(called in module 'rnn' of type LSTM\).*proj_size > 0"):
-        method(Model(nn.LSTM(3, 6, proj_size=4, batch_first=True))).attribute(x, 0)
     with pytest.raises(TypeError, match=r"`torch.nn.functional.layer_norm` \(called in module 'norm' of type Layer"):
         method(Model(nn.LSTM(3, 4, batch_first=True), nn.LayerNorm(4))).attribute(x, 0)
 

@@ -13,7 +13,8 @@ from torch import Tensor, nn
 from captum_text_ext import HiddenUnitOptimization, HiddenUnitSaliency, nearest_words
 from captum_text_ext.attr import stack_receptive_fields
 from captum_text_ext.datasets import Vocabulary
-from captum_text_ext.models import TextCNN
+from captum_text_ext.models import KimCNN, TextCNN
+from captum_text_ext.models._pooling import pad_for_convolution
 
 VOCAB = 14
 WORDS = ["<pad>", "<unk>"] + [f"w{i}" for i in range(VOCAB - 2)]
@@ -58,6 +59,26 @@ def _textcnn() -> TextCNN:
     return TextCNN(VOCAB, 4, 3, channels=(5, 4), kernel_sizes=(3, 2)).double().eval()
 
 
+def _kim() -> KimCNN:
+    torch.manual_seed(0)
+    return KimCNN(VOCAB, 4, 3, num_filters=5, filter_sizes=(2, 3, 4)).double().eval()
+
+
+class WideKim(nn.Module):
+    """A Kim CNN over the transposed image :math:`(N, 1, E, T)`: ``nn.Conv2d(1, F, (E, k))``, outputs
+    :math:`(N, F, 1, L)`, its locations in dimension 3."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(VOCAB, 4, padding_idx=0)
+        self.conv = nn.Conv2d(1, 5, (4, 3))
+        self.fc = nn.Linear(5, 3)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        features = torch.relu(self.conv(self.embedding(ids).transpose(1, 2).unsqueeze(1))).squeeze(2)
+        return self.fc(features.amax(-1))
+
+
 def _ids(lengths: Sequence[int], seed: int = 1) -> Tensor:
     ids = torch.randint(2, VOCAB, (len(lengths), max(lengths)), generator=torch.Generator().manual_seed(seed))
     return ids.masked_fill(torch.arange(max(lengths)) >= torch.tensor(lengths).unsqueeze(1), 0)
@@ -80,6 +101,56 @@ def _eq3_textcnn(model: TextCNN, ids: Tensor, lengths: Tensor, classes: Tensor) 
     logits = model.output(a2.masked_fill(~keep.unsqueeze(1), -torch.inf).amax(-1))
     (grad,) = torch.autograd.grad(logits.gather(1, classes.unsqueeze(1)).sum(), a1)
     return (grad * a1).sum(1)
+
+
+def _eq3_kim(model: KimCNN, ids: Tensor, lengths: Tensor, classes: Tensor, j: int) -> Tensor:
+    """Score_c(X)_i = w(A)_i . a_i for convolution ``j`` of a Kim CNN, by a hand-written forward from a leaf A."""
+    x, lengths = pad_for_convolution(model.embedding(ids), lengths, model.receptive_field)
+    image = x.unsqueeze(1)
+    leaf = model.convs[j](image).detach().requires_grad_(True)  # (N, F, L, 1)
+    pooled = []
+    for k, (conv, size) in enumerate(zip(model.convs, model.filter_sizes)):
+        features = torch.relu(leaf if k == j else conv(image)).squeeze(3)
+        keep = torch.arange(features.shape[2]) < (lengths.clamp(min=model.receptive_field) - size + 1).unsqueeze(1)
+        masked = features.masked_fill(~keep.unsqueeze(1), -torch.inf)
+        pooled.append(torch.nn.functional.max_pool1d(masked, masked.shape[2]).squeeze(2))  # ties: one winner
+    logits = model.fc(torch.cat(pooled, dim=1))
+    (grad,) = torch.autograd.grad(logits.gather(1, classes.unsqueeze(1)).sum(), leaf)
+    return (grad * leaf).sum(dim=(1, 3))
+
+
+@pytest.mark.parametrize("j", [0, 1, 2])
+def test_saliency_equals_autograd_eq3_kim_cnn(j: int) -> None:
+    """Each convolution of the Kim CNN's ModuleList is a layer: (N, F, L, 1), its locations in dimension 2."""
+    model = _kim()
+    ids = _ids([7, 3, 5, 6])
+    lengths = _lengths(ids)
+    saliency = HiddenUnitSaliency(model, model.convs[j])
+    result = saliency.attribute(ids, additional_forward_args=lengths)
+    expected = _eq3_kim(model, ids, lengths, model(ids, lengths).argmax(1), j)
+    assert result.shape == expected.shape == (4, 7 - model.filter_sizes[j] + 1)
+    assert (result - expected).abs().max() <= 1e-10
+    assert saliency.stack == [model.convs[j]] and saliency.axis == 0
+    size = model.filter_sizes[j]
+    assert saliency.receptive_fields(7).tolist() == [[i, i + size] for i in range(8 - size)]
+
+
+def test_four_dimensional_layers_find_or_are_told_their_locations() -> None:
+    wide = WideKim().double().eval()
+    ids = _ids([7, 6])
+    saliency = HiddenUnitSaliency(wide, wide.conv)
+    assert saliency.attribute(ids).shape == (2, 5) and saliency.axis == 1  # (N, F, 1, L): dimension 3
+    assert saliency.receptive_fields(7).tolist() == [[i, i + 3] for i in range(5)]
+    assert torch.equal(HiddenUnitSaliency(wide, wide.conv, location_dim=3).attribute(ids), saliency.attribute(ids))
+    kim = _kim()
+    single = _ids([4])  # as short as the widest filter: one location, (1, F, 1, 1)
+    with pytest.raises(ValueError, match="both spatial dimensions have size 1.*pass `location_dim=2`"):
+        HiddenUnitSaliency(kim, kim.convs[2]).attribute(single)
+    assert HiddenUnitSaliency(kim, kim.convs[2], location_dim=2).attribute(single).shape == (1, 1)
+    with pytest.raises(ValueError, match=r"with its locations in dimension 3 \(`location_dim`\)"):
+        HiddenUnitSaliency(kim, kim.convs[0], location_dim=3).attribute(single)
+    with pytest.raises(ValueError, match="Expected `location_dim` to be None, 2 or 3"):
+        HiddenUnitSaliency(kim, kim.convs[0], location_dim=1)
 
 
 def _eq3_strided(model: StridedCNN, ids: Tensor, classes: Tensor) -> Tensor:
@@ -283,12 +354,18 @@ def test_similarity_term_makes_the_columns_more_similar() -> None:
     assert _similarity(similar) > _similarity(plain) + 0.05
 
 
-@pytest.mark.parametrize("case", ["textcnn-cropped", "strided", "strided-time-first"])
+@pytest.mark.parametrize("case", ["textcnn-cropped", "kim-cnn", "strided", "strided-time-first"])
 def test_batched_equals_each_example_and_location_alone(case: str) -> None:
-    model = _textcnn() if case == "textcnn-cropped" else _strided(time_first=case.endswith("time-first"))
-    layer = model.activations[0] if case == "textcnn-cropped" else model.relu1
-    ids = _ids([8, 3, 6] if case == "textcnn-cropped" else [9, 9, 9])  # StridedCNN reads padding: no padding
-    args = (lambda x: _lengths(x)) if case == "textcnn-cropped" else (lambda x: None)
+    padded = case in ("textcnn-cropped", "kim-cnn")
+    model: nn.Module = {"textcnn-cropped": _textcnn, "kim-cnn": _kim}[case]() if padded else _strided(
+        time_first=case.endswith("time-first")
+    )
+    layer = {"textcnn-cropped": lambda: model.activations[0], "kim-cnn": lambda: model.convs[1]}[case]() if padded \
+        else model.relu1
+    # StridedCNN reads padding: no padding; the Kim CNN's seed keeps the top saliencies free of ties (its max pooling
+    # leaves many locations at exactly 0, and tied locations may be ranked in any order)
+    ids = _ids([8, 3, 6] if padded else [9, 9, 9], seed=6 if case == "kim-cnn" else 1)
+    args = (lambda x: _lengths(x)) if padded else (lambda x: None)
     hunt = _hunt(model, layer, max_steps=60)
     together = hunt.optimize(ids, additional_forward_args=args(ids), n_locations=2)
     for n in range(3):
@@ -317,14 +394,24 @@ class GluedCNN(StridedCNN):
         return self.head(self.layer1(self.embedding(ids).transpose(1, 2)))
 
 
-@pytest.mark.parametrize("input_length", [None, 12])
+@pytest.mark.parametrize("input_length", [None, 12, "kim-cnn", "wide-kim"])
 def test_columns_go_in_at_the_first_module_only_when_it_reads_the_embeddings_unchanged(
-    monkeypatch: pytest.MonkeyPatch, input_length: Optional[int]
+    monkeypatch: pytest.MonkeyPatch, input_length: object
 ) -> None:
     torch.manual_seed(0)
-    textcnn = TextCNN(VOCAB, 4, 3, channels=(5, 4), kernel_sizes=(3, 2), input_length=input_length).double().eval()
+    if input_length == "kim-cnn":
+        model: nn.Module = _kim()
+        layer: nn.Module = model.convs[1]
+    elif input_length == "wide-kim":
+        model = WideKim().double().eval()
+        layer = model.conv
+    else:
+        assert input_length is None or isinstance(input_length, int)
+        model = TextCNN(VOCAB, 4, 3, channels=(5, 4), kernel_sizes=(3, 2), input_length=input_length).double().eval()
+        layer = model.activations[0]
     ids = _ids([8, 3, 6])
-    hunt = _hunt(textcnn, textcnn.activations[0], max_steps=60)
+    hunt = _hunt(model, layer, max_steps=60)
+    args = _lengths(ids) if not isinstance(model, WideKim) else None
     checks: List[bool] = []
     original = HiddenUnitOptimization._reads_embeddings_unchanged
 
@@ -333,9 +420,9 @@ def test_columns_go_in_at_the_first_module_only_when_it_reads_the_embeddings_unc
         return checks[-1]
 
     monkeypatch.setattr(HiddenUnitOptimization, "_reads_embeddings_unchanged", recording)
-    cropped = hunt.optimize(ids, additional_forward_args=_lengths(ids), n_locations=2)
+    cropped = hunt.optimize(ids, additional_forward_args=args, n_locations=2)
     monkeypatch.setattr(HiddenUnitOptimization, "_reads_embeddings_unchanged", lambda self, *args: False)
-    replaced = hunt.optimize(ids, additional_forward_args=_lengths(ids), n_locations=2)
+    replaced = hunt.optimize(ids, additional_forward_args=args, n_locations=2)
     assert checks == [True]
     assert (cropped.vectors - replaced.vectors).abs().max() <= 1e-10
     assert (cropped.trace - replaced.trace).nan_to_num().abs().max() <= 1e-10

@@ -3,7 +3,8 @@
 The oracle below is written from the equations of Arras et al. (2017), Sec. 2.2 and the appendix, the way the
 authors' released code walks one sentence (``lrp_linear`` for weighted connections), with the rules of the issue:
 the ε-rule multiplies both bias and stabilizer by δ, and the cell sum c_t = f ⊙ c_{t-1} + i ⊙ g_t spreads its share
-over its N = 2 inputs per unit. It knows nothing of the package.
+over its N = 2 inputs per unit (the paper), or, written out as the released ``LSTM_bidi.py`` does, over all 2d inputs
+of the layer (``cell_stabilizer="layer"``). It knows nothing of the package.
 """
 
 from __future__ import annotations
@@ -72,8 +73,10 @@ def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, order):  # type: ignore[no-untyped-d
     return {"h": h, "c": c, "pre_g": pre_g, "rows": rows, **gates}
 
 
-def lstm_backward(fw, x, w_ih, w_hh, b_ih, b_hh, r_final, eps, delta):  # type: ignore[no-untyped-def]
-    """LRP from the relevance of the final hidden state; returns (R_x (T, E), R_h0, R_c0)."""
+def lstm_backward(fw, x, w_ih, w_hh, b_ih, b_hh, r_final, eps, delta, released=False):  # type: ignore[no-untyped-def]
+    """LRP from the relevance of the final hidden state; returns (R_x (T, E), R_h0, R_c0). ``released``: the cell sum
+    as Arras et al.'s released ``LSTM_bidi.py`` writes it, ``lrp_linear`` over an identity matrix with
+    ``bias_nb_units = 2 d`` (each unit's stabilizer share spread over all 2d inputs), instead of N = 2 per unit."""
     steps, embed = x.shape
     hidden = w_hh.shape[1]
     g_rows = fw["rows"]["g"]
@@ -81,11 +84,17 @@ def lstm_backward(fw, x, w_ih, w_hh, b_ih, b_hh, r_final, eps, delta):  # type: 
     r_h, r_c = np.zeros((steps + 1, hidden)), np.zeros((steps + 1, hidden))
     r_x = np.zeros((steps, embed))
     r_h[steps] = r_final
+    identity, zeros = np.identity(hidden), np.zeros(hidden)
     for t in reversed(range(steps)):
         r_c[t + 1] += r_h[t + 1]  # h_t = o_t * tanh(c_t): all to c_t
-        r_c[t], r_g = lrp_two_inputs(
-            fw["f"][t] * fw["c"][t], fw["i"][t] * fw["g"][t], fw["c"][t + 1], r_c[t + 1], eps, delta
-        )
+        if released:  # LSTM_bidi.py: Rc[t-1] = lrp_linear(f*c[t-1], I, 0, c[t], Rc[t], 2d, ...), Rg likewise
+            c_out = fw["c"][t + 1]
+            r_c[t] = lrp_linear(fw["f"][t] * fw["c"][t], identity, zeros, c_out, r_c[t + 1], 2 * hidden, eps, delta)
+            r_g = lrp_linear(fw["i"][t] * fw["g"][t], identity, zeros, c_out, r_c[t + 1], 2 * hidden, eps, delta)
+        else:
+            r_c[t], r_g = lrp_two_inputs(
+                fw["f"][t] * fw["c"][t], fw["i"][t] * fw["g"][t], fw["c"][t + 1], r_c[t + 1], eps, delta
+            )
         r_x[t] = lrp_linear(x[t], w_ih[g_rows].T, b_g, fw["pre_g"][t], r_g, embed + hidden, eps, delta)
         r_h[t] = lrp_linear(fw["h"][t], w_hh[g_rows].T, b_g, fw["pre_g"][t], r_g, embed + hidden, eps, delta)
     return r_x, r_h[0], r_c[0]
@@ -129,10 +138,11 @@ def gru_backward(fw, x, w_ih, w_hh, b_ih, b_hh, r_final, eps, delta):  # type: i
     return r_x, r_h[0], None
 
 
-def oracle_bidirectional(x, fwd, bwd, w_out, b_out, target, eps, delta, cell="lstm", order="ifgo"):  # type: ignore[no-untyped-def]
+def oracle_bidirectional(x, fwd, bwd, w_out, b_out, target, eps, delta, cell="lstm", order="ifgo", released=False):  # type: ignore[no-untyped-def]
     """A bidirectional layer read forwards and backwards, the final states concatenated into a linear layer.
 
     ``fwd`` / ``bwd``: (w_ih, w_hh, b_ih, b_hh) per direction. Returns (score, R_x (T, E), initial-state relevance).
+    ``released``: the LSTM cell sum as the authors' released code (:func:`lstm_backward`).
     """
     hidden = fwd[1].shape[1]
     if cell == "lstm":
@@ -144,9 +154,12 @@ def oracle_bidirectional(x, fwd, bwd, w_out, b_out, target, eps, delta, cell="ls
     r_out = np.zeros_like(scores)
     r_out[target] = scores[target]
     r_cat = lrp_linear(h_cat, w_out.T, b_out, scores, r_out, 2 * hidden, eps, delta)
-    backward = lstm_backward if cell == "lstm" else gru_backward
-    rx_f, rh_f, rc_f = backward(f_run, x, *fwd, r_cat[:hidden], eps, delta)
-    rx_b, rh_b, rc_b = backward(b_run, x[::-1].copy(), *bwd, r_cat[hidden:], eps, delta)
+    if cell == "lstm":
+        rx_f, rh_f, rc_f = lstm_backward(f_run, x, *fwd, r_cat[:hidden], eps, delta, released)
+        rx_b, rh_b, rc_b = lstm_backward(b_run, x[::-1].copy(), *bwd, r_cat[hidden:], eps, delta, released)
+    else:
+        rx_f, rh_f, rc_f = gru_backward(f_run, x, *fwd, r_cat[:hidden], eps, delta)
+        rx_b, rh_b, rc_b = gru_backward(b_run, x[::-1].copy(), *bwd, r_cat[hidden:], eps, delta)
     initial = rh_f.sum() + rh_b.sum() + (0.0 if rc_f is None else rc_f.sum() + rc_b.sum())
     return scores[target], rx_f + rx_b[::-1], initial
 
@@ -252,8 +265,38 @@ def arras_arrays(shared_data_dir) -> Dict[str, np.ndarray]:  # type: ignore[no-u
     return load_arras_lrp_model(shared_data_dir)
 
 
+@pytest.mark.parametrize("bias", [False, True], ids=["no-output-bias", "output-bias"])
+def test_cell_stabilizer_layer_is_the_released_code(bias: bool) -> None:
+    """``cell_stabilizer="layer"`` against the released code's cell sum (``lrp_linear`` over an identity with
+    ``bias_nb_units = 2d``), with δ = 1 where the two rules differ; the paper's rule differs from it, and both
+    conserve relevance."""
+    net = random_net("lstm", bias, seed=7)
+    x = torch.randn(3, 5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    fwd, bwd = directions(net.rnn)
+    w_out = net.fc.weight.detach().numpy()
+    b_out = net.fc.bias.detach().numpy() if bias else np.zeros(3)
+    released = LSTMLRP(net, epsilon=0.1, bias_factor=1.0, cell_stabilizer="layer")
+    paper = LSTMLRP(net, epsilon=0.1, bias_factor=1.0)
+    assert released.cell_stabilizer == "layer" and paper.cell_stabilizer == "unit"
+    for target in range(3):
+        account, other = released.decompose(x, target), paper.decompose(x, target)
+        assert (account.inputs - other.inputs).abs().max() > 1e-6  # the rules differ
+        for result in (account, other):
+            assert (result.input_total + result.initial_state_total - result.scores).abs().max() < EXACT
+        for n in range(3):
+            score, r_x, initial = oracle_bidirectional(
+                x[n].numpy(), fwd, bwd, w_out, b_out, target, 0.1, 1.0, released=True
+            )
+            assert abs(account.scores[n].item() - score) < EXACT
+            assert np.abs(account.inputs[n].numpy() - r_x).max() < EXACT
+            assert abs(account.initial_state_total[n].item() - initial) < EXACT
+
+
 @pytest.mark.parametrize("delta", [0.0, 1.0], ids=["LRP", "LRP_cons"])
-def test_real_arras_weights_agree_with_numpy_oracle(arras_arrays: Dict[str, np.ndarray], delta: float) -> None:
+@pytest.mark.parametrize("released", [False, True], ids=["paper", "released-code"])
+def test_real_arras_weights_agree_with_numpy_oracle(
+    arras_arrays: Dict[str, np.ndarray], delta: float, released: bool
+) -> None:
     model = ArrasNet(arras_arrays)
     rng = np.random.default_rng(2017)
     lengths = torch.tensor([7, 3, 5])
@@ -261,13 +304,13 @@ def test_real_arras_weights_agree_with_numpy_oracle(arras_arrays: Dict[str, np.n
     left = tuple(arras_arrays[f"{k}_Left"] for k in ("Wxh", "Whh", "bxh", "bhh"))
     right = tuple(arras_arrays[f"{k}_Right"] for k in ("Wxh", "Whh", "bxh", "bhh"))
     w_out = np.concatenate([arras_arrays["Why_Left"], arras_arrays["Why_Right"]], axis=1)
-    lrp = LSTMLRP(model, epsilon=1e-3, bias_factor=delta)
+    lrp = LSTMLRP(model, epsilon=1e-3, bias_factor=delta, cell_stabilizer="layer" if released else "unit")
     for target in range(5):
         account = lrp.decompose(embeddings, target, additional_forward_args=lengths)
         for n, length in enumerate(lengths.tolist()):
             x = embeddings[n, :length].numpy()
             score, r_x, initial = oracle_bidirectional(
-                x, left, right, w_out, np.zeros(5), target, 1e-3, delta, cell="lstm", order="igfo"
+                x, left, right, w_out, np.zeros(5), target, 1e-3, delta, cell="lstm", order="igfo", released=released
             )
             assert abs(account.scores[n].item() - score) < EXACT
             assert np.abs(account.inputs[n, :length].numpy() - r_x).max() < EXACT

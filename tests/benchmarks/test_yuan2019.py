@@ -13,7 +13,7 @@ import torch
 from captum_text_ext.attr import HiddenUnitOptimization
 from captum_text_ext.benchmarks import hiddenunit_speed, yuan2019
 from captum_text_ext.datasets import Vocabulary
-from captum_text_ext.models import TextCNN
+from captum_text_ext.models import KimCNN, TextCNN
 from captum_text_ext.models.zoo_data import ZooData
 
 WORDS = ["good", "bad", "fine", "dull", "film", "plot", "team", "market", "space", "game", "a", "the"]
@@ -49,6 +49,18 @@ def _fast_optimizer(model: TextCNN, vocabulary: Vocabulary, dataset: str) -> Hid
                                   settings["lambda2"], lr=0.05, max_steps=30, window=5)
 
 
+def _tiny_kim(run: Any, data_root: Optional[Path], cache_dir: Optional[Path]) -> Tuple[KimCNN, Vocabulary, ZooData]:
+    _, vocabulary, data = _tiny("mr")
+    torch.manual_seed(0)
+    return KimCNN(len(vocabulary), 6, 2, num_filters=4, filter_sizes=(2, 3)).eval(), vocabulary, data
+
+
+def _fast_kim_optimizer(model: KimCNN, vocabulary: Vocabulary) -> HiddenUnitOptimization:
+    settings = yuan2019.KIM_SETTINGS
+    return HiddenUnitOptimization(model, model.convs[0], model.embedding, vocabulary, settings["lambda1"],
+                                  settings["lambda2"], lr=0.05, max_steps=30, window=5, location_dim=2)
+
+
 @pytest.fixture()
 def tiny(monkeypatch: pytest.MonkeyPatch) -> None:
     def load(dataset: str, run: Any, data_root: Optional[Path], cache_dir: Optional[Path]) -> Any:
@@ -57,6 +69,12 @@ def tiny(monkeypatch: pytest.MonkeyPatch) -> None:
     for module in (yuan2019, hiddenunit_speed):
         monkeypatch.setattr(module, "load_textcnn", load)
         monkeypatch.setattr(module, "make_optimizer", _fast_optimizer)
+    monkeypatch.setattr(yuan2019, "load_kimcnn", _tiny_kim)
+    monkeypatch.setattr(yuan2019, "make_kim_optimizer", _fast_kim_optimizer)
+
+
+ROW_NAMES = {"textcnn-mr": "MR, Yuan CNN (textcnn-mr)", "textcnn-agnews": "AG News, Yuan CNN (textcnn-agnews)",
+             "kimcnn-mr": "MR, Kim CNN (kimcnn-mr)"}
 
 
 def test_yuan2019_writes_tables_figures_and_the_printed_numbers(tiny: None, tmp_path: Path) -> None:
@@ -64,14 +82,16 @@ def test_yuan2019_writes_tables_figures_and_the_printed_numbers(tiny: None, tmp_
     results = json.loads((tmp_path / "results.json").read_text())
     assert list(results) == ["provenance", "results"]
     assert results["provenance"]["command"] == "captum-text-ext benchmark yuan2019 --out X"
-    for dataset, name in (("mr", "MR"), ("ag_news", "AG News")):
-        row = results["results"]["datasets"][dataset]
-        assert row["sentences"] == 14
+    assert list(results["results"]["rows"]) == list(yuan2019.ROWS)
+    for model, name in ROW_NAMES.items():
+        row = results["results"]["rows"][model]
+        assert row["sentences"] == 14 and row["dataset"] == yuan2019.ROWS[model]
         assert 0.0 <= row["matching_rate"] <= 1.0 and 0.0 <= row["random_words_matching_rate"] <= 1.0
         assert any(line.startswith(f"yuan2019: {name}: test accuracy {row['test_accuracy']:.4f}, matching rate "
                                    f"{row['matching_rate']:.3f}") for line in lines)
     table = (tmp_path / "tables.md").read_text()
     assert table.startswith("<!-- provenance") and "Table 4" in table
+    assert "| MR, Kim CNN (`kimcnn-mr`) | 14 |" in table
     figures = [e["figure"] for e in results["results"]["examples"]]
     assert figures == ["Figure 2", "Figure 3", "Figure 4", "Figure 5"]
     assert all(len(e["locations"]) == 3 for e in results["results"]["examples"])
@@ -79,6 +99,21 @@ def test_yuan2019_writes_tables_figures_and_the_printed_numbers(tiny: None, tmp_
         assert (tmp_path / f"figure{number}.png").read_bytes()[:4] == b"\x89PNG"
     page = (tmp_path / "figures.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and "<!-- provenance" in page and page.count("<h2>") == 4
+
+
+def test_a_row_is_computed_alone(tiny: None, tmp_path: Path) -> None:
+    lines = yuan2019.run_yuan2019(tmp_path, command="captum-text-ext benchmark yuan2019 --models kimcnn-mr",
+                                  models=["kimcnn-mr"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows-kimcnn-mr.json", "rows-kimcnn-mr.md"]
+    results = json.loads((tmp_path / "rows-kimcnn-mr.json").read_text())
+    row = results["results"]["rows"]["kimcnn-mr"]
+    assert list(results["results"]["rows"]) == ["kimcnn-mr"] and row["sentences"] == 14
+    assert lines[0].startswith(f"yuan2019: MR, Kim CNN (kimcnn-mr): test accuracy {row['test_accuracy']:.4f}")
+    assert "(paper n/a;" in lines[0]
+    table = (tmp_path / "rows-kimcnn-mr.md").read_text()
+    assert table.startswith("<!-- provenance") and f"**{row['matching_rate']:.3f}** | — | — |" in table
+    with pytest.raises(ValueError, match=r"Expected --models among \['textcnn-mr', 'textcnn-agnews', 'kimcnn-mr'\]"):
+        yuan2019.run_yuan2019(tmp_path, models=["bilstm-sst5"])
 
 
 def test_find_example_matches_key_words_loosely() -> None:

@@ -21,8 +21,10 @@ from captum_text_ext.decomposition.cells import (
 
 TOL = 1e-12
 
-# (cell, num_layers, bidirectional, bias, batch_first, packed, with_state)
+# (cell, num_layers, bidirectional, bias, batch_first, packed, with_state[, proj_size])
 ZOO = [
+    ("lstm", 2, True, True, True, True, True, 2),
+    ("lstm", 1, False, False, False, False, False, 3),
     ("lstm", 1, False, True, True, False, False),
     ("lstm", 1, True, True, False, True, True),
     ("lstm", 2, True, False, True, True, False),
@@ -36,23 +38,26 @@ ZOO = [
 
 
 def _ids(case: tuple) -> str:
-    cell, layers, bi, bias, batch_first, packed, state = case
+    cell, layers, bi, bias, batch_first, packed, state, *proj = case
     return f"{cell}-L{layers}-{'bi' if bi else 'uni'}-{'bias' if bias else 'nobias'}-" + (
         f"{'bf' if batch_first else 'tm'}-{'packed' if packed else 'padded'}-{'h0' if state else 'zeros'}"
-    )
+    ) + (f"-proj{proj[0]}" if proj else "")
 
 
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
 @pytest.mark.parametrize("case", ZOO, ids=_ids)
 def test_unroll_equals_torch(case: tuple) -> None:
-    cell, layers, bi, bias, batch_first, packed, with_state = case
+    cell, layers, bi, bias, batch_first, packed, with_state, *proj = case
     torch.manual_seed(len(_ids(case)))
+    extra = {"proj_size": proj[0]} if proj else {}
     cls = nn.LSTM if cell == "lstm" else nn.GRU
-    module = cls(3, 4, num_layers=layers, bidirectional=bi, bias=bias, batch_first=batch_first).double()
+    module = cls(3, 4, num_layers=layers, bidirectional=bi, bias=bias, batch_first=batch_first, **extra).double()
     steps, batch = 5, 4
     lengths = torch.tensor([5, 2, 4, 1]) if packed else torch.full((batch,), steps)
     x_tm = torch.randn(steps, batch, 3, dtype=torch.float64)
     directions = 2 if bi else 1
-    h0 = torch.randn(layers * directions, batch, 4, dtype=torch.float64) if with_state else None
+    state_size = proj[0] if proj else 4
+    h0 = torch.randn(layers * directions, batch, state_size, dtype=torch.float64) if with_state else None
     c0 = torch.randn(layers * directions, batch, 4, dtype=torch.float64) if with_state and cell == "lstm" else None
     x_in = x_tm.transpose(0, 1) if batch_first else x_tm
     hx = None if h0 is None else ((h0, c0) if cell == "lstm" else h0)
@@ -124,8 +129,6 @@ def test_gate_blocks_follow_pytorch_order() -> None:
 
 
 def test_refusals_name_argument_expected_and_got() -> None:
-    with pytest.raises(TypeError, match="proj_size > 0 is not supported"):
-        RecurrentSpec.from_module(nn.LSTM(3, 4, proj_size=2))
     with pytest.raises(TypeError, match="Expected an nn.LSTM or nn.GRU, but got RNN"):
         RecurrentSpec.from_module(nn.RNN(3, 4))
     spec = RecurrentSpec.from_module(nn.LSTM(3, 4))
@@ -139,6 +142,10 @@ def test_refusals_name_argument_expected_and_got() -> None:
         unroll(RecurrentSpec.from_module(nn.GRU(3, 4)), torch.zeros(5, 1, 3), c0=torch.zeros(1, 1, 4))
     with pytest.raises(ValueError, match="Expected `cell` to be one of"):
         CellWeights("rnn", torch.zeros(4, 3), torch.zeros(4, 4))
+    with pytest.raises(ValueError, match="Expected no projection weights for a GRU"):
+        CellWeights("gru", torch.zeros(6, 3), torch.zeros(6, 1), weight_hr=torch.zeros(1, 2))
+    with pytest.raises(ValueError, match=r"hidden block of the state's size, but got .* weight_hr \(2, 3\)"):
+        CellWeights("lstm", torch.zeros(8, 3), torch.zeros(8, 2), weight_hr=torch.zeros(2, 3))
     with pytest.raises(ValueError, match="Expected 2 CellWeights"):
         RecurrentSpec("lstm", 1, True, RecurrentSpec.from_module(nn.LSTM(3, 4)).weights)
 
@@ -204,12 +211,13 @@ def test_fused_calls_are_parsed_and_rebuilt(module: nn.Module, packed: bool) -> 
 
 
 @pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
-def test_fused_call_refusals() -> None:
+def test_fused_call_refusals_and_projections() -> None:
     with pytest.raises(ValueError, match="Expected `op` to be one of"):
         FusedRecurrentCall.parse("rnn_tanh", ())
     lstm = nn.LSTM(3, 4, proj_size=2)
     with _Capture() as capture:
         lstm(torch.randn(5, 1, 3))
     ((op, args, kwargs),) = capture.calls
-    with pytest.raises(TypeError, match="proj_size > 0 is not supported"):
-        FusedRecurrentCall.parse(op, args, kwargs)
+    spec = FusedRecurrentCall.parse(op, args, kwargs).spec
+    assert spec.state_size == 2 and spec.hidden_size == 4
+    assert spec.weights[0].weight_hr is lstm.weight_hr_l0

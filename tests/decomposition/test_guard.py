@@ -27,7 +27,7 @@ from captum_text_ext.decomposition import (
 from captum_text_ext.decomposition.cd import REFUSED as CD_REFUSED
 from captum_text_ext.decomposition.guard import SUPPORTED_OPS_PAGE
 from captum_text_ext.decomposition.lrp import REFUSED as LRP_REFUSED
-from captum_text_ext.decomposition.supported import method_tables, supported_ops
+from captum_text_ext.decomposition.supported import MODULE_EXAMPLES, method_tables, supported_modules, supported_ops
 
 
 def _route(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
@@ -207,3 +207,24 @@ def test_op_names() -> None:
     assert [op_name(f) for f in ops_named(["softmax"])] == [
         "torch.softmax", "torch.Tensor.softmax", "torch.nn.functional.softmax", "torch.special.softmax",
     ]  # fmt: skip
+
+
+def test_the_modules_table_is_read_from_running_the_modules_and_the_rule_tables() -> None:
+    rows = {row.module: row for row in supported_modules()}
+    assert list(rows) == [name for name, _, _ in MODULE_EXAMPLES]
+    tables = method_tables()
+    for row in rows.values():
+        assert row.ops and len(row.ops) == len(row.groups)
+        for op, group in zip(row.ops, row.groups):
+            assert group == (GROUPS_BY_OP.get(op, "none"))
+        for method, table in tables.items():
+            handled = all(table.rule_for(op) is not None and table.rule_for(op).handler is not None for op in row.ops)
+            assert handled == ("refused" not in row.rules[method]), (row.module, method)
+    assert rows["nn.Conv2d"].ops == ("conv2d",) and rows["nn.LSTM(proj_size=S)"].ops == ("lstm",)
+    assert rows["nn.RNN"].rules["LSTMLRP"] == "refused: no rule for ``rnn_tanh``"
+    assert rows["nn.EmbeddingBag(mode='sum' or 'mean'): its looked-up rows"].groups == (
+        "routing", "products with a constant matrix"
+    )
+
+
+GROUPS_BY_OP = {op: group.name for group in GROUPS.values() for op in group.ops}

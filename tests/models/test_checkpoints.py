@@ -30,6 +30,7 @@ VOCAB = Vocabulary(["<pad>", "<unk>", *(f"w{i}" for i in range(10))])
 CONFIGS: Dict[str, Dict[str, Any]] = {
     "lstm": dict(vocab_size=12, embedding_dim=4, hidden_size=3, num_classes=2, pooling="attention", num_layers=2),
     "textcnn": dict(vocab_size=12, embedding_dim=4, num_classes=2, channels=[3, 2], kernel_sizes=[2, 2]),
+    "kimcnn": dict(vocab_size=12, embedding_dim=4, num_classes=2, num_filters=3, filter_sizes=[2, 3]),
     "bow_mlp": dict(vocab_size=12, num_classes=2, hidden_sizes=[4, 3]),
     "embedding_cnn": dict(vocab_size=12, num_classes=2, embedding_dim=4, num_filters=3),
     "transformer": dict(vocab_size=12, num_classes=2, hidden_size=8, num_heads=2, max_length=8),

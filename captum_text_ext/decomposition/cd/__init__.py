@@ -23,7 +23,7 @@ Ops on tensors that do not depend on the inputs run untouched.
 - *Routing* (indexing, views, ``cat``, ``stack``, ``where``, ``masked_fill``, ``pad``, packing, dropout in evaluation
   mode): applied to β, γ and the pending bias alike. Constant entries they bring in (padding values, fills, constant
   operands of ``cat``/``where``) belong to γ.
-- *Weighted layers* ``Linear``, ``Conv1d`` (and the bias-free linear maps ``sum``, ``mean``, ``matmul`` with a constant
+- *Weighted layers* ``Linear``, ``Conv1d``, ``Conv2d`` (and the bias-free linear maps ``sum``, ``mean``, ``matmul`` with a constant
   operand, average pooling): :math:`\beta' = W\beta`, :math:`\gamma' = W\gamma`; the bias :math:`b` stays pending and
   is split by the next op that is not routing in proportion to the parts' magnitudes (Singh et al., 2019):
 
@@ -113,7 +113,9 @@ phrase's last token in forward order.
 **Exactness.** Every rule keeps :math:`\beta + \gamma + \text{pending}` equal to the value up to rounding. Parts that
 are exactly zero stay exactly zero: :math:`\beta = 0` before a phrase starts and for phrases at positions the model
 never reads, and for a whole-sentence phrase with ``bias_product="phrase"`` :math:`\gamma` is exactly what the
-initial states contribute (a constant or learned :math:`h_0, c_0` belongs to γ): 0 when they are 0.
+initial states contribute (a constant or learned :math:`h_0, c_0` belongs to γ): 0 when they are 0. The projection of
+``nn.LSTM(proj_size > 0)``, :math:`h_t = W_{hr}(o_t \odot \tanh(c_t))`, is linear without bias: β and γ are
+projected alike.
 
 The package has the same shape as :mod:`~captum_text_ext.decomposition.lrp`: :mod:`.decomposed` (what carries the
 parts: the :class:`Decomposed` tensor and the run's state; :mod:`.call` re-runs an op on the parts), :mod:`.recurrent`

@@ -135,17 +135,18 @@ def lstm_direction_cd(
     Args:
         trace: the direction's actual run (its gates, states and which steps are real).
         beta_x, gamma_x: :math:`(P, T, B, E)` the parts of the layer's input (``None`` with ``input_mask``).
-        state: ``(β_h0, γ_h0, β_c0, γ_c0)``, each :math:`(P, B, H)`.
+        state: ``(β_h0, γ_h0, β_c0, γ_c0)``, each :math:`(P, B, S)` for :math:`h` and :math:`(P, B, H)` for :math:`c`.
         to_beta: :math:`(P, T, B)` bool: where the bias-only product goes to β.
         input_mask: :math:`(P, T, B)` bool: the input's β is the input where True, its γ the rest.
 
     Returns:
-        ``(β_out, (β_hn, γ_hn, β_cn, γ_cn))``: β of the outputs :math:`(P, T, B, H)` (0 at padding; their γ is the
+        ``(β_out, (β_hn, γ_hn, β_cn, γ_cn))``: β of the outputs :math:`(P, T, B, S)` (0 at padding; their γ is the
         actual output minus β, left to the caller, who may never need it) and the final states' parts.
     """
     assert trace.c is not None and trace.c_n is not None, "an LSTM trace holds the cell states"
     w = trace.weights
-    hidden = w.hidden_size
+    hidden, state_size = w.hidden_size, w.state_size
+    project = None if w.weight_hr is None else w.weight_hr.t()  # h_t = W_hr (o_t ⊙ tanh(c_t)): linear, no bias
     gates3 = slice(0, 3 * hidden)
     # the g block's pre-activations doubled: tanh(z) = 2σ(2z) - 1
     dtype, device = trace.inputs.dtype, trace.inputs.device
@@ -169,7 +170,7 @@ def lstm_direction_cd(
     order = list(trace.reading_order())
     reading = torch.tensor(order, device=device, dtype=torch.long)
     active = trace.active
-    initial = ((beta_h0 != 0) | (beta_c0 != 0)).any(-1).unsqueeze(1)  # (P, 1, B)
+    initial = ((beta_h0 != 0).any(-1) | (beta_c0 != 0).any(-1)).unsqueeze(1)  # (P, 1, B)
     sources = (inputs.nonzero | to_beta) & active.unsqueeze(0)
     started = (sources[:, reading].cumsum(1) > 0) | initial  # in reading order
     permutation, counts = _phrase_order(started)
@@ -181,7 +182,7 @@ def lstm_direction_cd(
     keep = started & active[reading].unsqueeze(0)  # (P, T, B) in reading order
     joined = torch.arange(phrases, device=device).unsqueeze(1) < torch.tensor(counts, device=device)  # (P, T)
     everywhere = (keep | ~joined.unsqueeze(-1)).all(-1).all(0).tolist()
-    out_beta = trace.inputs.new_empty(steps, phrases, batch, hidden)  # time first: each step's slice is contiguous
+    out_beta = trace.inputs.new_empty(steps, phrases, batch, state_size)  # time first: each step's slice is contiguous
     beta_h = beta_h0[permutation]
     double_beta_c = 2 * beta_c0[permutation]  # 2β^c is carried: tanh(β^c) = 2σ(2β^c) - 1
     spare = double_beta_c.clone()  # the next step's 2β^c is written here, then the two swap
@@ -190,7 +191,7 @@ def lstm_direction_cd(
         out_beta[t, k:] = 0.0  # the phrases that have not started
         if k == 0:
             continue
-        with_p = torch.addmm(bias, beta_h[:k].reshape(k * batch, hidden), w_h).view(k, batch, 3 * hidden)  # b + P
+        with_p = torch.addmm(bias, beta_h[:k].reshape(k * batch, state_size), w_h).view(k, batch, 3 * hidden)  # b + P
         rows = touched[:k, r].nonzero().squeeze(1)
         if rows.numel():
             inputs.add_to(with_p, t, rows)
@@ -207,11 +208,14 @@ def lstm_direction_cd(
             new_c.index_add_(0, rows, torch.where(product_rows, double_product, 0.0))
         # β_t = o_t ⊙ [σ(2β^c_t) - σ(2c_t - 2β^c_t) + ½ tanh(c_t)]
         new_h = torch.sigmoid(new_c).sub_(torch.sub(double_c[t], new_c).sigmoid_()).add_(half_tanh_c[t])
+        new_h.mul_(o_gate[t])
+        if project is not None:
+            new_h = new_h @ project
         if everywhere[r]:
-            torch.mul(new_h, o_gate[t], out=out_beta[t, :k])
+            out_beta[t, :k] = new_h
         else:
             kept = keep[:k, r].unsqueeze(-1)
-            out_beta[t, :k] = torch.where(kept, new_h.mul_(o_gate[t]), beta_h[:k])
+            out_beta[t, :k] = torch.where(kept, new_h, beta_h[:k])
             new_c.copy_(torch.where(kept, new_c, previous))
         double_beta_c, spare = spare, double_beta_c
         beta_h = out_beta[t]

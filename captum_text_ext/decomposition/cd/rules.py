@@ -28,7 +28,7 @@ from captum_text_ext.decomposition.ops import bind_args
 
 __all__ = [
     "add_rule",
-    "conv1d_rule",
+    "convolution_rule",
     "gate_rule",
     "linear_map_rule",
     "linear_rule",
@@ -102,6 +102,8 @@ def scale_rule(run: CDRun, divide: bool) -> Handler:
 
 
 def negation_rule(run: CDRun) -> Handler:
+    """``-x``: every part negated."""
+
     def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         x = args[0]
         pending = None if x.pending is None else -x.pending
@@ -134,6 +136,8 @@ def _linear_map(
 
 
 def linear_rule(run: CDRun) -> Handler:
+    """``F.linear``: the map without bias on the parts, the bias pending."""
+
     def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         x, weight, bias = bind_args(args, kwargs, ("input", "weight", "bias"), {"bias": None})
         if not isinstance(x, Decomposed) or isinstance(weight, Decomposed) or isinstance(bias, Decomposed):
@@ -148,7 +152,9 @@ def linear_rule(run: CDRun) -> Handler:
     return handler
 
 
-def conv1d_rule(run: CDRun) -> Handler:
+def convolution_rule(run: CDRun) -> Handler:
+    """``F.conv1d`` / ``F.conv2d``: the convolution without bias on the parts, the bias pending."""
+
     def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         names = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
         x, weight, bias, stride, padding, dilation, groups = bind_args(
@@ -158,7 +164,7 @@ def conv1d_rule(run: CDRun) -> Handler:
             raise run.refuse(func, "the weight and bias must be constants")
         full = (x, weight, bias, stride, padding, dilation, groups)
         bias_free: Tuple[Tuple[Any, ...], Dict[str, Any]] = ((x, weight, None, stride, padding, dilation, groups), {})
-        column = None if bias is None else bias.unsqueeze(-1)
+        column = None if bias is None else bias.reshape(-1, *(1,) * (weight.dim() - 2))
         return _linear_map(run, func, full, {}, column, bias_free, lambda inp, value: None)
 
     return handler

@@ -17,7 +17,7 @@ from captum_text_ext.decomposition.cd.routing import (
 )
 from captum_text_ext.decomposition.cd.rules import (
     add_rule,
-    conv1d_rule,
+    convolution_rule,
     gate_rule,
     linear_map_rule,
     linear_rule,
@@ -53,7 +53,7 @@ def cd_op_table(run: CDRun) -> OpTable:
     for op in recurrent.ops:
         table.register(recurrent, "LSTM/GRU CD (Murdoch et al.)", recurrent_rule(run, op), [op])
     table.register(GROUPS["weighted layers"], BIAS_SPLIT, linear_rule(run), ["linear"])
-    table.register(GROUPS["weighted layers"], BIAS_SPLIT, conv1d_rule(run), ["conv1d"])
+    table.register(GROUPS["weighted layers"], BIAS_SPLIT, convolution_rule(run), ["conv1d", "conv2d"])
     table.register(GROUPS["sums over data"], LINEAR, reduction_rule(run))
     table.register(GROUPS["products with a constant matrix"], LINEAR, linear_map_rule(run))
     table.register(GROUPS["average pooling"], LINEAR, linear_map_rule(run))

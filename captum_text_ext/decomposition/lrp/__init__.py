@@ -20,7 +20,7 @@ printed form the initial version. We follow the code: with :math:`\delta = 0` bi
 (LRP-ε), with :math:`\delta = 1` every weighted connection conserves relevance.
 
 :math:`N_j` is the number of inputs connected to :math:`z_j`: the fan-in of a ``Linear`` (``in_features``) or a
-``Conv1d`` (``in_channels / groups`` times the kernel taps that fall inside the input); :math:`E + H` for an LSTM's
+``Conv1d`` / ``Conv2d`` (``in_channels / groups`` times the kernel taps that fall inside the input, any kernel); :math:`E + H` for an LSTM's
 cell input :math:`g`; for sums over data (``sum``, ``mean``, and ``matmul``/``bmm`` with a constant operand) the number
 of terms that are not exactly 0, so that masked and padded positions count as unconnected and a padded batch equals
 each sentence alone; for ``add``/``sub`` the number of relevance-carrying operands (constant operands act as bias).
@@ -29,6 +29,13 @@ each sentence alone; for ``add``/``sub`` the number of relevance-carrying operan
 A product (``mul``, ``div``, ``neg``) with a constant — a mask, ``1 / lengths`` — is such a product, and so is a
 product with a softmax output: softmax outputs are gates (attention weights), they receive no relevance and are
 constants for everything downstream. A product of two relevance-carrying tensors is refused.
+
+**Selections.** A product with a constant tensor of 0s and 1s equals its factor where the mask is 1 and is exactly 0
+elsewhere: it is marked as a selection. A sum whose relevance-carrying operands are all selections that never pick
+the same entry, with no constant other than 0 where they pick (``h = m * h_new + (1 - m) * h`` in a hand-written
+cell loop), is routed as ``torch.where`` routes: each entry's relevance goes to the operand it comes from
+(:class:`~captum_text_ext.decomposition.lrp.relevance.SelectionSum`), exactly, instead of being shared by the ε-rule
+(which would leak :math:`\epsilon` at every padded step).
 
 **Element-wise activations** (ReLU, tanh, sigmoid, dropout in evaluation mode, ...) pass relevance through unchanged:
 a ReLU does not zero the relevance of its dead units. Dropout in training mode is random and refused. **Max pooling** (``max``, ``amax``, ``max_pool1d``) gives all to the winner.
@@ -47,7 +54,13 @@ for the cell sum:
         \text{ with } N = E + H \text{ and } R_{z^g_t} = R_{g_t}
     \end{aligned}
 
-The gates :math:`i, f, o` never receive relevance.
+The gates :math:`i, f, o` never receive relevance. With ``cell_stabilizer="layer"``
+(:class:`~captum_text_ext.decomposition.lrp.relevance.EpsilonRule`) the cell sum's stabilizer share
+:math:`\delta\,\epsilon\,\mathrm{sign}(c_t)/2` of each unit is spread evenly over all :math:`2H` inputs of the
+layer's sum instead, as the authors' released code does (``lrp_linear`` over an identity with ``bias_nb_units = 2d``);
+likewise for the GRU's :math:`h_t`. A projection (``nn.LSTM(proj_size > 0)``),
+:math:`h_t = W_{hr}(o_t \odot \tanh(c_t))`, is a weighted connection without bias (:math:`N = H`) whose relevance
+then all goes to :math:`c_t`.
 
 **GRU** (:func:`gru_direction_relevance`), derived the same way from PyTorch's equations:
 :math:`h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}` is a weighted connection with two inputs per unit whose gates
@@ -86,10 +99,11 @@ from captum_text_ext.decomposition.lrp.recurrent import (
     lstm_direction_relevance,
     recurrent_relevance,
 )
-from captum_text_ext.decomposition.lrp.relevance import EpsilonRule, InitialState, LRPRun, sign0
+from captum_text_ext.decomposition.lrp.relevance import CELL_STABILIZERS, EpsilonRule, InitialState, LRPRun, sign0
 from captum_text_ext.decomposition.lrp.table import REFUSED, lrp_op_table
 
 __all__ = [
+    "CELL_STABILIZERS",
     "REFUSED",
     "EpsilonRule",
     "InitialState",

@@ -3,7 +3,7 @@ r"""LRP through LSTM and GRU layers: the backward walk over the unrolled cells o
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -21,6 +21,25 @@ __all__ = [
 ]
 
 
+def _gated_sum(
+    out: Tensor, relevance: Tensor, rule: EpsilonRule
+) -> Tuple[Tensor, Union[Tensor, float]]:
+    """The ε-rule's factor :math:`q = R / (z + \\epsilon\\,\\mathrm{sign}(z))` of an element-wise sum of two gated
+    terms per unit (:math:`c_t = f \\odot c_{t-1} + i \\odot g_t`, or the GRU's :math:`h_t`), and the stabilizer's
+    share each of the two inputs gets: :math:`\\delta\\,\\epsilon\\,\\mathrm{sign}(z_j)\\,q_j / 2` for its own unit
+    (``rule.cell_stabilizer == "unit"``, the paper's :math:`N = 2`), or
+    :math:`\\delta\\,\\epsilon \\sum_j \\mathrm{sign}(z_j)\\,q_j / (2H)` for every unit (``"layer"``, Arras et al.'s
+    released code, which passes the sum to ``lrp_linear`` as an identity matrix over all :math:`2H` inputs)."""
+    denominator, sign = stabilized(out, rule.epsilon)
+    q = relevance / denominator
+    if rule.bias_factor == 0:
+        return q, 0.0
+    if rule.cell_stabilizer == "unit":
+        return q, rule.bias_factor * rule.epsilon * sign / 2 * q
+    units = out.shape[-1]
+    return q, rule.bias_factor * rule.epsilon * (sign * q).sum(-1, keepdim=True) / (2 * units)
+
+
 def lstm_direction_relevance(
     trace: DirectionTrace, r_out: Tensor, r_h: Tensor, r_c: Tensor, rule: EpsilonRule
 ) -> Tuple[Tensor, Tensor, Tensor]:
@@ -28,32 +47,34 @@ def lstm_direction_relevance(
 
     Args:
         trace: the direction's :class:`~captum_text_ext.decomposition.cells.DirectionTrace`.
-        r_out: :math:`(T, B, H)` relevance of the direction's outputs (ignored at padding).
-        r_h, r_c: :math:`(B, H)` relevance of the final states :math:`h_n, c_n`.
-        rule: :math:`\\epsilon, \\delta`.
+        r_out: :math:`(T, B, S)` relevance of the direction's outputs (ignored at padding).
+        r_h: :math:`(B, S)` relevance of the final hidden state :math:`h_n`.
+        r_c: :math:`(B, H)` relevance of the final cell state :math:`c_n`.
+        rule: :math:`\\epsilon, \\delta` and where the cell sum's stabilizer share goes.
 
     Returns:
-        ``(R_x (T, B, E), R_h0 (B, H), R_c0 (B, H))``.
+        ``(R_x (T, B, E), R_h0 (B, S), R_c0 (B, H))``.
     """
     assert trace.c is not None and trace.c_prev is not None
     eps, delta = rule.epsilon, rule.bias_factor
-    w_x, w_h, _, _ = trace.weights.gate("g")
-    bias = trace.weights.gate_bias("g")
-    hidden = trace.weights.hidden_size
-    fan_in = trace.weights.input_size + hidden
+    weights = trace.weights
+    w_x, w_h, _, _ = weights.gate("g")
+    bias = weights.gate_bias("g")
+    hidden = weights.hidden_size
+    fan_in = weights.input_size + weights.state_size
     steps = trace.inputs.shape[0]
-    q_all = torch.zeros_like(trace.h)
+    q_all = torch.zeros_like(trace.c)
     share_all = trace.h.new_zeros(steps, trace.h.shape[1], 1)
     i_gate, f_gate, g_gate = trace.gates["i"], trace.gates["f"], trace.gates["g"]
     for t in reversed(trace.reading_order()):
         active = trace.active[t].unsqueeze(-1)
         r_ht = r_h + torch.where(active, r_out[t], torch.zeros_like(r_out[t]))
+        if weights.weight_hr is not None:
+            r_ht = _projection_relevance(trace, t, r_ht, rule)
         r_ct = r_c + r_ht
-        c = trace.c[t]
-        denominator, sign = stabilized(c, eps)
-        spread = delta * eps * sign / 2
-        r_c_prev = (f_gate[t] * trace.c_prev[t] + spread) / denominator * r_ct
-        r_g = (i_gate[t] * g_gate[t] + spread) / denominator * r_ct
+        q_c, spread = _gated_sum(trace.c[t], r_ct, rule)
+        r_c_prev = f_gate[t] * trace.c_prev[t] * q_c + spread
+        r_g = i_gate[t] * g_gate[t] * q_c + spread
         z_g = trace.pre[t][:, 2 * hidden : 3 * hidden]
         den_g, sign_g = stabilized(z_g, eps)
         q = r_g / den_g
@@ -68,6 +89,20 @@ def lstm_direction_relevance(
         r_c = torch.where(active, r_c_prev, r_c)
     r_x = trace.inputs * (q_all @ w_x) + share_all
     return r_x, r_h, r_c
+
+
+def _projection_relevance(trace: DirectionTrace, t: int, relevance: Tensor, rule: EpsilonRule) -> Tensor:
+    r"""The relevance of :math:`m_t = o_t \odot \tanh(c_t)` from that of :math:`h_t = W_{hr} m_t` (the projection of
+    ``nn.LSTM(proj_size > 0)``): the ε-rule without bias, :math:`N = H`."""
+    weights = trace.weights
+    assert weights.weight_hr is not None and trace.c is not None
+    m = trace.gates["o"][t] * torch.tanh(trace.c[t])
+    denominator, sign = stabilized(trace.h[t], rule.epsilon)
+    q = relevance / denominator
+    r_m = m * (q @ weights.weight_hr)
+    if rule.bias_factor != 0:
+        r_m = r_m + rule.bias_factor * rule.epsilon * (sign * q).sum(-1, keepdim=True) / weights.hidden_size
+    return r_m
 
 
 def gru_direction_relevance(
@@ -90,11 +125,10 @@ def gru_direction_relevance(
     for t in reversed(trace.reading_order()):
         active = trace.active[t].unsqueeze(-1)
         r_ht = r_h + torch.where(active, r_out[t], torch.zeros_like(r_out[t]))
-        h_new, h_prev = trace.h[t], trace.h_prev[t]
-        denominator, sign = stabilized(h_new, eps)
-        spread = delta * eps * sign / 2
-        r_n = ((1 - z_gate[t]) * n_gate[t] + spread) / denominator * r_ht
-        r_direct = (z_gate[t] * h_prev + spread) / denominator * r_ht
+        h_prev = trace.h_prev[t]
+        q_h, spread = _gated_sum(trace.h[t], r_ht, rule)
+        r_n = (1 - z_gate[t]) * n_gate[t] * q_h + spread
+        r_direct = z_gate[t] * h_prev * q_h + spread
         m = trace.pre_h[t][:, 2 * hidden :]
         p = r_gate[t] * m
         a = trace.pre[t][:, 2 * hidden :] + p
@@ -126,16 +160,16 @@ def recurrent_relevance(
 
     Args:
         trace: the :class:`~captum_text_ext.decomposition.cells.RecurrentTrace` of the forward pass.
-        r_out: :math:`(T, B, D H)` relevance of the outputs.
-        r_hn: :math:`(K D, B, H)` relevance of the final hidden states.
+        r_out: :math:`(T, B, D S)` relevance of the outputs.
+        r_hn: :math:`(K D, B, S)` relevance of the final hidden states.
         r_cn: :math:`(K D, B, H)` relevance of the final cell states (LSTM) or ``None``.
         rule: :math:`\\epsilon, \\delta`.
 
     Returns:
-        ``(R_inputs (T, B, E), R_h0 (K D, B, H), R_c0 (K D, B, H) or None)``.
+        ``(R_inputs (T, B, E), R_h0 (K D, B, S), R_c0 (K D, B, H) or None)``.
     """
     spec = trace.spec
-    directions, hidden = spec.num_directions, spec.hidden_size
+    directions, hidden = spec.num_directions, spec.state_size
     r_h0 = torch.zeros_like(trace.h_n)
     r_c0 = None if trace.c_n is None else torch.zeros_like(trace.c_n)
     relevance = r_out
@@ -163,6 +197,7 @@ class RecurrentLRP(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, *args: Any, **kwargs: Any) -> Tuple[Tensor, ...]:
+        """The op's value (the arguments are the class's); the rule is in ``backward``."""
         x, h0, c0, spec, lengths, rule = args
         trace = unroll(spec, x, lengths, h0, c0)
         ctx.trace, ctx.rule = trace, rule

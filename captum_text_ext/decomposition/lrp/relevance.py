@@ -9,7 +9,9 @@ relevance-carrying input(s):
   :mod:`~captum_text_ext.decomposition.lrp`);
 - :class:`EpsilonAdd`: a sum of relevance-carrying operands, constants acting as bias;
 - :class:`PassThrough`: an op that passes relevance through unchanged (element-wise activations, products with a gate
-  or a constant).
+  or a constant);
+- :class:`SelectionSum`: a sum of operands masked by disjoint constant 0/1 masks (:func:`selection_mask`), which
+  routes each entry's relevance to the one operand selected there, as ``torch.where`` does.
 """
 
 from __future__ import annotations
@@ -24,32 +26,47 @@ from torch import Tensor
 from captum_text_ext.decomposition.run import Run
 
 __all__ = [
+    "CELL_STABILIZERS",
     "EpsilonAdd",
     "EpsilonMap",
     "EpsilonRule",
     "InitialState",
     "LRPRun",
     "PassThrough",
+    "SelectionSum",
     "epsilon_add",
     "epsilon_map",
+    "mark_selection",
     "pass_through",
+    "selection_mask",
+    "selection_sum",
     "sign0",
     "stabilized",
 ]
 
 
+CELL_STABILIZERS = ("unit", "layer")
+"""Where the stabilizer share of a recurrent cell's gated sum goes (:attr:`EpsilonRule.cell_stabilizer`)."""
+
+
 @dataclass(frozen=True)
 class EpsilonRule:
-    """The ε-rule's two constants.
+    """The ε-rule's constants.
 
     Attributes:
         epsilon: the stabilizer :math:`\\epsilon > 0`.
         bias_factor: :math:`\\delta \\in [0, 1]`: 0 lets bias and stabilizer absorb their part ("LRP"), 1 spreads
             them over the inputs so relevance is conserved ("LRP_cons"); values in between spread that share.
+        cell_stabilizer: with :math:`\\delta > 0`, where the stabilizer share of a recurrent cell's gated sum (the
+            LSTM's :math:`c_t = f_t \\odot c_{t-1} + i_t \\odot g_t`, the GRU's
+            :math:`h_t = (1 - z_t) \\odot n_t + z_t \\odot h_{t-1}`) goes: ``"unit"`` — to the two inputs of the
+            unit itself (:math:`N = 2`, the paper), or ``"layer"`` — spread evenly over all :math:`2H` inputs of the
+            layer's sum (Arras et al.'s released code).
     """
 
     epsilon: float = 1e-3
     bias_factor: float = 0.0
+    cell_stabilizer: str = "unit"
 
     def __post_init__(self) -> None:
         if not _is_real(self.epsilon) or not 0 < self.epsilon < math.inf:
@@ -57,6 +74,10 @@ class EpsilonRule:
         if not _is_real(self.bias_factor) or not 0 <= self.bias_factor <= 1:
             raise ValueError(
                 f"Expected `bias_factor` to be a number in [0, 1] (0: LRP, 1: LRP_cons), but got {self.bias_factor!r}"
+            )
+        if self.cell_stabilizer not in CELL_STABILIZERS:
+            raise ValueError(
+                f"Expected `cell_stabilizer` to be one of {CELL_STABILIZERS}, but got {self.cell_stabilizer!r}"
             )
 
 
@@ -128,6 +149,7 @@ class EpsilonMap(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, *args: Any, **kwargs: Any) -> Tensor:
+        """The op's value (the arguments are the class's); the rule is in ``backward``."""
         x, value, linear, connect, bias, data_terms, rule = args
         z: Tensor = value()
         ctx.save_for_backward(x, z)
@@ -136,6 +158,7 @@ class EpsilonMap(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, *grads: Any) -> Tuple[Optional[Tensor], ...]:
+        """The rule: the relevance of the inputs from that of the output."""
         (relevance,) = grads
         x, z = ctx.saved_tensors
         rule: EpsilonRule = ctx.rule
@@ -163,6 +186,7 @@ class EpsilonAdd(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, *args: Any, **kwargs: Any) -> Tensor:
+        """The op's value (the arguments are the class's); the rule is in ``backward``."""
         value, coefficients, constant, rule, *operands = args
         z: Tensor = value()
         ctx.save_for_backward(z, *operands)
@@ -171,6 +195,7 @@ class EpsilonAdd(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, *grads: Any) -> Tuple[Optional[Tensor], ...]:
+        """The rule: the relevance of the inputs from that of the output."""
         (relevance,) = grads
         z, *operands = ctx.saved_tensors
         rule: EpsilonRule = ctx.rule
@@ -194,6 +219,7 @@ class PassThrough(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, *args: Any, **kwargs: Any) -> Tensor:
+        """The op's value (the arguments are the class's); the rule is in ``backward``."""
         x, value = args
         out: Tensor = value()
         ctx.shape = x.shape
@@ -201,8 +227,59 @@ class PassThrough(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, *grads: Any) -> Tuple[Optional[Tensor], ...]:
+        """The rule: the relevance of the inputs from that of the output."""
         (relevance,) = grads
         return relevance.sum_to_size(ctx.shape), None
+
+
+class SelectionSum(torch.autograd.Function):
+    """``z = Σ_k c_k a_k`` where each operand is a selection (:func:`selection_mask`) and no entry is selected by two:
+    each entry of ``z`` is one operand's entry (or 0), and its relevance goes to that operand alone.
+
+    ``SelectionSum.apply(value, masks, *operands)``: ``masks[k]`` is operand ``k``'s mask, broadcast to ``z``.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, *args: Any, **kwargs: Any) -> Tensor:
+        """The op's value (the arguments are the class's); the rule is in ``backward``."""
+        value, masks, *operands = args
+        z: Tensor = value()
+        ctx.masks, ctx.shapes = masks, [operand.shape for operand in operands]
+        return z
+
+    @staticmethod
+    def backward(ctx: Any, *grads: Any) -> Tuple[Optional[Tensor], ...]:
+        """The rule: the relevance of the inputs from that of the output."""
+        (relevance,) = grads
+        messages = [
+            torch.where(mask, relevance, torch.zeros_like(relevance)).sum_to_size(shape)
+            for mask, shape in zip(ctx.masks, ctx.shapes)
+        ]
+        return (None, None, *messages)
+
+
+SELECTION_ATTRIBUTE = "_lrp_selection"
+"""The attribute a product with a constant 0/1 mask carries: where it equals its relevance-carrying factor."""
+
+
+def mark_selection(product: Tensor, mask: Tensor) -> Tensor:
+    """Mark ``product`` as a selection: where ``mask`` (bool, broadcastable to it) is True it equals its
+    relevance-carrying factor, elsewhere it is exactly 0. Returns ``product``."""
+    setattr(product, SELECTION_ATTRIBUTE, torch.broadcast_to(mask, product.shape))
+    return product
+
+
+def selection_mask(tensor: Any) -> Optional[Tensor]:
+    """The mask of a tensor marked by :func:`mark_selection`, else ``None``."""
+    mask = getattr(tensor, SELECTION_ATTRIBUTE, None)
+    return mask if isinstance(mask, Tensor) else None
+
+
+def selection_sum(value: Callable[[], Tensor], masks: List[Tensor], *operands: Tensor) -> Tensor:
+    """``value()``, whose backward routes each entry's relevance to the operand selected there
+    (:class:`SelectionSum`)."""
+    apply: Callable[..., Tensor] = SelectionSum.apply
+    return apply(value, masks, *operands)
 
 
 def epsilon_map(

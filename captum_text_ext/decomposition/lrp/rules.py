@@ -6,21 +6,29 @@ Every rule here is a factory ``rule(run)`` returning the handler the guard calls
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from captum_text_ext.decomposition.guard import Handler, is_tracked
-from captum_text_ext.decomposition.lrp.relevance import LRPRun, epsilon_add, epsilon_map, pass_through
+from captum_text_ext.decomposition.lrp.relevance import (
+    LRPRun,
+    epsilon_add,
+    epsilon_map,
+    mark_selection,
+    pass_through,
+    selection_mask,
+    selection_sum,
+)
 from captum_text_ext.decomposition.ops import bind_args
 
 __all__ = [
     "activation_rule",
     "add_rule",
     "avg_pool_rule",
-    "conv1d_rule",
+    "convolution_rule",
     "gate_rule",
     "linear_rule",
     "matmul_rule",
@@ -54,8 +62,9 @@ def linear_rule(run: LRPRun) -> Handler:
     return handler
 
 
-def conv1d_rule(run: LRPRun) -> Handler:
-    """``F.conv1d``: the ε-rule with :math:`N_j` = ``in_channels / groups`` times the taps inside the input."""
+def convolution_rule(run: LRPRun) -> Handler:
+    """``F.conv1d`` / ``F.conv2d`` (any kernel, stride, padding, dilation and groups): the ε-rule with :math:`N_j` =
+    ``in_channels / groups`` times the kernel taps that fall inside the input."""
 
     def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         names = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
@@ -67,14 +76,16 @@ def conv1d_rule(run: LRPRun) -> Handler:
         ones = torch.ones_like(weight)
 
         def conv(u: Tensor, w: Tensor) -> Tensor:
-            return F.conv1d(u, w, None, stride, padding, dilation, groups)
+            out: Tensor = func(u, w, None, stride, padding, dilation, groups)
+            return out
 
+        spatial = (1,) * (weight.dim() - 2)
         return epsilon_map(
             x,
             lambda: func(*args, **kwargs),
             lambda u: conv(u, weight),
             lambda u: conv(u, ones),
-            None if bias is None else bias.unsqueeze(-1),
+            None if bias is None else bias.reshape(-1, *spatial),
             False,
             run.rule,
         )
@@ -201,7 +212,9 @@ ADD_FORMS: Dict[str, Tuple[int, int]] = {
 
 
 def add_rule(run: LRPRun) -> Handler:
-    """``a ± b``: the ε-rule over the relevance-carrying operands, constant operands acting as bias."""
+    """``a ± b``: the ε-rule over the relevance-carrying operands, constant operands acting as bias; a sum of
+    selections (products with disjoint constant 0/1 masks, :func:`product_rule`) and no constant other than 0 routes
+    each entry's relevance to the operand selected there, as ``torch.where`` does."""
 
     def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         first_sign, second_sign = ADD_FORMS[getattr(func, "__name__", "")]
@@ -218,9 +231,42 @@ def add_rule(run: LRPRun) -> Handler:
                 if isinstance(term, Tensor) and not term.is_floating_point():
                     term = term.to(operands[0].dtype)
                 constant = constant + coefficient * term
+        selection = _disjoint_selections(operands, constant, func(*args, **kwargs).shape)
+        if selection is not None:
+            masks, covered = selection
+            return mark_selection(selection_sum(lambda: func(*args, **kwargs), masks, *operands), covered)
         return epsilon_add(lambda: func(*args, **kwargs), coefficients, constant, run.rule, *operands)
 
     return handler
+
+
+def _disjoint_selections(
+    operands: List[Tensor], constant: Any, shape: torch.Size
+) -> Optional[Tuple[List[Tensor], Tensor]]:
+    """When every relevance-carrying operand is a selection, no entry is selected twice and the constant part is 0
+    wherever an operand is selected: the operands' masks broadcast to ``shape`` and the entries some operand selects;
+    else ``None``."""
+    masks: List[Tensor] = []
+    for operand in operands:
+        mask = selection_mask(operand)
+        if mask is None:
+            return None
+        masks.append(torch.broadcast_to(mask, shape))
+    covered = torch.zeros(shape, dtype=torch.bool, device=masks[0].device)
+    for mask in masks:
+        if bool((covered & mask).any()):
+            return None
+        covered = covered | mask
+    constant_there = torch.as_tensor(constant, device=covered.device) != 0
+    return None if bool((constant_there & covered).any()) else (masks, covered)
+
+
+def _zero_one_mask(factor: Any) -> Optional[Tensor]:
+    """``factor != 0`` for a constant tensor whose entries are all 0 or 1 (a mask), else ``None``."""
+    if not isinstance(factor, Tensor) or is_tracked(factor) or factor.is_complex():
+        return None
+    nonzero = factor != 0
+    return nonzero if bool(((factor == 1) | ~nonzero).all()) else None
 
 
 def _substitute(obj: Any, old: Tensor, new: Tensor) -> Any:
@@ -252,7 +298,9 @@ def activation_rule(run: LRPRun) -> Handler:
 
 
 def product_rule(run: LRPRun, divide: bool) -> Handler:
-    """Products (quotients) with a gate or a constant: all relevance to the relevance-carrying factor."""
+    """Products (quotients) with a gate or a constant: all relevance to the relevance-carrying factor. A product with
+    a constant tensor of 0s and 1s is a *selection* (it equals the factor where the mask is 1 and is exactly 0
+    elsewhere) and is marked so (:func:`~captum_text_ext.decomposition.lrp.relevance.mark_selection`)."""
 
     def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         name = getattr(func, "__name__", "")
@@ -267,7 +315,9 @@ def product_rule(run: LRPRun, divide: bool) -> Handler:
         x = tracked[0]
         if divide and (x is not operands[0] or name == "__rtruediv__" or kwargs.get("rounding_mode") is not None):
             raise run.refuse(func, "only division of a relevance-carrying tensor by a constant is supported")
-        return pass_through(x, lambda: func(*args, **kwargs))
+        product = pass_through(x, lambda: func(*args, **kwargs))
+        mask = None if divide or len(operands) != 2 else _zero_one_mask(operands[1] if x is operands[0] else operands[0])
+        return product if mask is None else mark_selection(product, mask)
 
     return handler
 

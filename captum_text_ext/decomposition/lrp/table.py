@@ -12,7 +12,7 @@ from captum_text_ext.decomposition.lrp.rules import (
     activation_rule,
     add_rule,
     avg_pool_rule,
-    conv1d_rule,
+    convolution_rule,
     gate_rule,
     linear_rule,
     matmul_rule,
@@ -41,13 +41,13 @@ def lrp_op_table(run: LRPRun) -> OpTable:
     for op in recurrent.ops:
         table.register(recurrent, "LSTM/GRU rule (Arras et al.)", recurrent_rule(run, op), [op])
     table.register(GROUPS["weighted layers"], EPSILON, linear_rule(run), ["linear"])
-    table.register(GROUPS["weighted layers"], EPSILON, conv1d_rule(run), ["conv1d"])
+    table.register(GROUPS["weighted layers"], EPSILON, convolution_rule(run), ["conv1d", "conv2d"])
     table.register(GROUPS["sums over data"], EPSILON, reduction_rule(run, mean=False), ["sum"])
     table.register(GROUPS["sums over data"], EPSILON, reduction_rule(run, mean=True), ["mean"])
     table.register(GROUPS["products with a constant matrix"], EPSILON, matmul_rule(run))
     table.register(GROUPS["average pooling"], EPSILON, avg_pool_rule(run))
-    table.register(GROUPS["additions"], EPSILON, add_rule(run))
-    table.register(GROUPS["products"], "all to the non-gate factor", product_rule(run, divide=False))
+    table.register(GROUPS["additions"], "epsilon rule; a sum of selections routes", add_rule(run))
+    table.register(GROUPS["products"], "all to the non-gate factor; a 0/1 mask selects", product_rule(run, divide=False))
     table.register(GROUPS["quotients"], "all to the non-gate factor", product_rule(run, divide=True))
     table.register(GROUPS["negation"], "pass-through", negation_rule(run))
     table.register(GROUPS["element-wise activations"], "pass-through", activation_rule(run))
