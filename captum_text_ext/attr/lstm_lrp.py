@@ -1,150 +1,26 @@
 r"""LSTMLRP: layer-wise relevance propagation through LSTM/GRU gates (Arras et al., 2017), as a Captum method.
 
 :class:`LSTMLRP` takes embeddings; :class:`LayerLSTMLRP` takes token ids and attributes at a layer's output (the
-embedding), like Captum's ``LayerLRP`` and ``LayerIntegratedGradients``.
+embedding), like Captum's ``LayerLRP`` and ``LayerIntegratedGradients``. The Captum-facing machinery both share with
+:class:`~captum_text_ext.TransformerLRP` is in :mod:`captum_text_ext.attr._guarded_lrp`.
 """
 
 from __future__ import annotations
 
-import typing
-from collections import Counter
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Literal, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional
 
 import torch
-from captum._utils.common import _format_output, _format_tensor_into_tuples, _is_tuple
-from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
-from captum.attr import GradientAttribution, LayerAttribution
+from captum.attr import LayerAttribution
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence
 
-from captum_text_ext.attr._log_usage import log_usage
-from captum_text_ext.attr._targets import check_target, select_scores
-from captum_text_ext.decomposition.guard import OpGuard, is_tracked
-from captum_text_ext.decomposition.hooks import LayerCapture, ScopedHooks
-from captum_text_ext.decomposition.lrp import EpsilonRule, InitialState, LRPRun, lrp_op_table
-from captum_text_ext.decomposition.run import GuardedForward, forward_args, model_output
+from captum_text_ext.attr._guarded_lrp import GuardedLRP, LayerGuardedLRP, LRPDecomposition
+from captum_text_ext.decomposition.guard import OpTable
+from captum_text_ext.decomposition.lrp import EpsilonRule, LRPRun, lrp_op_table
 
 __all__ = ["LSTMLRP", "LRPDecomposition", "LayerLSTMLRP"]
 
 
-@dataclass
-class LRPDecomposition:
-    r"""The full account of one LRP pass: where the target score :math:`f_c(x)` went.
-
-    ``inputs`` (summed) + ``initial_state_total`` + ``absorbed`` equals ``scores`` for every example.
-
-    Attributes:
-        scores: :math:`(N,)` the target scores :math:`f_c(x)` (raw logits).
-        inputs: the relevance of the inputs, shaped and structured like them (tensor or tuple); for
-            :class:`LayerLSTMLRP`, of the layer's output (or input).
-        initial_states: the relevance left on each recurrent module's initial states, keyed
-            ``"<module name>.h0"`` / ``".c0"``, each shaped like the state (:math:`(K D, N, H)` for
-            ``nn.LSTM``/``nn.GRU``, :math:`(N, H)` for cells). Listed: the states that do not depend on the inputs
-            (zeros when the model passes none) and that relevance can reach. 0 for :math:`\delta = 0` when the
-            states are 0.
-        initial_state_total: :math:`(N,)` the sum of ``initial_states`` per example.
-        absorbed: :math:`(N,)` what biases, stabilizers and constants absorbed:
-            ``scores - inputs - initial_state_total`` (0 up to rounding for :math:`\delta = 1`).
-    """
-
-    scores: Tensor
-    inputs: Union[Tensor, Tuple[Tensor, ...]]
-    initial_states: Dict[str, Tensor]
-    initial_state_total: Tensor
-    absorbed: Tensor
-
-    @property
-    def input_total(self) -> Tensor:
-        """:math:`(N,)` the summed input relevance per example."""
-        tensors = self.inputs if isinstance(self.inputs, tuple) else (self.inputs,)
-        return sum((t.reshape(t.shape[0], -1).sum(1) for t in tensors), torch.zeros_like(self.scores))
-
-
-class _Pass(NamedTuple):
-    """What one LRP pass computed."""
-
-    scores: Tensor
-    relevance: Tuple[Tensor, ...]
-    states: List[Tuple[InitialState, Tensor]]
-    layer_is_tuple: bool
-
-
-def _leaf(tensor: Tensor) -> Tensor:
-    return tensor if tensor.requires_grad else tensor.detach().requires_grad_(True)
-
-
-RECURRENT_MODULES = (nn.LSTM, nn.GRU, nn.LSTMCell, nn.GRUCell)
-
-
-class _InitialStates:
-    """Gives every ``nn.LSTM``/``nn.GRU``/``nn.LSTMCell``/``nn.GRUCell`` explicit initial states as leaves for one call
-    (zeros when the caller passes none, the same values otherwise), so that the relevance reaching them can be read.
-    Only while ``active()`` (for a layer attribution: after the layer ran, so that what runs before it stays
-    untouched)."""
-
-    def __init__(
-        self, roots: Sequence[nn.Module], hooks: ScopedHooks, run: LRPRun, active: Callable[[], bool]
-    ) -> None:
-        self.run, self.active = run, active
-        seen: List[nn.Module] = []
-        for root in roots:
-            for name, module in root.named_modules():
-                if isinstance(module, RECURRENT_MODULES) and not any(module is m for m in seen):
-                    seen.append(module)
-                    hooks.forward_pre(module, self._hook(name or type(module).__name__), with_kwargs=True)
-
-    def _hook(self, name: str) -> Callable[..., Any]:
-        def hook(module: nn.Module, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
-            if not self.active():
-                return None
-            with self.run.paused():
-                return self._replace_state(name, module, args, kwargs)
-
-        return hook
-
-    def _replace_state(self, name: str, module: nn.Module, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
-        inp = args[0] if args else kwargs.get("input")
-        hx = args[1] if len(args) > 1 else kwargs.get("hx")
-        is_lstm = isinstance(module, (nn.LSTM, nn.LSTMCell))
-        if hx is None:
-            hx = self._zeros(module, inp, is_lstm)
-        states = list(hx) if is_lstm else [hx]
-        for index, state in enumerate(states):
-            if isinstance(state, Tensor) and not state.requires_grad and state.is_floating_point():
-                states[index] = _leaf(state)
-                self.run.initial_states.append(InitialState(name, "h0" if index == 0 else "c0", states[index]))
-        new_hx = tuple(states) if is_lstm else states[0]
-        if len(args) > 1:
-            return (args[0], new_hx, *args[2:]), kwargs
-        return args, {**kwargs, "hx": new_hx}
-
-    @staticmethod
-    def _zeros(module: nn.Module, inp: Any, is_lstm: bool) -> Any:
-        data = inp.data if isinstance(inp, PackedSequence) else inp
-        if not isinstance(data, Tensor):
-            return None
-        if isinstance(module, nn.RNNBase):
-            layers = module.num_layers * (2 if module.bidirectional else 1)
-            h_size = module.proj_size if getattr(module, "proj_size", 0) else module.hidden_size
-            if isinstance(inp, PackedSequence):
-                batch: Optional[int] = int(inp.batch_sizes[0])
-            elif data.dim() == 3:
-                batch = int(data.shape[0] if module.batch_first else data.shape[1])
-            else:
-                batch = None
-            lead: Tuple[int, ...] = (layers,) if batch is None else (layers, batch)
-            h = data.new_zeros(lead + (h_size,))
-            c = data.new_zeros(lead + (module.hidden_size,))
-        else:
-            lead = (int(data.shape[0]),) if data.dim() == 2 else ()
-            hidden = int(getattr(module, "hidden_size"))
-            h = data.new_zeros(lead + (hidden,))
-            c = data.new_zeros(lead + (hidden,))
-        return (h, c) if is_lstm else h
-
-
-class LSTMLRP(GradientAttribution):
+class LSTMLRP(GuardedLRP):
     r"""Layer-wise relevance propagation for recurrent text classifiers (Arras et al., 2017), exact and batched.
 
     The target score :math:`f_c(x)` (the raw logit, possibly negative) is propagated back to the input embeddings
@@ -219,10 +95,7 @@ class LSTMLRP(GradientAttribution):
     """
 
     def __init__(self, model: Callable[..., Tensor], epsilon: float = 1e-3, bias_factor: float = 0.0) -> None:
-        if not callable(model):
-            raise TypeError(f"Expected `model` to be an nn.Module or a callable, but got {type(model).__name__}")
-        self._rule = EpsilonRule(epsilon, bias_factor)
-        GradientAttribution.__init__(self, model)
+        GuardedLRP.__init__(self, model, EpsilonRule(epsilon, bias_factor), "LSTMLRP")
 
     @property
     def epsilon(self) -> float:
@@ -234,228 +107,11 @@ class LSTMLRP(GradientAttribution):
         """:math:`\\delta` (read-only: make a new instance for another value)."""
         return self._rule.bias_factor
 
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return True
-
-    def has_convergence_delta(self) -> bool:
-        return True
-
-    @typing.overload
-    @log_usage
-    def attribute(
-        self,
-        inputs: TensorOrTupleOfTensorsGeneric,
-        target: TargetType = None,
-        additional_forward_args: Optional[object] = None,
-        *,
-        return_convergence_delta: Literal[True],
-        verbose: bool = False,
-    ) -> Tuple[TensorOrTupleOfTensorsGeneric, Tensor]: ...
-
-    @typing.overload
-    @log_usage
-    def attribute(
-        self,
-        inputs: TensorOrTupleOfTensorsGeneric,
-        target: TargetType = None,
-        additional_forward_args: Optional[object] = None,
-        return_convergence_delta: Literal[False] = False,
-        verbose: bool = False,
-    ) -> TensorOrTupleOfTensorsGeneric: ...
-
-    @log_usage
-    def attribute(
-        self,
-        inputs: TensorOrTupleOfTensorsGeneric,
-        target: TargetType = None,
-        additional_forward_args: Optional[object] = None,
-        return_convergence_delta: bool = False,
-        verbose: bool = False,
-    ) -> Union[TensorOrTupleOfTensorsGeneric, Tuple[TensorOrTupleOfTensorsGeneric, Tensor]]:
-        r"""Relevance of every input entry for the target score.
-
-        Args:
-            inputs: embeddings :math:`(N, T, E)`, or a tuple of floating-point tensors the model takes first
-                (dimension 0 is the batch in each).
-            target: Captum's target: ``None`` for a model with one output per example, an int (or one-element
-                tensor), a tuple for outputs with more dimensions, or a list / 1-D tensor with one target per example.
-            additional_forward_args: passed to the model after ``inputs`` (e.g. lengths); never attributed.
-            return_convergence_delta: also return :math:`f_c(x) - \sum R` per example.
-            verbose: print which rule ran each op.
-
-        Returns:
-            The relevance, same structure and shapes as ``inputs`` (contiguous); the word relevance is its sum over
-            the last dimension. With ``return_convergence_delta``, ``(relevance, delta (N,))``.
-
-        Raises:
-            UnsupportedOperationError: a ``TypeError`` naming an op on the path without a rule.
-            TypeError: for inputs that are not floating-point tensors, or an output that does not depend on them.
-            ValueError: for a target that does not select one score per example.
-        """
-        is_tuple = _is_tuple(inputs)
-        formatted = _format_tensor_into_tuples(inputs)
-        assert formatted is not None
-        result = self._propagate(formatted, target, additional_forward_args, verbose)
-        attributions = _format_output(is_tuple, result.relevance)
-        if return_convergence_delta:
-            return attributions, self.compute_convergence_delta(result.relevance, result.scores)
-        return attributions
-
-    def attribute_future(self) -> None:
-        """Not supported (as in Captum's ``LRP``).
-
-        Raises:
-            NotImplementedError: always.
-        """
-        raise NotImplementedError("attribute_future is not implemented for LSTMLRP")
-
-    @log_usage
-    def compute_convergence_delta(
-        self, attributions: Union[Tensor, Tuple[Tensor, ...]], output: Tensor
-    ) -> Tensor:
-        r"""The target score minus the summed relevance, per example (Captum ``LRP``'s signature).
-
-        Args:
-            attributions: the relevance returned by :meth:`attribute` (tensor or tuple).
-            output: :math:`(N,)` the target scores :math:`f_c(x)`.
-
-        Returns:
-            :math:`(N,)` ``output - sum(attributions)``.
-        """
-        tensors = attributions if isinstance(attributions, tuple) else (attributions,)
-        summed = sum(t.reshape(t.shape[0], -1).sum(1) for t in tensors)
-        return output.flatten() - summed
-
-    def decompose(
-        self,
-        inputs: TensorOrTupleOfTensorsGeneric,
-        target: TargetType = None,
-        additional_forward_args: Optional[object] = None,
-    ) -> LRPDecomposition:
-        r"""The full account: input relevance, initial-state relevance and the absorbed part, which sum to the
-        target score exactly.
-
-        Arguments as :meth:`attribute`.
-
-        Returns:
-            An :class:`LRPDecomposition`.
-
-        Raises:
-            ValueError: when a recurrent module ran on a batch of another size than ``inputs`` (its initial-state
-                relevance cannot be assigned to examples).
-
-        Examples:
-            >>> class Net(torch.nn.Module):
-            ...     def __init__(self):
-            ...         super().__init__()
-            ...         self.lstm = torch.nn.LSTM(3, 2, batch_first=True, bidirectional=True)
-            ...         self.fc = torch.nn.Linear(4, 2)
-            ...     def forward(self, x):
-            ...         _, (h, _) = self.lstm(x)
-            ...         return self.fc(torch.cat([h[0], h[1]], dim=-1))
-            >>> net = Net().double()
-            >>> account = LSTMLRP(net, bias_factor=1.0).decompose(torch.randn(4, 5, 3, dtype=torch.float64), 0)
-            >>> sorted(account.initial_states), account.initial_states["lstm.h0"].shape
-            (['lstm.c0', 'lstm.h0'], torch.Size([2, 4, 2]))
-            >>> total = account.input_total + account.initial_state_total
-            >>> bool((total - account.scores).abs().max() < 1e-10), bool(account.absorbed.abs().max() < 1e-10)
-            (True, True)
-        """
-        is_tuple = _is_tuple(inputs)
-        formatted = _format_tensor_into_tuples(inputs)
-        assert formatted is not None
-        result = self._propagate(formatted, target, additional_forward_args, False)
-        return self._account(result, _format_output(is_tuple, result.relevance))
-
-    # ------------------------------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _account(result: "_Pass", structured: Union[Tensor, Tuple[Tensor, ...]]) -> LRPDecomposition:
-        scores, relevance, states = result.scores, result.relevance, result.states
-        batch = scores.shape[0]
-        initial: Dict[str, Tensor] = {}
-        total = torch.zeros_like(scores)
-        for state, grad in states:
-            key = f"{state.module}.{state.name}"
-            suffix = 2
-            while key in initial:
-                key, suffix = f"{state.module}.{state.name}#{suffix}", suffix + 1
-            initial[key] = grad
-            batch_dim = grad.dim() - 2 if grad.dim() >= 2 else None
-            if batch_dim is None or grad.shape[batch_dim] != batch:
-                raise ValueError(
-                    f"Expected the initial state {key} to hold one entry per example ({batch}) in dimension "
-                    f"{batch_dim}, but got shape {tuple(grad.shape)}"
-                )
-            total = total + grad.transpose(0, batch_dim).reshape(batch, -1).sum(1)
-        inputs_total = sum((t.reshape(batch, -1).sum(1) for t in relevance), torch.zeros_like(scores))
-        return LRPDecomposition(
-            scores=scores,
-            inputs=structured,
-            initial_states=initial,
-            initial_state_total=total,
-            absorbed=scores - inputs_total - total,
-        )
-
-    def _propagate(
-        self,
-        inputs: Tuple[Tensor, ...],
-        target: TargetType,
-        additional_forward_args: Optional[object],
-        verbose: bool,
-        layer: Optional[nn.Module] = None,
-        attribute_to_layer_input: bool = False,
-    ) -> "_Pass":
-        if layer is None:
-            for index, tensor in enumerate(inputs):
-                if not isinstance(tensor, Tensor) or not tensor.is_floating_point():
-                    got = tensor.dtype if isinstance(tensor, Tensor) else type(tensor).__name__
-                    raise TypeError(
-                        f"Expected `inputs` to be floating-point tensors (embeddings), but input {index} is {got}; "
-                        "for token ids use LayerLSTMLRP(model, embedding_layer)"
-                    )
-        batch = int(inputs[0].shape[0])
-        check_target(batch, target)
-        extra = forward_args(additional_forward_args)
-        run = LRPRun(self._rule)
-        with torch.enable_grad(), GuardedForward(run, lrp_op_table(run), self.forward_func, layer) as forward:
-            capture = (
-                None
-                if layer is None
-                else LayerCapture(layer, forward.hooks, _leaf_copy, attribute_to_layer_input, paused=run.paused)
-            )
-            _InitialStates(forward.roots, forward.hooks, run, lambda: capture is None or capture.captured is not None)
-            leaves = inputs if capture is not None else tuple(_leaf_copy(t) for t in inputs)
-            output = forward(*leaves, *extra)
-            if capture is not None:
-                leaves = capture.require()
-            output = model_output(output, batch, is_tracked, run)
-            scores = select_scores(output, target)
-            wrt = list(leaves) + [state.leaf for state in run.initial_states]
-            grads = torch.autograd.grad(scores, wrt, grad_outputs=scores.detach(), allow_unused=True)
-        if verbose:
-            assert forward.guard is not None
-            self._print_log(forward.guard)
-        relevance = tuple(
-            (torch.zeros_like(t) if g is None else g).detach().contiguous() for t, g in zip(leaves, grads)
-        )
-        states = [(state, g.detach()) for state, g in zip(run.initial_states, grads[len(leaves) :]) if g is not None]
-        return _Pass(scores.detach(), relevance, states, capture is not None and capture.is_tuple)
-
-    @staticmethod
-    def _print_log(guard: OpGuard) -> None:
-        counts = Counter(guard.log)
-        for (op, module, rule), count in counts.items():
-            times = f" x{count}" if count > 1 else ""
-            print(f"LSTMLRP: {module or '<root>'}: {op}{times} -> {rule}")
+    def _op_table(self, run: LRPRun) -> OpTable:
+        return lrp_op_table(run)
 
 
-def _leaf_copy(tensor: Tensor) -> Tensor:
-    return tensor.detach().requires_grad_(True)
-
-
-class LayerLSTMLRP(LSTMLRP, LayerAttribution):
+class LayerLSTMLRP(LSTMLRP, LayerGuardedLRP):
     r""":class:`LSTMLRP` for token-id models: relevance at the output of ``layer`` (the embedding), like Captum's
     ``LayerLRP`` / ``LayerIntegratedGradients``.
 
@@ -491,76 +147,3 @@ class LayerLSTMLRP(LSTMLRP, LayerAttribution):
         LSTMLRP.__init__(self, model, epsilon, bias_factor)
         LayerAttribution.__init__(self, model, layer, device_ids)
 
-    @typing.overload  # type: ignore[override]  # adds attribute_to_layer_input, as Captum's layer methods do
-    @log_usage
-    def attribute(
-        self,
-        inputs: Union[Tensor, Tuple[Tensor, ...]],
-        target: TargetType = None,
-        additional_forward_args: Optional[object] = None,
-        *,
-        return_convergence_delta: Literal[True],
-        attribute_to_layer_input: bool = False,
-        verbose: bool = False,
-    ) -> Tuple[Union[Tensor, Tuple[Tensor, ...]], Tensor]: ...
-
-    @typing.overload
-    @log_usage
-    def attribute(
-        self,
-        inputs: Union[Tensor, Tuple[Tensor, ...]],
-        target: TargetType = None,
-        additional_forward_args: Optional[object] = None,
-        return_convergence_delta: Literal[False] = False,
-        attribute_to_layer_input: bool = False,
-        verbose: bool = False,
-    ) -> Union[Tensor, Tuple[Tensor, ...]]: ...
-
-    @log_usage
-    def attribute(
-        self,
-        inputs: Union[Tensor, Tuple[Tensor, ...]],
-        target: TargetType = None,
-        additional_forward_args: Optional[object] = None,
-        return_convergence_delta: bool = False,
-        attribute_to_layer_input: bool = False,
-        verbose: bool = False,
-    ) -> Union[Union[Tensor, Tuple[Tensor, ...]], Tuple[Union[Tensor, Tuple[Tensor, ...]], Tensor]]:
-        r"""Relevance of the layer's output (or input) for the target score.
-
-        Args:
-            inputs: the model's inputs (token ids :math:`(N, T)`), a tensor or a tuple.
-            target: Captum's target (see :meth:`LSTMLRP.attribute`).
-            additional_forward_args: passed to the model after ``inputs`` (e.g. lengths).
-            return_convergence_delta: also return :math:`f_c(x) - \sum R` per example.
-            attribute_to_layer_input: attribute the layer's floating-point inputs instead of its output.
-            verbose: print which rule ran each op.
-
-        Returns:
-            The relevance shaped like the layer's output (a tensor, or a tuple when the layer returns one); with
-            ``return_convergence_delta``, ``(relevance, delta (N,))``.
-        """
-        formatted = _format_tensor_into_tuples(inputs)
-        assert formatted is not None
-        result = self._propagate(
-            formatted, target, additional_forward_args, verbose, self.layer, attribute_to_layer_input
-        )
-        attributions = _format_output(result.layer_is_tuple, result.relevance)
-        if return_convergence_delta:
-            return attributions, self.compute_convergence_delta(result.relevance, result.scores)
-        return attributions
-
-    def decompose(
-        self,
-        inputs: Union[Tensor, Tuple[Tensor, ...]],
-        target: TargetType = None,
-        additional_forward_args: Optional[object] = None,
-        attribute_to_layer_input: bool = False,
-    ) -> LRPDecomposition:
-        """The full account (see :meth:`LSTMLRP.decompose`), with ``inputs`` the relevance of the layer."""
-        formatted = _format_tensor_into_tuples(inputs)
-        assert formatted is not None
-        result = self._propagate(
-            formatted, target, additional_forward_args, False, self.layer, attribute_to_layer_input
-        )
-        return self._account(result, _format_output(result.layer_is_tuple, result.relevance))

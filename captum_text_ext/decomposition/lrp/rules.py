@@ -200,8 +200,10 @@ ADD_FORMS: Dict[str, Tuple[int, int]] = {
 """The signs of the operands of each form of ``a ± b``."""
 
 
-def add_rule(run: LRPRun) -> Handler:
-    """``a ± b``: the ε-rule over the relevance-carrying operands, constant operands acting as bias."""
+def add_rule(run: LRPRun, zero_constant_passes: bool = False) -> Handler:
+    """``a ± b``: the ε-rule over the relevance-carrying operands, constant operands acting as bias; with
+    ``zero_constant_passes``, a constant's entries that are exactly 0 make the sum the identity there, which passes
+    relevance unchanged (the zeros of an additive attention mask absorb nothing)."""
 
     def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         first_sign, second_sign = ADD_FORMS[getattr(func, "__name__", "")]
@@ -218,7 +220,14 @@ def add_rule(run: LRPRun) -> Handler:
                 if isinstance(term, Tensor) and not term.is_floating_point():
                     term = term.to(operands[0].dtype)
                 constant = constant + coefficient * term
-        return epsilon_add(lambda: func(*args, **kwargs), coefficients, constant, run.rule, *operands)
+        return epsilon_add(
+            lambda: func(*args, **kwargs),
+            coefficients,
+            constant,
+            run.rule,
+            *operands,
+            zero_constant_passes=zero_constant_passes,
+        )
 
     return handler
 
