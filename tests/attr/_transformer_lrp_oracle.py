@@ -103,10 +103,14 @@ def _merge(x: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def oracle_relevance(encoder: Encoder, e: Tensor, attend: Tensor, target: int, preset: str, eps: float) -> Tensor:
-    """The relevance of the embeddings output ``e`` :math:`(N, T, D)` for logit ``target``, ``attend``
-    :math:`(N, T)` 1 at the real tokens."""
-    mask = torch.zeros(attend.shape, dtype=e.dtype).masked_fill(~attend.bool(), torch.finfo(e.dtype).min)[:, None, None, :]
+def oracle_relevance(
+    encoder: Encoder, e: Tensor, attend: Tensor, target: int, preset: str, eps: float
+) -> Tuple[Tensor, Tensor]:
+    r"""The relevance of the embeddings output ``e`` :math:`(N, T, D)` for logit ``target`` (``attend``
+    :math:`(N, T)`: 1 at the real tokens), and :math:`(N,)` what the softmax rule leaked, summed over the layers:
+    :math:`\sum R_p - \sum R_s` (0 under ``"cp"``)."""
+    minimum = torch.finfo(e.dtype).min
+    mask = torch.zeros(attend.shape, dtype=e.dtype).masked_fill(~attend.bool(), minimum)[:, None, None, :]
     saved = []
     x = e
     for layer in encoder.layers:
@@ -129,6 +133,7 @@ def oracle_relevance(encoder: Encoder, e: Tensor, attend: Tensor, target: int, p
     r_logits = torch.zeros_like(logits)
     r_logits[:, target] = logits[:, target]
     r_pre = _linear_back(encoder.head_act(pre), encoder.head_out, logits, r_logits, eps)
+    leak = torch.zeros_like(logits[:, 0])
     r_x = torch.zeros_like(x)
     r_x[:, 0] = _linear_back(first, encoder.head_dense, pre, r_pre, eps)
     for layer, (x, q, k, v, qk, s, p, c, a, h, sigma1, up, f, out, sigma2) in zip(
@@ -150,10 +155,11 @@ def oracle_relevance(encoder: Encoder, e: Tensor, attend: Tensor, target: int, p
             r_p = p * (ratio @ v.transpose(-1, -2)) / 2
             logits_s = torch.where(torch.isneginf(s), torch.zeros_like(s), s)
             r_s = logits_s * (r_p - p * r_p.sum(-1, keepdim=True))
+            leak = leak + (r_p - r_s).flatten(1).sum(1)
             r_scores = torch.where(mask == 0, r_s, (qk * (q.shape[-1] ** -0.5)) * r_s / _hat(s, eps))
             g = r_scores / _hat(qk, eps)
             r_q = q * (g @ k) / 2
             r_k = k * (g.transpose(-1, -2) @ q) / 2
         for projection, r_part, part in ((layer.query, r_q, q), (layer.key, r_k, k), (layer.value, r_v, v)):
             r_x = r_x + _linear_back(x, projection, _merge(part), _merge(r_part), eps)
-    return r_x
+    return r_x, leak
