@@ -257,15 +257,17 @@ _FACTORIES = frozenset(
 class _WeightBudget(TorchFunctionMode):
     """Sizes every tensor a constructor asks a factory of :data:`_FACTORIES` for on the ``meta`` device first (no
     memory), and raises :class:`_BeyondTheWeights` instead of allocating it when the tensors made so far would
-    outnumber, or hold more elements than, the stored weights.
+    outnumber, or hold more elements than, the stored weights (plus ``slack``: tensors and elements for the
+    non-persistent buffers a model builds but does not store, :data:`UNSTORED_BUFFERS`).
 
     The count also stops a config whose layer counts alone (``num_layers=10**6``) would take long to build. Torch
     function modes are per thread: other threads are unaffected.
     """
 
-    def __init__(self, tensors: int, elements: int) -> None:
+    def __init__(self, tensors: int, elements: int, slack: Tuple[int, int] = (0, 0)) -> None:
         super().__init__()
         self.budget = (tensors, elements)
+        self.limit = (tensors + slack[0], elements + slack[1])
         self.created = [0, 0]
 
     def __torch_function__(
@@ -276,7 +278,7 @@ class _WeightBudget(TorchFunctionMode):
             shape = func(*args, **{**kwargs, "device": "meta"}).shape
             self.created[0] += 1
             self.created[1] += shape.numel()
-            if self.created[0] > self.budget[0] or self.created[1] > self.budget[1]:
+            if self.created[0] > self.limit[0] or self.created[1] > self.limit[1]:
                 raise _BeyondTheWeights(
                     f"its config describes a model with more than the {self.budget[0]} tensors of {self.budget[1]} "
                     f"elements its state_dict stores (building it reached {self.created[0]} tensors of "
@@ -292,8 +294,16 @@ def _build_within(architecture: str, config: Mapping[str, Any], state_dict: Mapp
     Raises:
         _BeyondTheWeights: before the first allocation that would exceed them.
     """
-    with _WeightBudget(len(state_dict), sum(tensor.numel() for tensor in state_dict.values())):
+    elements = sum(tensor.numel() for tensor in state_dict.values())
+    slack_tensors, slack_elements = UNSTORED_BUFFERS
+    with _WeightBudget(len(state_dict), elements, (slack_tensors, max(slack_elements, elements // 100))):
         return build_model(architecture, config)
+
+
+UNSTORED_BUFFERS = (8, 4096)
+"""What a model may build beyond its state_dict: its non-persistent buffers (Hugging Face's BERT builds
+``position_ids`` and ``token_type_ids`` of ``max_length`` entries, which its state_dict leaves out): this many
+tensors, and this many elements or 1% of the stored ones, whichever is more."""
 
 
 def _vocabulary_from_dict(data: Dict[str, Any]) -> TokenVocabulary:
