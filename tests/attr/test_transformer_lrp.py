@@ -89,17 +89,22 @@ def explain(case: TransformerCase, preset: str, epsilon: float = 1e-6, sentences
     return lrp.decompose(ids, target=TARGET, additional_forward_args=(mask,))
 
 
+def written_out(case: TransformerCase, preset: str, epsilon: float) -> Tuple[Tensor, Tensor]:
+    """The per-layer oracle's relevance and softmax leak on the case's batch (target :data:`TARGET`)."""
+    ids, mask = case.batch()
+    with torch.no_grad():
+        embedded = case.embeddings(ids)
+    return oracle_relevance(Encoder.of(case.hf_model), embedded, mask, TARGET, preset, epsilon)
+
+
 @pytest.mark.parametrize("preset", PRESETS)
 @pytest.mark.parametrize("name", HF_CASES)
 def test_the_written_out_equations_give_the_same_relevance(
     models: Models, name: str, preset: str
 ) -> None:
     case = models(name)
-    ids, mask = case.batch()
     ours = explain(case, preset).inputs
-    with torch.no_grad():
-        embedded = case.embeddings(ids)
-    expected, _ = oracle_relevance(Encoder.of(case.hf_model), embedded, mask, TARGET, preset, 1e-6)
+    expected, _ = written_out(case, preset, 1e-6)
     assert (ours - expected).abs().max() <= ORACLE * expected.abs().max()
 
 
@@ -116,10 +121,7 @@ def test_attnlrp_departs_from_conservation_by_what_its_softmax_rule_leaks(
 ) -> None:
     case = models(name, bias_free=True)
     account = explain(case, "attnlrp", epsilon=1e-9)
-    ids, mask = case.batch()
-    with torch.no_grad():
-        embedded = case.embeddings(ids)
-    _, leak = oracle_relevance(Encoder.of(case.hf_model), embedded, mask, TARGET, "attnlrp", 1e-9)
+    _, leak = written_out(case, "attnlrp", 1e-9)
     assert (leak.abs() > 1e3 * CONSERVED * account.scores.abs()).all()  # a real departure, not rounding
     assert ((account.absorbed - leak).abs() <= CONSERVED * account.scores.abs()).all()
 

@@ -185,34 +185,29 @@ def _two_tracked(run: LRPRun, func: Callable[..., Any], args: Tuple[Any, ...], k
     return a, b
 
 
-def uniform_matmul_rule(run: LRPRun) -> Handler:
-    """``matmul`` / ``mm`` / ``bmm`` / ``@``: two relevance-carrying operands by the uniform rule
-    (:class:`UniformProduct`); a constant operand by LSTMLRP's ε-rule."""
-    constant_operand = matmul_rule(run)
+def _uniform_or(run: LRPRun, one_constant: Handler, stabilized: bool) -> Handler:
+    """Two relevance-carrying operands by :class:`UniformProduct`, else ``one_constant``."""
 
     def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         operands = _two_tracked(run, func, args, kwargs)
         if operands is None:
-            return constant_operand(func, args, kwargs)
+            return one_constant(func, args, kwargs)
         apply: Callable[..., Tensor] = UniformProduct.apply
-        return apply(*operands, func, True, run.rule.epsilon)
+        return apply(*operands, func, stabilized, run.rule.epsilon)
 
     return handler
+
+
+def uniform_matmul_rule(run: LRPRun) -> Handler:
+    """``matmul`` / ``mm`` / ``bmm`` / ``@``: two relevance-carrying operands by the uniform rule
+    (:class:`UniformProduct`); a constant operand by LSTMLRP's ε-rule."""
+    return _uniform_or(run, matmul_rule(run), stabilized=True)
 
 
 def uniform_product_rule(run: LRPRun) -> Handler:
     """``mul`` and its forms: two relevance-carrying factors by the uniform rule (half to each); a constant or gate
     factor by LSTMLRP's rule (all to the other factor)."""
-    constant_factor = product_rule(run, divide=False)
-
-    def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
-        operands = _two_tracked(run, func, args, kwargs)
-        if operands is None:
-            return constant_factor(func, args, kwargs)
-        apply: Callable[..., Tensor] = UniformProduct.apply
-        return apply(*operands, func, False, run.rule.epsilon)
-
-    return handler
+    return _uniform_or(run, product_rule(run, divide=False), stabilized=False)
 
 
 def _normalization(
@@ -309,7 +304,7 @@ def attention_steps(
         ValueError: for a query with every key masked (the fused kernels disagree on what that gives).
 
     >>> q, k, v = torch.randn(2, 3, 4, 8).double(), torch.randn(2, 3, 5, 8).double(), torch.randn(2, 3, 5, 8).double()
-    >>> mask = torch.tensor([True, True, True, False, False])
+    >>> mask = torch.tensor([True, True, True, False, False]).expand(4, 5)   # (queries, keys): True = attend
     >>> fused = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     >>> bool(torch.allclose(attention_steps(q, k, v, attn_mask=mask), fused))
     True
