@@ -26,7 +26,19 @@ from captum_text_ext.datasets.wordpiece import WordPieceTokenizer
 from captum_text_ext.models.transformer_classifier import TransformerClassifier
 from captum_text_ext.models.zoo import load_zoo_model
 
-__all__ = ["BATCH", "METHODS", "MODEL", "TARGET_RATIO", "THREADS", "TransformerBatch", "measure_transformer_rows"]
+__all__ = [
+    "BATCH",
+    "METHODS",
+    "MODEL",
+    "TARGET_RATIO",
+    "THREADS",
+    "TransformerBatch",
+    "load_zoo_transformer",
+    "measure_transformer_rows",
+    "transformer_batches",
+    "transformer_lines",
+    "transformer_summary",
+]
 
 MODEL = "transformer-sst2"
 """The zoo model whose explanations are timed."""
@@ -106,9 +118,10 @@ def measure_transformer_rows(
     """Time the methods on ``batches`` once per thread count (restored afterwards).
 
     Returns:
-        ``{"model", "sentences", "batches", "batch_size_max", "rows": [{"threads", "sentences_per_second",
-        "sentences_per_second_per_repeat", "ratio_attnlrp_to_saliency", "ratio_cp_to_saliency", ...}],
-        "target_ratio", "target_met"}``.
+        The model, the counts of sentences and batches, one row per thread count (``threads``,
+        ``sentences_per_second`` and ``sentences_per_second_per_repeat`` by method, ``ratio_attnlrp_to_saliency``
+        and ``ratio_cp_to_saliency`` with their per-repeat lists), ``target_ratio`` and ``target_met`` (the lowest
+        ratio reaches the target).
     """
     model = model.float().eval()
     timers = _timers(model)

@@ -114,6 +114,7 @@ class SoftmaxTaylor(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, *args: Any, **kwargs: Any) -> Tensor:
+        """The softmax's value, computed by ``value()``."""
         x, value, dim = args
         p: Tensor = value()
         ctx.save_for_backward(x, p)
@@ -122,6 +123,7 @@ class SoftmaxTaylor(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, *grads: Any) -> Tuple[Optional[Tensor], ...]:
+        """The relevance of the logits from the relevance of the weights."""
         (relevance,) = grads
         x, p = ctx.saved_tensors
         logits = torch.where(torch.isneginf(x), torch.zeros_like(x), x).to(p.dtype)
@@ -140,6 +142,7 @@ class UniformProduct(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, *args: Any, **kwargs: Any) -> Tensor:
+        """``product(a, b)``."""
         a, b, product, stabilized, epsilon = args
         z: Tensor = product(a, b)
         ctx.save_for_backward(a, b, z)
@@ -148,6 +151,7 @@ class UniformProduct(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, *grads: Any) -> Tuple[Optional[Tensor], ...]:
+        """The relevance of both factors from the relevance of the product."""
         (relevance,) = grads
         a, b, z = ctx.saved_tensors
         if not ctx.stabilized:
