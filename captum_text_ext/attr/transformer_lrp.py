@@ -64,9 +64,10 @@ class TransformerLRP(GuardedLRP):
     threads. An op on the path without a rule raises
     :class:`~captum_text_ext.decomposition.guard.UnsupportedOperationError` naming it and its module; dropout in
     training mode raises :class:`~captum_text_ext.RandomOpError` (call ``model.eval()`` first). With a padding
-    mask, a right-padded batch gives each sentence the relevance it gets alone and the padded positions exactly 0;
-    left padding runs too, the padded positions get exactly 0, but a model whose position ids start at the first
-    column (BERT, DistilBERT) computes other logits for a left-padded sentence, and the relevance explains those.
+    mask, a right-padded batch gives each sentence the relevance it gets alone and the padded positions exactly 0
+    (right padding is the supported layout). Left padding runs, and masked keys get no relevance, but the relevance
+    explains what the model computes then: a model that reads the first position (BERT's pooler, RoBERTa's and
+    DistilBERT's heads) reads a pad token there, which gets relevance, and absolute position ids shift.
 
     Args:
         model: the model, taking floating-point inputs (``inputs_embeds``, or embeddings for a model written so) and

@@ -22,8 +22,8 @@ from captum_text_ext import LayerTransformerLRP
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 AGREEMENT = 1e-7
-"""Largest difference from LXT's relevance, relative to its largest entry (measured 8.2e-09: LXT's identity rule divides by
-x + 1e-10, its own stabilizer)."""
+"""Largest difference from LXT's relevance, relative to its largest entry (measured: 8.2e-09; LXT's identity rule
+has a stabilizer of its own, f(x) / (x + 1e-10))."""
 CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                "max_position_embeddings", "type_vocab_size", "num_labels", "pad_token_id", "layer_norm_eps",
                "hidden_act")
