@@ -39,6 +39,7 @@ from captum_text_ext.models.registry import architecture_name, build_model
 
 __all__ = [
     "CACHE_ENV_VAR",
+    "BUILD_SLACK",
     "DEFAULT_CACHE_DIR",
     "FORMAT",
     "FORMAT_VERSION",
@@ -257,17 +258,15 @@ _FACTORIES = frozenset(
 class _WeightBudget(TorchFunctionMode):
     """Sizes every tensor a constructor asks a factory of :data:`_FACTORIES` for on the ``meta`` device first (no
     memory), and raises :class:`_BeyondTheWeights` instead of allocating it when the tensors made so far would
-    outnumber, or hold more elements than, the stored weights (plus ``slack``: tensors and elements for the
-    non-persistent buffers a model builds but does not store, :data:`UNSTORED_BUFFERS`).
+    outnumber, or hold more elements than, the stored weights.
 
     The count also stops a config whose layer counts alone (``num_layers=10**6``) would take long to build. Torch
     function modes are per thread: other threads are unaffected.
     """
 
-    def __init__(self, tensors: int, elements: int, slack: Tuple[int, int] = (0, 0)) -> None:
+    def __init__(self, tensors: int, elements: int) -> None:
         super().__init__()
         self.budget = (tensors, elements)
-        self.limit = (tensors + slack[0], elements + slack[1])
         self.created = [0, 0]
 
     def __torch_function__(
@@ -278,32 +277,33 @@ class _WeightBudget(TorchFunctionMode):
             shape = func(*args, **{**kwargs, "device": "meta"}).shape
             self.created[0] += 1
             self.created[1] += shape.numel()
-            if self.created[0] > self.limit[0] or self.created[1] > self.limit[1]:
+            if self.created[0] > self.budget[0] or self.created[1] > self.budget[1]:
                 raise _BeyondTheWeights(
-                    f"its config describes a model with more than the {self.budget[0]} tensors of {self.budget[1]} "
-                    f"elements its state_dict stores (building it reached {self.created[0]} tensors of "
-                    f"{self.created[1]} elements, the last of shape {tuple(shape)}); refused before allocating it"
+                    f"its config describes a model bigger than its state_dict's weights allow (at most "
+                    f"{self.budget[0]} tensors of {self.budget[1]} elements, BUILD_SLACK included; building it "
+                    f"reached {self.created[0]} tensors of {self.created[1]} elements, the last of shape "
+                    f"{tuple(shape)}); refused before allocating it"
                 )
         return func(*args, **kwargs)
 
 
+BUILD_SLACK = (2, 64, 2**20)
+"""A model's constructor may make up to ``2 ×`` the stored tensors ``+ 64`` and ``2 ×`` the stored elements ``+ 2**20``
+(4 MiB of float32): room for the initialization temporaries, placeholders and non-persistent buffers a constructor
+makes besides its weights (Hugging Face models make a few), and far below what a hostile config could ask for."""
+
+
 def _build_within(architecture: str, config: Mapping[str, Any], state_dict: Mapping[str, Tensor]) -> nn.Module:
-    """The model of ``architecture`` and ``config``, built only if it fits in the tensors and elements of
-    ``state_dict``.
+    """The model of ``architecture`` and ``config``, built only if it fits in (:data:`BUILD_SLACK` times) the tensors
+    and elements of ``state_dict``.
 
     Raises:
         _BeyondTheWeights: before the first allocation that would exceed them.
     """
+    factor, extra_tensors, extra_elements = BUILD_SLACK
     elements = sum(tensor.numel() for tensor in state_dict.values())
-    slack_tensors, slack_elements = UNSTORED_BUFFERS
-    with _WeightBudget(len(state_dict), elements, (slack_tensors, max(slack_elements, elements // 100))):
+    with _WeightBudget(factor * len(state_dict) + extra_tensors, factor * elements + extra_elements):
         return build_model(architecture, config)
-
-
-UNSTORED_BUFFERS = (8, 4096)
-"""What a model may build beyond its state_dict: its non-persistent buffers (Hugging Face's BERT builds
-``position_ids`` and ``token_type_ids`` of ``max_length`` entries, which its state_dict leaves out): this many
-tensors, and this many elements or 1% of the stored ones, whichever is more."""
 
 
 def _vocabulary_from_dict(data: Dict[str, Any]) -> TokenVocabulary:

@@ -24,6 +24,7 @@ from captum_text_ext.models import (
     load_checkpoint,
     save_checkpoint,
 )
+from captum_text_ext.models.checkpoints import BUILD_SLACK
 
 VOCAB = Vocabulary(["<pad>", "<unk>", *(f"w{i}" for i in range(10))])
 CONFIGS: Dict[str, Dict[str, Any]] = {
@@ -216,15 +217,16 @@ def test_a_config_bigger_than_its_weights_is_refused_before_allocating(
     save_checkpoint(tmp_path / "small.pt", build_model(architecture, CONFIGS[architecture]), VOCAB, {})
     payload = torch.load(tmp_path / "small.pt", weights_only=True)
     torch.save({**payload, "config": {**payload["config"], **claim}}, tmp_path / "hostile.pt")
-    tensors = len(payload["state_dict"])
-    elements = sum(tensor.numel() for tensor in payload["state_dict"].values())
+    factor, extra_tensors, extra_elements = BUILD_SLACK
+    tensors = factor * len(payload["state_dict"]) + extra_tensors
+    elements = factor * sum(tensor.numel() for tensor in payload["state_dict"].values()) + extra_elements
 
     with _NoLargeRealAllocation(limit=elements), pytest.raises(ValueError) as info:
         load_checkpoint(tmp_path / "hostile.pt")
 
     assert str(info.value).startswith(
-        f"{tmp_path / 'hostile.pt'} is not a captum_text_ext checkpoint: its config describes a model with more "
-        f"than the {tensors} tensors of {elements} elements its state_dict stores"
+        f"{tmp_path / 'hostile.pt'} is not a captum_text_ext checkpoint: its config describes a model bigger than its "
+        f"state_dict's weights allow (at most {tensors} tensors of {elements} elements, BUILD_SLACK included"
     )
     assert "refused before allocating it" in str(info.value)
 
