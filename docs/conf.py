@@ -120,7 +120,8 @@ def _write_supported_ops_table() -> None:
 
     rows = supported_ops()
     methods = list(rows[0].rules)
-    lines = [".. list-table::", "   :header-rows: 1", "   :widths: 15 25 30 30", ""]
+    widths = " ".join(["15", "20"] + [str(65 // len(methods))] * len(methods))
+    lines = [".. list-table::", "   :header-rows: 1", f"   :widths: {widths}", ""]
     lines += ["   * - group", "     - ops"] + [f"     - {method}" for method in methods]
     for row in rows:
         ops = ", ".join(f"``{op}``" for op in row.ops)

@@ -19,6 +19,7 @@ from captum_text_ext.attr.hidden_unit_optimization import (
 from captum_text_ext.attr.hidden_unit_saliency import HiddenUnitSaliency
 from captum_text_ext.attr.lstm_lrp import LSTMLRP, LayerLSTMLRP, LRPDecomposition
 from captum_text_ext.attr.receptive_fields import stack_receptive_fields
+from captum_text_ext.attr.transformer_lrp import LayerTransformerLRP, TransformerLRP
 
 __all__ = [
     "LSTMLRP",
@@ -33,10 +34,12 @@ __all__ = [
     "LayerContextualDecomposition",
     "LayerGradientLinearSurrogate",
     "LayerLSTMLRP",
+    "LayerTransformerLRP",
     "MatchingRate",
     "NearestWords",
     "NotFittedError",
     "TopFeatures",
+    "TransformerLRP",
     "nearest_words",
     "stack_receptive_fields",
 ]

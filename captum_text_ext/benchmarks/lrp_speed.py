@@ -17,6 +17,9 @@ the median of the per-repetition ratios.
 
 Before timing, a sanity check runs the NumPy loop and ``LSTMLRP`` in float64 on a few sentences, for
 :math:`\delta = 0` and :math:`\delta = 1`: their relevances must agree to :data:`SANITY_TOLERANCE`.
+
+The transformer rows (:mod:`~captum_text_ext.benchmarks.transformer_lrp_speed`) follow: ``TransformerLRP`` (both
+presets) against ``Saliency`` on ``transformer-sst2``, batches of 64, with 1 and 2 torch threads.
 """
 
 from __future__ import annotations
@@ -35,6 +38,13 @@ from torch import Tensor, nn
 
 from captum_text_ext.attr import LSTMLRP
 from captum_text_ext.benchmarks.sentences import SentenceBatch, embed_sentences
+from captum_text_ext.benchmarks.transformer_lrp_speed import (
+    load_zoo_transformer,
+    measure_transformer_rows,
+    transformer_batches,
+    transformer_lines,
+    transformer_summary,
+)
 from captum_text_ext.benchmarks.zoo_lstm import load_zoo_lstm
 from captum_text_ext.datasets import load_sst
 from captum_text_ext.datasets._paths import PathLike, find_dataset_file
@@ -318,7 +328,8 @@ def run_lrp_speed(
     Args:
         out: the results directory.
         data_root: the data directory holding ``sst/test.txt``.
-        cache_dir: the model cache holding ``bilstm-sst5.pt`` (it is not trained here).
+        cache_dir: the model cache holding ``bilstm-sst5.pt`` and ``transformer-sst2.pt`` (they are not trained
+            here).
         command: the command line to record (default: ``captum-text-ext benchmark lrp-speed --out OUT``).
         repeats: timed passes over the test set.
 
@@ -326,7 +337,7 @@ def run_lrp_speed(
         The summary lines the command prints (the same numbers as the files).
 
     Raises:
-        FileNotFoundError: when the model or the data is missing.
+        FileNotFoundError: when a model (``bilstm-sst5``, ``transformer-sst2``) or the data is missing.
         ValueError: when the test set does not hold :data:`EXPECTED_SENTENCES` sentences, or ``repeats`` < 1.
         RuntimeError: when the sanity check fails.
     """
@@ -369,6 +380,10 @@ def _measure(run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optiona
     count = len(sentences)
     rates = {name: [count / s for s in spent] for name, spent in seconds.items()}
     ratios = [rates["LSTMLRP"][r] / rates["Saliency"][r] for r in range(repeats)]
+    transformer, tokenizer = load_zoo_transformer("transformer-sst2", cache_dir)
+    run.record_file("transformer checkpoint", checkpoint_path("transformer-sst2", cache_dir))
+    binary = load_sst("test", data_root, granularity="binary")
+    transformer_rows = measure_transformer_rows(transformer, transformer_batches(transformer, tokenizer, binary), repeats)
     return {
         "model": MODEL,
         "sentences": count,
@@ -384,6 +399,7 @@ def _measure(run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optiona
         "target_ratio": TARGET_RATIO,
         "target_met": statistics.median(ratios) >= TARGET_RATIO,
         "sanity_relative_difference": sanity,
+        "transformer": transformer_rows,
     }
 
 
@@ -417,6 +433,7 @@ def _write(out: Path, provenance: Provenance, result: Dict[str, Any]) -> List[st
         "",
         f"Sanity check (float64, {SANITY_SENTENCES} sentences): the NumPy loop and LSTMLRP agree to a relative "
         f"difference of {sanity}.",
+        *transformer_lines(result["transformer"]),
     ]
     write_markdown(out / "lrp_speed.md", provenance, "\n".join(lines))
     write_json(out / "lrp_speed.json", provenance, result)
@@ -425,5 +442,6 @@ def _write(out: Path, provenance: Provenance, result: Dict[str, Any]) -> List[st
     summary.append(f"lrp-speed: LSTMLRP / Saliency = {ratio:.3f} (target >= {result['target_ratio']}: {met}); "
                    f"LSTMLRP / NumPy loop = {loop_speedup:.1f}")
     summary.append(f"lrp-speed: sanity check (float64): relative difference {sanity}")
+    summary += transformer_summary(result["transformer"])
     summary.append(f"wrote {out / 'lrp_speed.md'}, {out / 'lrp_speed.json'}")
     return summary

@@ -160,9 +160,10 @@ _GROUP_LIST = (
         "attention",
         (
             "scaled_dot_product_attention", "multi_head_attention_forward", "_native_multi_head_attention",
-            "_transformer_encoder_layer_fwd",
+            "_transformer_encoder_layer_fwd", "baddbmm",
         ),
-        "fused attention kernels",
+        "fused attention kernels (``baddbmm``: an attention mask plus a batch of products, as in "
+        "``multi_head_attention_forward``)",
     ),  # fmt: skip
 )
 

@@ -26,7 +26,7 @@ from torch.overrides import TorchFunctionMode
 from captum_text_ext.decomposition.bags import BagLookup
 from captum_text_ext.decomposition.cd import CDRun, cd_op_table
 from captum_text_ext.decomposition.guard import OpTable, is_tracked
-from captum_text_ext.decomposition.lrp import EpsilonRule, LRPRun, lrp_op_table
+from captum_text_ext.decomposition.lrp import PRESETS, EpsilonRule, LRPRun, lrp_op_table, transformer_op_table
 from captum_text_ext.decomposition.ops import GROUPS, group_of, op_name
 
 __all__ = ["MODULE_EXAMPLES", "SupportedGroup", "SupportedModule", "method_tables", "supported_modules", "supported_ops"]
@@ -51,10 +51,14 @@ class SupportedGroup:
 
 
 def method_tables() -> Dict[str, OpTable]:
-    """Each decomposition method's op table, by method name (built for a one-phrase, one-token run)."""
+    """Each decomposition method's op table, by method name (built for a one-phrase, one-token run); TransformerLRP
+    once per preset."""
     lrp = lrp_op_table(LRPRun(EpsilonRule()))
     cd = cd_op_table(CDRun.for_masks("phrase", [torch.ones(1, 1, 1, dtype=torch.bool)]))
-    return {lrp.method: lrp, cd.method: cd}
+    tables = {lrp.method: lrp, cd.method: cd}
+    for preset in PRESETS:
+        tables[f'TransformerLRP(rule="{preset}")'] = transformer_op_table(LRPRun(EpsilonRule(), "TransformerLRP"), preset)
+    return tables
 
 
 def _describe(table: OpTable, ops: Tuple[str, ...]) -> str:

@@ -27,6 +27,8 @@ from captum_text_ext import (
     LayerContextualDecomposition,
     LayerGradientLinearSurrogate,
     LayerLSTMLRP,
+    LayerTransformerLRP,
+    TransformerLRP,
 )
 from _user_models import BagClassifier, MaskedLoop, ProjectedLSTM, SeqFirstLSTM, flat_ids
 from captum_text_ext.models import KimCNN, LSTMClassifier, TextCNN
@@ -136,10 +138,36 @@ class Family:
         return Subject(model, model.left, inputs, None, True)
 
 
+class TinyTransformer(nn.Module):
+    """A transformer classifier a user writes: embedding → ``nn.TransformerEncoder`` (padding from the lengths,
+    dropout 0.5 in its ``nn.Dropout`` modules) → mean over the real tokens → linear; ``forward_embeddings`` for the
+    methods that take embeddings."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(VOCAB, 4, padding_idx=0)
+        layer = nn.TransformerEncoderLayer(4, 2, 8, dropout=0.5, activation="gelu", batch_first=True)
+        layer.self_attn.dropout = 0.0  # no nn.Dropout module, so the suite could not switch it off in training mode
+        self.encoder = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
+        self.output = nn.Linear(4, CLASSES)
+
+    def forward_embeddings(self, x: Tensor, lengths: Tensor) -> Tensor:
+        padding = torch.arange(x.shape[1]) >= lengths.unsqueeze(1)
+        hidden = self.encoder(x, src_key_padding_mask=padding)
+        keep = (~padding).to(hidden).unsqueeze(-1)
+        out: Tensor = self.output((hidden * keep).sum(1) / keep.sum(1))
+        return out
+
+    def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
+        return self.forward_embeddings(self.embedding(ids), lengths)
+
+
 RECURRENT = dict(vocab_size=VOCAB, embedding_dim=3, hidden_size=3, num_classes=CLASSES, bidirectional=True,
                  pooling="attention", dropout=0.5)
 EMBEDDINGS = Family(lambda: LSTMClassifier(**RECURRENT), lambda m: m.embedding, True)
 TOKENS = Family(lambda: LSTMClassifier(**RECURRENT), lambda m: m.embedding, False)
+TRANSFORMER_EMBEDDINGS = Family(TinyTransformer, lambda m: m.embedding, True)
+TRANSFORMER_TOKENS = Family(TinyTransformer, lambda m: m.embedding, False)
 CNN_TOKENS = Family(
     lambda: TextCNN(VOCAB, 4, CLASSES, channels=(4, 3), kernel_sizes=(3, 2), dropout=0.5),
     lambda m: m.activations[0],
@@ -338,6 +366,12 @@ CASES: List[Case] = [
          refuses_ops=True),
     Case(LayerLSTMLRP, TOKENS, lambda forward, s: LayerLSTMLRP(forward, s.layer), LAYER_SHAPE,
          (LayerAttribution, GradientAttribution), multiplies_by_inputs=True, has_convergence_delta=True,
+         refuses_ops=True),
+    Case(TransformerLRP, TRANSFORMER_EMBEDDINGS, lambda forward, s: TransformerLRP(forward), INPUT_SHAPE,
+         (GradientAttribution,), multiplies_by_inputs=True, has_convergence_delta=True,
+         input_dtype_error=EMBEDDINGS_NOT_IDS, refuses_ops=True),
+    Case(LayerTransformerLRP, TRANSFORMER_TOKENS, lambda forward, s: LayerTransformerLRP(forward, s.layer, rule="cp"),
+         LAYER_SHAPE, (LayerAttribution, GradientAttribution), multiplies_by_inputs=True, has_convergence_delta=True,
          refuses_ops=True),
     Case(ContextualDecomposition, EMBEDDINGS, lambda forward, s: ContextualDecomposition(forward), TOKEN_SCORES,
          (Attribution,), multiplies_by_inputs=True, has_convergence_delta=False,

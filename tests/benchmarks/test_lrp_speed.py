@@ -15,7 +15,22 @@ from captum_text_ext.benchmarks import lrp_speed
 from captum_text_ext.benchmarks.lrp_speed import BiLSTMWeights, numpy_lstm_lrp, sanity_check
 from captum_text_ext.benchmarks.sentences import embed_sentences
 from captum_text_ext.cli import main
+from captum_text_ext.datasets import load_sst
+from captum_text_ext.datasets.wordpiece import WordPieceTokenizer
 from captum_text_ext.models import LSTMClassifier
+from captum_text_ext.models.checkpoints import save_checkpoint
+from captum_text_ext.models.transformer_classifier import TransformerClassifier
+
+
+def write_tiny_transformer(data: Path, cache: Path) -> None:
+    """``cache/transformer-sst2.pt``: an untrained width-8 BERT with a WordPiece vocabulary of the tiny test set."""
+    pytest.importorskip("transformers")
+    texts = [tree.tokens for tree in load_sst("test", data)]
+    tokenizer = WordPieceTokenizer.train(texts, vocab_size=60, min_frequency=1)
+    torch.manual_seed(0)
+    model = TransformerClassifier(len(tokenizer), 2, hidden_size=8, num_layers=1, num_heads=2, max_length=40,
+                                  pad_index=tokenizer.pad_index).eval()
+    save_checkpoint(cache / "transformer-sst2.pt", model, tokenizer, {"zoo_name": "transformer-sst2"})
 
 
 @pytest.mark.parametrize("output_bias", [False, True])
@@ -58,6 +73,7 @@ def test_sanity_check_compares_in_float64_and_leaves_the_model_alone() -> None:
 
 def test_command_writes_its_results_with_the_provenance_first(tmp_path: Path, monkeypatch, capsys) -> None:
     data, cache, count, _ = make_tiny_setup(tmp_path)
+    write_tiny_transformer(data, cache)
     monkeypatch.setattr(lrp_speed, "EXPECTED_SENTENCES", count)
     argv = ["benchmark", "lrp-speed", "--out", str(tmp_path / "r"), "--data-root", str(data), "--cache-dir",
             str(cache)]
@@ -74,6 +90,15 @@ def test_command_writes_its_results_with_the_provenance_first(tmp_path: Path, mo
     ratio = f"{results['ratio_lstmlrp_to_saliency']:.3f}"
     assert f"LSTMLRP / Saliency = {ratio}" in printed and f"LSTMLRP / Saliency: **{ratio}**" in markdown
     assert max(results["sanity_relative_difference"].values()) < 1e-8
+    transformer = results["transformer"]
+    binary = len(load_sst("test", data, granularity="binary"))
+    assert transformer["sentences"] == binary and [row["threads"] for row in transformer["rows"]] == [1, 2]
+    for row in transformer["rows"]:
+        assert set(row["sentences_per_second"]) == {'TransformerLRP(rule="attnlrp")', 'TransformerLRP(rule="cp")',
+                                                     "Saliency"}
+        ratio = f"{row['ratio_attnlrp_to_saliency']:.3f}"
+        assert f"{row['threads']} thread(s): TransformerLRP / Saliency = {ratio} (attnlrp)" in printed
+    assert "## TransformerLRP" in markdown and "| 2 | Saliency |" in markdown
 
 
 def test_wrong_test_set_size_is_a_one_line_error(tmp_path: Path, capsys) -> None:

@@ -27,7 +27,8 @@ from captum_text_ext.decomposition import (
 from captum_text_ext.decomposition.cd import REFUSED as CD_REFUSED
 from captum_text_ext.decomposition.guard import SUPPORTED_OPS_PAGE
 from captum_text_ext.decomposition.lrp import REFUSED as LRP_REFUSED
-from captum_text_ext.decomposition.supported import MODULE_EXAMPLES, method_tables, supported_modules, supported_ops
+from captum_text_ext.decomposition.lrp import TRANSFORMER_REFUSED
+from captum_text_ext.decomposition.supported import MODULE_EXAMPLES, method_tables, supported_ops
 
 
 def _route(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
@@ -169,7 +170,8 @@ def test_scoped_hooks_act_only_in_their_thread_and_go_on_exit_after_an_error() -
 
 def test_every_op_of_every_group_has_a_rule_or_a_stated_refusal_in_each_table() -> None:
     tables = method_tables()
-    refused = {"LSTMLRP": LRP_REFUSED, "ContextualDecomposition": CD_REFUSED}
+    refused = {"LSTMLRP": LRP_REFUSED, "ContextualDecomposition": CD_REFUSED,
+               'TransformerLRP(rule="attnlrp")': TRANSFORMER_REFUSED, 'TransformerLRP(rule="cp")': TRANSFORMER_REFUSED}
     assert sorted(tables) == sorted(refused)
     for method, table in tables.items():
         for group in GROUPS.values():

@@ -90,7 +90,9 @@ reading order and their input relevances summed; relevance on layer :math:`k`'s 
 
 The package has the same shape as :mod:`~captum_text_ext.decomposition.cd`: :mod:`.relevance` (what carries
 relevance: the ε-rule's constants and the autograd functions whose backward is a rule), :mod:`.recurrent` (the LSTM/GRU
-walk), :mod:`.rules` (the other op groups) and :mod:`.table` (the op table).
+walk), :mod:`.rules` (the other op groups) and :mod:`.table` (the op table). :mod:`.transformer` holds
+:class:`~captum_text_ext.TransformerLRP`'s rules (softmax, two-operand products, normalizations, attention kernels;
+the AttnLRP and CP-LRP presets) and its table, which falls back on this table's rules for every other op.
 """
 
 from captum_text_ext.decomposition.lrp.recurrent import (
@@ -101,10 +103,13 @@ from captum_text_ext.decomposition.lrp.recurrent import (
 )
 from captum_text_ext.decomposition.lrp.relevance import CELL_STABILIZERS, EpsilonRule, InitialState, LRPRun, sign0
 from captum_text_ext.decomposition.lrp.table import REFUSED, lrp_op_table
+from captum_text_ext.decomposition.lrp.transformer import PRESETS, TRANSFORMER_REFUSED, transformer_op_table
 
 __all__ = [
     "CELL_STABILIZERS",
+    "PRESETS",
     "REFUSED",
+    "TRANSFORMER_REFUSED",
     "EpsilonRule",
     "InitialState",
     "LRPRun",
@@ -114,4 +119,5 @@ __all__ = [
     "lstm_direction_relevance",
     "recurrent_relevance",
     "sign0",
+    "transformer_op_table",
 ]

@@ -181,16 +181,19 @@ class EpsilonMap(torch.autograd.Function):
 class EpsilonAdd(torch.autograd.Function):
     """``z = Σ_k c_k a_k + const``: a weighted connection of the relevance-carrying operands, constants as bias.
 
-    ``EpsilonAdd.apply(value, coefficients, constant, rule, *operands)``.
+    ``EpsilonAdd.apply(value, coefficients, constant, rule, zero_constant_passes, *operands)``: with
+    ``zero_constant_passes`` and one operand, the entries where the constant is exactly 0 are the identity
+    (:math:`z = a`) and pass their relevance unchanged (an attention mask's 0 entries absorb nothing).
     """
 
     @staticmethod
     def forward(ctx: Any, *args: Any, **kwargs: Any) -> Tensor:
         """The op's value (the arguments are the class's); the rule is in ``backward``."""
-        value, coefficients, constant, rule, *operands = args
+        value, coefficients, constant, rule, zero_constant_passes, *operands = args
         z: Tensor = value()
         ctx.save_for_backward(z, *operands)
         ctx.coefficients, ctx.constant, ctx.rule = coefficients, constant, rule
+        ctx.zero_constant_passes = zero_constant_passes and len(operands) == 1
         return z
 
     @staticmethod
@@ -207,8 +210,10 @@ class EpsilonAdd(torch.autograd.Function):
         messages = []
         for coefficient, operand in zip(ctx.coefficients, operands):
             message = coefficient * operand * q + share
+            if ctx.zero_constant_passes:
+                message = torch.where(torch.as_tensor(ctx.constant).to(z) == 0, relevance, message)
             messages.append(message.sum_to_size(operand.shape))
-        return (None, None, None, None, *messages)
+        return (None, None, None, None, None, *messages)
 
 
 class PassThrough(torch.autograd.Function):
@@ -297,11 +302,17 @@ def epsilon_map(
 
 
 def epsilon_add(
-    value: Callable[[], Tensor], coefficients: Tuple[float, ...], constant: Any, rule: EpsilonRule, *operands: Tensor
+    value: Callable[[], Tensor],
+    coefficients: Tuple[float, ...],
+    constant: Any,
+    rule: EpsilonRule,
+    *operands: Tensor,
+    zero_constant_passes: bool = False,
 ) -> Tensor:
-    """``value()``, whose backward shares relevance among ``operands`` by the ε-rule (:class:`EpsilonAdd`)."""
+    """``value()``, whose backward shares relevance among ``operands`` by the ε-rule (:class:`EpsilonAdd`); with
+    ``zero_constant_passes``, a single operand keeps all the relevance where the constant is exactly 0."""
     apply: Callable[..., Tensor] = EpsilonAdd.apply
-    return apply(value, coefficients, constant, rule, *operands)
+    return apply(value, coefficients, constant, rule, zero_constant_passes, *operands)
 
 
 def pass_through(x: Tensor, value: Callable[[], Tensor]) -> Tensor:

@@ -211,10 +211,12 @@ ADD_FORMS: Dict[str, Tuple[int, int]] = {
 """The signs of the operands of each form of ``a ± b``."""
 
 
-def add_rule(run: LRPRun) -> Handler:
+def add_rule(run: LRPRun, zero_constant_passes: bool = False) -> Handler:
     """``a ± b``: the ε-rule over the relevance-carrying operands, constant operands acting as bias; a sum of
     selections (products with disjoint constant 0/1 masks, :func:`product_rule`) and no constant other than 0 routes
-    each entry's relevance to the operand selected there, as ``torch.where`` does."""
+    each entry's relevance to the operand selected there, as ``torch.where`` does. With ``zero_constant_passes``, a
+    constant's entries that are exactly 0 make the sum the identity there, which passes relevance unchanged (the zeros
+    of an additive attention mask absorb nothing)."""
 
     def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         first_sign, second_sign = ADD_FORMS[getattr(func, "__name__", "")]
@@ -235,7 +237,14 @@ def add_rule(run: LRPRun) -> Handler:
         if selection is not None:
             masks, covered = selection
             return mark_selection(selection_sum(lambda: func(*args, **kwargs), masks, *operands), covered)
-        return epsilon_add(lambda: func(*args, **kwargs), coefficients, constant, run.rule, *operands)
+        return epsilon_add(
+            lambda: func(*args, **kwargs),
+            coefficients,
+            constant,
+            run.rule,
+            *operands,
+            zero_constant_passes=zero_constant_passes,
+        )
 
     return handler
 

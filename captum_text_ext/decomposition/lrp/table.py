@@ -23,7 +23,7 @@ from captum_text_ext.decomposition.lrp.rules import (
 )
 from captum_text_ext.decomposition.ops import GROUPS
 
-__all__ = ["REFUSED", "lrp_op_table"]
+__all__ = ["REFUSED", "lrp_op_table", "register_lrp_rules"]
 
 REFUSED: Dict[str, str] = {
     "normalization": "normalization layers divide by a statistic of the value itself; LSTMLRP has no rule for them",
@@ -37,6 +37,15 @@ EPSILON = "epsilon rule"
 def lrp_op_table(run: LRPRun) -> OpTable:
     """The ops LSTMLRP supports, each with its rule (equations in :mod:`~captum_text_ext.decomposition.lrp`)."""
     table = OpTable(run.method)
+    register_lrp_rules(table, run)
+    for name, reason in REFUSED.items():
+        table.refuse(GROUPS[name], reason)
+    return table
+
+
+def register_lrp_rules(table: OpTable, run: LRPRun) -> None:
+    """Give every op of ``table`` that has no rule yet LSTMLRP's rule, if it has one (the normalization and
+    attention groups stay open): the transformer table registers its own rules first, then these."""
     recurrent = GROUPS["recurrent layers"]
     for op in recurrent.ops:
         table.register(recurrent, "LSTM/GRU rule (Arras et al.)", recurrent_rule(run, op), [op])
@@ -57,6 +66,3 @@ def lrp_op_table(run: LRPRun) -> OpTable:
     table.register(GROUPS["gates"], "gate (no relevance)", gate_rule(run))
     for name in ("routing", "assembling", "packing", "constants"):
         table.register(GROUPS[name], "routing (own backward)", route)
-    for name, reason in REFUSED.items():
-        table.refuse(GROUPS[name], reason)
-    return table
