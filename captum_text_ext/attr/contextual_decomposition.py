@@ -675,6 +675,8 @@ class LayerContextualDecomposition(ContextualDecomposition, LayerAttribution):
         )
         if bag_of_row is not None:
             return _spread_over_bags(scores, group_ids[0][0], groups, bag_of_row)
+        if flat:  # no flat ids: no phrase, no pass
+            return scores.new_zeros(0)
         return _spread(scores, masks, group_ids, groups)[0]
 
     def decompose(

@@ -29,8 +29,9 @@ import torch
 from captum._utils.common import _format_additional_forward_args
 from torch import Tensor, nn
 
+from captum_text_ext.decomposition.bags import start_at_layer
 from captum_text_ext.decomposition.guard import OpGuard, OpTable, UnsupportedOperationError, is_tracked
-from captum_text_ext.decomposition.hooks import LayerCapture, ModuleTracker, ScopedHooks, modules_of
+from captum_text_ext.decomposition.hooks import ModuleTracker, ScopedHooks, modules_of
 from captum_text_ext.decomposition.ops import op_name
 
 __all__ = ["GuardedForward", "Run", "forward_args", "model_output", "plain_run"]
@@ -121,13 +122,13 @@ def plain_run(
 ) -> Tuple[Any, Optional[Tuple[Tensor, ...]]]:
     """The model's output (and the layer's floating-point output or inputs, when ``layer`` is given) of an ordinary
     forward pass without autograd: what a method returns the shapes of for an empty batch, where there is nothing to
-    decompose.
+    decompose. For an ``nn.EmbeddingBag`` the layer's rows are captured, where the methods start.
 
     Raises:
         ValueError: when ``layer`` does not run.
     """
     with ScopedHooks() as hooks, torch.no_grad():
-        capture = None if layer is None else LayerCapture(layer, hooks, lambda t: t, to_input)
+        capture = None if layer is None else start_at_layer(layer, hooks, lambda t: t, to_input)
         output = forward_func(*args)
         return output, None if capture is None else capture.require()
 

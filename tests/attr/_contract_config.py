@@ -105,6 +105,8 @@ class Family:
     Attributes:
         flat: the model takes the token ids flat (:func:`~_user_models.flat_ids`), the lengths as offsets.
         layer_batch_dim: the dimension of the layer's output that holds the examples (1 for ``emb(ids.t())``).
+        runs_empty: the model takes an empty batch (one that packs its sequences cannot: torch refuses to pack an
+            empty batch).
     """
 
     make: Callable[[], nn.Module]
@@ -112,6 +114,7 @@ class Family:
     takes_embeddings: bool
     flat: bool = False
     layer_batch_dim: int = 0
+    runs_empty: bool = True
 
     def model(self) -> Any:
         torch.manual_seed(0)
@@ -184,8 +187,10 @@ KIM_CONV = Family(_kim, lambda m: m.convs[1], False)
 BAG_FLAT = Family(lambda: BagClassifier(VOCAB, 3, CLASSES, mode="sum", weighted=True), lambda m: m.embedding, False,
                   flat=True)
 BAG_2D = Family(lambda: BagClassifier(VOCAB, 3, CLASSES, mode="mean", flat=False), lambda m: m.embedding, False)
-PROJECTED = Family(lambda: ProjectedLSTM(VOCAB, 3, CLASSES), lambda m: m.embedding, True)
-SEQ_FIRST = Family(lambda: SeqFirstLSTM(VOCAB, 3, CLASSES), lambda m: m.embedding, False, layer_batch_dim=1)
+PROJECTED = Family(lambda: ProjectedLSTM(VOCAB, 3, CLASSES), lambda m: m.embedding, True, runs_empty=False)
+SEQ_FIRST = Family(
+    lambda: SeqFirstLSTM(VOCAB, 3, CLASSES), lambda m: m.embedding, False, layer_batch_dim=1, runs_empty=False
+)
 MASKED_LOOP = Family(lambda: MaskedLoop(VOCAB, 3, CLASSES), lambda m: m.embedding, True)
 
 

@@ -17,8 +17,9 @@ def test_leaderboard_runs_end_to_end_and_writes_what_it_prints(synthetic_zoo: di
     out = tmp_path / "leaderboard"
     status = main(["benchmark", "leaderboard", "--out", str(out), "--cache-dir", str(synthetic_zoo["cache"]),
                    "--models", "lstm-synthetic,textcnn-synthetic", "--n", "10", "--sensitivity-n", "3"])
-    printed = capsys.readouterr().out
-    assert status == 0, printed
+    captured = capsys.readouterr()
+    printed = captured.out
+    assert status == 0, captured.err
     markdown = (out / "leaderboard.md").read_text(encoding="utf-8")
     body = markdown.split("\n\n", 2)[2]  # after the provenance comment and the visible summary line
     assert body.strip() in printed

@@ -28,7 +28,7 @@ from captum_text_ext.decomposition.cd import REFUSED as CD_REFUSED
 from captum_text_ext.decomposition.guard import SUPPORTED_OPS_PAGE
 from captum_text_ext.decomposition.lrp import REFUSED as LRP_REFUSED
 from captum_text_ext.decomposition.lrp import TRANSFORMER_REFUSED
-from captum_text_ext.decomposition.supported import MODULE_EXAMPLES, method_tables, supported_ops
+from captum_text_ext.decomposition.supported import MODULE_EXAMPLES, method_tables, supported_modules, supported_ops
 
 
 def _route(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:

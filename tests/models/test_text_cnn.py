@@ -193,7 +193,7 @@ def test_invalid_options_are_refused() -> None:
     with pytest.raises(ValueError, match=r"`input_length` >= the receptive field 13 or None, but got 12"):
         TextCNN.yuan_mr(10, embedding_dim=4, input_length=12)
     model = _model("stacked")
-    with pytest.raises(ValueError, match=r"`lengths` in \[1, 3\], but got \[4\]"):
+    with pytest.raises(ValueError, match=r"`lengths` in \[1, 3\] \(the padded batch has 3 steps\), but got \[4\]"):
         model(torch.tensor([[2, 3, 4]]), torch.tensor([4]))
     with pytest.raises(ValueError, match=r"`lengths` to have shape \(1,\), but got \(2,\)"):
         model(torch.tensor([[2, 3, 4]]), torch.tensor([3, 3]))
