@@ -52,6 +52,7 @@ class Decomposed(Tensor):
     unsplit: Optional[UnsupportedOperationError]
     _phrases: int
     _parts: Optional[Tuple[Tensor, Tensor]]
+    _resolved: Optional[Tuple[Tensor, Tensor]]
     _make_parts: Optional[Callable[[], Tuple[Tensor, Tensor]]]
 
     @staticmethod
@@ -111,7 +112,7 @@ class Decomposed(Tensor):
             plain = plain.plain
         out = Tensor._make_subclass(Decomposed, plain, False)
         out.plain, out.origin, out.pending, out._phrases = plain, origin, pending, phrases
-        out._parts = out._make_parts = out.mask = out.unsplit = None
+        out._parts = out._resolved = out._make_parts = out.mask = out.unsplit = None
         return out
 
     @property
@@ -143,8 +144,11 @@ class Decomposed(Tensor):
         return self._phrases
 
     def resolved(self) -> Tuple[Tensor, Tensor]:
-        """``(β, γ)`` with the pending bias split in proportion to :math:`|\\beta|` and :math:`|\\gamma|`."""
-        return split_bias(self.beta, self.gamma, self.pending)
+        """``(β, γ)`` with the pending bias split in proportion to :math:`|\\beta|` and :math:`|\\gamma|` (computed
+        once: several ops may read one tensor, as the query, key and value projections do)."""
+        if self._resolved is None:
+            self._resolved = split_bias(self.beta, self.gamma, self.pending)
+        return self._resolved
 
 
 def is_decomposed(obj: Any) -> bool:
@@ -160,10 +164,9 @@ def split_bias(beta: Tensor, gamma: Tensor, bias: Optional[Tensor]) -> Tuple[Ten
     """
     if bias is None:
         return beta, gamma
-    size_b, size_g = beta.abs(), gamma.abs()
-    total = size_b + size_g
-    share = torch.where(total > 0, size_b / torch.where(total > 0, total, torch.ones_like(total)), 0.5)
-    to_beta = bias * share
+    share = beta.abs()
+    share.div_(gamma.abs().add_(share)).nan_to_num_(nan=0.5)  # 0 / 0 where both parts are 0: halves
+    to_beta = share.mul_(bias)
     return beta + to_beta, gamma + (bias - to_beta)
 
 
