@@ -21,7 +21,7 @@ keeps that loop and that structure; the propagation rules are those of
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -33,7 +33,8 @@ NUM_AT_TIME = 64
 """Unit phrases per ``prop_classifier_model`` call (CD_Circuit's ``num_at_time``)."""
 
 Decomposition = Tuple[Tensor, Tensor, Optional[Tensor]]
-"""``(rel, irrel, bias)``: β, γ and a bias not yet split between them."""
+"""``(rel, irrel, bias)``: β, γ and a bias not yet split between them. The modules passed around are the
+``transformers`` BERT modules (typed ``Any``: the library is untyped)."""
 
 
 def resolve_bias(rel: Tensor, irrel: Tensor, bias: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
@@ -51,7 +52,7 @@ def prop_linear(rel: Tensor, irrel: Tensor, bias: Optional[Tensor], linear_modul
     return torch.matmul(rel, weight), torch.matmul(irrel, weight), linear_module.bias.expand(*rel.shape[:-1], -1)
 
 
-def prop_act(rel: Tensor, irrel: Tensor, bias: Optional[Tensor], act_mod: nn.Module) -> Decomposition:
+def prop_act(rel: Tensor, irrel: Tensor, bias: Optional[Tensor], act_mod: Any) -> Decomposition:
     rel, irrel = resolve_bias(rel, irrel, bias)
     act_rel, act_irrel, act_tot = act_mod(rel), act_mod(irrel), act_mod(rel + irrel)
     return 0.5 * (act_rel + (act_tot - act_irrel)), 0.5 * (act_irrel + (act_tot - act_rel)), None
@@ -69,42 +70,43 @@ def prop_layer_norm(rel: Tensor, irrel: Tensor, bias: Optional[Tensor], layer_no
 
 
 def add_parts(first: Decomposition, second: Decomposition) -> Decomposition:
-    biases = [b for b in (first[2], second[2]) if b is not None]
-    return first[0] + second[0], first[1] + second[1], sum(biases) if biases else None
+    """A residual addition: the parts add, and so do the pending biases."""
+    bias = first[2] if second[2] is None else second[2] if first[2] is None else first[2] + second[2]
+    return first[0] + second[0], first[1] + second[1], bias
 
 
-def transpose_for_scores(x: Tensor, sa_module: nn.Module) -> Tensor:
+def transpose_for_scores(x: Tensor, sa_module: Any) -> Tensor:
     new_x_shape = x.size()[:-1] + (sa_module.num_attention_heads, sa_module.attention_head_size)
     return x.view(new_x_shape).permute(0, 2, 1, 3)
 
 
-def mul_att(att_probs: Tensor, value: Tensor, sa_module: nn.Module) -> Tensor:
+def mul_att(att_probs: Tensor, value: Tensor, sa_module: Any) -> Tensor:
     context_layer = torch.matmul(att_probs, transpose_for_scores(value, sa_module))
     context_layer = context_layer.permute(0, 2, 1, 3).contiguous()
     return context_layer.view(*context_layer.size()[:-2], -1)
 
 
-def get_attention_probs(tot_embed: Tensor, attention_mask: Tensor, sa_module: nn.Module) -> Tensor:
+def get_attention_probs(tot_embed: Tensor, attention_mask: Tensor, sa_module: Any) -> Tensor:
     query_layer = transpose_for_scores(sa_module.query(tot_embed), sa_module)
     key_layer = transpose_for_scores(sa_module.key(tot_embed), sa_module)
     attention_scores = torch.matmul(query_layer, key_layer.transpose(-1, -2)) * sa_module.scaling
     return nn.functional.softmax(attention_scores + attention_mask, dim=-1)
 
 
-def prop_self_attention(parts: Decomposition, attention_mask: Tensor, sa_module: nn.Module) -> Decomposition:
+def prop_self_attention(parts: Decomposition, attention_mask: Tensor, sa_module: Any) -> Decomposition:
     rel, irrel, bias = parts
     att_probs = get_attention_probs(rel + irrel + (0 if bias is None else bias), attention_mask, sa_module)
     rel_value, irrel_value = resolve_bias(*prop_linear(rel, irrel, bias, sa_module.value))
     return mul_att(att_probs, rel_value, sa_module), mul_att(att_probs, irrel_value, sa_module), None
 
 
-def prop_attention(parts: Decomposition, attention_mask: Tensor, a_module: nn.Module) -> Decomposition:
+def prop_attention(parts: Decomposition, attention_mask: Tensor, a_module: Any) -> Decomposition:
     context = prop_self_attention(parts, attention_mask, a_module.self)
     dense = prop_linear(*context, a_module.output.dense)
     return prop_layer_norm(*add_parts(dense, parts), a_module.output.LayerNorm)
 
 
-def prop_layer(parts: Decomposition, attention_mask: Tensor, layer_module: nn.Module) -> Decomposition:
+def prop_layer(parts: Decomposition, attention_mask: Tensor, layer_module: Any) -> Decomposition:
     attention = prop_attention(parts, attention_mask, layer_module.attention)
     intermediate = prop_linear(*attention, layer_module.intermediate.dense)
     activated = prop_act(*intermediate, layer_module.intermediate.intermediate_act_fn)
@@ -112,13 +114,13 @@ def prop_layer(parts: Decomposition, attention_mask: Tensor, layer_module: nn.Mo
     return prop_layer_norm(*add_parts(output, attention), layer_module.output.LayerNorm)
 
 
-def prop_encoder(parts: Decomposition, attention_mask: Tensor, encoder_module: nn.Module) -> Decomposition:
+def prop_encoder(parts: Decomposition, attention_mask: Tensor, encoder_module: Any) -> Decomposition:
     for layer_module in encoder_module.layer:
         parts = prop_layer(parts, attention_mask, layer_module)
     return parts
 
 
-def prop_pooler(parts: Decomposition, pooler_module: nn.Module) -> Decomposition:
+def prop_pooler(parts: Decomposition, pooler_module: Any) -> Decomposition:
     rel, irrel, bias = parts
     first = prop_linear(rel[:, 0], irrel[:, 0], None if bias is None else bias[:, 0], pooler_module.dense)
     return prop_act(*first, pooler_module.activation)
@@ -130,7 +132,7 @@ def get_extended_attention_mask(attention_mask: Tensor, dtype: torch.dtype) -> T
 
 
 def prop_classifier_model(
-    input_ids: Tensor, attention_mask: Tensor, rel_ind_list: Sequence[Sequence[int]], model: nn.Module,
+    input_ids: Tensor, attention_mask: Tensor, rel_ind_list: Sequence[Sequence[int]], model: Any,
     max_seq_len: int,
 ) -> Decomposition:  # fmt: skip
     """The parts of the logits of one encoding :math:`(1, S)` for each phrase of ``rel_ind_list`` (token indices),
@@ -157,7 +159,7 @@ def prop_classifier_model(
 
 
 def comp_cd_scores(
-    model: nn.Module, token_ids: Sequence[int], pad_id: int, max_seq_len: int, positive: int, negative: int,
+    model: Any, token_ids: Sequence[int], pad_id: int, max_seq_len: int, positive: int, negative: int,
     num_at_time: int = NUM_AT_TIME,
 ) -> np.ndarray:  # fmt: skip
     r"""Every token's score :math:`\beta_{positive} - \beta_{negative}` for one sentence, its unit phrases
