@@ -28,6 +28,7 @@ from captum_text_ext import (
     LayerGradientLinearSurrogate,
     LayerLSTMLRP,
 )
+from _token_transformers import EncoderTokenClassifier, HFTokenClassifier, LSTMSelfAttentionClassifier
 from captum_text_ext.models import LSTMClassifier, TextCNN
 
 VOCAB = 12
@@ -127,6 +128,19 @@ CNN_TOKENS = Family(
 )
 
 
+TRANSFORMERS = {
+    "bert": lambda: HFTokenClassifier(VOCAB, CLASSES, attn_implementation="sdpa"),
+    "encoder": lambda: EncoderTokenClassifier(VOCAB, CLASSES, norm_first=True),
+    "lstm-self-attention": lambda: LSTMSelfAttentionClassifier(VOCAB, CLASSES),
+}
+"""Transformer classifiers read like the reference models (``_token_transformers.py``), by label."""
+
+
+def transformer_families(takes_embeddings: bool) -> List[Tuple[str, Family]]:
+    """``(label, family)`` of every transformer of :data:`TRANSFORMERS`, its token embedding as the layer."""
+    return [(label, Family(make, lambda m: m.embedding, takes_embeddings)) for label, make in TRANSFORMERS.items()]
+
+
 class Returns(NamedTuple):
     """The shape a method returns, from an input ``x`` and the output ``z`` of the subject's layer."""
 
@@ -192,6 +206,7 @@ class Case:
         units: the label of every scored unit of one example, from its tokens (for ``visualize_text``).
         call: how the suite calls it.
         items: the contract items that apply.
+        label: what tells the case apart from another case of the same class (its models).
     """
 
     method: Type[Any]
@@ -208,15 +223,25 @@ class Case:
     units: Callable[[Any, Sequence[str]], List[str]] = _tokens
     call: Callable[[Any, Any, Any, Any], Any] = attribute
     items: FrozenSet[str] = ITEMS
+    label: str = ""
 
     @property
     def name(self) -> str:
         return self.method.__name__
 
     @property
+    def id(self) -> str:
+        """The test id: the class, and the label if any."""
+        return f"{self.name}[{self.label}]" if self.label else self.name
+
+    @property
     def is_layer_method(self) -> bool:
         return LayerAttribution in self.bases
 
+
+TRANSFORMER_ITEMS = frozenset({"shapes", "targets", "forward_args", "untouched", "threads", "noise_tunnel",
+                               "visualization"})
+"""The items that depend on the model, for a class's cases on further models (transformers)."""
 
 EMBEDDINGS_NOT_IDS = (lambda x: x.long(), TypeError,
                       r"Expected `inputs` to be floating-point tensors .*embeddings\), but input 0 is torch.int64")
@@ -234,6 +259,18 @@ CASES: List[Case] = [
     Case(LayerContextualDecomposition, TOKENS, lambda forward, s: LayerContextualDecomposition(forward, s.layer),
          LAYER_TOKEN_SCORES, (LayerAttribution,), multiplies_by_inputs=True,
          has_convergence_delta=False, refuses_ops=True),
+    *[
+        Case(ContextualDecomposition, family, lambda forward, s: ContextualDecomposition(forward), TOKEN_SCORES,
+             (Attribution,), multiplies_by_inputs=True, has_convergence_delta=False, refuses_ops=True,
+             items=TRANSFORMER_ITEMS, label=label)
+        for label, family in transformer_families(takes_embeddings=True)
+    ],
+    *[
+        Case(LayerContextualDecomposition, family, lambda forward, s: LayerContextualDecomposition(forward, s.layer),
+             LAYER_TOKEN_SCORES, (LayerAttribution,), multiplies_by_inputs=True, has_convergence_delta=False,
+             refuses_ops=True, items=TRANSFORMER_ITEMS, label=label)
+        for label, family in transformer_families(takes_embeddings=False)
+    ],
     Case(GradientLinearSurrogate, EMBEDDINGS, lambda forward, s: GradientLinearSurrogate(forward), INPUT_SHAPE,
          (GradientAttribution,), multiplies_by_inputs=False, has_convergence_delta=False,
          input_dtype_error=EMBEDDINGS_NOT_IDS),
@@ -255,4 +292,4 @@ CASES: List[Case] = [
 
 def cases(item: str, where: Callable[[Case], bool] = lambda case: True) -> List[Any]:
     """The cases an item applies to, as pytest parameters named by their class."""
-    return [pytest.param(case, id=case.name) for case in CASES if item in case.items and where(case)]
+    return [pytest.param(case, id=case.id) for case in CASES if item in case.items and where(case)]

@@ -196,7 +196,7 @@ predicted class)."""
 
 @pytest.mark.parametrize(
     "case,form",
-    [pytest.param(c, form, id=f"{c.name}-{form}") for c in CASES if "targets" in c.items for form in c.target_forms],
+    [pytest.param(c, form, id=f"{c.id}-{form}") for c in CASES if "targets" in c.items for form in c.target_forms],
 )
 def test_every_target_form_gives_the_per_example_results(case: Case, form: str) -> None:
     head, target, meant = TARGETS[form]
@@ -250,7 +250,7 @@ RAISING: Dict[str, Tuple[Optional[Head], Any, Any]] = {
 @pytest.mark.parametrize(
     "case,how",
     [
-        pytest.param(c, how, id=f"{c.name}-{how}")
+        pytest.param(c, how, id=f"{c.id}-{how}")
         for c in CASES
         if "untouched" in c.items
         for how in ("call", "call under no_grad", *RAISING)
@@ -379,7 +379,7 @@ BAD_TARGETS: Dict[str, Any] = {
 @pytest.mark.parametrize(
     "case,form",
     [
-        pytest.param(c, form, id=f"{c.name}-{form}")
+        pytest.param(c, form, id=f"{c.id}-{form}")
         for c in CASES
         if "bad_input" in c.items
         for form in BAD_TARGETS

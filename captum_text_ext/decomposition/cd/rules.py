@@ -102,6 +102,8 @@ def scale_rule(run: CDRun, divide: bool) -> Handler:
 
 
 def negation_rule(run: CDRun) -> Handler:
+    """``-x``: every part (and the pending bias) negated."""
+
     def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         x = args[0]
         pending = None if x.pending is None else -x.pending
@@ -119,29 +121,23 @@ def _linear_map(
     bias_free: Tuple[Tuple[Any, ...], Dict[str, Any]],
     origin_rule: Callable[[Decomposed, Tensor], Optional[Tensor]],
 ) -> Decomposed:
-    """A weighted layer: the linear map on the resolved parts, its bias pending.
-
-    Only β goes through the map: :math:`W\\gamma = (Wx + b) - b - W\\beta` is the actual output less the bias and
-    the new β (one subtraction instead of a second product; equal up to rounding, and exactly 0 where the input is).
-    """
+    """A weighted layer: the linear map on the resolved parts, its bias pending."""
     call = Call(func, args, kwargs)
     if len(call.tracked) != 1:
         raise run.refuse(func, "a product of two decomposed tensors (the weights must be constants)")
     x = call.inputs()[0]
     value = call.value()
-    beta, _ = x.resolved()
-    out_beta = Call(func, *bias_free).run([beta])
+    beta, gamma = x.resolved()
+    core = Call(func, *bias_free)
+    out_beta = core.run([beta])
+    out_gamma = core.run([gamma])
     pending = None if bias is None else torch.broadcast_to(bias, value.shape).clone()
-    return Decomposed.wrap(value, out_beta, _rest(value, pending, out_beta), pending, origin_rule(x, value))
-
-
-def _rest(value: Tensor, pending: Optional[Tensor], beta: Tensor) -> Tensor:
-    """:math:`\\gamma = x - \\text{pending} - \\beta`: what the parts of ``value`` leave to γ once β is known."""
-    actual = value if pending is None else value - pending
-    return torch.sub(actual, beta)
+    return Decomposed.wrap(value, out_beta, out_gamma, pending, origin_rule(x, value))
 
 
 def linear_rule(run: CDRun) -> Handler:
+    """``linear``: :math:`\\beta' = W\\beta`, :math:`\\gamma' = W\\gamma` on the resolved parts; the bias pending."""
+
     def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         x, weight, bias = bind_args(args, kwargs, ("input", "weight", "bias"), {"bias": None})
         if not isinstance(x, Decomposed) or isinstance(weight, Decomposed) or isinstance(bias, Decomposed):
@@ -157,6 +153,8 @@ def linear_rule(run: CDRun) -> Handler:
 
 
 def conv1d_rule(run: CDRun) -> Handler:
+    """``conv1d``: the convolution without its bias on the resolved parts; the bias pending."""
+
     def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         names = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
         x, weight, bias, stride, padding, dilation, groups = bind_args(
