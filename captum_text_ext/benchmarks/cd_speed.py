@@ -426,8 +426,7 @@ def _measure(run: RunRecorder, data_root: Optional[PathLike], repeats: int) -> D
         return words
 
     seconds, words = _interleaved({METHODS[0]: run_cd, METHODS[1]: run_loop}, sentences.batches, repeats)
-    rates = {name: [words[name] / s for s in spent] for name, spent in seconds.items()}
-    ratios = [rates[METHODS[0]][r] / rates[METHODS[1]][r] for r in range(repeats)]
+    rates, ratios = _rates(seconds, words, METHODS)
     loop_sentences = sum(1 for n in range(len(sentences)) if n % LOOP_EVERY == 0)
     return {
         "model": f"1-layer LSTM classifier (embedding {EMBEDDING_DIM}, hidden {HIDDEN_SIZE}, 2 classes, random "
@@ -480,6 +479,14 @@ def _interleaved(
     return seconds, done
 
 
+def _rates(
+    seconds: Dict[str, List[float]], done: Dict[str, int], methods: Tuple[str, str]
+) -> Tuple[Dict[str, List[float]], List[float]]:
+    """Each method's scores per second in each pass, and the first method's rate over the second's, per pass."""
+    rates = {name: [done[name] / s for s in spent] for name, spent in seconds.items()}
+    return rates, [first / second for first, second in zip(rates[methods[0]], rates[methods[1]])]
+
+
 def _measure_transformer(
     run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optional[PathLike], repeats: int
 ) -> Dict[str, Any]:
@@ -501,8 +508,7 @@ def _measure_transformer(
 
     names = TRANSFORMER_METHODS
     seconds, tokens = _interleaved({names[0]: run_cd, names[1]: run_loop}, batches, repeats)
-    rates = {name: [tokens[name] / s for s in spent] for name, spent in seconds.items()}
-    ratios = [rates[names[0]][r] / rates[names[1]][r] for r in range(repeats)]
+    rates, ratios = _rates(seconds, tokens, names)
     config = model.hf_model.config
     return {
         "model": f"{TRANSFORMER_MODEL} ({config.num_hidden_layers} layers, width {config.hidden_size}, "
