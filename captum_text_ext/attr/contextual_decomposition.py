@@ -1,4 +1,5 @@
-r"""Contextual decomposition (Murdoch, Liu & Yu, 2018) for LSTM/GRU and CNN text classifiers, as a Captum method.
+r"""Contextual decomposition (Murdoch, Liu & Yu, 2018) for LSTM/GRU, CNN and transformer text classifiers (CD-T, Hsu
+et al., 2025), as a Captum method.
 
 :class:`ContextualDecomposition` takes embeddings; :class:`LayerContextualDecomposition` takes token ids and starts the
 decomposition at a layer's output (the embedding).
@@ -153,6 +154,13 @@ class ContextualDecomposition(Attribution):
     :mod:`captum_text_ext.decomposition.cd`). Bidirectional layers: each direction in its own reading order;
     stacked layers: layer :math:`k`'s input arrives as (β, γ).
 
+    Transformers (Hugging Face BERT, DistilBERT, RoBERTa with eager or SDPA attention, ``nn.TransformerEncoder``,
+    ``nn.MultiheadAttention``) follow CD-T: the attention weights come from the actual input and are held fixed, so
+    the value path splits linearly, :math:`\beta' = A\,W_V\beta`; :math:`QK^\top` is needed only for its value;
+    LayerNorm removes each part's own mean and divides by the actual value's standard deviation; its bias, like every
+    ``Linear`` bias and the embeddings' position rows (when the decomposition starts at the word embeddings), is a
+    pending bias split by magnitude at the next op that needs the parts.
+
     **Padding.** Lengths travel in ``additional_forward_args`` as the model takes them (packed sequences, gathering at
     ``lengths - 1``, masked pooling); the decomposition follows the model's actual forward pass, so a padded batch gives
     each sentence its own scores, and positions the model never reads score exactly 0.
@@ -177,6 +185,9 @@ class ContextualDecomposition(Attribution):
 
         C. Singh, W. J. Murdoch, B. Yu. Hierarchical interpretations for neural network predictions. ICLR 2019.
         https://arxiv.org/abs/1806.05337
+
+        A. R. Hsu, G. Zhou, Y. Cherapanamjeri, Y. Huang, A. Y. Odisho, P. R. Carroll, B. Yu. Efficient Automated
+        Circuit Discovery in Transformers using Contextual Decomposition. ICLR 2025. https://arxiv.org/abs/2407.00886
 
     Examples:
         >>> from captum_text_ext.models import LSTMClassifier

@@ -20,6 +20,18 @@ per-repetition ratios.
 
 Before timing, a sanity check compares the loop with ``ContextualDecomposition`` in float64 on a few sentences: the
 word scores must agree to :data:`SANITY_TOLERANCE`.
+
+**The transformer row.** Every single-token score (:math:`\\beta_{pos} - \\beta_{neg}`, every WordPiece token,
+``[CLS]`` and ``[SEP]`` included) of the first :data:`TRANSFORMER_SENTENCES` SST test sentences through the zoo's
+``transformer-sst2`` (its checkpoint, float32, one thread), the decomposition starting at the embeddings' output:
+
+- ``LayerContextualDecomposition``: one call per batch of at most :data:`TRANSFORMER_BATCH_SIZE` sentences of similar
+  length, all their tokens at once (small batches keep the parts, phrases × sentences × tokens × 512 features, small:
+  batches of 64 were several times slower per score);
+- ``CD_Circuit loop``: :func:`~captum_text_ext.benchmarks.cdt_loop.comp_cd_scores`, the authors' per-encoding loop
+  (each sentence padded to the model's ``max_length``, its unit phrases 64 at a time), on every sentence.
+
+It is timed like the LSTM row (interleaved batch by batch, the same repeats) after its own float64 sanity check.
 """
 
 from __future__ import annotations
@@ -30,17 +42,20 @@ import shlex
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from captum_text_ext.attr import ContextualDecomposition
+from captum_text_ext.attr import ContextualDecomposition, LayerContextualDecomposition
+from captum_text_ext.benchmarks.cdt_loop import comp_cd_scores
 from captum_text_ext.benchmarks.sentences import SentenceBatch, Sentences, embed_sentences
-from captum_text_ext.datasets import Vocabulary, load_sst
+from captum_text_ext.datasets import Vocabulary, load_sst, pad_sequences
 from captum_text_ext.datasets._paths import PathLike, find_dataset_file
-from captum_text_ext.models import LSTMClassifier
+from captum_text_ext.datasets.wordpiece import WordPieceTokenizer
+from captum_text_ext.models import LSTMClassifier, TransformerClassifier
+from captum_text_ext.models.zoo import checkpoint_path, load_zoo_model
 from captum_text_ext.provenance import Provenance, RunRecorder, write_json, write_markdown
 
 __all__ = [
@@ -48,10 +63,18 @@ __all__ = [
     "LSTMWeights",
     "SANITY_TOLERANCE",
     "TARGET_RATIO",
+    "TRANSFORMER_BATCH_SIZE",
+    "TRANSFORMER_MODEL",
+    "TRANSFORMER_SENTENCES",
+    "TRANSFORMER_TARGET_RATIO",
+    "TokenBatch",
     "build_speed_model",
+    "load_transformer",
     "numpy_lstm_cd",
     "run_cd_speed",
     "sanity_check",
+    "token_batches",
+    "transformer_sanity_check",
 ]
 
 EXPECTED_SENTENCES = 2210
@@ -76,6 +99,16 @@ METHODS = ("ContextualDecomposition", "NumPy loop")
 """The timed methods."""
 POSITIVE, NEGATIVE = 1, 0
 """The classes of the score :math:`\\beta_{pos} - \\beta_{neg}`."""
+TRANSFORMER_MODEL = "transformer-sst2"
+"""The zoo model of the transformer row."""
+TRANSFORMER_SENTENCES = 200
+"""The transformer row scores the first this-many SST test sentences."""
+TRANSFORMER_BATCH_SIZE = 8
+"""The most sentences per LayerContextualDecomposition call in the transformer row."""
+TRANSFORMER_TARGET_RATIO = 10.0
+"""LayerContextualDecomposition must score at least this many times as many tokens per second as CD_Circuit's loop."""
+TRANSFORMER_METHODS = ("LayerContextualDecomposition", "CD_Circuit loop")
+"""The timed methods of the transformer row."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,16 +261,102 @@ def sanity_check(model: LSTMClassifier, batch: SentenceBatch, sentences: int = S
     embeddings = batch.embeddings[:count].double()
     head = SentenceBatch(batch.index[:count], embeddings, batch.lengths[:count])
     ours = _cd_word_scores(ContextualDecomposition(double.forward_embeddings, "reference"), head)
+    loop = [numpy_word_scores(weights, embeddings[n, :length].numpy()) for n, length in enumerate(head.lengths.tolist())]
+    return _agreement(loop, ours, head.lengths, METHODS)
+
+
+def _agreement(loop: List[np.ndarray], ours: Tensor, lengths: Tensor, methods: Tuple[str, str]) -> float:
+    """The largest difference between each sentence's loop scores and ours, relative to the largest score.
+
+    Raises:
+        RuntimeError: when it exceeds :data:`SANITY_TOLERANCE`.
+    """
     worst, scale = 0.0, 0.0
-    for n, length in enumerate(head.lengths.tolist()):
-        loop = numpy_word_scores(weights, embeddings[n, :length].numpy())
-        worst = max(worst, float(np.abs(loop - ours[n, :length].numpy()).max()))
-        scale = max(scale, float(np.abs(loop).max()))
+    for n, (scores, length) in enumerate(zip(loop, lengths.tolist())):
+        worst = max(worst, float(np.abs(scores - ours[n, :length].numpy()).max()))
+        scale = max(scale, float(np.abs(scores).max()))
     error = worst / scale if scale > 0 else worst
     if error > SANITY_TOLERANCE:
-        raise RuntimeError(f"The NumPy loop and ContextualDecomposition disagree (relative difference {error:.1e}); "
-                           "the timing would compare different computations")
+        raise RuntimeError(f"The {methods[1]} and {methods[0]} disagree (relative difference {error:.1e}); the timing "
+                           "would compare different computations")
     return error
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenBatch:
+    """Sentences of similar length as token ids.
+
+    Attributes:
+        index: :math:`(n,)` the sentences' positions in the set.
+        token_ids: :math:`(n, T)` right-padded token ids.
+        lengths: :math:`(n,)` their numbers of tokens.
+    """
+
+    index: Tensor
+    token_ids: Tensor
+    lengths: Tensor
+
+
+def token_batches(token_ids: Sequence[Sequence[int]], pad_index: int,
+                  batch_size: int = TRANSFORMER_BATCH_SIZE) -> List[TokenBatch]:
+    """The sentences sorted by length (ties in the set's order), in batches of at most ``batch_size``."""
+    lengths = torch.tensor([len(ids) for ids in token_ids], dtype=torch.long)
+    order = torch.argsort(lengths, stable=True)
+    batches = []
+    for start in range(0, len(token_ids), batch_size):
+        index = order[start : start + batch_size]
+        ids, batch_lengths = pad_sequences([token_ids[i] for i in index.tolist()], pad_index)
+        batches.append(TokenBatch(index, ids, batch_lengths))
+    return batches
+
+
+def load_transformer(
+    run: RunRecorder, cache_dir: Optional[PathLike] = None
+) -> Tuple[TransformerClassifier, WordPieceTokenizer]:
+    """``transformer-sst2`` (evaluation mode) and its tokenizer from the cache, its checkpoint recorded in ``run``.
+
+    Raises:
+        FileNotFoundError: when it is not in the cache (the message gives the command that trains it).
+        ValueError: when the checkpoint holds another model.
+    """
+    checkpoint = load_zoo_model(TRANSFORMER_MODEL, cache_dir, train_if_missing=False)
+    run.record_file(f"{TRANSFORMER_MODEL} checkpoint", checkpoint_path(TRANSFORMER_MODEL, cache_dir))
+    model, tokenizer = checkpoint.model, checkpoint.vocabulary
+    if not isinstance(model, TransformerClassifier) or not isinstance(tokenizer, WordPieceTokenizer):
+        raise ValueError(f"Expected {TRANSFORMER_MODEL} to hold a TransformerClassifier and its WordPiece tokenizer, "
+                         f"but its checkpoint holds {type(model).__name__}")
+    return model.eval(), tokenizer
+
+
+def _token_scores(cd: LayerContextualDecomposition, batch: TokenBatch) -> Tensor:
+    scores: Tensor = cd.attribute(batch.token_ids, target=POSITIVE, contrast=NEGATIVE,
+                                  additional_forward_args=(batch.lengths,))
+    return scores
+
+
+def _loop_token_scores(model: TransformerClassifier, batch: TokenBatch, pad_index: int) -> List[np.ndarray]:
+    """CD_Circuit's loop on each sentence of ``batch``, padded to the model's ``max_length``."""
+    max_seq_len = int(model.hf_model.config.max_position_embeddings)
+    return [
+        comp_cd_scores(model.hf_model, ids[:length].tolist(), pad_index, max_seq_len, POSITIVE, NEGATIVE)
+        for ids, length in zip(batch.token_ids, batch.lengths.tolist())
+    ]
+
+
+def transformer_sanity_check(
+    model: TransformerClassifier, batch: TokenBatch, pad_index: int, sentences: int = SANITY_SENTENCES
+) -> float:
+    """The largest difference between CD_Circuit's loop and ``LayerContextualDecomposition`` in float64 on the first
+    ``sentences`` of ``batch``, relative to the largest score (the model is copied; the original is untouched).
+
+    Raises:
+        RuntimeError: when it exceeds :data:`SANITY_TOLERANCE`.
+    """
+    double = copy.deepcopy(model).double().eval()
+    count = min(sentences, int(batch.lengths.numel()))
+    head = TokenBatch(batch.index[:count], batch.token_ids[:count], batch.lengths[:count])
+    ours = _token_scores(LayerContextualDecomposition(double, double.embeddings), head)
+    return _agreement(_loop_token_scores(double, head, pad_index), ours, head.lengths, TRANSFORMER_METHODS)
 
 
 def run_cd_speed(
@@ -252,7 +371,7 @@ def run_cd_speed(
     Args:
         out: the results directory.
         data_root: the data directory holding ``sst/test.txt``.
-        cache_dir: unused (the model is randomly initialised); accepted for the benchmark interface.
+        cache_dir: where ``transformer-sst2`` is cached (the LSTM row's model is randomly initialised).
         command: the command line to record (default: ``captum-text-ext benchmark cd-speed --out OUT``).
         repeats: timed passes over the test set.
 
@@ -260,7 +379,7 @@ def run_cd_speed(
         The summary lines the command prints (the same numbers as the files).
 
     Raises:
-        FileNotFoundError: when the data is missing.
+        FileNotFoundError: when the data or the ``transformer-sst2`` checkpoint is missing.
         ValueError: when the test set does not hold :data:`EXPECTED_SENTENCES` sentences, or ``repeats`` < 1.
         RuntimeError: when the sanity check fails.
     """
@@ -270,6 +389,7 @@ def run_cd_speed(
     command = command or shlex.join(["captum-text-ext", "benchmark", "cd-speed", "--out", str(out)])
     with RunRecorder(command=command, torch_threads=1) as run:
         result = _measure(run, data_root, repeats)
+        result["transformer"] = _measure_transformer(run, data_root, cache_dir, repeats)
     return _write(out, run.provenance, result)
 
 
@@ -305,22 +425,8 @@ def _measure(run: RunRecorder, data_root: Optional[PathLike], repeats: int) -> D
                 words += length
         return words
 
-    first = sentences.batches[0]
-    timers = {METHODS[0]: run_cd, METHODS[1]: run_loop}
-    for timer in timers.values():  # warm-up, untimed
-        timer(first)
-    seconds = {name: [0.0] * repeats for name in METHODS}
-    words = {name: 0 for name in METHODS}
-    for repeat in range(repeats):
-        for number, batch in enumerate(sentences.batches):
-            for name in METHODS if (number + repeat) % 2 == 0 else METHODS[::-1]:
-                started = time.perf_counter()
-                done = timers[name](batch)
-                seconds[name][repeat] += time.perf_counter() - started
-                if repeat == 0:
-                    words[name] += done
-    rates = {name: [words[name] / s for s in spent] for name, spent in seconds.items()}
-    ratios = [rates[METHODS[0]][r] / rates[METHODS[1]][r] for r in range(repeats)]
+    seconds, words = _interleaved({METHODS[0]: run_cd, METHODS[1]: run_loop}, sentences.batches, repeats)
+    rates, ratios = _rates(seconds, words, METHODS)
     loop_sentences = sum(1 for n in range(len(sentences)) if n % LOOP_EVERY == 0)
     return {
         "model": f"1-layer LSTM classifier (embedding {EMBEDDING_DIM}, hidden {HIDDEN_SIZE}, 2 classes, random "
@@ -349,6 +455,109 @@ def _measure(run: RunRecorder, data_root: Optional[PathLike], repeats: int) -> D
         "target_met": statistics.median(ratios) >= TARGET_RATIO,
         "sanity_relative_difference": sanity,
     }
+
+
+def _interleaved(
+    timers: Dict[str, Callable[[Any], int]], batches: Sequence[Any], repeats: int
+) -> Tuple[Dict[str, List[float]], Dict[str, int]]:
+    """Each timer on every batch, ``repeats`` times, after an untimed warm-up on the first batch; the order of the
+    two timers alternates batch by batch and pass by pass. Returns the seconds of each pass and the scores each timer
+    computed in one pass."""
+    names = list(timers)
+    for timer in timers.values():
+        timer(batches[0])
+    seconds = {name: [0.0] * repeats for name in names}
+    done = {name: 0 for name in names}
+    for repeat in range(repeats):
+        for number, batch in enumerate(batches):
+            for name in names if (number + repeat) % 2 == 0 else names[::-1]:
+                started = time.perf_counter()
+                scores = timers[name](batch)
+                seconds[name][repeat] += time.perf_counter() - started
+                if repeat == 0:
+                    done[name] += scores
+    return seconds, done
+
+
+def _rates(
+    seconds: Dict[str, List[float]], done: Dict[str, int], methods: Tuple[str, str]
+) -> Tuple[Dict[str, List[float]], List[float]]:
+    """Each method's scores per second in each pass, and the first method's rate over the second's, per pass."""
+    rates = {name: [done[name] / s for s in spent] for name, spent in seconds.items()}
+    return rates, [first / second for first, second in zip(rates[methods[0]], rates[methods[1]])]
+
+
+def _measure_transformer(
+    run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optional[PathLike], repeats: int
+) -> Dict[str, Any]:
+    model, tokenizer = load_transformer(run, cache_dir)
+    trees = load_sst("test", data_root)[:TRANSFORMER_SENTENCES]
+    encoded = tokenizer.encode_batch([tree.tokens for tree in trees])
+    ids = [encoded.token_ids[n, :length].tolist() for n, length in enumerate(encoded.lengths.tolist())]
+    batches = token_batches(ids, tokenizer.pad_index)
+    sanity = transformer_sanity_check(model, max(batches, key=lambda b: int(b.lengths.max())), tokenizer.pad_index)
+    cd = LayerContextualDecomposition(model, model.embeddings)
+
+    def run_cd(batch: TokenBatch) -> int:
+        _token_scores(cd, batch)
+        return int(batch.lengths.sum())
+
+    def run_loop(batch: TokenBatch) -> int:
+        _loop_token_scores(model, batch, tokenizer.pad_index)
+        return int(batch.lengths.sum())
+
+    names = TRANSFORMER_METHODS
+    seconds, tokens = _interleaved({names[0]: run_cd, names[1]: run_loop}, batches, repeats)
+    rates, ratios = _rates(seconds, tokens, names)
+    config = model.hf_model.config
+    return {
+        "model": f"{TRANSFORMER_MODEL} ({config.num_hidden_layers} layers, width {config.hidden_size}, "
+                 f"{config.num_attention_heads} heads, feed-forward {config.intermediate_size})",
+        "start": "the embeddings' output",
+        "sentences": len(ids),
+        "tokens": tokens[names[0]],
+        "batches": len(batches),
+        "batch_size_max": max(int(b.lengths.numel()) for b in batches),
+        "max_seq_len": int(config.max_position_embeddings),
+        "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+        "threads": 1,
+        "repeats": repeats,
+        "seconds": seconds,
+        "tokens_per_second": {name: statistics.median(values) for name, values in rates.items()},
+        "tokens_per_second_per_repeat": rates,
+        "ratio": statistics.median(ratios),
+        "ratio_per_repeat": ratios,
+        "target_ratio": TRANSFORMER_TARGET_RATIO,
+        "target_met": statistics.median(ratios) >= TRANSFORMER_TARGET_RATIO,
+        "sanity_relative_difference": sanity,
+    }
+
+
+def _transformer_lines(result: Dict[str, Any]) -> List[str]:
+    rates, per_repeat = result["tokens_per_second"], result["tokens_per_second_per_repeat"]
+    met = "met" if result["target_met"] else "NOT met"
+    names = TRANSFORMER_METHODS
+    return [
+        "",
+        "## Transformers (CD-T)",
+        "",
+        f"All single-token CD scores (β_pos − β_neg, every WordPiece token) of the first {result['sentences']} SST "
+        f"test sentences ({result['tokens']} tokens) with {result['model']}, {result['dtype']}, one torch thread, "
+        f"from {result['start']}. {names[0]} runs in {result['batches']} batches of at most "
+        f"{result['batch_size_max']} sentences (sorted by length); {names[1]} is CD_Circuit's per-encoding loop "
+        f"(Hsu et al., 2025; each sentence padded to {result['max_seq_len']} tokens, its unit phrases 64 at a time) "
+        "with this package's rules, on every sentence. Timed as above.",
+        "",
+        "| method | token scores/s | per pass |",
+        "|---|---|---|",
+        *[f"| {name} | {rates[name]:.1f} | {' / '.join(f'{v:.1f}' for v in per_repeat[name])} |" for name in names],
+        "",
+        f"{names[0]} / {names[1]}: **{result['ratio']:.1f}×** (per pass: "
+        f"{' / '.join(f'{r:.1f}' for r in result['ratio_per_repeat'])}); target ≥ {result['target_ratio']:g}×: {met}.",
+        "",
+        f"Sanity check (float64, {SANITY_SENTENCES} sentences of the longest batch): the two agree to a relative "
+        f"difference of {result['sanity_relative_difference']:.1e}.",
+    ]
 
 
 def _write(out: Path, provenance: Provenance, result: Dict[str, Any]) -> List[str]:
@@ -381,6 +590,7 @@ def _write(out: Path, provenance: Provenance, result: Dict[str, Any]) -> List[st
         "",
         f"Sanity check (float64, {SANITY_SENTENCES} sentences of the longest batch): the NumPy loop and "
         f"ContextualDecomposition agree to a relative difference of {result['sanity_relative_difference']:.1e}.",
+        *_transformer_lines(result["transformer"]),
     ]
     write_markdown(out / "cd_speed.md", provenance, "\n".join(lines))
     write_json(out / "cd_speed.json", provenance, result)
@@ -389,5 +599,12 @@ def _write(out: Path, provenance: Provenance, result: Dict[str, Any]) -> List[st
     summary.append(f"cd-speed: ContextualDecomposition / NumPy loop = {ratio:.1f} (target >= "
                    f"{result['target_ratio']:g}: {met})")
     summary.append(f"cd-speed: sanity check (float64): relative difference {result['sanity_relative_difference']:.1e}")
+    transformer = result["transformer"]
+    transformer_met = "met" if transformer["target_met"] else "NOT met"
+    summary += [f"cd-speed: {name}: {transformer['tokens_per_second'][name]:.1f} token scores/s ({TRANSFORMER_MODEL})"
+                for name in TRANSFORMER_METHODS]
+    summary.append(f"cd-speed: {' / '.join(TRANSFORMER_METHODS)} = {transformer['ratio']:.1f} (target >= "
+                   f"{transformer['target_ratio']:g}: {transformer_met}); sanity check (float64): relative difference "
+                   f"{transformer['sanity_relative_difference']:.1e}")
     summary.append(f"wrote {out / 'cd_speed.md'}, {out / 'cd_speed.json'}")
     return summary

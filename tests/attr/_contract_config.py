@@ -30,6 +30,7 @@ from captum_text_ext import (
     LayerTransformerLRP,
     TransformerLRP,
 )
+from _token_transformers import EncoderTokenClassifier, HFTokenClassifier, LSTMSelfAttentionClassifier
 from _user_models import BagClassifier, MaskedLoop, ProjectedLSTM, SeqFirstLSTM, flat_ids
 from captum_text_ext.models import KimCNN, LSTMClassifier, TextCNN
 
@@ -194,6 +195,19 @@ SEQ_FIRST = Family(
 MASKED_LOOP = Family(lambda: MaskedLoop(VOCAB, 3, CLASSES), lambda m: m.embedding, True)
 
 
+TRANSFORMERS = {
+    "bert": lambda: HFTokenClassifier(VOCAB, CLASSES, attn_implementation="sdpa"),
+    "encoder": lambda: EncoderTokenClassifier(VOCAB, CLASSES, norm_first=True),
+    "lstm-self-attention": lambda: LSTMSelfAttentionClassifier(VOCAB, CLASSES),
+}
+"""Transformer classifiers read like the reference models (``_token_transformers.py``), by label."""
+
+
+def transformer_families(takes_embeddings: bool) -> List[Tuple[str, Family]]:
+    """``(label, family)`` of every transformer of :data:`TRANSFORMERS`, its token embedding as the layer."""
+    return [(label, Family(make, lambda m: m.embedding, takes_embeddings)) for label, make in TRANSFORMERS.items()]
+
+
 class Returns(NamedTuple):
     """The shape a method returns, from an input ``x`` and the output ``z`` of the subject's layer."""
 
@@ -265,7 +279,7 @@ class Case:
         units: the label of every scored unit of one example, from its tokens (for ``visualize_text``).
         call: how the suite calls it.
         items: the contract items that apply.
-        model: names the model form when the class runs on more than one (the test ids, ``Class-model``).
+        model: names the model form (or the transformer) when the class runs on more than one (the test ids, ``Class-model``).
         doc_row: what follows the class in its row of ``docs/contract.rst`` when that row is not the class's first.
     """
 
@@ -292,12 +306,17 @@ class Case:
 
     @property
     def id(self) -> str:
+        """The test id: the class, and the model form if any."""
         return f"{self.name}-{self.model}" if self.model else self.name
 
     @property
     def is_layer_method(self) -> bool:
         return LayerAttribution in self.bases
 
+
+TRANSFORMER_ITEMS = frozenset({"shapes", "targets", "forward_args", "untouched", "threads", "noise_tunnel",
+                               "visualization"})
+"""The items that depend on the model, for a class's cases on further models (transformers)."""
 
 EMBEDDINGS_NOT_IDS = (lambda x: x.long(), TypeError,
                       r"Expected `inputs` to be floating-point tensors .*embeddings\), but input 0 is torch.int64")
@@ -384,6 +403,18 @@ CASES: List[Case] = [
     Case(LayerContextualDecomposition, TOKENS, lambda forward, s: LayerContextualDecomposition(forward, s.layer),
          LAYER_TOKEN_SCORES, (LayerAttribution,), multiplies_by_inputs=True,
          has_convergence_delta=False, refuses_ops=True),
+    *[
+        Case(ContextualDecomposition, family, lambda forward, s: ContextualDecomposition(forward), TOKEN_SCORES,
+             (Attribution,), multiplies_by_inputs=True, has_convergence_delta=False, refuses_ops=True,
+             items=TRANSFORMER_ITEMS, model=label)
+        for label, family in transformer_families(takes_embeddings=True)
+    ],
+    *[
+        Case(LayerContextualDecomposition, family, lambda forward, s: LayerContextualDecomposition(forward, s.layer),
+             LAYER_TOKEN_SCORES, (LayerAttribution,), multiplies_by_inputs=True, has_convergence_delta=False,
+             refuses_ops=True, items=TRANSFORMER_ITEMS, model=label)
+        for label, family in transformer_families(takes_embeddings=False)
+    ],
     Case(GradientLinearSurrogate, EMBEDDINGS, lambda forward, s: GradientLinearSurrogate(forward), INPUT_SHAPE,
          (GradientAttribution,), multiplies_by_inputs=False, has_convergence_delta=False,
          input_dtype_error=EMBEDDINGS_NOT_IDS),

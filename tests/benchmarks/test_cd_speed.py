@@ -1,4 +1,5 @@
-"""The CD speed benchmark: its NumPy baseline is exact, and the command writes its files with the provenance first."""
+"""The CD speed benchmark: its NumPy baseline and its port of CD_Circuit's CD-T loop give our numbers, and the command
+writes its files with the provenance first."""
 
 from __future__ import annotations
 
@@ -10,12 +11,23 @@ import pytest
 import torch
 from test_arras2017 import make_tiny_setup
 
-from captum_text_ext import ContextualDecomposition
+from _transformer_models import require_extra
+from captum_text_ext import ContextualDecomposition, LayerContextualDecomposition
 from captum_text_ext.benchmarks import BENCHMARKS, cd_speed
-from captum_text_ext.benchmarks.cd_speed import LSTMWeights, numpy_lstm_cd, numpy_word_scores, sanity_check
+from captum_text_ext.benchmarks.cd_speed import (
+    LSTMWeights,
+    numpy_lstm_cd,
+    numpy_word_scores,
+    sanity_check,
+    token_batches,
+    transformer_sanity_check,
+)
+from captum_text_ext.benchmarks.cdt_loop import comp_cd_scores
 from captum_text_ext.benchmarks.sentences import embed_sentences
 from captum_text_ext.cli import main
-from captum_text_ext.models import LSTMClassifier
+from captum_text_ext.datasets import load_sst
+from captum_text_ext.datasets.wordpiece import WordPieceTokenizer
+from captum_text_ext.models import LSTMClassifier, TransformerClassifier
 
 
 @pytest.fixture(autouse=True)
@@ -77,8 +89,55 @@ def test_sanity_check_compares_in_float64_and_leaves_the_model_alone() -> None:
     assert next(model.parameters()).dtype == torch.float32
 
 
+def _transformer(seed: int, vocab_size: int = 30, max_length: int = 16) -> TransformerClassifier:
+    require_extra()
+    torch.manual_seed(seed)
+    model = TransformerClassifier(vocab_size=vocab_size, num_classes=2, hidden_size=8, num_heads=2,
+                                  max_length=max_length)
+    with torch.no_grad():  # biases as large as the weights, so that where they go matters
+        for name, parameter in model.named_parameters():
+            if name.endswith("bias"):
+                parameter.uniform_(-0.5, 0.5)
+    return model.eval()
+
+
+def test_cd_circuit_loop_equals_layer_contextual_decomposition() -> None:
+    model = _transformer(1).double()
+    ids = torch.tensor([[2, 7, 8, 9, 10, 3], [2, 11, 12, 3, 0, 0], [2, 13, 3, 0, 0, 0]])
+    lengths = torch.tensor([6, 4, 3])
+    ours = LayerContextualDecomposition(model, model.embeddings).attribute(
+        ids, target=1, contrast=0, additional_forward_args=(lengths,)
+    )
+    for n, length in enumerate(lengths.tolist()):
+        loop = comp_cd_scores(model.hf_model, ids[n, :length].tolist(), 0, 16, 1, 0, num_at_time=4)
+        assert loop.shape == (length,)
+        assert np.abs(loop - ours[n, :length].numpy()).max() < 1e-12
+
+
+def test_token_batches_hold_every_sentence_once_sorted_by_length() -> None:
+    sentences = [[5, 6, 7], [8], [9, 10, 11, 12], [13, 14]]
+    batches = token_batches(sentences, pad_index=0, batch_size=3)
+    assert [b.index.tolist() for b in batches] == [[1, 3, 0], [2]]
+    assert batches[0].token_ids.tolist() == [[8, 0, 0], [13, 14, 0], [5, 6, 7]]
+    assert batches[0].lengths.tolist() == [1, 2, 3]
+
+
+def test_transformer_sanity_check_compares_in_float64_and_leaves_the_model_alone() -> None:
+    model = _transformer(2)
+    batch = token_batches([[2, 7, 8, 3], [2, 9, 3]], pad_index=0)[0]
+    assert transformer_sanity_check(model, batch, pad_index=0) < 1e-12
+    assert next(model.parameters()).dtype == torch.float32
+
+
 def test_command_writes_its_results_with_the_provenance_first(tmp_path: Path, monkeypatch, capsys) -> None:
     data, _, count, _ = make_tiny_setup(tmp_path)
+    tokenizer = WordPieceTokenizer.train([tree.tokens for tree in load_sst("test", data)], vocab_size=80)
+
+    def tiny_transformer(run, cache_dir):  # type: ignore[no-untyped-def]
+        return _transformer(3, len(tokenizer), max_length=40), tokenizer
+
+    monkeypatch.setattr(cd_speed, "load_transformer", tiny_transformer)
+    monkeypatch.setattr(cd_speed, "TRANSFORMER_SENTENCES", 5)
     monkeypatch.setattr(cd_speed, "EXPECTED_SENTENCES", count)
     monkeypatch.setattr(cd_speed, "EMBEDDING_DIM", 6)
     monkeypatch.setattr(cd_speed, "HIDDEN_SIZE", 5)
@@ -96,6 +155,12 @@ def test_command_writes_its_results_with_the_provenance_first(tmp_path: Path, mo
     ratio = f"{results['ratio']:.1f}"
     assert f"NumPy loop = {ratio}" in printed and f"NumPy loop: **{ratio}×**" in markdown
     assert results["sanity_relative_difference"] < 1e-8
+    transformer = results["transformer"]
+    assert transformer["sentences"] == 5 and transformer["dtype"] == "float32"
+    assert transformer["tokens"] == sum(len(tokenizer.encode_batch([t.tokens]).tokens[0])
+                                        for t in load_sst("test", data)[:5])
+    assert transformer["sanity_relative_difference"] < 1e-8
+    assert f"CD_Circuit loop = {transformer['ratio']:.1f}" in printed and "## Transformers (CD-T)" in markdown
 
 
 def test_registered_with_its_results_directory() -> None:

@@ -45,11 +45,19 @@ Ops on tensors that do not depend on the inputs run untouched.
   :math:`\beta + \gamma`, and β and γ are carried from there.
 - *Softmax* outputs are gates (attention weights): constants from the actual forward pass, so
   :math:`\beta' = \sum_t \alpha_t \beta_t`.
+- *Attention* (CD-T, Hsu et al., 2025; :mod:`.transformer`): a product of two decomposed tensors (``matmul`` of
+  :math:`Q` and :math:`K^\top`) is known by its value only (:meth:`Decomposed.value_only`): ops on it give values, a
+  softmax turns it into fixed weights, and reading its parts raises. ``scaled_dot_product_attention`` and
+  ``multi_head_attention_forward`` take their weights :math:`A` from the actual run and map the value's parts,
+  :math:`\beta' = W_O[A_h W_V^h \beta]_h` (the projections' biases pending).
+- *LayerNorm*: :math:`\beta' = w \odot (\beta - \overline{\beta}) / \sqrt{\mathrm{Var}(x) + \epsilon}` (likewise γ)
+  with the actual input :math:`x`, after its pending bias is split; its bias :math:`b` is pending. *RMSNorm*: every
+  part and the pending bias scaled by :math:`w / \mathrm{RMS}(x)`.
 - *LSTM / GRU* (``torch.lstm``, ``torch.gru``, ``torch.lstm_cell``, ``torch.gru_cell``; packed or padded, stacked,
   bidirectional): :func:`lstm_direction_cd` and :func:`gru_direction_cd` below, each direction in its own reading
   order, layer :math:`k`'s input arriving as (β, γ).
 
-Products of two decomposed tensors, in-place ops, and everything else are refused.
+Element-wise products of two decomposed tensors, in-place ops, and everything else are refused.
 
 **LSTM** (Murdoch et al., 2018, as in the authors' code). At step :math:`t` the pre-activation of each gate splits into
 the phrase part :math:`P = W_h \beta_{t-1} + W_x \beta_{x,t}`, the other part
@@ -119,7 +127,8 @@ projected alike.
 
 The package has the same shape as :mod:`~captum_text_ext.decomposition.lrp`: :mod:`.decomposed` (what carries the
 parts: the :class:`Decomposed` tensor and the run's state; :mod:`.call` re-runs an op on the parts), :mod:`.recurrent`
-(the LSTM/GRU walk), :mod:`.rules` and :mod:`.routing` (the other op groups) and :mod:`.table` (the op table).
+(the LSTM/GRU walk), :mod:`.rules`, :mod:`.routing` and :mod:`.transformer` (the other op groups) and :mod:`.table`
+(the op table).
 
 Examples:
     >>> import torch

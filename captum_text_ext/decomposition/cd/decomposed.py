@@ -9,6 +9,7 @@ from typing import Any, Callable, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from captum_text_ext.decomposition.guard import UnsupportedOperationError
 from captum_text_ext.decomposition.run import Run
 
 __all__ = ["BIAS_PRODUCTS", "CDRun", "Decomposed", "is_decomposed", "split_bias"]
@@ -38,6 +39,8 @@ class Decomposed(Tensor):
             position-wise, ``0`` for entries that mix positions; ``None`` when no entry has one.
         mask: for a tensor made by :meth:`masked`, :math:`(P, d_1, \\ldots, d_k)` bool over its first :math:`k`
             dimensions: β is the value where it is True, γ the value elsewhere; ``None`` otherwise.
+        unsplit: for a tensor made by :meth:`value_only` (attention scores), the error that reading its parts
+            raises; ``None`` otherwise.
     """
 
     __torch_function__ = torch._C._disabled_torch_function_impl  # type: ignore[assignment]  # a plain tensor to torch: the guard dispatches
@@ -46,8 +49,10 @@ class Decomposed(Tensor):
     pending: Optional[Tensor]
     origin: Optional[Tensor]
     mask: Optional[Tensor]
+    unsplit: Optional[UnsupportedOperationError]
     _phrases: int
     _parts: Optional[Tuple[Tensor, Tensor]]
+    _resolved: Optional[Tuple[Tensor, Tensor]]
     _make_parts: Optional[Callable[[], Tuple[Tensor, Tensor]]]
 
     @staticmethod
@@ -88,13 +93,26 @@ class Decomposed(Tensor):
         return out
 
     @staticmethod
+    def value_only(value: Tensor, phrases: int, error: UnsupportedOperationError) -> "Decomposed":
+        """A :class:`Decomposed` tensor known only by its value (attention scores :math:`QK^\\top`: a product of two
+        decomposed tensors, which CD needs only for the attention weights a softmax makes of it); reading its parts
+        raises ``error``."""
+
+        def refuse() -> Tuple[Tensor, Tensor]:
+            raise error
+
+        out = Decomposed.deferred(value, phrases, refuse)
+        out.unsplit = error
+        return out
+
+    @staticmethod
     def _make(value: Tensor, phrases: int, origin: Optional[Tensor], pending: Optional[Tensor]) -> "Decomposed":
         plain = value.detach()
         if isinstance(plain, Decomposed):
             plain = plain.plain
         out = Tensor._make_subclass(Decomposed, plain, False)
         out.plain, out.origin, out.pending, out._phrases = plain, origin, pending, phrases
-        out._parts = out._make_parts = out.mask = None
+        out._parts = out._resolved = out._make_parts = out.mask = out.unsplit = None
         return out
 
     @property
@@ -126,8 +144,11 @@ class Decomposed(Tensor):
         return self._phrases
 
     def resolved(self) -> Tuple[Tensor, Tensor]:
-        """``(β, γ)`` with the pending bias split in proportion to :math:`|\\beta|` and :math:`|\\gamma|`."""
-        return split_bias(self.beta, self.gamma, self.pending)
+        """``(β, γ)`` with the pending bias split in proportion to :math:`|\\beta|` and :math:`|\\gamma|` (computed
+        once: several ops may read one tensor, as the query, key and value projections do)."""
+        if self._resolved is None:
+            self._resolved = split_bias(self.beta, self.gamma, self.pending)
+        return self._resolved
 
 
 def is_decomposed(obj: Any) -> bool:
@@ -143,10 +164,9 @@ def split_bias(beta: Tensor, gamma: Tensor, bias: Optional[Tensor]) -> Tuple[Ten
     """
     if bias is None:
         return beta, gamma
-    size_b, size_g = beta.abs(), gamma.abs()
-    total = size_b + size_g
-    share = torch.where(total > 0, size_b / torch.where(total > 0, total, torch.ones_like(total)), 0.5)
-    to_beta = bias * share
+    share = beta.abs()
+    share.div_(gamma.abs().add_(share)).nan_to_num_(nan=0.5)  # 0 / 0 where both parts are 0: halves
+    to_beta = share.mul_(bias)
     return beta + to_beta, gamma + (bias - to_beta)
 
 

@@ -102,7 +102,7 @@ def scale_rule(run: CDRun, divide: bool) -> Handler:
 
 
 def negation_rule(run: CDRun) -> Handler:
-    """``-x``: every part negated."""
+    """``-x``: every part (and the pending bias) negated."""
 
     def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         x = args[0]
@@ -136,7 +136,7 @@ def _linear_map(
 
 
 def linear_rule(run: CDRun) -> Handler:
-    """``F.linear``: the map without bias on the parts, the bias pending."""
+    """``linear``: :math:`\\beta' = W\\beta`, :math:`\\gamma' = W\\gamma` on the resolved parts; the bias pending."""
 
     def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         x, weight, bias = bind_args(args, kwargs, ("input", "weight", "bias"), {"bias": None})
@@ -153,7 +153,7 @@ def linear_rule(run: CDRun) -> Handler:
 
 
 def convolution_rule(run: CDRun) -> Handler:
-    """``F.conv1d`` / ``F.conv2d``: the convolution without bias on the parts, the bias pending."""
+    """``F.conv1d`` / ``F.conv2d``: the convolution without its bias on the resolved parts; the bias pending."""
 
     def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         names = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
@@ -257,15 +257,20 @@ def shapley_rule(run: CDRun) -> Handler:
         apply, value = _activation_call(x, func, args, kwargs)
         if not isinstance(value, Tensor) or value.shape != x.shape:
             raise run.refuse(func, "an element-wise activation must keep its input's shape")
-        # a(0) on the parts' layout: element-wise kernels take SIMD or scalar paths by position, and only the same
-        # path makes a part that is exactly 0 stay exactly 0
-        at_zero = apply(torch.zeros_like(beta), True)
-        a_beta, a_gamma, a_sum = apply(beta, True), apply(gamma, True), apply(beta + gamma, True)
-        new_beta = 0.5 * ((a_beta - at_zero) + (a_sum - a_gamma))
-        new_gamma = 0.5 * ((a_gamma - at_zero) + (a_sum - a_beta))
         constant = apply(torch.zeros_like(x.plain), False)
         pending = constant if bool((constant != 0).any()) else None
-        return Decomposed.wrap(value, new_beta, new_gamma, pending, x.origin)
+        a_beta, a_gamma, a_sum = apply(beta, True), apply(gamma, True), apply(beta + gamma, True)
+        new_beta = torch.sub(a_sum, a_gamma)
+        if pending is not None:
+            # a(0) on the parts' layout: element-wise kernels take SIMD or scalar paths by position, and only the
+            # same path makes a part that is exactly 0 stay exactly 0 (where a(0) = 0, every path gives 0)
+            at_zero = apply(torch.zeros_like(beta), True)
+            a_beta.sub_(at_zero)
+            a_sum.sub_(at_zero)
+        # β' = ½[(a(β) - a(0)) + (a(β + γ) - a(γ))] and γ' = a(β + γ) - a(0) - β', in this order so that a part that
+        # is exactly 0 gives exactly 0
+        new_beta.add_(a_beta).mul_(0.5)
+        return Decomposed.wrap(value, new_beta, a_sum.sub_(new_beta), pending, x.origin)
 
     return handler
 
