@@ -20,7 +20,7 @@ dropout in training mode is refused.
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from captum._utils.common import _format_output, _format_tensor_into_tuples, _is_tuple
@@ -462,7 +462,8 @@ class ContextualDecomposition(Attribution):
                 output = forward(*leaves, *extra)
             else:
                 given: List[Any] = []  # the layer's first input, to tell (N, T, ...) from (T, N, ...) when T = N
-                forward.hooks.forward_pre(layer, lambda module, args: given.append(args[0] if args else None))
+                forward.hooks.forward_pre(layer, lambda module, args, kwargs: given.append(_first_input(args, kwargs)),
+                                          with_kwargs=True)
                 bag = isinstance(layer, nn.EmbeddingBag)
                 make = _bag_start(masks[0]) if bag else _layer_start(masks[0], inputs[0], given)
                 start = start_at_layer(layer, forward.hooks, make, paused=run.paused, tuples=False)
@@ -509,6 +510,14 @@ def _bag_start(mask: Tensor) -> Callable[[Tensor], Tensor]:
     return start
 
 
+def _first_input(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+    """A module's first input, positional or (as Hugging Face's embeddings take ``input_ids=``) the first tensor
+    passed by keyword."""
+    if args:
+        return args[0]
+    return next((value for value in kwargs.values() if isinstance(value, Tensor)), None)
+
+
 def _time_first(shape: Tuple[int, ...], tokens: Tuple[int, ...], token_ids: Any, layer_input: Any) -> bool:
     """Whether a layer output of ``shape`` is :math:`(T, N, \\ldots)` for the tokens :math:`(N, T)`: read from
     the shape, and when :math:`T = N` from the layer's input (the token ids or their transpose, as
@@ -526,6 +535,8 @@ def _time_first(shape: Tuple[int, ...], tokens: Tuple[int, ...], token_ids: Any,
         )
     if batch != steps:
         return lead == (steps, batch)
+    if batch == 1:  # a 1 × 1 grid reads the same either way
+        return False
     if isinstance(token_ids, Tensor) and isinstance(layer_input, Tensor) and token_ids.dim() == 2:
         as_given = layer_input.shape == token_ids.shape and bool(torch.equal(layer_input, token_ids))
         transposed = layer_input.shape == token_ids.t().shape and bool(torch.equal(layer_input, token_ids.t()))
