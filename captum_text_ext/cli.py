@@ -5,7 +5,11 @@ Sub-commands:
 - ``demo [--out DIR]``: train a small model on the embedded synthetic corpus and explain it (no files, no network).
 - ``download NAME [--root DIR]``: fetch a public dataset, verify its checksum and unpack it safely.
 - ``train NAME [--record DIR]``: train a model of the zoo with its seed and save it in the model cache.
-- ``explain --checkpoint PATH --text TEXT [--text ...] --out DIR``: the demo's report for any saved model and text.
+- ``explain --checkpoint PATH --text TEXT [--text ...] | --texts FILE --out DIR``: the demo's report for any saved
+  model and texts.
+- ``attribute --checkpoint PATH | --model NAME --dataset NAME:SPLIT | --texts FILE --methods A,B --out DIR``: every
+  example of a corpus attributed by several methods, stored as shards; resumable, and shared by the processes of
+  ``torchrun`` (:mod:`captum_text_ext.corpus`).
 - ``benchmark NAME [--out DIR] [--data-root DIR] [--cache-dir DIR]``: run a benchmark of
   :data:`~captum_text_ext.benchmarks.BENCHMARKS` (``arras2017``, ``lrp-speed``, ``murdoch2018``, ``cd-speed``,
   ``hechtlinger2016``, ``yuan2019``, ``hiddenunit-speed``, ``leaderboard``) and write its results files;
@@ -87,6 +91,12 @@ def _build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--batch-size", type=int, default=32, help="texts per batch (default 32)")
     explain.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_device(explain)
+
+    attribute = commands.add_parser("attribute", help="attribute a whole corpus with several methods (sharded, "
+                                    "resumable; run it under torchrun to share the work)")
+    from captum_text_ext.corpus.command import add_arguments
+
+    add_arguments(attribute)
 
     benchmark = commands.add_parser("benchmark", help="run a paper reproduction or speed benchmark")
     benchmark.add_argument("name", choices=list(BENCHMARKS), help="; ".join(
@@ -200,6 +210,10 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> List[str]:
         return entry.run(out, args.data_root, args.cache_dir, shlex.join(["captum-text-ext", *argv]), **options)
     if args.command == "explain":
         return _explain(args)
+    if args.command == "attribute":
+        from captum_text_ext.corpus.command import run
+
+        return run(args, argv)
     from captum_text_ext.datasets.download import download
 
     path = download(args.name, args.root, allow_unverified=args.allow_unverified, source=args.source)
@@ -216,7 +230,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"captum-text-ext {args.command}: error: {message}", file=sys.stderr)
         return 2
-    print("\n".join(lines))
+    if lines:
+        print("\n".join(lines))
     return 0
 
 

@@ -1,10 +1,13 @@
 """Reading a file of texts: one text per line, or JSON Lines with a ``text`` field and an optional ``id``.
 
-``captum-text-ext explain --texts FILE`` and ``captum-text-ext attribute --texts FILE`` read files with
-:func:`read_texts`. A file whose name ends in ``.jsonl`` holds one JSON object per line, ``{"text": ..., "id": ...}``
-(``id`` a string or an integer, unique; default: the line number); any other file holds one text per line, whose
-id is its line number (1-based). The file must be UTF-8 (a byte-order mark is allowed). Blank lines are not texts:
-they are skipped and reported (:attr:`TextFile.skipped`), so the ids of the other texts stay their line numbers.
+``captum-text-ext explain --texts FILE`` and ``captum-text-ext attribute --texts FILE`` read files this way. A file
+whose name ends in ``.jsonl`` holds one JSON object per line, ``{"text": ..., "id": ...}`` (``id`` a string or an
+integer, unique; default: the line number); any other file holds one text per line, whose id is its line number
+(1-based). The file must be UTF-8 (a byte-order mark is allowed). Blank lines are not texts: they are skipped and
+reported, so the ids of the other texts stay their line numbers.
+
+:func:`read_texts` reads a whole file; :func:`iter_texts` streams it line by line from a byte offset (the corpus
+runner reads a large file one window at a time).
 
 Examples:
     >>> import tempfile, pathlib
@@ -21,9 +24,11 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Dict, List, Union
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
-__all__ = ["Text", "TextFile", "read_texts"]
+__all__ = ["Line", "Text", "TextFile", "iter_texts", "read_texts"]
+
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,27 +40,40 @@ class Text:
 
 
 @dataclasses.dataclass(frozen=True)
+class Line:
+    """One line of a text file as :func:`iter_texts` reads it.
+
+    Attributes:
+        number: the line number (1-based).
+        offset: the byte offset where the line starts.
+        text: the text it holds, or ``None`` for a blank line.
+    """
+
+    number: int
+    offset: int
+    text: Optional[Text]
+
+
+@dataclasses.dataclass(frozen=True)
 class TextFile:
     """The texts of a file, in file order.
 
     Attributes:
         texts: every text with its id.
-        skipped: line number to why that line holds no text (a blank line).
+        skipped: line number to why the line holds no text (a blank line).
     """
 
     texts: List[Text]
     skipped: Dict[str, str]
 
 
-def _decode(path: Path) -> str:
-    data = path.read_bytes()
+def _decode(path: Path, number: int, offset: int, raw: bytes) -> str:
     try:
-        return data.decode("utf-8-sig")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
         raise ValueError(
-            f"{path} is not UTF-8: byte {err.start} (line {line}) is {data[err.start:err.start + 1]!r}; save the "
-            "file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)"
+            f"{path} is not UTF-8: byte {offset + err.start} (line {number}) is {raw[err.start:err.start + 1]!r}; "
+            "save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)"
         ) from err
 
 
@@ -73,30 +91,51 @@ def _json_text(path: Path, number: int, line: str) -> Text:
     return Text(str(identifier), record["text"])
 
 
+def iter_texts(path: Union[str, Path], start: Tuple[int, int] = (0, 1)) -> Iterator[Line]:
+    """The lines of ``path`` from byte offset ``start[0]``, which begins line number ``start[1]``.
+
+    Raises:
+        FileNotFoundError: when the file does not exist.
+        ValueError: for a line that is not UTF-8 (naming the byte and line), or a JSON line that is not an object
+            with a string ``text`` and an ``id`` that is a string or integer.
+    """
+    path = Path(path)
+    jsonl = path.name.endswith(".jsonl")
+    offset, number = start
+    with path.open("rb") as stream:
+        stream.seek(offset)
+        for raw in stream:
+            here = offset
+            offset += len(raw)
+            if here == 0 and raw.startswith(_BOM):
+                raw, here = raw[len(_BOM):], len(_BOM)
+            line = _decode(path, number, here, raw).rstrip("\r\n")
+            if not line.strip():
+                yield Line(number, here, None)
+            else:
+                yield Line(number, here, _json_text(path, number, line) if jsonl else Text(str(number), line))
+            number += 1
+
+
 def read_texts(path: Union[str, Path]) -> TextFile:
     """The texts of ``path`` (module docstring).
 
     Raises:
         FileNotFoundError: when the file does not exist.
-        ValueError: for a file that is not UTF-8 (naming the byte and line), a JSON line that is not an object with
-            a string ``text``, an ``id`` that is not a string or integer, a repeated id, or a file without any text.
+        ValueError: as :func:`iter_texts` does, and for a repeated id or a file without any text.
     """
-    path = Path(path)
-    content = _decode(path)
     texts: List[Text] = []
     skipped: Dict[str, str] = {}
-    jsonl = path.name.endswith(".jsonl")
-    for number, line in enumerate(content.splitlines(), start=1):
-        if not line.strip():
-            skipped[str(number)] = "blank line"
-            continue
-        texts.append(_json_text(path, number, line) if jsonl else Text(str(number), line))
     seen: Dict[str, int] = {}
-    for index, text in enumerate(texts):
-        if text.id in seen:
-            raise ValueError(f"{path}: the id {text.id!r} is given twice (texts {seen[text.id] + 1} and {index + 1}); "
-                             "ids must be unique")
-        seen[text.id] = index
+    for line in iter_texts(path):
+        if line.text is None:
+            skipped[str(line.number)] = "blank line"
+            continue
+        if line.text.id in seen:
+            raise ValueError(f"{path}: the id {line.text.id!r} is given twice (lines {seen[line.text.id]} and "
+                             f"{line.number}); ids must be unique")
+        seen[line.text.id] = line.number
+        texts.append(line.text)
     if not texts:
         raise ValueError(f"{path} holds no text")
     return TextFile(texts, skipped)
