@@ -73,6 +73,7 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--record", type=Path, default=None,
                        help="write NAME.json here and rebuild models.md beside it (e.g. benchmarks/results/models)")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_device(train)
 
     explain = commands.add_parser("explain", help="explain a saved model's predictions for texts")
     explain.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by the package")
@@ -123,10 +124,12 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> List[str]:
     from captum_text_ext.provenance import RunRecorder
 
     entry = ZOO[args.name]
-    with RunRecorder(command=shlex.join(["captum-text-ext", *argv]), seeds={"model": entry.seed}) as run:
+    with RunRecorder(command=shlex.join(["captum-text-ext", *argv]), seeds={"model": entry.seed},
+                     device=args.device or "cpu") as run:
         for label, path in zoo_data_files(entry.dataset, args.data_root):
             run.record_file(label, path)
-        result = train_zoo_model(args.name, args.data_root, args.cache_dir, progress=not args.quiet)
+        result = train_zoo_model(args.name, args.data_root, args.cache_dir, progress=not args.quiet,
+                                 device=args.device)
         run.record_file("checkpoint", result.checkpoint)
     met = "met" if result.target_met else "NOT met"
     lines = [f"{args.name}: test accuracy {result.test_accuracy:.4f} (target >= {entry.target_accuracy:.2f}: {met})"]

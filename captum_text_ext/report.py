@@ -198,8 +198,9 @@ def explain_checkpoint(
     class_names = checkpoint.metadata.get("class_names") or [
         str(c) for c in range(int(checkpoint.config["num_classes"]))
     ]
-    explanation = explain(checkpoint.model, checkpoint.vocabulary, token_lists, class_names, methods, target,
-                          unit=unit, batch_size=batch_size, progress=progress)
+    model = checkpoint.model.to(device or "cpu")  # our own copy: buffers outside the state dict follow too
+    explanation = explain(model, checkpoint.vocabulary, token_lists, class_names, methods, target, unit=unit,
+                          batch_size=batch_size, progress=progress)
     if not explanation.records:
         raise ValueError(f"No method applies to this model: {explanation.skipped}")
     out = Path(out_dir)

@@ -264,7 +264,8 @@ def _score_method(
         insertion.append(inserted.probability.sum(0))
         if method is not None and attributions is not None:
             values["infid"].append((batch.index, text_infidelity(
-                forward, embeddings, attributions.detach(), batch.lengths, target, noise_std=INFIDELITY_NOISE,
+                forward, embeddings, _embedding_shaped(attributions.detach(), embeddings), batch.lengths, target,
+                noise_std=INFIDELITY_NOISE,
                 n_perturb_samples=PERTURBATION_SAMPLES, seed=seed)))
             values["sens"] += _sensitivity(model, method, view, batch.index, target, sensitivity_n, seed)
         if examples is not None:
@@ -282,6 +283,15 @@ def _layer_batch(batch: SentenceBatch, layer: nn.Module, classes: int) -> LayerB
     return LayerBatch(layer, batch.token_ids, batch.lengths, classes, layer_output=batch.embeddings)
 
 
+def _embedding_shaped(attributions: Tensor, embeddings: Tensor) -> Tensor:
+    """Attributions shaped like the embeddings, for infidelity and sensitivity: a per-token attribution
+    :math:`(N, T, 1)` (CD's unit is the token) is spread evenly over its token's :math:`E` entries, as
+    ``ContextualDecomposition`` did itself before it returned :math:`(N, T)`."""
+    if attributions.shape[-1] == 1 and embeddings.shape[-1] != 1:
+        return attributions.expand_as(embeddings) / embeddings.shape[-1]
+    return attributions
+
+
 def _sensitivity(model: nn.Module, method: Method, view: LayerBatch, index: Tensor, target: Tensor,
                  sensitivity_n: int, seed: int) -> List[Tuple[Tensor, Tensor]]:
     chosen = index < sensitivity_n
@@ -291,9 +301,9 @@ def _sensitivity(model: nn.Module, method: Method, view: LayerBatch, index: Tens
 
     def explain(perturbed: Tensor, perturbed_lengths: Tensor, classes: Tensor) -> Tensor:
         repeats = perturbed.shape[0] // len(lengths)  # Captum repeats each sentence in place
-        return method.attribute(model, dataclasses.replace(
+        return _embedding_shaped(method.attribute(model, dataclasses.replace(
             view, token_ids=token_ids.repeat_interleave(repeats, dim=0), lengths=perturbed_lengths,
-            layer_output=perturbed.detach()), classes)
+            layer_output=perturbed.detach()), classes), perturbed)
 
     value = text_sensitivity_max(explain, embeddings, lengths, target[chosen], n_perturb_samples=PERTURBATION_SAMPLES,
                                  seed=seed)

@@ -67,11 +67,12 @@ def _device(name: str, ranks: Ranks) -> torch.device:
 
 def _checkpoint(args: argparse.Namespace, ranks: Ranks, device: torch.device) -> Checkpoint:
     if args.checkpoint is not None:
-        return load_checkpoint(args.checkpoint, map_location=device)
-    ranks.share(lambda: load_zoo_model(args.model, args.cache_dir, root=args.data_root,
-                                       progress=not args.quiet).sha256)
-    checkpoint = load_zoo_model(args.model, args.cache_dir, train_if_missing=False)
-    checkpoint.model.to(device)  # the run's own copy, loaded here
+        checkpoint = load_checkpoint(args.checkpoint)
+    else:
+        ranks.share(lambda: load_zoo_model(args.model, args.cache_dir, root=args.data_root,
+                                           progress=not args.quiet).sha256)
+        checkpoint = load_zoo_model(args.model, args.cache_dir, train_if_missing=False)
+    checkpoint.model.to(device)  # the run's own copy, loaded here (buffers outside the state dict follow too)
     return checkpoint
 
 

@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import datetime
 import os
-from typing import Any, Callable, Iterator, Optional, TypeVar
+from typing import Any, Callable, Iterator, List, Optional, TypeVar, cast
 
 import torch
 import torch.distributed as dist
@@ -55,6 +55,14 @@ class Ranks:
             else:
                 dist.barrier()
 
+    def gather(self, value: T) -> List[T]:
+        """Every rank's ``value`` (a picklable object), in rank order, on every rank."""
+        if not self.distributed:
+            return [value]
+        values: List[Any] = [None] * self.world_size
+        dist.all_gather_object(values, value)
+        return values
+
     def share(self, make: Callable[[], T]) -> T:
         """Rank 0 computes ``make()`` and every rank gets the result (a picklable object). An exception raised on
         rank 0 is raised on every rank, with its message, so that no rank waits for the others forever."""
@@ -75,7 +83,7 @@ class Ranks:
                 raise kind(text) if isinstance(kind, type) and issubclass(kind, Exception) else RuntimeError(text)
         if failure is not None:
             raise failure
-        return result  # type: ignore[no-any-return]  # whatever `make` returned, sent through pickle
+        return cast(T, result)  # whatever `make` returned, sent through pickle
 
 
 def launched_ranks() -> Ranks:

@@ -15,6 +15,7 @@ import itertools
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union, overload
 
+import torch
 from torch import Tensor
 
 from captum_text_ext.corpus import storage
@@ -168,7 +169,8 @@ class Attributions:
         shard, row = self.locate(index)
         offsets = self._tensor(shard, "offsets")
         flat = self._tensor(shard, f"scores.{method}")
-        return flat[int(offsets[row]) : int(offsets[row + 1])].float()
+        # a copy: the shard's tensor maps the file, which a later run may replace
+        return flat[int(offsets[row]) : int(offsets[row + 1])].to(torch.float32, copy=True)
 
 
 class MethodScores(Sequence[Tensor]):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import resource
 import time
 import warnings
 from datetime import datetime, timezone
@@ -180,6 +181,9 @@ def attribute_corpus(
     out = Path(out)
     with process_group(device) as ranks:
         scan = corpus.scan(window)
+        if target == "label" and scan.unlabelled:
+            raise ValueError(f"Expected a gold label for every example (target='label'), but {scan.unlabelled} of "
+                             f"{scan.count} have none (a file of texts has no labels)")
         job = _Job(model, vocabulary, list(methods), module, 0, target, tokenize or tokenize_for(None), unit,
                    batch_size, budget, seed, token_limit(model), device)
         settings = {
@@ -217,8 +221,9 @@ def attribute_corpus(
                                             {**header, "window": str(index), "window_hash": scan.window_hashes[index]})
                 storage.write_atomically(storage.shard_path(out, index), data)
                 bar.update(len(items))
-        ranks.barrier()
-        summary = ranks.share(lambda: _finish(out, scan, digest, plan["attempt"], recorder.provenance.as_dict()))
+        peaks = ranks.gather(_peak_memory_mb())
+        summary = ranks.share(lambda: _finish(out, scan, digest, plan["attempt"], recorder.provenance.as_dict(), {
+            "seconds": round(time.perf_counter() - started, 3), "peak_memory_mb": peaks}))
         ranks.barrier()
     return CorpusRun(out, summary["examples"], summary["skipped"], plan["attempt"], ranks.world_size,
                      len(scan.window_hashes), len(plan["missing"]), time.perf_counter() - started,
@@ -358,8 +363,6 @@ def _attribute_batch(job: _Job, encoded: EncodedTexts, kept: List[CorpusItem], r
         probability = job.model(ids, lengths).softmax(dim=-1)
     predicted = probability.argmax(dim=-1)
     labels = torch.tensor([content.label[r] for r in rows], device=job.device)
-    if job.target == "label" and bool((labels < 0).any()):
-        raise ValueError("Expected a gold label for every example (target='label'), but an example has none")
     target = predicted if job.target == "predicted" else labels if job.target == "label" else torch.full_like(
         predicted, int(job.target))
     for j, row in enumerate(rows):
@@ -393,10 +396,18 @@ def _per_unit(job: _Job, per_token: Tensor, word_ids: Tensor) -> Tensor:
     return aggregate_subword_scores(per_token, word_ids) if job.unit == "word" else per_token
 
 
-def _finish(out: Path, scan: CorpusScan, digest: str, attempt: int, provenance: Dict[str, Any]) -> Dict[str, Any]:
-    """Rank 0, once every rank is done: check every shard, write ``ids.json`` and ``index.safetensors``, then mark
-    the manifest complete (the last write: a run is complete exactly when its manifest says so)."""
+def _peak_memory_mb() -> float:
+    """This process's peak resident memory so far, in MiB (``ru_maxrss``: KiB on Linux)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _finish(out: Path, scan: CorpusScan, digest: str, attempt: int, provenance: Dict[str, Any],
+            measured: Dict[str, Any]) -> Dict[str, Any]:
+    """Rank 0, once every rank is done (``measured``: this attempt's seconds until now, every rank's peak memory):
+    check every shard, write ``ids.json`` and ``index.safetensors``, then mark the manifest complete (the last
+    write: a run is complete exactly when its manifest says so)."""
     manifest = storage.read_json(out / storage.MANIFEST)
+    manifest["attempts"][-1].update(measured)
     shards: List[Dict[str, Any]] = []
     ids: List[str] = []
     skipped: Dict[str, str] = dict(scan.skipped)

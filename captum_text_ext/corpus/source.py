@@ -64,12 +64,14 @@ class CorpusScan:
         window_hashes: the hash of each window of examples (its examples' content hashes, hashed).
         fingerprint: the hash of the whole corpus (its window hashes, hashed).
         skipped: what the source held that is no example, with why (blank lines of a file).
+        unlabelled: examples without a gold label.
     """
 
     count: int
     window_hashes: List[str]
     fingerprint: str
     skipped: Dict[str, str]
+    unlabelled: int
 
 
 class Corpus(abc.ABC):
@@ -100,9 +102,10 @@ class Corpus(abc.ABC):
         """
         if len(self) == 0:
             raise ValueError(f"The corpus {self.description} holds no example")
-        hashes, id_digests = [], array.array("Q")
+        hashes, id_digests, unlabelled = [], array.array("Q"), 0
         for start in range(0, len(self), size):
             items = self.items(start, min(start + size, len(self)))
+            unlabelled += sum(item.label is None for item in items)
             hashes.append(hashlib.sha256("".join(i.content_hash() for i in items).encode()).hexdigest())
             id_digests.extend(int.from_bytes(hashlib.sha256(i.id.encode()).digest()[:8], "little") for i in items)
         digests = np.frombuffer(id_digests, dtype=np.uint64)
@@ -114,7 +117,7 @@ class Corpus(abc.ABC):
             raise ValueError(f"The corpus {self.description} gives the id {twice[0]!r} more than once; ids must be "
                              "unique")
         fingerprint = hashlib.sha256("".join(hashes).encode()).hexdigest()
-        return CorpusScan(len(self), hashes, fingerprint, self.skipped())
+        return CorpusScan(len(self), hashes, fingerprint, self.skipped(), unlabelled)
 
     def skipped(self) -> Dict[str, str]:
         """What the source held that is no example, with why."""

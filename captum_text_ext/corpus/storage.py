@@ -162,7 +162,7 @@ def read_tensors(path: Path) -> Dict[str, Tensor]:
     """
     try:
         with safe_open(str(path), framework="pt") as opened:
-            return {key: opened.get_tensor(key) for key in opened.keys()}
+            return {key: opened.get_tensor(key).clone() for key in opened.keys()}  # not views of the file
     except (SafetensorError, OSError) as err:
         raise CorruptShardError(f"{path} cannot be read ({err})") from err
 

@@ -112,13 +112,12 @@ def _batches(count: int, batch_size: Optional[int]) -> List[slice]:
     return [slice(start, min(start + size, count)) for start in range(0, count, size)]
 
 
-def _layer_batch(encoded: EncodedTexts, rows: slice, layer: nn.Module, classes: int,
-                 device: torch.device) -> Tuple[LayerBatch, Tensor]:
-    """A batch of rows cut to its longest text, with its word ids."""
+def _rows(encoded: EncodedTexts, rows: slice, device: torch.device) -> Tuple[Tensor, Tensor, Tensor]:
+    """``(token_ids, lengths, word_ids)`` of some texts on ``device``, cut to the longest of them."""
     lengths = encoded.lengths[rows]
     width = int(lengths.max())
-    batch = LayerBatch(layer, encoded.token_ids[rows, :width].to(device), lengths.to(device), classes)
-    return batch, encoded.word_ids[rows, :width].to(device)
+    return (encoded.token_ids[rows, :width].to(device), lengths.to(device),
+            encoded.word_ids[rows, :width].to(device))
 
 
 def explain(
@@ -178,11 +177,7 @@ def explain(
     device = model_device(model)
     chunks = _batches(len(token_lists), batch_size)
     with torch.no_grad():
-        probability = torch.cat([
-            model(encoded.token_ids[rows, : int(encoded.lengths[rows].max())].to(device),
-                  encoded.lengths[rows].to(device)).softmax(dim=-1)
-            for rows in chunks
-        ])
+        probability = torch.cat([model(*_rows(encoded, rows, device)[:2]).softmax(dim=-1) for rows in chunks])
     predicted = probability.argmax(dim=-1)
     targets = _resolve_target(target, predicted, class_names)
     per_method: Dict[str, Tuple[List[Tensor], bool]] = {}
@@ -200,7 +195,8 @@ def explain(
             try:
                 scores = []
                 for rows in chunks:
-                    batch, word_ids = _layer_batch(encoded, rows, module, probability.shape[1], device)
+                    ids, lengths, word_ids = _rows(encoded, rows, device)
+                    batch = LayerBatch(module, ids, lengths, probability.shape[1])
                     per_token = method.token_scores(model, batch, targets[rows]).detach()
                     scores += list(aggregate_subword_scores(per_token, word_ids) if unit == "word" else per_token)
                     bar.update(1)
