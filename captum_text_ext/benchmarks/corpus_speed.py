@@ -38,7 +38,15 @@ from captum_text_ext.models.zoo import ZOO, checkpoint_path
 from captum_text_ext.models.zoo_data import load_zoo_data
 from captum_text_ext.provenance import Provenance, RunRecorder, write_json, write_markdown
 
-__all__ = ["CONFIGURATIONS", "DEFAULT_METHODS", "EFFICIENCY_GOAL", "MEMORY_SIZES", "run_corpus_speed"]
+__all__ = [
+    "CONFIGURATIONS",
+    "DATASET",
+    "DEFAULT_METHODS",
+    "EFFICIENCY_GOAL",
+    "MEMORY_SIZES",
+    "MODEL",
+    "run_corpus_speed",
+]
 
 DEFAULT_METHODS = ("lrp", "contextual_decomposition", "integrated_gradients")
 """The methods timed."""
@@ -50,7 +58,9 @@ MEMORY_SIZES = (10_000, 100_000)
 EFFICIENCY_GOAL = 0.85
 """The least scaling efficiency of 2 processes × 1 thread against 1 × 1."""
 DATASET = "sst2:train"
+"""The corpus of the throughput runs."""
 MODEL = "lstm-sst2"
+"""The model, unless ``--models`` names another."""
 
 
 def _attribute(arguments: Sequence[str], processes: Optional[int], threads: int, work: Path) -> Dict[str, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import resource
 import time
 import warnings
@@ -186,11 +187,14 @@ def attribute_corpus(
                              f"{scan.count} have none (a file of texts has no labels)")
         job = _Job(model, vocabulary, list(methods), module, 0, target, tokenize or tokenize_for(None), unit,
                    batch_size, budget, seed, token_limit(model), device)
+        first_tokens = [_words(job, item) for item in corpus.window(0, window)]
         settings = {
             "format": storage.FORMAT,
             "format_version": storage.FORMAT_VERSION,
             "corpus": {"description": corpus.description, "examples": scan.count, "fingerprint": scan.fingerprint},
             "model_sha256": model_sha256 or model_fingerprint(model),
+            "vocabulary_sha256": _sha256(vocabulary.to_dict()),
+            "first_window_tokens_sha256": _sha256(first_tokens),
             "layer": layer_name,
             "methods": {key: METHODS[key].settings for key in methods},
             "reductions": {key: METHODS[key].reduction for key in methods},
@@ -202,7 +206,7 @@ def attribute_corpus(
             "batch_size": batch_size,
             "token_budget": budget,
         }
-        digest = hashlib.sha256(repr(sorted(settings.items())).encode()).hexdigest()
+        digest = _sha256(settings)
         plan = ranks.share(lambda: _prepare(out, settings, digest, scan, resume, ranks.world_size, corpus, job,
                                             class_names, command))
         job = dataclasses.replace(job, classes=plan["classes"])
@@ -228,6 +232,11 @@ def attribute_corpus(
     return CorpusRun(out, summary["examples"], summary["skipped"], plan["attempt"], ranks.world_size,
                      len(scan.window_hashes), len(plan["missing"]), time.perf_counter() - started,
                      summary["unknown_words"], summary["truncated"])
+
+
+def _sha256(content: Any) -> str:
+    """The hex SHA-256 of JSON-like ``content`` (keys sorted)."""
+    return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
 def _settings_differences(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:

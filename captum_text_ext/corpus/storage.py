@@ -68,8 +68,11 @@ FORMAT = "captum_text_ext.corpus"
 FORMAT_VERSION = 1
 """The version of the layout; loading refuses any other."""
 MANIFEST = "manifest.json"
+"""The run's settings, attempts, shards and provenance."""
 IDS = "ids.json"
+"""Every example's id in corpus order (written when the run completes)."""
 INDEX = "index.safetensors"
+"""Every example's classes, probability, shard and row in corpus order (written when the run completes)."""
 SHARDS = "shards"
 STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 """The dtypes scores can be stored in."""
