@@ -4,8 +4,8 @@
 sentences of ``sst2:train`` with ``lstm-sst2``, run as a user runs it (a fresh process, the cached model, the
 default batch plan), in three configurations: 1 process × 1 thread, 1 process × 2 threads (``OMP_NUM_THREADS``), and
 2 processes × 1 thread (``torchrun --nproc-per-node 2``); with a GPU, also 1 process on CUDA. The time of a run is
-the one the run records (``manifest.json``: the call of ``attribute_corpus`` on rank 0, from reading the corpus to
-the last shard checked; the interpreter's start-up and the model's loading are left out). The scaling efficiency is
+the one the run records (``manifest.json``: the call of ``attribute_corpus`` on rank 0, from reading the corpus
+until every rank has written its shards; the interpreter's start-up and the model's loading are left out). The scaling efficiency is
 :math:`t_{1 \\times 1} / (2\\, t_{2 \\times 1})`; the goal is at least :data:`EFFICIENCY_GOAL`, and 2 × 1 faster than
 1 × 2.
 

@@ -79,11 +79,20 @@ class Ranks:
                                        self.device.type == "cuda" else None)
             result, error = message
             if failure is None and error is not None:
-                kind, text = error
-                raise kind(text) if isinstance(kind, type) and issubclass(kind, Exception) else RuntimeError(text)
+                raise _rebuilt(*error)
         if failure is not None:
             raise failure
         return cast(T, result)  # whatever `make` returned, sent through pickle
+
+
+def _rebuilt(kind: Any, text: str) -> Exception:
+    """Rank 0's exception, raised again on another rank: its class with its message where that class takes a message
+    alone, else a ``RuntimeError`` with the message."""
+    try:
+        error = kind(text)
+    except Exception:  # a class whose constructor wants more than a message
+        return RuntimeError(text)
+    return error if isinstance(error, Exception) else RuntimeError(text)
 
 
 def launched_ranks() -> Ranks:

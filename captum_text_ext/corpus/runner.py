@@ -416,7 +416,6 @@ def _finish(out: Path, scan: CorpusScan, digest: str, attempt: int, provenance: 
     check every shard, write ``ids.json`` and ``index.safetensors``, then mark the manifest complete (the last
     write: a run is complete exactly when its manifest says so)."""
     manifest = storage.read_json(out / storage.MANIFEST)
-    manifest["attempts"][-1].update(measured)
     shards: List[Dict[str, Any]] = []
     ids: List[str] = []
     skipped: Dict[str, str] = dict(scan.skipped)
@@ -455,6 +454,7 @@ def _finish(out: Path, scan: CorpusScan, digest: str, attempt: int, provenance: 
     index_tensors = {name: torch.cat(parts) for name, parts in columns.items()}
     index_tensors["shard"], index_tensors["row"] = torch.cat(shard_of), torch.cat(row_of)
     storage.write_atomically(out / storage.INDEX, storage.encode_tensors(index_tensors))
+    measured["peak_memory_mb"][0] = _peak_memory_mb()  # rank 0's peak includes gathering the index
     manifest.update({
         "complete": True,
         "examples": len(ids),
@@ -464,5 +464,6 @@ def _finish(out: Path, scan: CorpusScan, digest: str, attempt: int, provenance: 
         "unknown_words": {"count": unknown_words, "of_words": words, "only_unknown": only_unknown},
         "provenance": {**provenance, "attempt": attempt},
     })
+    manifest["attempts"][-1].update(measured)
     storage.write_json(out / storage.MANIFEST, manifest)
     return {key: manifest[key] for key in ("examples", "skipped", "unknown_words", "truncated")}
