@@ -51,6 +51,7 @@ setup(
         "scikit-learn",
         "matplotlib",
         "tqdm",
+        "safetensors>=0.4.1",  # the shards of `captum-text-ext attribute`
     ],
     extras_require={"dev": DEV, "docs": DOCS, "notebook": NOTEBOOK, "transformers": TRANSFORMERS},
     entry_points={"console_scripts": ["captum-text-ext=captum_text_ext.cli:main"]},

@@ -5,7 +5,11 @@ Sub-commands:
 - ``demo [--out DIR]``: train a small model on the embedded synthetic corpus and explain it (no files, no network).
 - ``download NAME [--root DIR]``: fetch a public dataset, verify its checksum and unpack it safely.
 - ``train NAME [--record DIR]``: train a model of the zoo with its seed and save it in the model cache.
-- ``explain --checkpoint PATH --text TEXT [--text ...] --out DIR``: the demo's report for any saved model and text.
+- ``explain --checkpoint PATH --text TEXT [--text ...] | --texts FILE --out DIR``: the demo's report for any saved
+  model and texts.
+- ``attribute --checkpoint PATH | --model NAME --dataset NAME:SPLIT | --texts FILE --methods A,B --out DIR``: every
+  example of a corpus attributed by several methods, stored as shards; resumable, and shared by the processes of
+  ``torchrun`` (:mod:`captum_text_ext.corpus`).
 - ``benchmark NAME [--out DIR] [--data-root DIR] [--cache-dir DIR]``: run a benchmark of
   :data:`~captum_text_ext.benchmarks.BENCHMARKS` (``arras2017``, ``lrp-speed``, ``murdoch2018``, ``cd-speed``,
   ``hechtlinger2016``, ``yuan2019``, ``hiddenunit-speed``, ``leaderboard``) and write its results files;
@@ -20,12 +24,18 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from captum_text_ext._version import __version__
 
 __all__ = ["main"]
+
+
+def _add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default=None,
+                        help="where the model runs: cpu, cuda or cuda:N (default: cpu)")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -45,6 +55,7 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-root", type=Path, default=None, help="data directory (for --dataset sst)")
     demo.add_argument("--cache-dir", type=Path, default=None, help="model cache")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_device(demo)
 
     download = commands.add_parser("download", help="download a public dataset into the data directory")
     download.add_argument("name", choices=sorted(DOWNLOADS), help="dataset name")
@@ -62,16 +73,31 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--record", type=Path, default=None,
                        help="write NAME.json here and rebuild models.md beside it (e.g. benchmarks/results/models)")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_device(train)
 
     explain = commands.add_parser("explain", help="explain a saved model's predictions for texts")
     explain.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by the package")
-    explain.add_argument("--text", action="append", required=True, help="a text to explain (repeatable)")
+    given = explain.add_mutually_exclusive_group(required=True)
+    given.add_argument("--text", action="append", help="a text to explain (repeatable)")
+    given.add_argument("--texts", type=Path, help="a file of texts: one per line, or JSON Lines (.jsonl) with a "
+                       "`text` field and an optional `id`")
     explain.add_argument("--methods", default=",".join(DEFAULT_METHODS),
                          help=f"comma-separated methods of {', '.join(METHODS)} "
                          f"(default: {', '.join(DEFAULT_METHODS)})")
     explain.add_argument("--target", default=None,
                          help="class index or name to explain (default: the predicted class)")
     explain.add_argument("--out", type=Path, default=Path("captum-text-ext-explain"), help="report directory")
+    explain.add_argument("--unit", choices=["word", "subword"], default="word",
+                         help="one score per word (a word's subword scores summed) or per subword (default: word)")
+    explain.add_argument("--batch-size", type=int, default=32, help="texts per batch (default 32)")
+    explain.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_device(explain)
+
+    attribute = commands.add_parser("attribute", help="attribute a whole corpus with several methods (sharded, "
+                                    "resumable; run it under torchrun to share the work)")
+    from captum_text_ext.corpus.command import add_arguments
+
+    add_arguments(attribute)
 
     benchmark = commands.add_parser("benchmark", help="run a paper reproduction or speed benchmark")
     benchmark.add_argument("name", choices=list(BENCHMARKS), help="; ".join(
@@ -99,10 +125,12 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> List[str]:
     from captum_text_ext.provenance import RunRecorder
 
     entry = ZOO[args.name]
-    with RunRecorder(command=shlex.join(["captum-text-ext", *argv]), seeds={"model": entry.seed}) as run:
+    with RunRecorder(command=shlex.join(["captum-text-ext", *argv]), seeds={"model": entry.seed},
+                     device=args.device or "cpu") as run:
         for label, path in zoo_data_files(entry.dataset, args.data_root):
             run.record_file(label, path)
-        result = train_zoo_model(args.name, args.data_root, args.cache_dir, progress=not args.quiet)
+        result = train_zoo_model(args.name, args.data_root, args.cache_dir, progress=not args.quiet,
+                                 device=args.device)
         run.record_file("checkpoint", result.checkpoint)
     met = "met" if result.target_met else "NOT met"
     lines = [f"{args.name}: test accuracy {result.test_accuracy:.4f} (target >= {entry.target_accuracy:.2f}: {met})"]
@@ -128,12 +156,47 @@ def _benchmark_options(args: argparse.Namespace) -> Dict[str, Any]:
     return options
 
 
+def _explain(args: argparse.Namespace) -> List[str]:
+    from captum_text_ext.corpus.texts import read_texts
+    from captum_text_ext.explain import TextWarning
+    from captum_text_ext.report import MAX_PNGS, explain_checkpoint
+
+    target = int(args.target) if args.target is not None and args.target.isdigit() else args.target
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    lines = []
+    if args.texts is not None:
+        read = read_texts(args.texts)
+        texts, ids = [t.text for t in read.texts], [t.id for t in read.texts]
+        lines += [f"skipped line {line} of {args.texts}: {why}" for line, why in read.skipped.items()]
+    else:
+        texts, ids = args.text, None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TextWarning)
+        report = explain_checkpoint(args.checkpoint, texts, args.out, methods, target, ids=ids,
+                                    device=args.device, unit=args.unit, batch_size=args.batch_size,
+                                    progress=not args.quiet)
+    for warning in caught:
+        if issubclass(warning.category, TextWarning):
+            lines.append(f"warning: {warning.message}")
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    for sentence in report["sentences"][:10]:
+        lines.append(f"text {sentence['id']}: predicted {sentence['predicted']}, explained {sentence['target']} "
+                     f"({len(sentence['tokens'])} {report['unit']}s)")
+    if len(report["sentences"]) > 10:
+        lines.append(f"... and {len(report['sentences']) - 10} more texts (all in report.json and report.html)")
+    lines += [f"skipped {method}: {reason}" for method, reason in report["skipped"].items()]
+    if len(report["sentences"]) > report["pngs"]:
+        lines.append(f"PNG figures for the first {MAX_PNGS} texts only")
+    return lines + [f"wrote {path}" for path in report["paths"]]
+
+
 def _run(args: argparse.Namespace, argv: Sequence[str]) -> List[str]:
     if args.command == "demo":
         from captum_text_ext.demo import format_summary, run_demo
 
         report = run_demo(args.out, dataset=args.dataset, root=args.data_root, cache_dir=args.cache_dir,
-                          progress=not args.quiet)
+                          progress=not args.quiet, device=args.device)
         return format_summary(report)
     if args.command == "train":
         return _train(args, argv)
@@ -150,12 +213,11 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> List[str]:
                                  f"accepted only by: {users}")
         return entry.run(out, args.data_root, args.cache_dir, shlex.join(["captum-text-ext", *argv]), **options)
     if args.command == "explain":
-        from captum_text_ext.report import explain_checkpoint
+        return _explain(args)
+    if args.command == "attribute":
+        from captum_text_ext.corpus.command import run
 
-        target = int(args.target) if args.target is not None and args.target.isdigit() else args.target
-        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-        report = explain_checkpoint(args.checkpoint, args.text, args.out, methods, target)
-        return [f"wrote {path}" for path in report["paths"]]
+        return run(args, argv)
     from captum_text_ext.datasets.download import download
 
     path = download(args.name, args.root, allow_unverified=args.allow_unverified, source=args.source)
@@ -172,7 +234,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"captum-text-ext {args.command}: error: {message}", file=sys.stderr)
         return 2
-    print("\n".join(lines))
+    if lines:
+        print("\n".join(lines))
     return 0
 
 

@@ -81,6 +81,7 @@ def run_demo(
     root: Optional[PathLike] = None,
     cache_dir: Optional[PathLike] = None,
     progress: bool = True,
+    device: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Explain, score against the ground truth (synthetic only) and write the report to ``out_dir``.
 
@@ -92,6 +93,7 @@ def run_demo(
         root: the data directory (SST).
         cache_dir: the model cache.
         progress: show progress bars when a model has to be trained.
+        device: where the models run (``"cpu"``, ``"cuda"``, ...; default the CPU).
 
     Returns:
         The report's content: models and their accuracies, per-method top-1 precision, skipped methods, timings
@@ -116,10 +118,11 @@ def run_demo(
     records: List[TextAttribution] = []
     for name in _MODELS[dataset]:
         checkpoint: Checkpoint = load_zoo_model(name, cache_dir=cache_dir, root=root, progress=progress)
+        model = checkpoint.model.to(device or "cpu")  # the demo's own copy, loaded here
         class_names = checkpoint.metadata["class_names"]
         explanation = explain(
-            checkpoint.model,
-            checkpoint.word_vocabulary,
+            model,
+            checkpoint.vocabulary,
             [tokens for tokens, _, _ in shown],
             class_names,
             true_labels=[label for _, label, _ in shown],
@@ -137,8 +140,8 @@ def run_demo(
         if dataset == "synthetic":
             evaluated = test[:n_eval]
             scored = explain(
-                checkpoint.model,
-                checkpoint.word_vocabulary,
+                model,
+                checkpoint.vocabulary,
                 [e.tokens for e in evaluated],
                 class_names,
                 target=[e.label for e in evaluated],
@@ -150,7 +153,7 @@ def run_demo(
             }
             model_report["n_evaluated"] = len(evaluated)
         report["models"][name] = model_report
-        pngs = save_sentence_pngs(out, explanation, [tokens for tokens, _, _ in shown], name)
+        pngs = save_sentence_pngs(out, explanation.by_text(), name)
         report["paths"] += [str(p) for p in pngs]
     # sentence by sentence, every model's methods in one table
     records.sort(key=lambda r: order[tuple(r.tokens)])

@@ -81,11 +81,15 @@ class TextAttribution:
         signed: whether the sign of a score means something (toward or against the target); ``False`` for
             magnitudes such as Saliency's ℓ2 norm, which reports draw on a sequential colour scale.
         ground_truth: what is known about the tokens (decisive words, negation spans), marked by the reports.
+        word_ids: for scores per subword, the index of the word each token belongs to (negative for special tokens
+            such as ``[CLS]``); reports draw a word's subwords joined and special tokens apart. ``None`` for scores
+            per word.
 
     Raises:
         TypeError: if ``tokens`` is a single string or ``scores`` is not a tensor.
         ValueError: if ``scores`` is not of shape ``(len(tokens),)``, ``probability`` is outside [0, 1], an
-            unsigned record has a negative score, or ``ground_truth`` covers another number of tokens.
+            unsigned record has a negative score, or ``ground_truth`` or ``word_ids`` covers another number of
+            tokens.
 
     Examples:
         >>> import torch
@@ -105,6 +109,7 @@ class TextAttribution:
     convergence_delta: Optional[float] = None
     signed: bool = True
     ground_truth: Optional[GroundTruthMarks] = None
+    word_ids: Optional[Sequence[int]] = None
 
     def __post_init__(self) -> None:
         if isinstance(self.tokens, str):
@@ -127,4 +132,8 @@ class TextAttribution:
             raise ValueError(
                 f"Expected `ground_truth` for {len(self.tokens)} tokens, but it covers "
                 f"{len(self.ground_truth.decisive)}"
+            )
+        if self.word_ids is not None and len(self.word_ids) != len(self.tokens):
+            raise ValueError(
+                f"Expected `word_ids` for {len(self.tokens)} tokens, but it covers {len(self.word_ids)}"
             )

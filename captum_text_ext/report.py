@@ -114,19 +114,17 @@ def skipped_html(skipped: Mapping[str, str]) -> str:
     return f"<h2>Skipped methods</h2><ul>{items or '<li>none</li>'}</ul>"
 
 
-def save_sentence_pngs(
-    out_dir: Path, explanation: Explanation, token_lists: Sequence[Sequence[str]], prefix: str
-) -> List[Path]:
-    """One PNG per sentence comparing the methods of ``explanation`` on their scales, with the records' ground truth
-    marked; returns the paths written."""
+def save_sentence_pngs(out_dir: Path, texts: Sequence[Sequence[TextAttribution]], prefix: str) -> List[Path]:
+    """One PNG per text comparing its records' methods on their scales, with the records' ground truth marked
+    (``texts``: each text's records, e.g. :meth:`Explanation.by_text <captum_text_ext.explain.Explanation.by_text>`);
+    returns the paths written."""
     paths = []
-    for i, tokens in enumerate(token_lists):
-        sentence: List[TextAttribution] = [r for r in explanation.records if r.tokens == list(tokens)]
+    for i, sentence in enumerate(texts):
         if not sentence:
             continue
         names = {r.method: r.method.split(" · ", 1)[-1] for r in sentence}
         figure = plot_comparison(
-            list(tokens),
+            list(sentence[0].tokens),
             {names[r.method]: r.scores for r in sentence},
             title=f"{prefix}: sentence {i + 1}",
             target=sentence[0].target,
@@ -152,32 +150,65 @@ def write_report_json(path: Path, report: Mapping[str, Any]) -> Path:
     return write_text_atomically(path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
 
 
+MAX_PNGS = 20
+"""``explain`` draws a PNG for at most this many texts (the HTML page shows every text)."""
+
+
 def explain_checkpoint(
     checkpoint_path: PathLike,
     texts: Sequence[str],
     out_dir: PathLike,
     methods: Sequence[str] = DEFAULT_METHODS,
     target: Union[None, int, str] = None,
+    *,
+    ids: Optional[Sequence[str]] = None,
+    device: Optional[str] = None,
+    unit: str = "word",
+    batch_size: Optional[int] = None,
+    progress: bool = False,
 ) -> Dict[str, Any]:
-    """``captum-text-ext explain``: explain raw texts with a saved model; writes ``report.html``, PNGs and
-    ``report.json`` to ``out_dir``.
+    """``captum-text-ext explain``: explain raw texts with a saved model; writes ``report.html``, PNGs (for the
+    first :data:`MAX_PNGS` texts) and ``report.json`` to ``out_dir``.
+
+    Args:
+        checkpoint_path: a checkpoint written by the package.
+        texts: the raw texts (tokenized as the model's dataset is, :func:`~captum_text_ext.explain.tokenize_for`).
+        out_dir: the report directory (created if missing).
+        methods: keys of :data:`~captum_text_ext.explain.METHODS`.
+        target: the class to explain (default: the predicted one).
+        ids: the texts' ids, shown in the report (default: 1, 2, ...).
+        device: where the model runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``; default the CPU).
+        unit: ``"word"`` or ``"subword"`` (:func:`~captum_text_ext.explain.explain`).
+        batch_size: texts per batch (default: all at once).
+        progress: show a progress bar.
+
+    Returns:
+        The report's content (``report.json``): per text its id, tokens, prediction, target and scores by method;
+        the skipped methods; the paths written; the number of PNGs.
 
     Raises:
-        ValueError: for an unreadable checkpoint, an unknown method or target, or a text that tokenizes to nothing.
+        ValueError: for an unreadable checkpoint, an unknown method or target, a text that tokenizes to nothing, or
+            ids that do not match the texts.
     """
-    checkpoint = load_checkpoint(checkpoint_path)
+    names = [str(i + 1) for i in range(len(texts))] if ids is None else list(ids)
+    if len(names) != len(texts):
+        raise ValueError(f"Expected one id per text, but got {len(names)} ids for {len(texts)} texts")
+    checkpoint = load_checkpoint(checkpoint_path, map_location=device or "cpu")
     token_lists = tokenize_texts(texts, checkpoint.metadata.get("dataset"))
     class_names = checkpoint.metadata.get("class_names") or [
         str(c) for c in range(int(checkpoint.config["num_classes"]))
     ]
-    explanation = explain(checkpoint.model, checkpoint.word_vocabulary, token_lists, class_names, methods, target)
+    model = checkpoint.model.to(device or "cpu")  # our own copy: buffers outside the state dict follow too
+    explanation = explain(model, checkpoint.vocabulary, token_lists, class_names, methods, target, unit=unit,
+                          batch_size=batch_size, progress=progress)
     if not explanation.records:
         raise ValueError(f"No method applies to this model: {explanation.skipped}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     name = checkpoint.metadata.get("zoo_name") or Path(checkpoint_path).stem
-    pngs = save_sentence_pngs(out, explanation, token_lists, name)
-    preamble = f"<p>Model: {html.escape(name)} (sha256 {checkpoint.sha256[:16]}…)</p>"
+    by_text = explanation.by_text()
+    pngs = save_sentence_pngs(out, by_text[:MAX_PNGS], name)
+    preamble = f"<p>Model: {html.escape(name)} (sha256 {checkpoint.sha256[:16]}…); scores per {unit}.</p>"
     if explanation.skipped:
         preamble += skipped_html(explanation.skipped)
     html_path = write_report_page(out / "report.html", explanation.records, f"captum-text-ext explain: {name}",
@@ -185,13 +216,16 @@ def explain_checkpoint(
     report = {
         "checkpoint": str(checkpoint_path),
         "sha256": checkpoint.sha256,
+        "unit": unit,
         "sentences": [
-            {"tokens": list(tokens), "predicted": class_names[p], "target": class_names[t],
-             "scores": {r.method: r.scores.tolist() for r in explanation.records if r.tokens == list(tokens)}}
-            for tokens, p, t in zip(token_lists, explanation.predicted, explanation.target)
+            {"id": text_id, "tokens": list(records[0].tokens), "predicted": class_names[p], "target": class_names[t],
+             "scores": {r.method: r.scores.tolist() for r in records}}
+            for text_id, records, p, t in zip(names, by_text, explanation.predicted, explanation.target)
         ],
         "skipped": explanation.skipped,
+        "pngs": len(pngs),
         "paths": [str(html_path), str(out / "report.json"), *map(str, pngs)],
     }
     write_report_json(out / "report.json", report)
     return report
+

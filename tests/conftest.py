@@ -34,7 +34,7 @@ def shared_data_dir() -> Path:
     pytest.skip(message)
 
 
-ONE_THREAD_DIRECTORIES = ("attr", "decomposition", "benchmarks")
+ONE_THREAD_DIRECTORIES = ("attr", "decomposition", "benchmarks", "corpus")
 """Test directories run with one intra-op thread: their small float64 tests (and the benchmarks, which run on one
 thread themselves) are slowed down by OpenMP's spin-waiting on a loaded 2-core machine, where a tiny matmul takes
 ~15 ms with 2 threads and ~10 us with 1."""

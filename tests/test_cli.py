@@ -102,3 +102,44 @@ def test_demo_on_sst_uses_the_cached_bilstm_sst5(shared_data_dir: Path, tmp_path
     page = (out / "report.html").read_text(encoding="utf-8")
     assert page.count('class="heatmap-row"') == 6 * len(DEFAULT_METHODS)
     assert any(word in page for word in ("not", "n&#x27;t", "never"))  # the showcase includes negations
+
+
+def _tiny_checkpoint(path: Path) -> Path:
+    import torch
+
+    from captum_text_ext.datasets import Vocabulary
+    from captum_text_ext.models import LSTMClassifier, save_checkpoint
+
+    vocab = Vocabulary(["<pad>", "<unk>", "the", "movie", "was", "n't", "good", "a", "dull", "plot", "!"])
+    torch.manual_seed(0)
+    model = LSTMClassifier(len(vocab), embedding_dim=6, hidden_size=5, num_classes=2)
+    save_checkpoint(path, model, vocab, {"dataset": "synthetic", "class_names": ["negative", "positive"]})
+    return path
+
+
+def test_explain_reads_a_file_of_texts_into_one_report(tmp_path: Path, capsys) -> None:
+    checkpoint = _tiny_checkpoint(tmp_path / "tiny.pt")
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text('{"text": "The movie was good!", "id": "r1"}\n\n{"text": "a dull plot, superb cast"}\n',
+                     encoding="utf-8")
+    status = main(["explain", "--checkpoint", str(checkpoint), "--texts", str(texts), "--methods",
+                   "saliency,lrp", "--device", "cpu", "--out", str(tmp_path / "out"), "--quiet"])
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    report = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
+    assert [s["id"] for s in report["sentences"]] == ["r1", "3"]
+    assert report["sentences"][1]["tokens"] == ["a", "dull", "plot", ",", "superb", "cast"]
+    assert "skipped line 2 of" in printed and "text r1: predicted" in printed
+    assert "warning: 3 of 11 words (27.3%) are not in the model's vocabulary" in printed
+    assert "',', 'superb', 'cast'" in printed
+    page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert page.count('class="heatmap-row"') == 2 * 2
+
+
+def test_explain_refuses_a_file_that_is_not_utf8_in_one_line(tmp_path: Path, capsys) -> None:
+    checkpoint = _tiny_checkpoint(tmp_path / "tiny.pt")
+    texts = tmp_path / "texts.txt"
+    texts.write_bytes("good\nthe caf\xe9\n".encode("latin-1"))
+    assert main(["explain", "--checkpoint", str(checkpoint), "--texts", str(texts), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is not UTF-8: byte 12 (line 2)" in err

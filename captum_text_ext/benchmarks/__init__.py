@@ -63,6 +63,9 @@ BENCHMARKS: Dict[str, Benchmark] = {
                   "sentences", "hiddenunit_speed", Path("benchmarks/results")),
         Benchmark("murdoch2018", "Murdoch et al. (2018): word scores vs LR, dissenting subphrases, compositionality "
                   "and negation with lstm-sst2", "murdoch2018", Path("benchmarks/results/murdoch2018")),
+        Benchmark("corpus", "captum-text-ext attribute's sentences/s over sst2:train with lstm-sst2 (1 × 1, 1 × 2 "
+                  "threads, 2 processes × 1) and its peak memory per rank on 10k and 100k sentences", "corpus_speed",
+                  Path("benchmarks/results"), ("n", "models", "methods")),
         Benchmark("cd-speed", "ContextualDecomposition's word scores/s against a per-phrase NumPy loop on the SST "
                   "test set", "cd_speed", Path("benchmarks/results")),
     )

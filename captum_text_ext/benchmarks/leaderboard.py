@@ -46,12 +46,12 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from captum_text_ext.benchmarks.markdown import markdown_cell
-from captum_text_ext.benchmarks.sentences import Sentences, embed_sentences, predict
+from captum_text_ext.benchmarks.sentences import SentenceBatch, Sentences, embed_sentences, predict
 from captum_text_ext.benchmarks.statistics import bootstrap_interval, holm, paired_bootstrap_pvalue
 from captum_text_ext.datasets import load_synthetic
 from captum_text_ext.datasets._paths import PathLike
 from captum_text_ext.decomposition import UnsupportedOperationError
-from captum_text_ext.explain import METHODS, Method
+from captum_text_ext.explain import METHODS, LayerBatch, Method, embedding_layer
 from captum_text_ext.metrics import (
     GroundTruthMetric,
     comprehensiveness,
@@ -201,18 +201,22 @@ def score_model(
     """
     predicted = predict(embedding_forward(model), sentences)
     correct = predicted == sentences.labels
+    layer = embedding_layer(model, "embedding")
+    first = sentences.batches[0]
+    with torch.no_grad():
+        classes = int(embedding_forward(model)(first.embeddings[:1], first.lengths[:1]).shape[-1])
     results: Dict[str, _Scores] = {}
     excluded: Dict[str, str] = {}
     for method in [*methods.values(), None]:
         label = RANDOM if method is None else method.label
-        reason = None if method is None else method.skip_reason(model)
+        reason = None if method is None else method.skip_reason(model, layer)
         if reason is not None:
             excluded[label] = reason
             continue
         torch.manual_seed(seed)
         try:
             results[label] = _score_method(model, method, sentences, examples, predicted, correct, sensitivity_n,
-                                           seed, progress)
+                                           seed, progress, layer, classes)
         except UnsupportedOperationError as unsupported:
             excluded[label] = str(unsupported)
     return results, excluded
@@ -228,6 +232,8 @@ def _score_method(
     sensitivity_n: int,
     seed: int,
     progress: bool,
+    layer: nn.Module,
+    classes: int,
 ) -> _Scores:
     forward = embedding_forward(model)
     values: Dict[str, List[Tuple[Tensor, Tensor]]] = {c.key: [] for c in COLUMNS}
@@ -237,13 +243,14 @@ def _score_method(
     for batch in tqdm(sentences.batches, desc=name, disable=not progress, leave=False):
         embeddings = batch.embeddings
         target = predicted[batch.index].to(embeddings.device)
+        view = _layer_batch(batch, layer, classes)
         started = time.perf_counter()
         if method is None:
             attributions = None
             scores = (2 * torch.rand(embeddings.shape[:2], generator=generator, dtype=torch.float64) - 1).to(
                 embeddings.device)
         else:
-            attributions = method.attribute(model, embeddings.detach().requires_grad_(), batch.lengths, target)
+            attributions = method.attribute(model, view, target)
             scores = token_scores(attributions.detach(), method.reduction)
         seconds += time.perf_counter() - started
         common = dict(forward_func=forward, embeddings=embeddings, lengths=batch.lengths, scores=scores,
@@ -257,32 +264,55 @@ def _score_method(
         insertion.append(inserted.probability.sum(0))
         if method is not None and attributions is not None:
             values["infid"].append((batch.index, text_infidelity(
-                forward, embeddings, attributions.detach(), batch.lengths, target, noise_std=INFIDELITY_NOISE,
+                forward, embeddings, _embedding_shaped(attributions.detach(), embeddings), batch.lengths, target,
+                noise_std=INFIDELITY_NOISE,
                 n_perturb_samples=PERTURBATION_SAMPLES, seed=seed)))
-            values["sens"] += _sensitivity(model, method, batch, target, sensitivity_n, seed)
+            values["sens"] += _sensitivity(model, method, view, batch.index, target, sensitivity_n, seed)
         if examples is not None:
-            _ground_truth(model, method, batch, examples, scores, target, correct, values)
+            _ground_truth(model, method, batch, view, examples, scores, target, correct, values)
     total = len(sentences)
     return _Scores(_scatter({k: v for k, v in values.items() if v}, total), seconds,
                    (torch.stack(deletion).sum(0) / total).tolist(), (torch.stack(insertion).sum(0) / total).tolist())
 
 
-def _sensitivity(model: nn.Module, method: Method, batch: Any, target: Tensor, sensitivity_n: int,
-                 seed: int) -> List[Tuple[Tensor, Tensor]]:
-    chosen = batch.index < sensitivity_n
+def _layer_batch(batch: SentenceBatch, layer: nn.Module, classes: int) -> LayerBatch:
+    """The registry's view of a batch: the model read at its embedding layer, whose output is the batch's
+    embeddings."""
+    if batch.token_ids is None:
+        raise ValueError("Expected sentences embedded by embed_sentences, which keeps their token ids")
+    return LayerBatch(layer, batch.token_ids, batch.lengths, classes, layer_output=batch.embeddings)
+
+
+def _embedding_shaped(attributions: Tensor, embeddings: Tensor) -> Tensor:
+    """Attributions shaped like the embeddings, for infidelity and sensitivity: a per-token attribution
+    :math:`(N, T, 1)` (CD's unit is the token) is spread evenly over its token's :math:`E` entries, as
+    ``ContextualDecomposition`` did itself before it returned :math:`(N, T)`."""
+    if attributions.shape[-1] == 1 and embeddings.shape[-1] != 1:
+        return attributions.expand_as(embeddings) / embeddings.shape[-1]
+    return attributions
+
+
+def _sensitivity(model: nn.Module, method: Method, view: LayerBatch, index: Tensor, target: Tensor,
+                 sensitivity_n: int, seed: int) -> List[Tuple[Tensor, Tensor]]:
+    chosen = index < sensitivity_n
     if not bool(chosen.any()):
         return []
+    embeddings, lengths, token_ids = view.at_layer(model)[chosen], view.lengths[chosen], view.token_ids[chosen]
 
-    def explain(embeddings: Tensor, lengths: Tensor, classes: Tensor) -> Tensor:
-        return method.attribute(model, embeddings.detach().requires_grad_(), lengths, classes)
+    def explain(perturbed: Tensor, perturbed_lengths: Tensor, classes: Tensor) -> Tensor:
+        repeats = perturbed.shape[0] // len(lengths)  # Captum repeats each sentence in place
+        return _embedding_shaped(method.attribute(model, dataclasses.replace(
+            view, token_ids=token_ids.repeat_interleave(repeats, dim=0), lengths=perturbed_lengths,
+            layer_output=perturbed.detach()), classes), perturbed)
 
-    value = text_sensitivity_max(explain, batch.embeddings[chosen], batch.lengths[chosen], target[chosen],
-                                 n_perturb_samples=PERTURBATION_SAMPLES, seed=seed)
-    return [(batch.index[chosen], value)]
+    value = text_sensitivity_max(explain, embeddings, lengths, target[chosen], n_perturb_samples=PERTURBATION_SAMPLES,
+                                 seed=seed)
+    return [(index[chosen], value)]
 
 
-def _ground_truth(model: nn.Module, method: Optional[Method], batch: Any, examples: Sequence[Any], scores: Tensor,
-                  target: Tensor, correct: Tensor, values: Dict[str, List[Tuple[Tensor, Tensor]]]) -> None:
+def _ground_truth(model: nn.Module, method: Optional[Method], batch: Any, view: LayerBatch, examples: Sequence[Any],
+                  scores: Tensor, target: Tensor, correct: Tensor,
+                  values: Dict[str, List[Tuple[Tensor, Tensor]]]) -> None:
     keep = correct[batch.index]  # on the CPU, like the values kept
     truth = ground_truth([examples[i] for i in batch.index.tolist()], scores.shape[1])
     metric = GroundTruthMetric()
@@ -293,7 +323,7 @@ def _ground_truth(model: nn.Module, method: Optional[Method], batch: Any, exampl
             continue
         values[column].append((batch.index, metric.compute()[key].cpu().masked_fill(~keep, float("nan"))))
     if method is not None and method.interaction is not None and truth.negations.shape[0]:
-        pairs = negation_interaction_sign(method.interaction(model), batch.embeddings, batch.lengths,
+        pairs = negation_interaction_sign(method.interaction(model, view), batch.embeddings, batch.lengths,
                                           truth.negations, truth.token_effect, target, aggregate="none")
         per_sentence = _per_sentence_mean(pairs.cpu(), truth.negations[:, 0], len(batch.index))
         values["neg×word"].append((batch.index, per_sentence.masked_fill(~keep, float("nan"))))

@@ -43,11 +43,13 @@ class SentenceBatch:
         index: :math:`(n,)` the sentences' positions in the whole set.
         embeddings: :math:`(n, T, E)` their embeddings (detached), padded with the pad id's embedding.
         lengths: :math:`(n,)` their numbers of words.
+        token_ids: :math:`(n, T)` the padded token ids the embeddings come from (set by :func:`embed_sentences`).
     """
 
     index: Tensor
     embeddings: Tensor
     lengths: Tensor
+    token_ids: Optional[Tensor] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +112,7 @@ def embed_sentences(
         for start in range(0, len(token_ids), batch_size):
             index = order[start : start + batch_size]
             ids, batch_lengths = pad_sequences([token_ids[i] for i in index.tolist()], pad_index, fixed_len=fixed_len)
-            batches.append(SentenceBatch(index, embedding(ids).detach(), batch_lengths))
+            batches.append(SentenceBatch(index, embedding(ids).detach(), batch_lengths, ids))
     return Sentences(batches, lengths, torch.tensor(list(labels), dtype=torch.long))
 
 

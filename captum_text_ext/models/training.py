@@ -34,14 +34,25 @@ class FitResult:
     dev_accuracy: List[float]
 
 
+def _on_device(batch: TextBatch, device: torch.device) -> TextBatch:
+    """The batch on ``device`` (the model's)."""
+    return TextBatch(*(tensor.to(device) for tensor in batch))
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
 @torch.no_grad()
 def accuracy(model: nn.Module, batches: Iterable[TextBatch]) -> float:
-    """The share of examples whose arg-max logit is the label; the model's ``training`` flag is restored."""
+    """The share of examples whose arg-max logit is the label (on the model's device); the model's ``training`` flag
+    is restored."""
     was_training = model.training
     model.eval()
+    device = _device_of(model)
     try:
         correct = total = 0
-        for batch in batches:
+        for batch in (_on_device(b, device) for b in batches):
             predicted = model(batch.token_ids, batch.lengths).argmax(dim=-1)
             correct += int((predicted == batch.labels).sum())
             total += len(batch.labels)
@@ -68,7 +79,8 @@ def fit(
     """Train ``model`` with Adam and cross-entropy, keep the weights of the best dev epoch.
 
     Args:
-        model: takes ``(token_ids, lengths)`` and returns logits.
+        model: takes ``(token_ids, lengths)`` and returns logits; it trains on the device of its parameters (the
+            batches are moved there).
         train_batches: re-iterable training batches (e.g. a ``DataLoader`` with a seeded sampler).
         dev_batches: batches for early stopping; training stops after ``patience`` epochs without improvement.
         epochs: the most epochs.
@@ -86,6 +98,7 @@ def fit(
     if epochs < 1:
         raise ValueError(f"Expected `epochs` >= 1, but got {epochs}")
     torch.manual_seed(seed)
+    device = _device_of(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     loss_fn = nn.CrossEntropyLoss()
     losses: List[float] = []
@@ -97,7 +110,7 @@ def fit(
         total, count = 0.0, 0
         with tqdm(total=examples_per_epoch, desc=f"epoch {epoch}/{epochs}", unit="ex", unit_scale=True,
                   disable=not progress, leave=False) as bar:
-            for batch in train_batches:
+            for batch in (_on_device(b, device) for b in train_batches):
                 optimizer.zero_grad()
                 loss = loss_fn(model(batch.token_ids, batch.lengths), batch.labels)
                 loss.backward()

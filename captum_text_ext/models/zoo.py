@@ -144,8 +144,9 @@ def predict_proba(
     model.eval()
     probabilities: List[Tensor] = []
     labels: List[Tensor] = []
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     for batch in DataLoader(pair_dataset(pairs), batch_size=256, collate_fn=_collate_fn(vocab, entry)):
-        probabilities.append(model(batch.token_ids, batch.lengths).softmax(dim=-1))
+        probabilities.append(model(batch.token_ids.to(device), batch.lengths.to(device)).softmax(dim=-1).cpu())
         labels.append(batch.labels)
     return torch.cat(probabilities), torch.cat(labels)
 
@@ -190,7 +191,11 @@ def recorded_training_time(name: str) -> str:
 
 
 def train_zoo_model(
-    name: str, root: Optional[PathLike] = None, cache_dir: Optional[PathLike] = None, progress: bool = True
+    name: str,
+    root: Optional[PathLike] = None,
+    cache_dir: Optional[PathLike] = None,
+    progress: bool = True,
+    device: Optional[str] = None,
 ) -> ZooResult:
     """Train the zoo entry ``name`` with its recipe and seed, evaluate it, and save it in the cache.
 
@@ -203,6 +208,7 @@ def train_zoo_model(
         root: the data directory.
         cache_dir: the model cache (default :func:`~captum_text_ext.models.checkpoints.default_cache_dir`).
         progress: show what is trained and progress bars.
+        device: where the model trains (``"cpu"``, ``"cuda"``; default the CPU); it is saved from there.
     """
     check_choice("name", name, list(ZOO))
     entry = ZOO[name]
@@ -213,7 +219,7 @@ def train_zoo_model(
     vocab = _input_vocabulary(data, entry)
     torch.manual_seed(entry.seed)
     config = {"vocab_size": len(vocab), "num_classes": len(data.class_names), **entry.config}
-    model = build_model(entry.architecture, config)
+    model = build_model(entry.architecture, config).to(device or "cpu")
     started = time.perf_counter()
     history = fit(
         model,

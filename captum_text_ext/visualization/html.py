@@ -104,13 +104,17 @@ def _bar(signed: bool) -> str:
     return f'<span class="scale-bar scale-{kind}" style="background:{_gradient(signed)}"></span>'
 
 
-def legend_html(signed: bool = True, unsigned: bool = True, ground_truth: bool = False) -> str:
-    """The legend: one line per colour scale shown, and the ground-truth marks when a sentence has them.
+def legend_html(
+    signed: bool = True, unsigned: bool = True, ground_truth: bool = False, subwords: bool = False
+) -> str:
+    """The legend: one line per colour scale shown, the ground-truth marks when a sentence has them, and how
+    subwords are drawn when a row scores them.
 
     Args:
         signed: explain the diverging scale of signed scores.
         unsigned: explain the sequential scale of unsigned scores.
         ground_truth: explain the marks of decisive words and negation spans.
+        subwords: explain the rows with one score per subword.
 
     Returns:
         An HTML ``<div class="legend">``.
@@ -128,6 +132,9 @@ def legend_html(signed: bool = True, unsigned: bool = True, ground_truth: bool =
         lines.append('Ground truth: <span class="mark-sample gt-decisive">ringed</span> words decide the label; '
                      '<span class="mark-sample gt-negation">underlined</span> words lie in a negation span (the '
                      "negator through its scope).")
+    if subwords:
+        lines.append('Scores per subword: the subwords of one word are drawn joined, and tokens of no word '
+                     '(<span class="mark-sample special">[CLS]</span>, [SEP]) are outlined.')
     return '<div class="legend">' + "".join(f"<div>{line}</div>" for line in lines) + "</div>"
 
 
@@ -139,6 +146,8 @@ td, th { padding: 4px 8px; border-bottom: 1px solid #ddd; text-align: left; vert
   border-bottom: 3px solid transparent; }
 .gt-decisive { box-shadow: 0 0 0 2px #fff, 0 0 0 4px #111; }
 .gt-negation { border-bottom-color: #b45309; }
+.tok.cont { margin-left: -2px; border-top-left-radius: 0; border-bottom-left-radius: 0; }
+.special { outline: 1px dashed #666; font-size: 0.85em; }
 .legend { margin-bottom: 1em; line-height: 2; }
 .scale-bar { display: inline-block; width: 8em; height: 0.9em; vertical-align: middle; border: 1px solid #888; }
 """
@@ -178,10 +187,12 @@ def normalize_scores(scores: Tensor) -> Tensor:
     return scores / top if float(top) > 0 else torch.zeros_like(scores)
 
 
-def _token_html(token: str, value: float, raw: float, signed: bool, decisive: bool, negated: bool) -> str:
+def _token_html(token: str, value: float, raw: float, signed: bool, decisive: bool, negated: bool,
+                kind: str = "") -> str:
     background = _rgb(value, signed)
-    classes = "tok" + (" gt-decisive" if decisive else "") + (" gt-negation" if negated else "")
-    notes = "".join(note for flag, note in ((decisive, "; decides the label"), (negated, "; in a negation span"))
+    classes = "tok" + (" gt-decisive" if decisive else "") + (" gt-negation" if negated else "") + kind
+    notes = "".join(note for flag, note in ((decisive, "; decides the label"), (negated, "; in a negation span"),
+                                            (kind == " special", "; a special token of no word"))
                     if flag)
     return (
         f'<span class="{classes}" style="background:{_css(background)};color:{_css(text_rgb(background))}" '
@@ -189,8 +200,21 @@ def _token_html(token: str, value: float, raw: float, signed: bool, decisive: bo
     )
 
 
+def _subword_kinds(word_ids: Optional[Sequence[int]], count: int) -> List[str]:
+    """Per token, its extra classes: ``" cont"`` for a subword that continues the word before it, ``" special"`` for
+    a token of no word (a negative word id)."""
+    if word_ids is None:
+        return [""] * count
+    return [" special" if word < 0 else " cont" if i and word == word_ids[i - 1] else ""
+            for i, word in enumerate(word_ids)]
+
+
 def heatmap_row_html(
-    tokens: Sequence[str], scores: Tensor, signed: bool = True, ground_truth: Optional[GroundTruthMarks] = None
+    tokens: Sequence[str],
+    scores: Tensor,
+    signed: bool = True,
+    ground_truth: Optional[GroundTruthMarks] = None,
+    word_ids: Optional[Sequence[int]] = None,
 ) -> str:
     """One sentence as coloured, escaped tokens with readable text; each token's tooltip shows its raw score.
 
@@ -199,6 +223,8 @@ def heatmap_row_html(
         scores: their per-token scores, shape :math:`(T,)` with :math:`T` = ``len(tokens)``.
         signed: the diverging scale (``True``) or the sequential one for non-negative magnitudes (``False``).
         ground_truth: marks decisive words (class ``gt-decisive``) and negation spans (``gt-negation``).
+        word_ids: for subword tokens, the word of each (negative: a special token of no word): the subwords of a word
+            are drawn joined (class ``cont`` after the first) and special tokens outlined (class ``special``).
 
     Returns:
         An HTML fragment: one ``<span class="tok">`` per token, its background the score's colour and its text black
@@ -206,7 +232,7 @@ def heatmap_row_html(
 
     Raises:
         ValueError: if there is not exactly one score per token, an unsigned row has a negative score, or
-            ``ground_truth`` covers another number of tokens.
+            ``ground_truth`` or ``word_ids`` covers another number of tokens.
 
     Examples:
         >>> heatmap_row_html(["<b>"], torch.tensor([2.0]))
@@ -220,12 +246,17 @@ def heatmap_row_html(
     if ground_truth is not None and len(ground_truth.decisive) != len(tokens):
         raise ValueError(f"Expected `ground_truth` for {len(tokens)} tokens, but it covers "
                          f"{len(ground_truth.decisive)}")
+    if word_ids is not None and len(word_ids) != len(tokens):
+        raise ValueError(f"Expected `word_ids` for {len(tokens)} tokens, but it covers {len(word_ids)}")
     normalized = normalize_scores(raw_scores).tolist()
-    return " ".join(
-        _token_html(
+    kinds = _subword_kinds(word_ids, len(tokens))
+    return "".join(
+        ("" if kinds[i] == " cont" or not i else " ")
+        + _token_html(
             token, normalized[i], float(raw_scores[i]), signed,
             ground_truth is not None and ground_truth.decisive[i],
             ground_truth is not None and ground_truth.negated(i),
+            kinds[i],
         )
         for i, token in enumerate(tokens)
     )
@@ -277,7 +308,7 @@ def _row_html(record: TextAttribution, show_truth: bool, show_delta: bool) -> st
         delta = "&mdash;" if record.convergence_delta is None else f"{record.convergence_delta:+.3g}"
         cells.append(f'<td class="delta">{delta}</td>')
     cells.append(f'<td class="scale">{_scale_html(record.scores, record.signed)}</td>')
-    row = heatmap_row_html(record.tokens, record.scores, record.signed, record.ground_truth)
+    row = heatmap_row_html(record.tokens, record.scores, record.signed, record.ground_truth, record.word_ids)
     cells.append(f'<td class="heatmap">{row}</td>')
     kind = "signed" if record.signed else "unsigned"
     return (f'<tr class="heatmap-row" data-method="{html.escape(record.method)}" data-scale="{kind}">'
@@ -342,6 +373,7 @@ def render_html(
         signed=any(r.signed for r in items),
         unsigned=any(not r.signed for r in items),
         ground_truth=any(r.ground_truth is not None for r in items),
+        subwords=any(r.word_ids is not None for r in items),
     )
     body = "\n".join(_sentence_html(i + 1, group) for i, group in enumerate(groups))
     return html_page(title, preamble + legend + body, legend=False, extra_style=_RECORD_STYLE + extra_style)

@@ -93,3 +93,16 @@ def test_record_errors_name_the_argument() -> None:
         to_visualization_record(["a"], torch.zeros(1), -0.1, 0, 0, 0)
     with pytest.raises(TypeError, match="Expected `tokens` to be a sequence of strings, but got a single str"):
         to_visualization_record("ab", torch.zeros(2), 0.5, 0, 0, 0)
+
+
+def test_subword_scores_are_shown_per_word_or_per_subword() -> None:
+    scores = torch.tensor([[0.5, 0.5], [1.0, 1.0], [-0.5, -0.5], [3.0, 0.0], [9.0, 9.0]])  # [CLS] go ##od film [SEP]
+    per_word = to_visualization_record(["good", "film"], scores, 0.9, 1, 1, 1, word_ids=[None, 0, 0, 1, None])
+    assert per_word.raw_input_ids == ["good", "film"] and per_word.attr_score == pytest.approx(4.0)
+    assert torch.allclose(per_word.word_attributions, torch.tensor([1.0 / 3.0, 1.0]))
+    per_subword = to_visualization_record(["[CLS]", "go", "##od", "film", "[SEP]"], scores, 0.9, 1, 1, 1)
+    assert len(per_subword.word_attributions) == 5 and per_subword.attr_score == pytest.approx(22.0)
+    with pytest.raises(ValueError, match=r"T = len\(word_ids\) = 4, but got \(5, 2\)"):
+        to_visualization_record(["good", "film"], scores, 0.9, 1, 1, 1, word_ids=[None, 0, 1, None])
+    with pytest.raises(ValueError, match="number the 3 words of `tokens`, but they number 2"):
+        to_visualization_record(["good", "film", "x"], scores, 0.9, 1, 1, 1, word_ids=[None, 0, 0, 1, None])

@@ -182,3 +182,20 @@ def test_save_html_writes_the_rendered_page(tmp_path: Path) -> None:
     out = save_html(tmp_path / "new" / "page.html", [_record()], title="Saved")
     assert out == tmp_path / "new" / "page.html"
     assert out.read_text(encoding="utf-8") == render_html([_record()], title="Saved")
+
+
+def test_subword_rows_join_a_words_subwords_and_outline_special_tokens() -> None:
+    tokens = ["[CLS]", "go", "##od", "film", "[SEP]"]
+    record = TextAttribution(tokens, torch.tensor([0.1, 1.0, -0.5, 0.2, 0.0]), "IG", target=1, predicted=1,
+                             probability=0.9, word_ids=[-1, 0, 0, 1, -1])
+    page = render_html(record)
+    row = re.search(r'<td class="heatmap">(.*?)</td>', page).group(1)
+    spans = re.findall(r'<span class="([^"]*)"', row)
+    assert spans == ["tok special", "tok", "tok cont", "tok", "tok special"]
+    assert "</span><span class=\"tok cont\"" in row and row.count("</span> <span") == 3  # no space inside a word
+    assert "Scores per subword" in page and "a special token of no word" in row
+    with pytest.raises(ValueError, match="`word_ids` for 5 tokens, but it covers 2"):
+        TextAttribution(tokens, torch.zeros(5), "IG", target=1, predicted=1, probability=0.9, word_ids=[0, 1])
+    words = render_html(TextAttribution(["good", "film"], torch.tensor([0.5, 0.2]), "IG", target=1, predicted=1,
+                                        probability=0.9))
+    assert "Scores per subword" not in words and "tok cont" not in words and "tok special" not in words
