@@ -92,25 +92,20 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace, argv: Sequence[str]) -> List[str]:
-    from captum_text_ext.models.zoo import ZOO, train_zoo_model
-    from captum_text_ext.models.zoo_data import zoo_data_files
-    from captum_text_ext.models.zoo_report import record_result
-    from captum_text_ext.provenance import RunRecorder
+    from captum_text_ext.models.zoo import ZOO
+    from captum_text_ext.models.zoo_report import train_and_record
 
     entry = ZOO[args.name]
-    with RunRecorder(command=shlex.join(["captum-text-ext", *argv]), seeds={"model": entry.seed}) as run:
-        for label, path in zoo_data_files(entry.dataset, args.data_root):
-            run.record_file(label, path)
-        result = train_zoo_model(args.name, args.data_root, args.cache_dir, progress=not args.quiet)
-        run.record_file("checkpoint", result.checkpoint)
+    result, _, written = train_and_record(args.name, args.data_root, args.cache_dir, args.record,
+                                          shlex.join(["captum-text-ext", *argv]), progress=not args.quiet)
     met = "met" if result.target_met else "NOT met"
     lines = [f"{args.name}: test accuracy {result.test_accuracy:.4f} (target >= {entry.target_accuracy:.2f}: {met})"]
     lines += [f"{args.name}: {key} {value:.4f}" for key, value in result.extra_metrics.items()]
     lines.append(f"{args.name}: trained in {result.train_seconds / 60:.1f} min, best epoch {result.fit.best_epoch} "
                  f"of {result.fit.epochs_run}")
     lines.append(f"saved {result.checkpoint} (sha256 {result.sha256})")
-    if args.record is not None:
-        lines.append(f"wrote {record_result(args.record, result, run.provenance)}")
+    if written is not None:
+        lines.append(f"wrote {written}")
     return lines
 
 

@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 
 from captum_text_ext.benchmarks.markdown import markdown_cell
 from captum_text_ext.benchmarks.sentences import Sentences, embed_sentences, predict
-from captum_text_ext.benchmarks.statistics import bootstrap_interval, holm, paired_bootstrap_pvalue
+from captum_text_ext.benchmarks.statistics import compare_methods
 from captum_text_ext.datasets import load_synthetic
 from captum_text_ext.datasets._paths import PathLike
 from captum_text_ext.decomposition import UnsupportedOperationError
@@ -313,24 +313,10 @@ def summarize(results: Mapping[str, _Scores], seed: int = SEED) -> Dict[str, Dic
     """
     summary: Dict[str, Dict[str, Dict[str, Any]]] = {}
     for column in COLUMNS:
-        have = {m: r.values[column.key] for m, r in results.items()
-                if column.key in r.values and np.isfinite(r.values[column.key]).any()}
-        if not have:
-            continue
-        cells: Dict[str, Dict[str, Any]] = {}
-        for method, data in have.items():
-            low, high = bootstrap_interval(data, seed)
-            cells[method] = {"mean": float(np.nanmean(data)), "low": low, "high": high,
-                             "n": int(np.isfinite(data).sum()), "best": False, "p_holm": None, "differs": False}
-        pick = max if column.higher_is_better else min
-        best = pick(cells, key=lambda m: cells[m]["mean"])
-        cells[best]["best"] = True
-        others = [m for m in cells if m != best]
-        adjusted = holm([paired_bootstrap_pvalue(have[best], have[m], seed) for m in others])
-        for method, p in zip(others, adjusted):
-            cells[method]["p_holm"] = None if math.isnan(p) else float(p)
-            cells[method]["differs"] = bool(p < ALPHA)
-        summary[column.key] = cells
+        cells = compare_methods({m: r.values[column.key] for m, r in results.items() if column.key in r.values},
+                                column.higher_is_better, seed, ALPHA)
+        if cells:
+            summary[column.key] = cells
     return summary
 
 
