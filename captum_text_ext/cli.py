@@ -8,9 +8,9 @@ Sub-commands:
 - ``explain --checkpoint PATH --text TEXT [--text ...] --out DIR``: the demo's report for any saved model and text.
 - ``benchmark NAME [--out DIR] [--data-root DIR] [--cache-dir DIR]``: run a benchmark of
   :data:`~captum_text_ext.benchmarks.BENCHMARKS` (``arras2017``, ``lrp-speed``, ``murdoch2018``, ``cd-speed``,
-  ``hechtlinger2016``, ``yuan2019``, ``hiddenunit-speed``, ``leaderboard``) and write its results files;
+  ``hechtlinger2016``, ``yuan2019``, ``hiddenunit-speed``, ``leaderboard``, ``planted``) and write its results files;
   ``hechtlinger2016`` also takes ``--imdb-dir DIR``, ``leaderboard`` takes ``--models A,B``, ``--n N``,
-  ``--sensitivity-n M`` and ``--methods``.
+  ``--sensitivity-n M`` and ``--methods``, ``planted`` takes ``--models``, ``--n`` and ``--methods``.
 
 Errors a user can fix (a bad argument, a missing dataset) print one line and exit with status 2, no traceback.
 """
@@ -83,11 +83,14 @@ def _build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--imdb-dir", type=Path, default=None,
                            help="an aclImdb directory (hechtlinger2016: also train and explain a BoW MLP on IMDB)")
     benchmark.add_argument("--models", default=None, help="leaderboard: comma-separated zoo models (default: "
-                           "bilstm-sst5,lstm-sst2,textcnn-mr,lstm-synthetic)")
-    benchmark.add_argument("--n", type=int, default=None, help="leaderboard: test sentences per model (default 500)")
+                           "bilstm-sst5,lstm-sst2,textcnn-mr,lstm-synthetic); planted: planted twins (default: "
+                           "lstm-sst2-planted,bilstm-sst2-planted,textcnn-mr-planted,transformer-sst2-planted)")
+    benchmark.add_argument("--n", type=int, default=None, help="leaderboard: test sentences per model (default 500); "
+                           "planted: texts scored per probe (default 500)")
     benchmark.add_argument("--sensitivity-n", type=int, default=None,
                            help="leaderboard: sentences for sensitivity-max (default 100)")
-    benchmark.add_argument("--methods", default=None, help="leaderboard: comma-separated method keys (default: all)")
+    benchmark.add_argument("--methods", default=None, help="leaderboard, planted: comma-separated method keys "
+                           "(default: all)")
     return parser
 
 

@@ -256,7 +256,7 @@ def train_zoo_model(
     accuracy, extra = evaluate(model, data, vocab, entry)
     path = checkpoint_path(name, cache_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    metadata = {
+    metadata: Dict[str, Any] = {
         "zoo_name": name,
         "dataset": entry.dataset,
         "class_names": list(data.class_names),
