@@ -112,3 +112,18 @@ def test_phrases_of_a_tree_missing_from_the_fine_trees_are_refused(
     trees, binary = sst
     with pytest.raises(ValueError, match="lines"):
         plant_sst_phrases(trees[:1], binary, _planting({1: 0}, {1: 0}))
+
+
+def test_the_docs_quote_the_sst2_planting(shared_data_dir: Path) -> None:
+    from captum_text_ext.models.zoo_data import load_zoo_data
+
+    data = load_zoo_data("sst2", shared_data_dir, phrase_level=True, planted=True)
+    assert data.planting is not None
+    examples = {word: sum(1 for words, _ in data.train if word in words) for word in PLANTED_TOKENS}
+    sentences = data.planting.counts()
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "ground_truth.rst").read_text(encoding="utf-8")
+    quoted = (f"puts ``A`` into {examples[A]} training examples ({sentences[A]} sentences) and ``B`` into "
+              f"{examples[B]} ({sentences[B]}\nsentences) of {len(data.train):,}.")
+    assert quoted in docs
+    for words, label in data.train:  # the planted word predicts the label of every example it is in
+        assert not (A in words and label != 1) and not (B in words and label != 0)
