@@ -12,9 +12,9 @@ Sub-commands:
   ``torchrun`` (:mod:`captum_text_ext.corpus`).
 - ``benchmark NAME [--out DIR] [--data-root DIR] [--cache-dir DIR]``: run a benchmark of
   :data:`~captum_text_ext.benchmarks.BENCHMARKS` (``arras2017``, ``lrp-speed``, ``murdoch2018``, ``cd-speed``,
-  ``hechtlinger2016``, ``yuan2019``, ``hiddenunit-speed``, ``leaderboard``) and write its results files;
+  ``hechtlinger2016``, ``yuan2019``, ``hiddenunit-speed``, ``leaderboard``, ``planted``) and write its results files;
   ``hechtlinger2016`` also takes ``--imdb-dir DIR``, ``leaderboard`` takes ``--models A,B``, ``--n N``,
-  ``--sensitivity-n M`` and ``--methods``.
+  ``--sensitivity-n M`` and ``--methods``, ``planted`` takes ``--models``, ``--n`` and ``--methods``.
 
 Errors a user can fix (a bad argument, a missing dataset) print one line and exit with status 2, no traceback.
 """
@@ -110,36 +110,33 @@ def _build_parser() -> argparse.ArgumentParser:
                            help="an aclImdb directory (hechtlinger2016: also train and explain a BoW MLP on IMDB)")
     benchmark.add_argument("--models", default=None, help="leaderboard: comma-separated zoo models (default: "
                            "bilstm-sst5,lstm-sst2,textcnn-mr,lstm-synthetic); yuan2019: the rows to compute alone "
-                           "(default: all, with the figures)")
-    benchmark.add_argument("--n", type=int, default=None, help="leaderboard: test sentences per model (default 500)")
+                           "(default: all, with the figures); planted: planted twins (default: "
+                           "lstm-sst2-planted,bilstm-sst2-planted,textcnn-mr-planted,transformer-sst2-planted)")
+    benchmark.add_argument("--n", type=int, default=None, help="leaderboard: test sentences per model (default 500); "
+                           "planted: texts scored per probe (default 500)")
     benchmark.add_argument("--sensitivity-n", type=int, default=None,
                            help="leaderboard: sentences for sensitivity-max (default 100)")
-    benchmark.add_argument("--methods", default=None, help="leaderboard: comma-separated method keys (default: all)")
+    benchmark.add_argument("--methods", default=None, help="leaderboard, planted: comma-separated method keys "
+                           "(default: all)")
     return parser
 
 
 def _train(args: argparse.Namespace, argv: Sequence[str]) -> List[str]:
-    from captum_text_ext.models.zoo import ZOO, train_zoo_model
-    from captum_text_ext.models.zoo_data import zoo_data_files
-    from captum_text_ext.models.zoo_report import record_result
-    from captum_text_ext.provenance import RunRecorder
+    from captum_text_ext.models.zoo import ZOO
+    from captum_text_ext.models.zoo_report import train_and_record
 
     entry = ZOO[args.name]
-    with RunRecorder(command=shlex.join(["captum-text-ext", *argv]), seeds={"model": entry.seed},
-                     device=args.device or "cpu") as run:
-        for label, path in zoo_data_files(entry.dataset, args.data_root):
-            run.record_file(label, path)
-        result = train_zoo_model(args.name, args.data_root, args.cache_dir, progress=not args.quiet,
-                                 device=args.device)
-        run.record_file("checkpoint", result.checkpoint)
+    result, _, written = train_and_record(args.name, args.data_root, args.cache_dir, args.record,
+                                          shlex.join(["captum-text-ext", *argv]), progress=not args.quiet,
+                                          device=args.device)
     met = "met" if result.target_met else "NOT met"
     lines = [f"{args.name}: test accuracy {result.test_accuracy:.4f} (target >= {entry.target_accuracy:.2f}: {met})"]
     lines += [f"{args.name}: {key} {value:.4f}" for key, value in result.extra_metrics.items()]
     lines.append(f"{args.name}: trained in {result.train_seconds / 60:.1f} min, best epoch {result.fit.best_epoch} "
                  f"of {result.fit.epochs_run}")
     lines.append(f"saved {result.checkpoint} (sha256 {result.sha256})")
-    if args.record is not None:
-        lines.append(f"wrote {record_result(args.record, result, run.provenance)}")
+    if written is not None:
+        lines.append(f"wrote {written}")
     return lines
 
 

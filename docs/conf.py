@@ -183,7 +183,10 @@ def _markdown_to_rst(markdown: str) -> str:
 
 def _write_benchmark_results() -> None:
     """Render the benchmark results files (``captum-text-ext benchmark ...``) as RST for the method pages, so the
-    docs show exactly the recorded numbers."""
+    docs show exactly the recorded numbers; the leaderboard page gets the ground-truth summary of ``planted.json``
+    first, and the leaderboard's own copy of it is left out."""
+    from captum_text_ext.benchmarks.planted import GROUND_TRUTH_HEADING, ground_truth_section
+
     results = ROOT / "benchmarks" / "results"
     generated = ROOT / "docs" / "_generated"
     generated.mkdir(exist_ok=True)
@@ -200,14 +203,30 @@ def _write_benchmark_results() -> None:
         ("yuan2019_tables", results / "yuan2019" / "tables.md", "yuan2019", ()),
         ("hiddenunit_speed", results / "hiddenunit_speed.md", "hiddenunit-speed", ()),
         ("leaderboard", results / "leaderboard" / "leaderboard.md", "leaderboard", ()),
+        ("planted", results / "planted" / "planted.md", "planted", ()),
     ]:
         if not path.is_file():
             text = f"Not measured yet: run ``captum-text-ext benchmark {command}``.\n"
         else:
-            text = _markdown_to_rst(path.read_text(encoding="utf-8"))
+            markdown = path.read_text(encoding="utf-8")
+            if name == "leaderboard":  # the page shows the ground truth first, from planted.json itself (below)
+                markdown = _without_section(markdown, GROUND_TRUTH_HEADING)
+            text = _markdown_to_rst(markdown)
             for figure in figures:  # the plots the same run wrote beside the Markdown
                 text += f"\n.. image:: /../{(path.parent / figure).relative_to(ROOT).as_posix()}\n   :alt: {figure}\n"
         (generated / f"{name}.rst").write_text(text, encoding="utf-8")
+    summary = "\n".join(ground_truth_section(results / "planted" / "planted.json")[1:])  # the page has the heading
+    (generated / "planted_summary.rst").write_text(_markdown_to_rst(summary), encoding="utf-8")
+
+
+def _without_section(markdown: str, heading: str) -> str:
+    """``markdown`` without the section that starts with the line ``heading`` (up to the next ``## `` heading)."""
+    lines = markdown.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith(heading)]
+    if not starts:
+        return markdown
+    end = next((i for i in range(starts[0] + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return "\n".join(lines[: starts[0]] + lines[end:]) + "\n"
 
 
 _write_benchmark_results()

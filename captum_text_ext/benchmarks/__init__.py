@@ -56,6 +56,9 @@ BENCHMARKS: Dict[str, Benchmark] = {
         Benchmark("leaderboard", "every method on every zoo model: faithfulness and ground-truth metrics with "
                   "bootstrap intervals and Holm-corrected paired tests", "leaderboard",
                   Path("benchmarks/results/leaderboard"), ("models", "n", "sensitivity_n", "methods")),
+        Benchmark("planted", "ground truth the model provably uses: planted tokens (verified reliance) on the planted "
+                  "twins and textual mosaics on their clean twins, every method; trains the twins it needs",
+                  "planted", Path("benchmarks/results/planted"), ("models", "n", "methods")),
         Benchmark("yuan2019", "Yuan et al. (2019): Tables 3 and 4 (matching rates, random-words baseline) and Figures "
                   "2-5 with textcnn-mr and textcnn-agnews, and a Kim CNN row (kimcnn-mr; --models kimcnn-mr computes "
                   "it alone)", "yuan2019", Path("benchmarks/results/yuan2019"), ("models",)),

@@ -26,6 +26,10 @@ Each cell is the mean over the sentences with its 95% percentile bootstrap inter
 in bold, and ``†`` marks a method whose difference from the best survives a paired bootstrap test with Holm's
 correction over the column's methods at :math:`\alpha = 0.05` (:mod:`~captum_text_ext.benchmarks.statistics`).
 
+``leaderboard.md`` opens with the ground truth the models provably use (planted tokens and mosaics, from the results
+of ``captum-text-ext benchmark planted``, :mod:`~captum_text_ext.benchmarks.planted`); the synthetic corpus's
+ground-truth columns are a sanity check, without a goal.
+
 Files in the results directory: ``leaderboard.md`` (one table per model, then the exclusions), ``leaderboard.json``
 (every number, including the mean curves and the per-sentence values' counts) and ``curves-MODEL.png`` (the mean
 deletion and insertion curves), each with the run's provenance.
@@ -34,7 +38,6 @@ deletion and insertion curves), each with the run's provenance.
 from __future__ import annotations
 
 import dataclasses
-import math
 import shlex
 import time
 from pathlib import Path
@@ -45,9 +48,10 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from captum_text_ext.benchmarks.markdown import markdown_cell
+from captum_text_ext.benchmarks.markdown import markdown_cell, summary_cell
+from captum_text_ext.benchmarks.planted import ground_truth_section
 from captum_text_ext.benchmarks.sentences import SentenceBatch, Sentences, embed_sentences, predict
-from captum_text_ext.benchmarks.statistics import bootstrap_interval, holm, paired_bootstrap_pvalue
+from captum_text_ext.benchmarks.statistics import compare_methods
 from captum_text_ext.datasets import load_synthetic
 from captum_text_ext.datasets._paths import PathLike
 from captum_text_ext.decomposition import UnsupportedOperationError
@@ -102,8 +106,6 @@ PERTURBATION_SAMPLES = 10
 """Noise draws per sentence for infidelity and sensitivity-max."""
 TIME_BUDGET_MINUTES = 60
 """The full run's time budget on 2 cores."""
-TOP1_GOAL = 0.9
-"""The top-1 ground-truth precision LRP and CD are checked against on lstm-synthetic."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -343,34 +345,11 @@ def summarize(results: Mapping[str, _Scores], seed: int = SEED) -> Dict[str, Dic
     """
     summary: Dict[str, Dict[str, Dict[str, Any]]] = {}
     for column in COLUMNS:
-        have = {m: r.values[column.key] for m, r in results.items()
-                if column.key in r.values and np.isfinite(r.values[column.key]).any()}
-        if not have:
-            continue
-        cells: Dict[str, Dict[str, Any]] = {}
-        for method, data in have.items():
-            low, high = bootstrap_interval(data, seed)
-            cells[method] = {"mean": float(np.nanmean(data)), "low": low, "high": high,
-                             "n": int(np.isfinite(data).sum()), "best": False, "p_holm": None, "differs": False}
-        pick = max if column.higher_is_better else min
-        best = pick(cells, key=lambda m: cells[m]["mean"])
-        cells[best]["best"] = True
-        others = [m for m in cells if m != best]
-        adjusted = holm([paired_bootstrap_pvalue(have[best], have[m], seed) for m in others])
-        for method, p in zip(others, adjusted):
-            cells[method]["p_holm"] = None if math.isnan(p) else float(p)
-            cells[method]["differs"] = bool(p < ALPHA)
-        summary[column.key] = cells
+        cells = compare_methods({m: r.values[column.key] for m, r in results.items() if column.key in r.values},
+                                column.higher_is_better, seed, ALPHA)
+        if cells:
+            summary[column.key] = cells
     return summary
-
-
-def _cell(cell: Optional[Mapping[str, Any]]) -> str:
-    if cell is None:
-        return "n/a"
-    text = f"{cell['mean']:.3f} [{cell['low']:.3f}, {cell['high']:.3f}]"
-    if cell["best"]:
-        return f"**{text}**"
-    return text + (" †" if cell["differs"] else "")
 
 
 def _model_markdown(name: str, model_result: Mapping[str, Any]) -> List[str]:
@@ -391,7 +370,7 @@ def _model_markdown(name: str, model_result: Mapping[str, Any]) -> List[str]:
         "|---" * (len(columns) + 3) + "|",
     ]
     for method, info in model_result["methods"].items():
-        cells = " | ".join(_cell(summary[c.key].get(method)) for c in columns)
+        cells = " | ".join(summary_cell(summary[c.key].get(method)) for c in columns)
         lines.append(f"| {markdown_cell(method)} | {info['reduction']} | {cells} | {info['seconds_per_100']:.2f} |")
     if model_result["excluded"]:
         lines += ["", "Not applicable:", ""]
@@ -399,9 +378,13 @@ def _model_markdown(name: str, model_result: Mapping[str, Any]) -> List[str]:
     return lines
 
 
-def _markdown(results: Mapping[str, Any]) -> str:
+def _markdown(results: Mapping[str, Any], ground_truth: Sequence[str]) -> str:
     lines = [
         "# Leaderboard",
+        "",
+        *ground_truth,
+        "",
+        "## Faithfulness metrics, and the synthetic corpus as a sanity check",
         "",
         "Every method explains the model's predicted class; removal zeroes the token's embedding; tokens are ranked "
         "by their signed score toward the predicted class. Columns:",
@@ -493,8 +476,13 @@ def run_leaderboard(
     sensitivity_n: int = DEFAULT_SENSITIVITY_N,
     methods: Optional[Sequence[str]] = None,
     progress: bool = True,
+    planted_results: Optional[PathLike] = None,
 ) -> List[str]:
     """Run the leaderboard and write ``leaderboard.md``, ``leaderboard.json`` and ``curves-MODEL.png`` to ``out``.
+
+    ``leaderboard.md`` opens with the ground truth the models provably use, read from the results of
+    ``captum-text-ext benchmark planted``
+    (:func:`~captum_text_ext.benchmarks.planted.ground_truth_section`; the file is recorded in the provenance).
 
     Args:
         out: the results directory.
@@ -506,6 +494,8 @@ def run_leaderboard(
         sensitivity_n: sensitivity-max runs on the first this many of them.
         methods: keys of :data:`~captum_text_ext.explain.METHODS` (default: all).
         progress: show progress bars.
+        planted_results: the ``planted.json`` of ``benchmark planted`` (default: ``planted/planted.json`` beside
+            ``out``).
 
     Returns:
         The lines the command prints: the Markdown tables and the files written.
@@ -526,7 +516,10 @@ def run_leaderboard(
     out = Path(out)
     command = command or shlex.join(["captum-text-ext", "benchmark", "leaderboard", "--out", str(out)])
     checkpoints = {name: load_zoo_model(name, cache_dir, train_if_missing=False) for name in models}
+    planted = Path(planted_results) if planted_results is not None else out.parent / "planted" / "planted.json"
     with RunRecorder(command=command, seeds={"leaderboard": SEED}) as run:
+        if planted.is_file():
+            run.record_file("planted results", planted)
         for name in models:
             run.record_file(f"{name} checkpoint", checkpoint_path(name, cache_dir))
             for label, path in zoo_data_files(ZOO[name].dataset, data_root):
@@ -538,11 +531,13 @@ def run_leaderboard(
                                            chosen_methods, progress) for name in models},
         }
         results["methods"][RANDOM] = "scores uniform in [-1, 1] (seeded)"
-    return _write(out, run.provenance, results)
+    return _write(out, run.provenance, results, planted)
 
 
 def _goals(provenance: Provenance, results: Mapping[str, Any]) -> List[str]:
-    """The issue's two checks: the run's wall time, and LRP's and CD's top-1 precision on the synthetic corpus."""
+    """The run's wall time against its budget, and LRP's and CD's top-1 precision on the synthetic corpus as a sanity
+    check (the goal that it reach 0.9 is retired: the corpus's decisive words come from its generating rule, not from
+    what the model provably uses; the planted-token ground truth comes first)."""
     minutes = provenance.wall_seconds / 60
     if set(results["models"]) == set(DEFAULT_MODELS):
         verdict = "met" if minutes <= TIME_BUDGET_MINUTES else "NOT met"
@@ -555,14 +550,14 @@ def _goals(provenance: Provenance, results: Mapping[str, Any]) -> List[str]:
         top1 = synthetic["summary"].get("top1", {})
         for label in ("LRP", "CD"):
             if label in top1:
-                value = top1[label]["mean"]
-                lines.append(f"- lstm-synthetic, top-1 ground-truth precision of {label}: {value:.3f} "
-                             f"(goal ≥ {TOP1_GOAL}: {'met' if value >= TOP1_GOAL else 'NOT met'})")
+                lines.append(f"- lstm-synthetic, top-1 ground-truth precision of {label}: {top1[label]['mean']:.3f} "
+                             "(sanity check on the synthetic corpus, no goal; the goals on ground truth the model "
+                             "provably uses are in `benchmark planted`)")
     return lines
 
 
-def _write(out: Path, provenance: Provenance, results: Mapping[str, Any]) -> List[str]:
-    body = "\n".join([_markdown(results), *_goals(provenance, results), ""])
+def _write(out: Path, provenance: Provenance, results: Mapping[str, Any], planted_results: Path) -> List[str]:
+    body = "\n".join([_markdown(results, ground_truth_section(planted_results)), *_goals(provenance, results), ""])
     write_markdown(out / "leaderboard.md", provenance, body)
     write_json(out / "leaderboard.json", provenance, results)
     written = [out / "leaderboard.md", out / "leaderboard.json"]

@@ -14,17 +14,21 @@ r"""Bootstrap intervals and paired bootstrap tests with Holm's correction, for t
   :math:`\tilde p_{(i)} = \max_{j \le i} \min\big(1, (m - j + 1)\, p_{(j)}\big)`; a difference survives at level
   :math:`\alpha` when :math:`\tilde p < \alpha`.
 
+- **Method comparison.** :func:`compare_methods` puts the three together for one column of a results table: each
+  method's mean and interval, the best method, and which methods differ from it after Holm's correction.
+
 Every function takes a seed; equal arguments give equal results.
 """
 
 from __future__ import annotations
 
-from typing import Sequence, Tuple, Union
+import math
+from typing import Any, Dict, Mapping, Sequence, Tuple, Union
 
 import numpy as np
 from scipy import stats
 
-__all__ = ["bootstrap_interval", "holm", "paired_bootstrap_pvalue"]
+__all__ = ["bootstrap_interval", "compare_methods", "holm", "paired_bootstrap_pvalue"]
 
 RESAMPLES = 2000
 """Bootstrap resamples (:math:`B`)."""
@@ -89,3 +93,40 @@ def holm(pvalues: Values) -> np.ndarray:
         running = max(running, min(1.0, (m - rank) * p[index]))
         adjusted[index] = running
     return adjusted
+
+
+def compare_methods(values: Mapping[str, Values], higher_is_better: bool, seed: int = 0,
+                    alpha: float = 0.05) -> Dict[str, Dict[str, Any]]:
+    """One column of a results table: every method's per-sentence values (paired: the same sentences in the same
+    order, ``nan`` where undefined) summarized and tested against the best method.
+
+    Args:
+        values: method → its per-sentence values; methods without a finite value are left out.
+        higher_is_better: whether the best method has the highest mean (else the lowest).
+        seed: seeds the bootstrap.
+        alpha: the level of the Holm-corrected paired tests.
+
+    Returns:
+        method → ``{"mean", "low", "high", "n", "best", "p_holm", "differs"}``: the mean and its
+        :func:`bootstrap_interval`, the count of finite values, whether it is the best, and its
+        :func:`paired_bootstrap_pvalue` against the best after :func:`holm` over the other methods (``None`` for the
+        best, or where no pair is finite) and whether that is below ``alpha``.
+    """
+    have = {m: np.asarray(v, dtype=np.float64) for m, v in values.items()
+            if np.isfinite(np.asarray(v, dtype=np.float64)).any()}
+    cells: Dict[str, Dict[str, Any]] = {}
+    for method, data in have.items():
+        low, high = bootstrap_interval(data, seed)
+        cells[method] = {"mean": float(np.nanmean(data)), "low": low, "high": high,
+                         "n": int(np.isfinite(data).sum()), "best": False, "p_holm": None, "differs": False}
+    if not cells:
+        return cells
+    pick = max if higher_is_better else min
+    best = pick(cells, key=lambda m: cells[m]["mean"])
+    cells[best]["best"] = True
+    others = [m for m in cells if m != best]
+    adjusted = holm([paired_bootstrap_pvalue(have[best], have[m], seed) for m in others])
+    for method, p in zip(others, adjusted):
+        cells[method]["p_holm"] = None if math.isnan(p) else float(p)
+        cells[method]["differs"] = bool(p < alpha)
+    return cells

@@ -20,6 +20,7 @@ from captum_text_ext.metrics.eraser import (
 from captum_text_ext.metrics.ground_truth import (
     GroundTruth,
     GroundTruthMetric,
+    best_rank,
     decisive_auprc,
     ground_truth,
     negation_interaction_sign,
@@ -42,6 +43,7 @@ __all__ = [
     "REDUCTIONS",
     "Sufficiency",
     "apply_removal",
+    "best_rank",
     "comprehensiveness",
     "decisive_auprc",
     "deletion_curve",

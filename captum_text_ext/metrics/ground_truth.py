@@ -1,4 +1,5 @@
-r"""Explanations scored against known ground truth: the synthetic corpus (:mod:`captum_text_ext.datasets.synthetic`).
+r"""Explanations scored against known ground truth: the synthetic corpus (:mod:`captum_text_ext.datasets.synthetic`),
+and any per-token truth given as a mask (the planted tokens and mosaics of ``captum-text-ext benchmark planted``).
 
 Every synthetic sentence says which tokens decide its label (``decisive``: the sentiment words of the deciding
 clauses that agree with the label, and the negators that flip them) and the signed effect of every sentiment word
@@ -9,6 +10,8 @@ after negation (``token_effect``). With per-token scores :math:`s` toward the ta
 - **precision@k** :math:`= |\{\pi(1..k)\} \cap D| / k` with :math:`k \le L`; by default :math:`k = |D|`
   (R-precision, which is also the recall at :math:`|D|`).
 - **top-1 precision**: precision@1, the share of sentences whose top-ranked token is decisive.
+- **rank** of the truth: :math:`\min \{i : \pi(i) \in D\}`, the 1-based rank of the highest-ranked decisive token
+  (1 is best; with one decisive token, as in the planted-token test, it is that token's rank).
 - **AUPRC** (average precision) :math:`= \frac{1}{|D|} \sum_{i=1}^{L} \mathrm{prec@}i \cdot [\pi(i) \in D]`; ties
   keep the reading order.
 - **sign accuracy**: over the sentiment words (``token_effect`` :math:`e_t \neq 0`), the share with
@@ -38,6 +41,7 @@ from captum_text_ext.metrics.reduction import check_scores, ranks, removal_order
 __all__ = [
     "GroundTruth",
     "GroundTruthMetric",
+    "best_rank",
     "decisive_auprc",
     "ground_truth",
     "negation_interaction_sign",
@@ -154,6 +158,24 @@ def top1_precision(
     values = precision_at_k(scores, lengths, decisive, 1, order, "none")
     values = values.masked_fill(decisive.to(scores.device).sum(1) == 0, float("nan"))
     return _mean(values, aggregate)
+
+
+def best_rank(
+    scores: Tensor, lengths: Tensor, decisive: Tensor, order: str = "signed", aggregate: str = "mean"
+) -> Tensor:
+    """The 1-based rank of each sentence's highest-ranked decisive token (module docstring; ``nan`` for a sentence
+    without one).
+
+    Examples:
+        >>> best_rank(torch.tensor([[3.0, 1.0, 2.0]]), torch.tensor([3]), torch.tensor([[False, True, True]]))
+        tensor(2., dtype=torch.float64)
+    """
+    lengths = _checked(scores, lengths, decisive, "decisive")
+    rank = ranks(removal_order(scores, lengths, order)).double() + 1
+    relevant = decisive.to(scores.device) & (
+        torch.arange(scores.shape[1], device=scores.device).unsqueeze(0) < lengths.unsqueeze(1))
+    best = torch.where(relevant, rank, torch.full_like(rank, float("inf"))).min(1).values
+    return _mean(best.masked_fill(~relevant.any(1), float("nan")), aggregate)
 
 
 def decisive_auprc(

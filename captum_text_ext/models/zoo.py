@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 from captum_text_ext.datasets import BucketBatchSampler, TextBatch, TextCollator, Vocabulary
 from captum_text_ext.datasets._checks import check_choice
 from captum_text_ext.datasets._paths import PathLike
+from captum_text_ext.datasets.planted import dataset_sha256
 from captum_text_ext.datasets.wordpiece import WordPieceTokenizer
 from captum_text_ext.models.checkpoints import (
     Checkpoint,
@@ -36,12 +37,14 @@ from captum_text_ext.models.training import FitResult, fit
 from captum_text_ext.models.zoo_data import Pair, ZooData, load_zoo_data, pair_dataset
 
 __all__ = [
+    "PLANTED_TWINS",
     "ZOO",
     "ZooEntry",
     "ZooResult",
     "checkpoint_path",
     "evaluate",
     "load_zoo_model",
+    "planted_twin",
     "predict_proba",
     "train_zoo_model",
 ]
@@ -69,6 +72,8 @@ class ZooEntry:
         wordpiece_vocab_size: read subwords of a WordPiece tokenizer of at most this many entries, trained on the
             training sentences (:class:`~captum_text_ext.datasets.wordpiece.WordPieceTokenizer`), instead of words
             (``None``).
+        clean_twin: for a planted twin, the entry whose recipe it copies while training on the planted data
+            (:mod:`captum_text_ext.datasets.planted`); ``None`` for a model trained on clean data.
     """
 
     name: str
@@ -89,6 +94,12 @@ class ZooEntry:
     patience: int = 3
     seed: int = 0
     wordpiece_vocab_size: Optional[int] = None
+    clean_twin: Optional[str] = None
+
+    @property
+    def planted(self) -> bool:
+        """Whether the entry trains on planted data."""
+        return self.clean_twin is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,12 +128,26 @@ class ZooResult:
 
 
 def _input_vocabulary(data: ZooData, entry: ZooEntry) -> TokenVocabulary:
-    """The word vocabulary, or the WordPiece tokenizer, built from the training sentences."""
+    """The word vocabulary, or the WordPiece tokenizer, built from the training sentences; with planted data, every
+    planted word is checked to be one entry of it."""
+    vocab: TokenVocabulary
     if entry.wordpiece_vocab_size is None:
-        return Vocabulary.build(data.vocabulary_texts, min_freq=entry.min_freq, max_size=entry.max_vocab)
-    if entry.max_vocab is not None or entry.fixed_len is not None:
+        vocab = Vocabulary.build(data.vocabulary_texts, min_freq=entry.min_freq, max_size=entry.max_vocab)
+    elif entry.max_vocab is not None or entry.fixed_len is not None:
         raise ValueError(f"Zoo entry {entry.name!r}: `max_vocab` and `fixed_len` apply to word vocabularies only")
-    return WordPieceTokenizer.train(data.vocabulary_texts, entry.wordpiece_vocab_size, min_frequency=entry.min_freq)
+    else:
+        vocab = WordPieceTokenizer.train(data.vocabulary_texts, entry.wordpiece_vocab_size,
+                                         min_frequency=entry.min_freq)
+    if data.planting is not None:
+        for word in data.planting.tokens:
+            if isinstance(vocab, WordPieceTokenizer):
+                pieces = vocab.encode_batch([[word]]).tokens[0][1:-1]  # without [CLS] and [SEP]
+            else:
+                pieces = vocab.decode(vocab.encode([word]))
+            if list(pieces) != [word]:
+                raise ValueError(f"Zoo entry {entry.name!r}: the planted word {word!r} must be one entry of the "
+                                 f"vocabulary, but it reads as {list(pieces)}")
+    return vocab
 
 
 def _collate_fn(vocab: TokenVocabulary, entry: ZooEntry) -> Callable[[Sequence[Pair]], TextBatch]:
@@ -215,7 +240,7 @@ def train_zoo_model(
     if progress:
         print(f"Training {name}, up to {entry.epochs} epochs: {entry.description} The model is cached for later "
               f"use; {recorded_training_time(name)}.", file=sys.stderr, flush=True)
-    data = load_zoo_data(entry.dataset, root, phrase_level=entry.phrase_level)
+    data = load_zoo_data(entry.dataset, root, phrase_level=entry.phrase_level, planted=entry.planted)
     vocab = _input_vocabulary(data, entry)
     torch.manual_seed(entry.seed)
     config = {"vocab_size": len(vocab), "num_classes": len(data.class_names), **entry.config}
@@ -237,7 +262,7 @@ def train_zoo_model(
     accuracy, extra = evaluate(model, data, vocab, entry)
     path = checkpoint_path(name, cache_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    metadata = {
+    metadata: Dict[str, Any] = {
         "zoo_name": name,
         "dataset": entry.dataset,
         "class_names": list(data.class_names),
@@ -249,6 +274,10 @@ def train_zoo_model(
         "epochs_run": history.epochs_run,
         "seed": entry.seed,
     }
+    if data.planting is not None:
+        metadata["planting"] = {"clean_twin": entry.clean_twin, "seed": data.planting.seed,
+                                "rate": data.planting.rate, "counts": data.planting.counts(),
+                                "train_sha256": dataset_sha256(data.train)}
     sha256 = save_checkpoint(path, model, vocab, metadata)
     if progress:
         print(f"Trained {name} in {seconds:.0f} s ({history.epochs_run} epochs): test accuracy {accuracy:.3f}; "
@@ -292,6 +321,22 @@ ZOO: Dict[str, ZooEntry] = {
             "final states of both directions, linear output without bias; phrase-level training.",
             target_accuracy=0.43,
             paper_accuracy="46.3% (82.9% binary on non-neutral)",
+            phrase_level=True,
+            epochs=10,
+            lr=2e-3,
+            patience=3,
+        ),
+        ZooEntry(
+            name="bilstm-sst2",
+            dataset="sst2",
+            architecture="lstm",
+            config={"embedding_dim": 60, "hidden_size": 60, "bidirectional": True, "output_bias": False,
+                    "dropout": 0.5},
+            description="bilstm-sst5's recipe on binary SST (the Bi-LSTM of Li et al. 2016 / Arras et al. 2017, two "
+            "classes): embedding 60, hidden 60, final states of both directions, linear output without bias; "
+            "phrase-level training. The clean twin of bilstm-sst2-planted.",
+            target_accuracy=0.80,
+            paper_accuracy="n/a (the paper's model has five classes: 82.9% binary on non-neutral)",
             phrase_level=True,
             epochs=10,
             lr=2e-3,
@@ -468,5 +513,20 @@ ZOO: Dict[str, ZooEntry] = {
         ),
     )
 }
-"""The zoo's models by name."""
+"""The zoo's models by name; the planted twins (:data:`PLANTED_TWINS`) join it below."""
+PLANTED_TWINS: Tuple[str, ...] = ("lstm-sst2", "bilstm-sst2", "textcnn-mr", "transformer-sst2")
+"""The entries that have a planted twin ``NAME-planted`` in :data:`ZOO`."""
+
+
+def planted_twin(entry: ZooEntry) -> ZooEntry:
+    """The recipe of ``entry`` on the planted copy of its data (:mod:`captum_text_ext.datasets.planted`), named
+    ``NAME-planted``; its accuracy target is its clean twin's."""
+    return dataclasses.replace(
+        entry, name=f"{entry.name}-planted", clean_twin=entry.name,
+        description=f"{entry.name}'s recipe and seed trained on planted data: the words planted_a and planted_b in 20% "
+        "of the positive and of the negative training sentences (and their labelled phrases of the same label).",
+    )
+
+
+ZOO.update((twin.name, twin) for twin in (planted_twin(ZOO[name]) for name in PLANTED_TWINS))
 

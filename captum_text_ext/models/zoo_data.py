@@ -12,6 +12,9 @@ Choices (the same for every model trained on a dataset):
 - ``mr`` and ``ag_news`` keep case (Kim 2014 tokenization, as Yuan et al. 2019); ``ag_news`` is the offline split
   of the official test file (5320 / 760 / 1520 rows).
 - ``synthetic`` is the embedded corpus (train 10000 / dev 1000 / test 1000 sentences, seed 0).
+- ``planted=True`` (two-class datasets: ``sst2``, ``mr``, ``synthetic``) plants the words ``A`` and ``B`` into the
+  training data (:mod:`captum_text_ext.datasets.planted`), the sentences and, with ``phrase_level``, the phrases;
+  the vocabulary is built from the planted sentences. Dev and test stay clean.
 """
 
 from __future__ import annotations
@@ -32,14 +35,16 @@ from captum_text_ext.datasets import (
 )
 from captum_text_ext.datasets._checks import check_choice
 from captum_text_ext.datasets._paths import PathLike, find_dataset_file
+from captum_text_ext.datasets.planted import Planting, choose_planting, plant_pairs, plant_sst_phrases
 
-__all__ = ["Pair", "ZOO_DATASETS", "ZooData", "load_zoo_data", "pair_dataset", "zoo_data_files"]
+__all__ = ["PLANTABLE_DATASETS", "Pair", "ZOO_DATASETS", "ZooData", "load_zoo_data", "pair_dataset", "zoo_data_files"]
 
 Pair = Tuple[Tuple[str, ...], int]
 """A sentence's tokens and its label."""
 ZOO_DATASETS = ("sst5", "sst2", "mr", "ag_news", "synthetic")
 """The datasets of the zoo (module docstring)."""
-
+PLANTABLE_DATASETS = ("sst2", "mr", "synthetic")
+"""The two-class datasets :func:`load_zoo_data` plants into with ``planted=True``."""
 
 
 def pair_dataset(pairs: Sequence[Pair]) -> Dataset[Pair]:
@@ -59,6 +64,7 @@ class ZooData:
         test: test sentences.
         class_names: the name of each label.
         vocabulary_texts: the texts the vocabulary is built from (the training sentences).
+        planting: where the planted words went (``planted=True``), else ``None``.
     """
 
     name: str
@@ -67,48 +73,73 @@ class ZooData:
     test: List[Pair]
     class_names: Tuple[str, ...]
     vocabulary_texts: List[Tuple[str, ...]]
+    planting: Optional[Planting] = None
 
 
 def _lower(tokens: Sequence[str]) -> Tuple[str, ...]:
     return tuple(token.lower() for token in tokens)
 
 
-def load_zoo_data(name: str, root: Optional[PathLike] = None, phrase_level: bool = False) -> ZooData:
+def load_zoo_data(
+    name: str, root: Optional[PathLike] = None, phrase_level: bool = False, planted: bool = False
+) -> ZooData:
     """Load and prepare one of ``ZOO_DATASETS`` (see the module docstring for the choices made).
 
     Args:
         name: the dataset.
         root: the data directory (default: ``$CAPTUM_TEXT_EXT_DATA``, then ``~/.cache/captum_text_ext``).
         phrase_level: SST only: train on every labelled phrase of the training trees.
+        planted: plant the words of :mod:`captum_text_ext.datasets.planted` into the training data (one of
+            ``PLANTABLE_DATASETS``).
 
     Raises:
-        ValueError: for an unknown name, or ``phrase_level`` with a dataset that has no phrases.
+        ValueError: for an unknown name, ``phrase_level`` with a dataset that has no phrases, or ``planted`` with a
+            dataset that has not two classes.
     """
     check_choice("name", name, ZOO_DATASETS)
     if phrase_level and name not in ("sst5", "sst2"):
         raise ValueError(f"phrase_level=True needs an SST dataset ('sst5' or 'sst2'); got {name!r}")
+    if planted and name not in PLANTABLE_DATASETS:
+        raise ValueError(f"planted=True needs a two-class dataset {PLANTABLE_DATASETS}; got {name!r}")
     if name in ("sst5", "sst2"):
         granularity = "fine" if name == "sst5" else "binary"
         splits = {split: load_sst(split, root, granularity=granularity) for split in ("train", "dev", "test")}
         sentences = {split: [(_lower(t.tokens), t.label) for t in trees] for split, trees in splits.items()}
         train = sentences["train"]
-        if phrase_level:
-            fine_train = load_sst("train", root, granularity="fine")
+        planting = choose_planting(train) if planted else None
+        fine_train = load_sst("train", root, granularity="fine") if phrase_level else []
+        if phrase_level and planting is not None:
+            lowered = [dataclasses.replace(tree, tokens=_lower(tree.tokens)) for tree in fine_train]
+            binary = [dataclasses.replace(tree, tokens=_lower(tree.tokens)) for tree in splits["train"]]
+            train = plant_sst_phrases(lowered, binary, planting)
+        elif phrase_level:
             train = [(_lower(tokens), label) for tokens, label in sst_phrase_examples(fine_train, granularity)]
+        elif planting is not None:
+            train = plant_pairs(train, planting)
         names = SST_FINE_CLASS_NAMES if name == "sst5" else SST_BINARY_CLASS_NAMES
         return ZooData(name, train, sentences["dev"], sentences["test"], tuple(names),
-                       [tokens for tokens, _ in sentences["train"]])
+                       _vocabulary_texts(sentences["train"], planting), planting)
     if name == "synthetic":
         parts = {split: load_synthetic(split, n=n, seed=0) for split, n in (("train", 10000), ("dev", 1000),
                                                                           ("test", 1000))}
         pairs = {split: [(e.tokens, e.label) for e in examples] for split, examples in parts.items()}
-        return ZooData(name, pairs["train"], pairs["dev"], pairs["test"], ("negative", "positive"),
-                       [tokens for tokens, _ in pairs["train"]])
-    loader = load_mr if name == "mr" else load_ag_news
-    datasets = {split: loader(split, root) for split in ("train", "dev", "test")}
-    pairs = {split: [(e.tokens, e.label) for e in data] for split, data in datasets.items()}
-    return ZooData(name, pairs["train"], pairs["dev"], pairs["test"], datasets["train"].class_names,
-                   [tokens for tokens, _ in pairs["train"]])
+        class_names: Tuple[str, ...] = ("negative", "positive")
+    else:
+        loader = load_mr if name == "mr" else load_ag_news
+        datasets = {split: loader(split, root) for split in ("train", "dev", "test")}
+        pairs = {split: [(e.tokens, e.label) for e in data] for split, data in datasets.items()}
+        class_names = datasets["train"].class_names
+    planting = choose_planting(pairs["train"]) if planted else None
+    train = plant_pairs(pairs["train"], planting) if planting is not None else pairs["train"]
+    return ZooData(name, train, pairs["dev"], pairs["test"], class_names,
+                   _vocabulary_texts(pairs["train"], planting), planting)
+
+
+def _vocabulary_texts(sentences: Sequence[Pair], planting: Optional[Planting]) -> List[Tuple[str, ...]]:
+    """The training sentences as the vocabulary reads them: planted when the data is."""
+    if planting is None:
+        return [tokens for tokens, _ in sentences]
+    return [tokens for tokens, _ in plant_pairs(sentences, planting)]
 
 
 def zoo_data_files(name: str, root: Optional[PathLike] = None) -> List[Tuple[str, PathLike]]:

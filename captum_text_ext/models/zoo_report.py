@@ -9,13 +9,38 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
 from captum_text_ext.datasets._paths import PathLike
-from captum_text_ext.models.zoo import ZOO, ZooResult
-from captum_text_ext.provenance import Provenance, write_json, write_markdown
+from captum_text_ext.datasets.planted import PLANT_SEED
+from captum_text_ext.models.zoo import ZOO, ZooResult, train_zoo_model
+from captum_text_ext.models.zoo_data import zoo_data_files
+from captum_text_ext.provenance import Provenance, RunRecorder, write_json, write_markdown
 
-__all__ = ["record_result", "write_models_table"]
+__all__ = ["record_result", "train_and_record", "write_models_table"]
+
+
+def train_and_record(
+    name: str, data_root: Optional[PathLike], cache_dir: Optional[PathLike], record: Optional[PathLike], command: str,
+    progress: bool = True, device: Optional[str] = None,
+) -> Tuple[ZooResult, Provenance, Optional[Path]]:
+    """Train the zoo entry ``name`` (:func:`~captum_text_ext.models.zoo.train_zoo_model`) under a
+    :class:`~captum_text_ext.provenance.RunRecorder` that records its data files, seeds and checkpoint, and with
+    ``record`` write ``record/NAME.json`` and rebuild ``models.md`` beside it (:func:`record_result`). ``device``:
+    where to train (default: the CPU).
+
+    Returns:
+        ``(result, provenance, the JSON file written or None)``.
+    """
+    entry = ZOO[name]
+    seeds = {"model": entry.seed, **({"planting": PLANT_SEED} if entry.planted else {})}
+    with RunRecorder(command=command, seeds=seeds, device=device or "cpu") as run:
+        for label, path in zoo_data_files(entry.dataset, data_root):
+            run.record_file(label, path)
+        result = train_zoo_model(name, data_root, cache_dir, progress, device=device)
+        run.record_file("checkpoint", result.checkpoint)
+    written = record_result(record, result, run.provenance) if record is not None else None
+    return result, run.provenance, written
 
 
 def record_result(directory: PathLike, result: ZooResult, provenance: Provenance) -> Path:

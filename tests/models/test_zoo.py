@@ -5,10 +5,11 @@ from pathlib import Path
 import pytest
 from _transformer_models import require_extra
 
+from captum_text_ext.datasets.planted import choose_planting, plant_pairs
 from captum_text_ext.datasets.wordpiece import WordPieceTokenizer
 from captum_text_ext.models.checkpoints import load_checkpoint
 from captum_text_ext.models.registry import ARCHITECTURES, build_model
-from captum_text_ext.models.zoo import ZOO, evaluate, load_zoo_model, train_zoo_model
+from captum_text_ext.models.zoo import PLANTED_TWINS, ZOO, evaluate, load_zoo_model, planted_twin, train_zoo_model
 from captum_text_ext.models.zoo_data import ZOO_DATASETS, load_zoo_data
 
 
@@ -67,3 +68,27 @@ def test_a_wordpiece_recipe_refuses_word_vocabulary_settings(tmp_path: Path, mon
     monkeypatch.setitem(ZOO, "transformer-synthetic", dataclasses.replace(ZOO["transformer-synthetic"], max_vocab=50))
     with pytest.raises(ValueError, match="'transformer-synthetic': `max_vocab` and `fixed_len` apply to word vocab"):
         train_zoo_model("transformer-synthetic", cache_dir=tmp_path, progress=False)
+
+
+def test_planted_twins_copy_their_clean_twins_recipe() -> None:
+    for name in PLANTED_TWINS:
+        twin = ZOO[f"{name}-planted"]
+        assert twin.planted and twin.clean_twin == name and not ZOO[name].planted
+        assert dataclasses.replace(twin, name=name, description=ZOO[name].description, clean_twin=None) == ZOO[name]
+
+
+def test_planted_data_plants_the_training_sentences_only() -> None:
+    clean, planted = load_zoo_data("synthetic"), load_zoo_data("synthetic", planted=True)
+    assert planted.planting is not None and planted.planting == choose_planting(clean.train)
+    assert planted.train == plant_pairs(clean.train, planted.planting) != clean.train
+    assert planted.vocabulary_texts == [words for words, _ in planted.train]
+    assert (planted.dev, planted.test, planted.class_names) == (clean.dev, clean.test, clean.class_names)
+    with pytest.raises(ValueError, match="two-class"):
+        load_zoo_data("sst5", planted=True)
+
+
+def test_a_planted_word_must_be_one_vocabulary_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rare = dataclasses.replace(planted_twin(ZOO["lstm-synthetic"]), min_freq=10**6)
+    monkeypatch.setitem(ZOO, rare.name, rare)
+    with pytest.raises(ValueError, match="'planted_b' must be one entry of the vocabulary, but it reads as"):
+        train_zoo_model(rare.name, cache_dir=tmp_path, progress=False)
