@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from captum_text_ext.datasets._paths import PathLike
-from captum_text_ext.explain import DEFAULT_METHODS, Explanation, explain, tokenize_texts
+from captum_text_ext.explain import DEFAULT_METHODS, explain, tokenize_texts
 from captum_text_ext.models.checkpoints import load_checkpoint
 from captum_text_ext.records import TextAttribution
 from captum_text_ext.visualization import plot_comparison, render_html, save_png

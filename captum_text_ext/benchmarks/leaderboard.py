@@ -48,13 +48,13 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from captum_text_ext.benchmarks.method_rows import RANDOM, score_rows
 from captum_text_ext.benchmarks.markdown import markdown_cell, summary_cell
 from captum_text_ext.benchmarks.planted import ground_truth_section
 from captum_text_ext.benchmarks.sentences import SentenceBatch, Sentences, embed_sentences, predict
 from captum_text_ext.benchmarks.statistics import compare_methods
 from captum_text_ext.datasets import load_synthetic
 from captum_text_ext.datasets._paths import PathLike
-from captum_text_ext.decomposition import UnsupportedOperationError
 from captum_text_ext.explain import METHODS, LayerBatch, Method, embedding_layer
 from captum_text_ext.metrics import (
     GroundTruthMetric,
@@ -98,8 +98,6 @@ BATCH_SIZE = 64
 """Sentences per batch."""
 ALPHA = 0.05
 """Level of the Holm-corrected paired tests."""
-RANDOM = "Random"
-"""The label of the random-scores row."""
 INFIDELITY_NOISE = 0.1
 """Standard deviation of infidelity's Gaussian noise."""
 PERTURBATION_SAMPLES = 10
@@ -207,21 +205,8 @@ def score_model(
     first = sentences.batches[0]
     with torch.no_grad():
         classes = int(embedding_forward(model)(first.embeddings[:1], first.lengths[:1]).shape[-1])
-    results: Dict[str, _Scores] = {}
-    excluded: Dict[str, str] = {}
-    for method in [*methods.values(), None]:
-        label = RANDOM if method is None else method.label
-        reason = None if method is None else method.skip_reason(model, layer)
-        if reason is not None:
-            excluded[label] = reason
-            continue
-        torch.manual_seed(seed)
-        try:
-            results[label] = _score_method(model, method, sentences, examples, predicted, correct, sensitivity_n,
-                                           seed, progress, layer, classes)
-        except UnsupportedOperationError as unsupported:
-            excluded[label] = str(unsupported)
-    return results, excluded
+    return score_rows(model, layer, methods, seed, lambda method: _score_method(
+        model, method, sentences, examples, predicted, correct, sensitivity_n, seed, progress, layer, classes))
 
 
 def _score_method(

@@ -29,9 +29,9 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from captum_text_ext.benchmarks.method_rows import RANDOM, score_rows
 from captum_text_ext.datasets import NO_WORD, Vocabulary, WordPieceTokenizer, aggregate_subword_scores, pad_sequences
 from captum_text_ext.datasets.planted import PLANTED_TOKENS, insert_token
-from captum_text_ext.decomposition import UnsupportedOperationError
 from captum_text_ext.explain import LayerBatch, Method, embedding_layer, embedding_layer_name
 from captum_text_ext.metrics import best_rank, decisive_auprc, precision_at_k, top1_precision
 from captum_text_ext.models.checkpoints import TokenVocabulary
@@ -55,8 +55,6 @@ MAX_WORDS = 56
 at most ``MAX_WORDS - 1`` words before its planted word, a mosaic at most ``MAX_WORDS`` in all)."""
 BATCH_SIZE = 64
 """Texts per batch."""
-RANDOM = "Random"
-"""The label of the random-scores row (seeded scores uniform in [-1, 1] per word)."""
 METRICS: Tuple[Tuple[str, bool], ...] = (("top1", True), ("rank", False), ("P@k", True), ("AUPRC", True))
 """The per-text metrics and whether higher is better (module docstring)."""
 
@@ -278,19 +276,7 @@ def score_probe(
     """
     if isinstance(vocabulary, Vocabulary) and fixed_len is not None and any(len(w) > fixed_len for w in probe.words):
         raise ValueError(f"Expected texts of at most fixed_len={fixed_len} words (the model would crop them)")
-    results: Dict[str, ProbeScores] = {}
-    excluded: Dict[str, str] = {}
     name = embedding_layer_name(model)
     layer = None if name is None else embedding_layer(model, name)
-    for method in [*methods.values(), None]:
-        label = RANDOM if method is None else method.label
-        reason = None if method is None else method.skip_reason(model, layer)
-        if reason is not None:
-            excluded[label] = reason
-            continue
-        torch.manual_seed(seed)
-        try:
-            results[label] = _score_method(model, vocabulary, probe, method, seed, fixed_len, progress)
-        except UnsupportedOperationError as unsupported:
-            excluded[label] = str(unsupported)
-    return results, excluded
+    return score_rows(model, layer, methods, seed,
+                      lambda method: _score_method(model, vocabulary, probe, method, seed, fixed_len, progress))

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from captum_text_ext.corpus import storage
-from captum_text_ext.corpus.distributed import Ranks, process_group
+from captum_text_ext.corpus.distributed import process_group
 from captum_text_ext.corpus.plan import DEFAULT_WINDOW, TOKENS_PER_EXAMPLE, deal, example_seed, plan_batches
 from captum_text_ext.corpus.source import CorpusItem, CorpusLike, CorpusScan, as_corpus
 from captum_text_ext.datasets._checks import check_choice

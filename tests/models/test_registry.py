@@ -13,6 +13,7 @@ from captum_text_ext.models import (
     ARCHITECTURES,
     BagOfWordsMLP,
     EmbeddingCNN,
+    KimCNN,
     LSTMClassifier,
     TextCNN,
     TransformerClassifier,
@@ -36,6 +37,8 @@ ZOO: Dict[str, Tuple[str, Dict[str, Any]]] = {
                                       kernel_sizes=[3], input_length=6)),
     "bow_mlp": ("bow_mlp", dict(vocab_size=VOCAB, num_classes=CLASSES, hidden_sizes=[5, 4])),
     "embedding_cnn": ("embedding_cnn", dict(vocab_size=VOCAB, num_classes=CLASSES, embedding_dim=4, num_filters=5)),
+    "kimcnn": ("kimcnn", dict(vocab_size=VOCAB, embedding_dim=4, num_classes=CLASSES, num_filters=3,
+                              filter_sizes=[2, 3])),
     **{
         f"transformer-{attention}": ("transformer", dict(vocab_size=VOCAB, num_classes=CLASSES, hidden_size=8,
                                                          num_heads=2, max_length=16, attn_implementation=attention))
@@ -69,6 +72,7 @@ def test_the_zoo_covers_every_registered_architecture() -> None:
         "textcnn": TextCNN,
         "bow_mlp": BagOfWordsMLP,
         "embedding_cnn": EmbeddingCNN,
+        "kimcnn": KimCNN,
         "transformer": TransformerClassifier,
     }
 
@@ -112,7 +116,7 @@ def test_config_is_plain_and_rebuilds_an_identical_model(case: str) -> None:
 
 
 def test_build_model_refuses_unknown_architectures_listing_the_known_ones() -> None:
-    known = r"\['bow_mlp', 'embedding_cnn', 'lstm', 'textcnn', 'transformer'\]"
+    known = r"\['bow_mlp', 'embedding_cnn', 'kimcnn', 'lstm', 'textcnn', 'transformer'\]"
     with pytest.raises(ValueError, match=rf"one of {known}, but got 'gpt'"):
         build_model("gpt", {})
 

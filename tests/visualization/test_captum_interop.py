@@ -101,7 +101,7 @@ def test_subword_scores_are_shown_per_word_or_per_subword() -> None:
     assert per_word.raw_input_ids == ["good", "film"] and per_word.attr_score == pytest.approx(4.0)
     assert torch.allclose(per_word.word_attributions, torch.tensor([1.0 / 3.0, 1.0]))
     per_subword = to_visualization_record(["[CLS]", "go", "##od", "film", "[SEP]"], scores, 0.9, 1, 1, 1)
-    assert len(per_subword.word_attributions) == 5 and per_subword.attr_score == pytest.approx(22.0)
+    assert len(per_subword.word_attributions) == 5 and per_subword.attr_score == pytest.approx(23.0)
     with pytest.raises(ValueError, match=r"T = len\(word_ids\) = 4, but got \(5, 2\)"):
         to_visualization_record(["good", "film"], scores, 0.9, 1, 1, 1, word_ids=[None, 0, 1, None])
     with pytest.raises(ValueError, match="number the 3 words of `tokens`, but they number 2"):
