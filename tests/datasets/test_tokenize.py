@@ -30,7 +30,17 @@ def test_punctuation_becomes_tokens() -> None:
 
 
 def test_disallowed_characters_become_spaces() -> None:
-    assert kim_tokenize('café-au-lait. "x" a/b; c:d') == ["caf", "au", "lait", "x", "a", "b", "c", "d"]
+    assert kim_tokenize('café-au-lait. "x" a/b; c:d_e') == ["café", "au", "lait", "x", "a", "b", "c", "d", "e"]
+
+
+def test_accented_letters_are_kept_in_one_token_also_when_combining() -> None:
+    assert kim_tokenize("clichés") == ["clichés"]
+    assert kim_tokenize("cliche\u0301s naïve Ærø") == ["clichés", "naïve", "Ærø"]
+    assert kim_tokenize("Clichés", lower=True) == ["clichés"]
+
+
+def test_ascii_only_removes_non_ascii_letters_as_the_original() -> None:
+    assert kim_tokenize("clichés café-au-lait", ascii_only=True) == ["clich", "s", "caf", "au", "lait"]
 
 
 def test_quotes_backticks_digits_are_kept() -> None:
