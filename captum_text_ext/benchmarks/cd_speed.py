@@ -49,6 +49,7 @@ import torch
 from torch import Tensor, nn
 
 from captum_text_ext.attr import ContextualDecomposition, LayerContextualDecomposition
+from captum_text_ext.benchmarks import long_documents
 from captum_text_ext.benchmarks.cdt_loop import comp_cd_scores
 from captum_text_ext.benchmarks.sentences import SentenceBatch, Sentences, embed_sentences
 from captum_text_ext.datasets import Vocabulary, load_sst, pad_sequences
@@ -365,8 +366,11 @@ def run_cd_speed(
     cache_dir: Optional[PathLike] = None,
     command: Optional[str] = None,
     repeats: int = REPEATS,
+    long_document_cases: Optional[Sequence[Sequence[int]]] = None,
 ) -> List[str]:
-    """Time both methods and write ``cd_speed.md`` and ``cd_speed.json`` (with provenance) to ``out``.
+    """Time both methods and write ``cd_speed.md`` and ``cd_speed.json`` (with provenance) to ``out``; then every
+    word score of a long document against a sentence batch, with contextual decomposition and LRP, each in a fresh
+    process (:mod:`~captum_text_ext.benchmarks.long_documents`).
 
     Args:
         out: the results directory.
@@ -374,6 +378,8 @@ def run_cd_speed(
         cache_dir: where ``transformer-sst2`` is cached (the LSTM row's model is randomly initialised).
         command: the command line to record (default: ``captum-text-ext benchmark cd-speed --out OUT``).
         repeats: timed passes over the test set.
+        long_document_cases: ``(tokens, documents)`` of the long-document rows: the long document, and a batch
+            (more than one document) as the reference; default :data:`~captum_text_ext.benchmarks.long_documents.CASES`.
 
     Returns:
         The summary lines the command prints (the same numbers as the files).
@@ -390,6 +396,12 @@ def run_cd_speed(
     with RunRecorder(command=command, torch_threads=1) as run:
         result = _measure(run, data_root, repeats)
         result["transformer"] = _measure_transformer(run, data_root, cache_dir, repeats)
+        result["long_documents"] = {
+            method: {"cases": cases, "verdict": long_documents.verdict(method, cases)}
+            for method, cases in (
+                (m, long_documents.measure(m, long_document_cases or long_documents.CASES)) for m in ("cd", "lrp")
+            )
+        }
     return _write(out, run.provenance, result)
 
 
@@ -560,6 +572,39 @@ def _transformer_lines(result: Dict[str, Any]) -> List[str]:
     ]
 
 
+def _long_document_verdict(method: str, verdict: Dict[str, Any]) -> str:
+    memory = "met" if verdict["memory_met"] else "NOT met"
+    text = f"peak RSS {verdict['peak_rss_mb']:.0f} MB (bar {long_documents.MEMORY_BAR_MB:.0f} MB: {memory})"
+    if verdict["ratio_met"] is not None:
+        ratio = "met" if verdict["ratio_met"] else "NOT met"
+        text += (f", {verdict['ratio']:.2f}× the batch's time per (word × step) "
+                 f"(bar {long_documents.RATIO_BAR:g}×: {ratio})")
+    return text
+
+
+def _long_document_lines(measured: Dict[str, Any]) -> List[str]:
+    first = measured["cd"]["cases"]
+    longest = max(first, key=lambda r: r["tokens"])
+    batch = next(r for r in first if r["documents"] > 1)
+    return [
+        "",
+        "## Long documents",
+        "",
+        f"Every single-word score of one document of {longest['tokens']} tokens against a batch of "
+        f"{batch['documents']} sentences of {batch['tokens']} tokens: an LSTM with embedding "
+        f"{long_documents.EMBEDDING_DIM} and hidden {long_documents.HIDDEN_SIZE} (head on the last hidden state, "
+        "random weights, seeded random embeddings), float32, one torch thread, default settings (`phrases_per_pass=None`); "
+        "each case in a fresh process, whose peak resident memory is reported. Exact CD needs each word's pass over "
+        "the steps after it, so its unit of work is the (word score × time step); LRP's is the word score.",
+        "",
+        *long_documents.markdown_header(),
+        *[row for method, result in measured.items() for row in long_documents.markdown_rows(method, result["cases"])],
+        "",
+        *[f"{method.upper()}, long document: {_long_document_verdict(method, result['verdict'])}."
+          for method, result in measured.items()],
+    ]
+
+
 def _write(out: Path, provenance: Provenance, result: Dict[str, Any]) -> List[str]:
     rates, per_repeat = result["words_per_second"], result["words_per_second_per_repeat"]
     per_sentence = result["sentences_per_second"]
@@ -591,6 +636,7 @@ def _write(out: Path, provenance: Provenance, result: Dict[str, Any]) -> List[st
         f"Sanity check (float64, {SANITY_SENTENCES} sentences of the longest batch): the NumPy loop and "
         f"ContextualDecomposition agree to a relative difference of {result['sanity_relative_difference']:.1e}.",
         *_transformer_lines(result["transformer"]),
+        *_long_document_lines(result["long_documents"]),
     ]
     write_markdown(out / "cd_speed.md", provenance, "\n".join(lines))
     write_json(out / "cd_speed.json", provenance, result)
@@ -606,5 +652,7 @@ def _write(out: Path, provenance: Provenance, result: Dict[str, Any]) -> List[st
     summary.append(f"cd-speed: {' / '.join(TRANSFORMER_METHODS)} = {transformer['ratio']:.1f} (target >= "
                    f"{transformer['target_ratio']:g}: {transformer_met}); sanity check (float64): relative difference "
                    f"{transformer['sanity_relative_difference']:.1e}")
+    for method, measured in result["long_documents"].items():
+        summary.append(f"cd-speed: long document, {method}: {_long_document_verdict(method, measured['verdict'])}")
     summary.append(f"wrote {out / 'cd_speed.md'}, {out / 'cd_speed.json'}")
     return summary

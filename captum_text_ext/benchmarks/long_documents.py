@@ -1,10 +1,12 @@
 """Long documents: every single-word score of one long document against a batch of sentences, time and peak memory,
-each measured in a fresh process (``cd-speed`` and ``lrp-speed`` add these rows to their results).
+each measured in a fresh process (``cd-speed`` adds these rows, for contextual decomposition and LRP, to its
+results).
 
 The model is the issue's: an LSTM with embedding 64 and hidden 128, float32, random weights, its head on the last
 hidden state; the inputs are seeded random embeddings. Exact contextual decomposition needs each word's pass over the
 steps after it, so the work per word grows with the document's length; the comparable unit is the time per
-(word score × time step). LRP computes every word's relevance in one backward pass.
+(word score × time step), which should stay within :data:`RATIO_BAR` of the batch's. LRP computes every word's
+relevance in one backward pass, so its unit is the time per word score.
 
 Run by itself, the module measures one case and prints it as JSON (what the parent reads):
 ``python -m captum_text_ext.benchmarks.long_documents cd 5000 1``.
@@ -27,10 +29,13 @@ __all__ = [
     "EMBEDDING_DIM",
     "HIDDEN_SIZE",
     "MEMORY_BAR_MB",
+    "RATIO_BAR",
     "LongDocumentModel",
+    "markdown_header",
     "markdown_rows",
     "measure",
     "run_case",
+    "verdict",
 ]
 
 EMBEDDING_DIM = 64
@@ -39,6 +44,11 @@ HIDDEN_SIZE = 128
 """Its hidden size."""
 MEMORY_BAR_MB = 1536.0
 """The peak resident memory a fresh process may reach for the 5,000-token document (1.5 GB)."""
+RATIO_BAR = 2.0
+"""How much slower per (word score × time step) contextual decomposition may be on the long document than on the
+batch."""
+UNITS = {"cd": ("word × step", "seconds_per_word_step"), "lrp": ("word", "seconds_per_word")}
+"""Each method's unit of work and the result key of its time per unit."""
 CASES = ((5000, 1), (50, 64))
 """``(tokens, documents)``: the long document, and the reference batch of 64 sentences of 50 tokens."""
 
@@ -85,6 +95,7 @@ def run_case(method: str, tokens: int, documents: int) -> Dict[str, Any]:
         "seconds": seconds,
         "peak_rss_mb": peak,
         "rss_before_mb": before,
+        "seconds_per_word": seconds / words,
         "seconds_per_word_step": seconds / (words * tokens),
     }
 
@@ -101,21 +112,41 @@ def measure(method: str, cases: Sequence[Sequence[int]] = CASES) -> List[Dict[st
     return results
 
 
-def markdown_rows(results: Sequence[Dict[str, Any]]) -> List[str]:
-    """The results as a Markdown table, with the long document's time per (word × step) against the batch's."""
+def markdown_rows(method: str, results: Sequence[Dict[str, Any]]) -> List[str]:
+    """``method``'s results as Markdown table rows (after :func:`markdown_header`): time, time per unit of work
+    (:data:`UNITS`) against the batch's, and peak memory."""
+    unit_key = UNITS[method][1]
     reference = next(r for r in results if r["documents"] > 1)
-    lines = [
-        "| input | word scores | time | per (word × step) | vs the batch | peak RSS of the process |",
-        "|---|---|---|---|---|---|",
+    return [
+        f"| {method.upper()} | {r['documents']} × {r['tokens']} tokens | {r['documents'] * r['tokens']} | "
+        f"{r['seconds']:.2f} s | {r[unit_key] * 1e9:.1f} ns per {UNITS[method][0]} | "
+        f"{r[unit_key] / reference[unit_key]:.2f}× | {r['peak_rss_mb']:.0f} MB |"
+        for r in results
     ]
-    for r in results:
-        ratio = r["seconds_per_word_step"] / reference["seconds_per_word_step"]
-        label = f"{r['documents']} × {r['tokens']} tokens"
-        lines.append(
-            f"| {label} | {r['documents'] * r['tokens']} | {r['seconds']:.2f} s | "
-            f"{r['seconds_per_word_step'] * 1e9:.1f} ns | {ratio:.2f}× | {r['peak_rss_mb']:.0f} MB |"
-        )
-    return lines
+
+
+def markdown_header() -> List[str]:
+    """The header of the table :func:`markdown_rows` fills."""
+    return [
+        "| method | input | word scores | time | per unit of work | vs the batch | peak RSS of the process |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+
+def verdict(method: str, results: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """The long document's peak memory and time ratio against the bars (:data:`MEMORY_BAR_MB`; for contextual
+    decomposition also :data:`RATIO_BAR`)."""
+    unit_key = UNITS[method][1]
+    reference = next(r for r in results if r["documents"] > 1)
+    longest = max(results, key=lambda r: r["tokens"])
+    ratio = longest[unit_key] / reference[unit_key]
+    memory_met = longest["peak_rss_mb"] <= MEMORY_BAR_MB
+    return {
+        "peak_rss_mb": longest["peak_rss_mb"],
+        "ratio": ratio,
+        "memory_met": memory_met,
+        "ratio_met": ratio <= RATIO_BAR if method == "cd" else None,
+    }
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from test_arras2017 import make_tiny_setup
 
 from _transformer_models import require_extra
 from captum_text_ext import ContextualDecomposition, LayerContextualDecomposition
-from captum_text_ext.benchmarks import BENCHMARKS, cd_speed
+from captum_text_ext.benchmarks import BENCHMARKS, cd_speed, long_documents
 from captum_text_ext.benchmarks.cd_speed import (
     LSTMWeights,
     numpy_lstm_cd,
@@ -141,6 +141,7 @@ def test_command_writes_its_results_with_the_provenance_first(tmp_path: Path, mo
     monkeypatch.setattr(cd_speed, "EXPECTED_SENTENCES", count)
     monkeypatch.setattr(cd_speed, "EMBEDDING_DIM", 6)
     monkeypatch.setattr(cd_speed, "HIDDEN_SIZE", 5)
+    monkeypatch.setattr(long_documents, "CASES", ((12, 1), (4, 3)))
     argv = ["benchmark", "cd-speed", "--out", str(tmp_path / "r"), "--data-root", str(data)]
     assert main(argv) == 0
     printed = capsys.readouterr().out
@@ -161,6 +162,15 @@ def test_command_writes_its_results_with_the_provenance_first(tmp_path: Path, mo
                                         for t in load_sst("test", data)[:5])
     assert transformer["sanity_relative_difference"] < 1e-8
     assert f"CD_Circuit loop = {transformer['ratio']:.1f}" in printed and "## Transformers (CD-T)" in markdown
+    long = results["long_documents"]
+    assert set(long) == {"cd", "lrp"} and "## Long documents" in markdown
+    for method, measured in long.items():
+        cases = {(case["tokens"], case["documents"]): case for case in measured["cases"]}
+        assert set(cases) == {(12, 1), (4, 3)} and all(case["peak_rss_mb"] > 0 for case in cases.values())
+        unit = long_documents.UNITS[method][1]
+        assert measured["verdict"]["ratio"] == pytest.approx(cases[12, 1][unit] / cases[4, 3][unit])
+        assert f"long document, {method}: peak RSS {measured['verdict']['peak_rss_mb']:.0f} MB" in printed
+    assert long["lrp"]["verdict"]["ratio_met"] is None and isinstance(long["cd"]["verdict"]["ratio_met"], bool)
 
 
 def test_registered_with_its_results_directory() -> None:
