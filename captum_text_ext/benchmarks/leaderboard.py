@@ -69,7 +69,7 @@ from captum_text_ext.metrics import (
     token_scores,
 )
 from captum_text_ext.models import embedding_forward
-from captum_text_ext.models.checkpoints import Checkpoint
+from captum_text_ext.models.checkpoints import Checkpoint, record_checkpoint
 from captum_text_ext.models.zoo import ZOO, checkpoint_path, load_zoo_model
 from captum_text_ext.models.zoo_data import load_zoo_data, zoo_data_files
 from captum_text_ext.provenance import Provenance, RunRecorder, png_metadata, write_json, write_markdown
@@ -506,7 +506,7 @@ def run_leaderboard(
         if planted.is_file():
             run.record_file("planted results", planted)
         for name in models:
-            run.record_file(f"{name} checkpoint", checkpoint_path(name, cache_dir))
+            record_checkpoint(run, f"{name} checkpoint", checkpoint_path(name, cache_dir))
             for label, path in zoo_data_files(ZOO[name].dataset, data_root):
                 run.record_file(label, path)
         results: Dict[str, Any] = {
