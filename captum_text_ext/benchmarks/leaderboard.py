@@ -16,7 +16,9 @@ exclusions, with their reasons, are part of the results), and scores each method
   words), and ``neg×word`` (the sign of CD's negator × word interaction; methods with interaction scores only);
 - ``s/100``: seconds of attribution per 100 sentences (the method alone, measured in this run).
 
-Every method explains the model's predicted class; tokens are removed by zeroing their embedding (Arras et al.
+Every method explains the same quantity, the logit of the model's predicted class
+(:mod:`captum_text_ext.explain.outputs`; CD too, with ``bias_product="phrase"``, the setting the table states); tokens
+are removed by zeroing their embedding (Arras et al.
 2017) and ranked by their signed score toward that class; per-token scores follow each method's documented
 reduction (:mod:`captum_text_ext.metrics.reduction`). The ground-truth metrics count the sentences the model
 classifies correctly (the truth describes the true label); the sign columns are left empty for unsigned reductions
@@ -55,7 +57,7 @@ from captum_text_ext.benchmarks.sentences import SentenceBatch, Sentences, embed
 from captum_text_ext.benchmarks.statistics import compare_methods
 from captum_text_ext.datasets import load_synthetic
 from captum_text_ext.datasets._paths import PathLike
-from captum_text_ext.explain import METHODS, LayerBatch, Method, embedding_layer
+from captum_text_ext.explain import CD_BIAS_PRODUCT, METHODS, OUTPUTS, LayerBatch, Method, embedding_layer
 from captum_text_ext.metrics import (
     GroundTruthMetric,
     comprehensiveness,
@@ -104,6 +106,8 @@ PERTURBATION_SAMPLES = 10
 """Noise draws per sentence for infidelity and sensitivity-max."""
 TIME_BUDGET_MINUTES = 60
 """The full run's time budget on 2 cores."""
+EXPLAINED_OUTPUT = "logit"
+"""What every method explains (:data:`~captum_text_ext.explain.OUTPUTS`): the predicted class's logit."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,7 +271,8 @@ def _layer_batch(batch: SentenceBatch, layer: nn.Module, classes: int) -> LayerB
     embeddings."""
     if batch.token_ids is None:
         raise ValueError("Expected sentences embedded by embed_sentences, which keeps their token ids")
-    return LayerBatch(layer, batch.token_ids, batch.lengths, classes, layer_output=batch.embeddings)
+    return LayerBatch(layer, batch.token_ids, batch.lengths, classes, layer_output=batch.embeddings,
+                      output=EXPLAINED_OUTPUT)
 
 
 def _embedding_shaped(attributions: Tensor, embeddings: Tensor) -> Tensor:
@@ -371,7 +376,8 @@ def _markdown(results: Mapping[str, Any], ground_truth: Sequence[str]) -> str:
         "",
         "## Faithfulness metrics, and the synthetic corpus as a sanity check",
         "",
-        "Every method explains the model's predicted class; removal zeroes the token's embedding; tokens are ranked "
+        f"Every method explains the same quantity, {OUTPUTS[results['output']]} of the predicted class (CD "
+        f"included, with bias_product={CD_BIAS_PRODUCT!r}); removal zeroes the token's embedding; tokens are ranked "
         "by their signed score toward the predicted class. Columns:",
         "",
         *[f"- `{c.key}` ({'higher' if c.higher_is_better else 'lower'} is better): {c.description}"
@@ -510,6 +516,7 @@ def run_leaderboard(
             for label, path in zoo_data_files(ZOO[name].dataset, data_root):
                 run.record_file(label, path)
         results: Dict[str, Any] = {
+            "output": EXPLAINED_OUTPUT,
             "methods": {m.label: m.description for m in chosen_methods.values()},
             "columns": [dataclasses.asdict(c) for c in COLUMNS],
             "models": {name: _model_result(name, checkpoints[name], n, sensitivity_n, data_root, SEED,

@@ -43,6 +43,10 @@ def test_leaderboard_runs_end_to_end_and_writes_what_it_prints(synthetic_zoo: di
         assert set(summary["neg×word"]) <= {"CD"}
         assert (out / f"curves-{'lstm-synthetic' if model is lstm else 'textcnn-synthetic'}.png").is_file()
     assert "## lstm-synthetic" in markdown and "Not applicable:" in markdown
+    assert payload["results"]["output"] == "logit"
+    assert "the same quantity, the target logit z_t of the predicted class (CD included, with bias_product='phrase')" \
+        in markdown
+    assert "- CD: sum over the embedding" in markdown and "bias_product='phrase'" in payload["results"]["methods"]["CD"]
     assert "(not the full run of the default models: no goal)" in markdown
     top1 = lstm["summary"]["top1"]
     for label in ("LRP", "CD"):
