@@ -28,7 +28,13 @@ from captum_text_ext.metrics.ground_truth import (
     sign_accuracy,
     top1_precision,
 )
-from captum_text_ext.metrics.perturbation import apply_removal, target_probabilities
+from captum_text_ext.metrics.perturbation import (
+    REMOVALS,
+    apply_removal,
+    replacement_embedding,
+    resolve_removal,
+    target_probabilities,
+)
 from captum_text_ext.metrics.reduction import REDUCTIONS, percent_count, removal_order, token_scores
 
 __all__ = [
@@ -41,6 +47,7 @@ __all__ = [
     "GroundTruthMetric",
     "InsertionCurve",
     "REDUCTIONS",
+    "REMOVALS",
     "Sufficiency",
     "apply_removal",
     "best_rank",
@@ -53,6 +60,8 @@ __all__ = [
     "percent_count",
     "precision_at_k",
     "removal_order",
+    "replacement_embedding",
+    "resolve_removal",
     "sign_accuracy",
     "sufficiency",
     "target_probabilities",
