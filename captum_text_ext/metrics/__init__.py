@@ -28,6 +28,7 @@ from captum_text_ext.metrics.ground_truth import (
     sign_accuracy,
     top1_precision,
 )
+from captum_text_ext.metrics.naopc import BEAM_WIDTH, EXACT_MAX_TOKENS, NAOPCResult, naopc
 from captum_text_ext.metrics.perturbation import (
     REMOVALS,
     apply_removal,
@@ -38,14 +39,17 @@ from captum_text_ext.metrics.perturbation import (
 from captum_text_ext.metrics.reduction import REDUCTIONS, percent_count, removal_order, token_scores
 
 __all__ = [
+    "BEAM_WIDTH",
     "Comprehensiveness",
     "CurveResult",
     "DeletionCurve",
     "ERASER_PERCENTS",
+    "EXACT_MAX_TOKENS",
     "ErasureResult",
     "GroundTruth",
     "GroundTruthMetric",
     "InsertionCurve",
+    "NAOPCResult",
     "REDUCTIONS",
     "REMOVALS",
     "Sufficiency",
@@ -56,6 +60,7 @@ __all__ = [
     "deletion_curve",
     "ground_truth",
     "insertion_curve",
+    "naopc",
     "negation_interaction_sign",
     "percent_count",
     "precision_at_k",

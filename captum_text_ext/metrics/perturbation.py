@@ -50,6 +50,7 @@ __all__ = [
     "check_target",
     "replacement_embedding",
     "resolve_removal",
+    "select_example_args",
     "target_probabilities",
 ]
 
@@ -204,7 +205,7 @@ def apply_removal(embeddings: Tensor, lengths: Tensor, keep: Tensor, removal: Re
     return out, torch.clamp(new_lengths, min=1).to(lengths.dtype).to(lengths.device)
 
 
-def _select_args(args: Tuple[Any, ...], index: Tensor, batch: int) -> Tuple[Any, ...]:
+def select_example_args(args: Tuple[Any, ...], index: Tensor, batch: int) -> Tuple[Any, ...]:
     """Per-example arguments (tensors with a first dimension of ``batch``) at ``index``; others as they are."""
     return tuple(a[index.to(a.device)] if isinstance(a, Tensor) and a.dim() and a.shape[0] == batch else a
                  for a in args)
@@ -255,7 +256,7 @@ def target_probabilities(
         rows = slice(start, start + batch_size)
         index = example[rows]
         x, n = apply_removal(embeddings[index], lengths[index.to(lengths.device)], flat_keep[rows], removal)
-        output = forward_func(x, n, *_select_args(args, index, batch))
+        output = forward_func(x, n, *select_example_args(args, index, batch))
         scores = output.softmax(-1) if apply_softmax else output
         probability[rows] = scores.gather(1, target[index].unsqueeze(1).to(scores.device)).squeeze(1).double()
         if labels is not None:
