@@ -28,7 +28,15 @@ Each cell is the mean over the sentences with its 95% percentile bootstrap inter
 in bold, and ``†`` marks a method whose difference from the best survives a paired bootstrap test with Holm's
 correction over the column's methods at :math:`\alpha = 0.05` (:mod:`~captum_text_ext.benchmarks.statistics`).
 
-``leaderboard.md`` opens with the ground truth the models provably use (planted tokens and mosaics, from the results
+``leaderboard.md`` opens with the metric-judging table (:mod:`~captum_text_ext.benchmarks.metric_judging`): for each
+metric and removal variant, Kendall's :math:`\tau_b` between the ranking of the methods it produces and the ranking by
+top-1 precision on the synthetic corpus, with bootstrap intervals over the sentences, flagging metrics whose ranking
+flips between removal variants. The removal columns (``comp``, ``suff``, ``del``, ``ins``) are computed with every
+removal of :data:`REMOVAL_VARIANTS` (``zero``; ``unk`` and ``pad``: the token replaced by that token's embedding),
+reported side by side; a variant whose embedding is the zero vector (a pad embedding trained with ``padding_idx``)
+is stated to equal ``zero`` instead of being computed again.
+
+Then comes the ground truth the models provably use (planted tokens and mosaics, from the results
 of ``captum-text-ext benchmark planted``, :mod:`~captum_text_ext.benchmarks.planted`); the synthetic corpus's
 ground-truth columns are a sanity check, without a goal.
 
@@ -40,6 +48,7 @@ deletion and insertion curves), each with the run's provenance.
 from __future__ import annotations
 
 import dataclasses
+import math
 import shlex
 import time
 from pathlib import Path
@@ -50,21 +59,24 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from captum_text_ext.benchmarks.metric_judging import FLIP_SHARE, RESAMPLES, JudgedColumn, judge_metrics
 from captum_text_ext.benchmarks.method_rows import RANDOM, score_rows
 from captum_text_ext.benchmarks.markdown import markdown_cell, summary_cell
 from captum_text_ext.benchmarks.planted import ground_truth_section
 from captum_text_ext.benchmarks.sentences import SentenceBatch, Sentences, embed_sentences, predict
 from captum_text_ext.benchmarks.statistics import compare_methods
-from captum_text_ext.datasets import load_synthetic
+from captum_text_ext.datasets import Vocabulary, load_synthetic
 from captum_text_ext.datasets._paths import PathLike
 from captum_text_ext.explain import CD_BIAS_PRODUCT, METHODS, OUTPUTS, LayerBatch, Method, embedding_layer
 from captum_text_ext.metrics import (
+    REMOVALS,
     GroundTruthMetric,
     comprehensiveness,
     deletion_curve,
     ground_truth,
     insertion_curve,
     negation_interaction_sign,
+    replacement_embedding,
     sufficiency,
     text_infidelity,
     text_sensitivity_max,
@@ -82,10 +94,16 @@ __all__ = [
     "DEFAULT_MODELS",
     "DEFAULT_N",
     "DEFAULT_SENSITIVITY_N",
+    "EXPLAINED_OUTPUT",
+    "JUDGED_AGAINST",
     "RANDOM",
+    "REMOVAL_COLUMNS",
+    "REMOVAL_VARIANTS",
+    "judged_columns",
     "run_leaderboard",
     "score_model",
     "summarize",
+    "variant_columns",
 ]
 
 DEFAULT_MODELS: Tuple[str, ...] = ("bilstm-sst5", "lstm-sst2", "textcnn-mr", "lstm-synthetic")
@@ -141,7 +159,36 @@ COLUMNS: Tuple[Column, ...] = (
     Column("neg sign", True, True, "sign accuracy of the negated words"),
     Column("neg×word", True, True, "sign of the negator × word interaction (CD)"),
 )
-"""The metric columns, in table order (``s/100`` follows them)."""
+"""The metric columns, in table order (``s/100`` follows them); the removal columns remove by zeroing."""
+REMOVAL_COLUMNS: Tuple[str, ...] = ("comp", "suff", "del", "ins")
+"""The columns that remove tokens: each is also computed with every other removal of :data:`REMOVAL_VARIANTS`."""
+REMOVAL_VARIANTS: Tuple[str, ...] = ("zero", "unk", "pad")
+"""The removals every removal column is computed with (:data:`~captum_text_ext.metrics.REMOVALS`); ``zero`` is the
+main table's."""
+JUDGED_AGAINST = "top1"
+"""The ground-truth column the metrics are judged against (:mod:`~captum_text_ext.benchmarks.metric_judging`)."""
+
+
+def variant_columns(removals: Sequence[str]) -> Tuple[Column, ...]:
+    """The removal columns computed with each removal but zeroing, keyed ``comp@unk`` and so on."""
+    base = {c.key: c for c in COLUMNS}
+    return tuple(Column(f"{key}@{removal}", base[key].higher_is_better, False,
+                        f"{base[key].description}, {REMOVALS[removal]}")
+                 for removal in removals if removal != "zero" for key in REMOVAL_COLUMNS)
+
+
+def judged_columns(removals: Sequence[str]) -> Tuple[JudgedColumn, ...]:
+    """Every non-ground-truth column with its removal: the metrics the judging table judges."""
+    out = []
+    for column in COLUMNS:
+        if column.ground_truth:
+            continue
+        if column.key not in REMOVAL_COLUMNS:
+            out.append(JudgedColumn(column.key, column.key, None, column.higher_is_better))
+            continue
+        out += [JudgedColumn(column.key if removal == "zero" else f"{column.key}@{removal}", column.key, removal,
+                             column.higher_is_better) for removal in removals]
+    return tuple(out)
 _TRUTH_KEYS = {"top1": "top1_precision", "R-prec": "precision_at_k", "AUPRC": "auprc", "sign": "sign_accuracy",
                "neg sign": "negated_sign_accuracy"}
 _SIGN_COLUMNS = ("sign", "neg sign")
@@ -187,6 +234,7 @@ def score_model(
     sensitivity_n: int,
     seed: int = SEED,
     progress: bool = True,
+    replacements: Optional[Mapping[str, Tensor]] = None,
 ) -> Tuple[Dict[str, _Scores], Dict[str, str]]:
     """Explain and score every sentence with every method that applies, batch by batch.
 
@@ -199,6 +247,8 @@ def score_model(
         sensitivity_n: sensitivity-max runs on sentences ``0 .. sensitivity_n - 1``.
         seed: seeds the sampling methods, the noise and the random row.
         progress: show progress bars.
+        replacements: removal variant (``"unk"``, ``"pad"``) -> the token's embedding: the removal columns are also
+            computed with each (keys ``comp@unk`` and so on, :func:`variant_columns`).
 
     Returns:
         ``(scores by method label, exclusions: label -> reason)``.
@@ -210,7 +260,8 @@ def score_model(
     with torch.no_grad():
         classes = int(embedding_forward(model)(first.embeddings[:1], first.lengths[:1]).shape[-1])
     return score_rows(model, layer, methods, seed, lambda method: _score_method(
-        model, method, sentences, examples, predicted, correct, sensitivity_n, seed, progress, layer, classes))
+        model, method, sentences, examples, predicted, correct, sensitivity_n, seed, progress, layer, classes,
+        dict(replacements or {})))
 
 
 def _score_method(
@@ -225,9 +276,11 @@ def _score_method(
     progress: bool,
     layer: nn.Module,
     classes: int,
+    replacements: Mapping[str, Tensor],
 ) -> _Scores:
     forward = embedding_forward(model)
-    values: Dict[str, List[Tuple[Tensor, Tensor]]] = {c.key: [] for c in COLUMNS}
+    values: Dict[str, List[Tuple[Tensor, Tensor]]] = {c.key: [] for c in (*COLUMNS,
+                                                                           *variant_columns(list(replacements)))}
     deletion, insertion, seconds = [], [], 0.0
     generator = torch.Generator().manual_seed(seed)
     name = RANDOM if method is None else method.label
@@ -253,6 +306,12 @@ def _score_method(
         values["ins"].append((batch.index, inserted.aopc))
         deletion.append(deleted.probability.sum(0))
         insertion.append(inserted.probability.sum(0))
+        for removal, replacement in replacements.items():
+            variant = dict(common, removal=removal, replacement=replacement)
+            values[f"comp@{removal}"].append((batch.index, comprehensiveness(**variant).aopc))
+            values[f"suff@{removal}"].append((batch.index, sufficiency(**variant).aopc))
+            values[f"del@{removal}"].append((batch.index, deletion_curve(**variant).aopc))
+            values[f"ins@{removal}"].append((batch.index, insertion_curve(**variant).aopc))
         if method is not None and attributions is not None:
             values["infid"].append((batch.index, text_infidelity(
                 forward, embeddings, _embedding_shaped(attributions.detach(), embeddings), batch.lengths, target,
@@ -326,15 +385,16 @@ def _ground_truth(model: nn.Module, method: Optional[Method], batch: Any, view: 
 # ------------------------------------------------------------------------------------------------------------------
 
 
-def summarize(results: Mapping[str, _Scores], seed: int = SEED) -> Dict[str, Dict[str, Dict[str, Any]]]:
-    """Means, intervals, the best method and the Holm-corrected paired tests of every column.
+def summarize(results: Mapping[str, _Scores], seed: int = SEED,
+              columns: Sequence[Column] = COLUMNS) -> Dict[str, Dict[str, Dict[str, Any]]]:
+    """Means, intervals, the best method and the Holm-corrected paired tests of every column (of ``columns``).
 
     Returns:
         ``column -> method -> {"mean", "low", "high", "n", "best", "p_holm", "differs"}`` for the columns some
         method has values for.
     """
     summary: Dict[str, Dict[str, Dict[str, Any]]] = {}
-    for column in COLUMNS:
+    for column in columns:
         cells = compare_methods({m: r.values[column.key] for m, r in results.items() if column.key in r.values},
                                 column.higher_is_better, seed, ALPHA)
         if cells:
@@ -362,9 +422,47 @@ def _model_markdown(name: str, model_result: Mapping[str, Any]) -> List[str]:
     for method, info in model_result["methods"].items():
         cells = " | ".join(summary_cell(summary[c.key].get(method)) for c in columns)
         lines.append(f"| {markdown_cell(method)} | {info['reduction']} | {cells} | {info['seconds_per_100']:.2f} |")
+    variants = [c for c in variant_columns(REMOVAL_VARIANTS) if c.key in summary]
+    lines += ["", "Removal variants (the removal columns again, each token removed another way; `zero` is the table "
+              "above):", "", *[f"- `{removal}`: {what}" for removal, what in model_result["removals"].items()]]
+    if variants:
+        lines += ["", "| method | " + " | ".join(f"{c.key} {'↑' if c.higher_is_better else '↓'}" for c in variants)
+                  + " |", "|---" * (len(variants) + 1) + "|"]
+        lines += [f"| {markdown_cell(method)} | " + " | ".join(summary_cell(summary[c.key].get(method))
+                                                                for c in variants) + " |"
+                  for method in model_result["methods"]]
     if model_result["excluded"]:
         lines += ["", "Not applicable:", ""]
         lines += [f"- {markdown_cell(m)}: {reason}" for m, reason in model_result["excluded"].items()]
+    return lines
+
+
+def _judging_markdown(results: Mapping[str, Any]) -> List[str]:
+    """The metric-judging table of every model with a ground truth: the section that opens the page."""
+    lines = [
+        "## Which metric to believe: agreement with the ground truth",
+        "",
+        "For each metric and removal: Kendall's τ_b between the ranking of the methods by the metric (mean over the "
+        f"sentences) and by `{JUDGED_AGAINST}`, the top-1 precision against the synthetic corpus's decisive tokens "
+        "(correctly classified sentences), with its 95% bootstrap interval over the sentences "
+        f"({RESAMPLES} resamples). 1: the metric orders the methods as the ground truth does; -1: reversed. "
+        "`removal`: how the metric removes a token (`zero`: embedding zeroed, `unk` / `pad`: replaced by that "
+        f"token's embedding; `-`: the metric removes none). ⚠: the ranking flips between removal variants (a pair "
+        f"of methods ordered oppositely by two variants, each order in at least {FLIP_SHARE:.0%} of the "
+        "resamples); such a metric's verdict depends on how tokens are removed.",
+    ]
+    judged = {name: r["judging"] for name, r in results["models"].items() if r.get("judging")}
+    if not judged:
+        return lines + ["", "No model of this run has a ground truth (the synthetic corpus): no metric is judged."]
+    for name, judgements in judged.items():
+        lines += ["", f"### {name}", "", "| metric | removal | τ_b [95% interval] | sentences | best by the metric "
+                  "| flips between removals |", "|---|---|---|---|---|---|"]
+        for j in judgements:
+            column, flips = j["column"], j["flips"]
+            interval = "n/a" if math.isnan(j["tau"]) else f"{j['tau']:.3f} [{j['low']:.3f}, {j['high']:.3f}]"
+            lines.append(f"| {column['metric']} | {column['removal'] or '-'} | {interval} | {j['sentences']} | "
+                         f"{markdown_cell(j['ranking'][0])} | "
+                         f"{('⚠ ' + markdown_cell('; '.join(flips))) if flips else 'none'} |")
     return lines
 
 
@@ -372,13 +470,15 @@ def _markdown(results: Mapping[str, Any], ground_truth: Sequence[str]) -> str:
     lines = [
         "# Leaderboard",
         "",
+        *_judging_markdown(results),
+        "",
         *ground_truth,
         "",
         "## Faithfulness metrics, and the synthetic corpus as a sanity check",
         "",
         f"Every method explains the same quantity, {OUTPUTS[results['output']]} of the predicted class (CD "
-        f"included, with bias_product={CD_BIAS_PRODUCT!r}); removal zeroes the token's embedding; tokens are ranked "
-        "by their signed score toward the predicted class. Columns:",
+        f"included, with bias_product={CD_BIAS_PRODUCT!r}); removal zeroes the token's embedding (the other removals "
+        "follow each model's table); tokens are ranked by their signed score toward the predicted class. Columns:",
         "",
         *[f"- `{c.key}` ({'higher' if c.higher_is_better else 'lower'} is better): {c.description}"
           for c in COLUMNS],
@@ -440,8 +540,11 @@ def _model_result(
                                 [pairs[i][1] for i in chosen], vocabulary.pad_index, BATCH_SIZE,
                                 checkpoint.metadata.get("fixed_len"))
     chosen_examples = None if examples is None else [examples[i] for i in chosen]
-    results, excluded = score_model(model, sentences, chosen_examples, methods, sensitivity_n, seed, progress)
+    replacements, removals = _replacements(model.get_submodule("embedding"), vocabulary)
+    results, excluded = score_model(model, sentences, chosen_examples, methods, sensitivity_n, seed, progress,
+                                    replacements)
     hits = int((predict(embedding_forward(model), sentences) == sentences.labels).sum())
+    computed = ["zero", *replacements]
     reductions = {m.label: m.reduction for m in methods.values()}
     return {
         "n": n,
@@ -453,8 +556,31 @@ def _model_result(
         "methods": {label: {"reduction": reductions.get(label, "random"), "seconds_per_100": 100 * r.seconds / n,
                             "deletion": r.deletion, "insertion": r.insertion} for label, r in results.items()},
         "excluded": excluded,
-        "summary": summarize(results, seed),
+        "removals": removals,
+        "summary": summarize(results, seed, (*COLUMNS, *variant_columns(computed))),
+        "judging": None if examples is None else [
+            {**dataclasses.asdict(j), "column": dataclasses.asdict(j.column)}
+            for j in judge_metrics({label: r.values for label, r in results.items()}, judged_columns(computed),
+                                   JUDGED_AGAINST, seed)],
     }
+
+
+def _replacements(embedding: nn.Module, vocabulary: Vocabulary) -> Tuple[Dict[str, Tensor], Dict[str, str]]:
+    """The embeddings of the removal variants but zeroing, and what each removal does on this model: a variant whose
+    embedding is the zero vector (a pad embedding trained with ``padding_idx``) gives the numbers of ``zero`` and is
+    not computed again; the page says so."""
+    replacements: Dict[str, Tensor] = {}
+    removals = {"zero": REMOVALS["zero"]}
+    for removal in REMOVAL_VARIANTS:
+        if removal == "zero":
+            continue
+        vector = replacement_embedding(embedding, vocabulary, removal)
+        if bool((vector == 0).all()):
+            removals[removal] = f"{REMOVALS[removal]}: the zero vector on this model, so the numbers of `zero`"
+        else:
+            replacements[removal] = vector
+            removals[removal] = REMOVALS[removal]
+    return replacements, removals
 
 
 def run_leaderboard(
@@ -471,8 +597,8 @@ def run_leaderboard(
 ) -> List[str]:
     """Run the leaderboard and write ``leaderboard.md``, ``leaderboard.json`` and ``curves-MODEL.png`` to ``out``.
 
-    ``leaderboard.md`` opens with the ground truth the models provably use, read from the results of
-    ``captum-text-ext benchmark planted``
+    ``leaderboard.md`` opens with the metric-judging table (module docstring), then the ground truth the models
+    provably use, read from the results of ``captum-text-ext benchmark planted``
     (:func:`~captum_text_ext.benchmarks.planted.ground_truth_section`; the file is recorded in the provenance).
 
     Args:

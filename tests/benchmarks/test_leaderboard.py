@@ -52,8 +52,24 @@ def test_leaderboard_runs_end_to_end_and_writes_what_it_prints(synthetic_zoo: di
     for label in ("LRP", "CD"):
         line = f"top-1 ground-truth precision of {label}: {top1[label]['mean']:.3f} (sanity check on the synthetic"
         assert line in markdown
+    judging = body.index("## Which metric to believe: agreement with the ground truth")
     first, synthetic = body.index("## Ground truth the models provably use"), body.index("## Faithfulness metrics")
-    assert first < synthetic < body.index("## lstm-synthetic")
+    assert judging < first < synthetic < body.index("\n## lstm-synthetic")
+    for name, model in (("lstm-synthetic", lstm), ("textcnn-synthetic", cnn)):
+        # the pad embedding is zero (padding_idx): said, not computed twice; unk is computed beside zero
+        assert "the zero vector on this model, so the numbers of `zero`" in model["removals"]["pad"]
+        assert {"comp@unk", "suff@unk", "del@unk", "ins@unk"} <= set(model["summary"])
+        assert not any(key.endswith("@pad") for key in model["summary"])
+        rows = {(j["column"]["metric"], j["column"]["removal"]): j for j in model["judging"]}
+        assert set(rows) == {(m, r) for m in ("comp", "suff", "del", "ins") for r in ("zero", "unk")} | {
+            ("infid", None), ("sens", None)}
+        for (metric, removal), j in rows.items():
+            assert -1 <= j["tau"] <= 1 and j["low"] <= j["high"] and j["ranking"][0] in model["methods"]
+            cell = f"| {metric} | {removal or '-'} | {j['tau']:.3f} [{j['low']:.3f}, {j['high']:.3f}] |"
+            assert cell in body[judging:first].split(f"### {name}")[1], (name, metric, removal)
+            assert j["sentences"] == (3 if metric == "sens" else model["n_correct"])  # sens: the first 3 only
+        assert rows[("comp", "zero")]["column"]["key"] == "comp" and rows[("comp", "unk")]["column"]["key"] == \
+            "comp@unk"
     assert "Not measured yet: run `captum-text-ext benchmark planted`" in body  # no planted.json beside this out
     assert payload["provenance"]["command"].startswith("captum-text-ext benchmark leaderboard")
 
