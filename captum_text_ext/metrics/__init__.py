@@ -28,7 +28,7 @@ from captum_text_ext.metrics.ground_truth import (
     sign_accuracy,
     top1_precision,
 )
-from captum_text_ext.metrics.naopc import BEAM_WIDTH, EXACT_MAX_TOKENS, NAOPCResult, naopc
+from captum_text_ext.metrics.naopc import BEAM_WIDTH, EXACT_MAX_TOKENS, AOPCBounds, NAOPCResult, aopc_bounds, naopc
 from captum_text_ext.metrics.perturbation import (
     REMOVALS,
     apply_removal,
@@ -39,6 +39,7 @@ from captum_text_ext.metrics.perturbation import (
 from captum_text_ext.metrics.reduction import REDUCTIONS, percent_count, removal_order, token_scores
 
 __all__ = [
+    "AOPCBounds",
     "BEAM_WIDTH",
     "Comprehensiveness",
     "CurveResult",
@@ -53,6 +54,7 @@ __all__ = [
     "REDUCTIONS",
     "REMOVALS",
     "Sufficiency",
+    "aopc_bounds",
     "apply_removal",
     "best_rank",
     "comprehensiveness",

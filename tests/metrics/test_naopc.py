@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from captum_text_ext.metrics import BEAM_WIDTH, EXACT_MAX_TOKENS, apply_removal, naopc
+from captum_text_ext.metrics import BEAM_WIDTH, EXACT_MAX_TOKENS, aopc_bounds, apply_removal, naopc
 from captum_text_ext.models import LSTMClassifier
 
 STEPS = 7
@@ -101,6 +101,25 @@ def test_long_sentences_get_beam_bounds_of_the_stated_width() -> None:
     assert BEAM_WIDTH == 5 and result.beam_width == 5 and not bool(result.exact[0])
     assert float(result.lower[0]) <= float(result.upper[0])
     assert float(result.lower[0]) < float(result.aopc[0]) < float(result.upper[0])  # a random ordering in between
+
+
+def test_bounds_computed_once_serve_every_explanation_and_must_match_it() -> None:
+    model = tiny_model()
+    x, lengths, target = sentences(3, 5, seed=8), torch.tensor([5, 3, 4]), torch.tensor([0, 1, 2])
+    forward = model.forward_embeddings
+    with torch.no_grad():
+        bounds = aopc_bounds(forward, x, lengths, target)
+        for seed in (9, 10):
+            scores = sentences(1, 5, seed)[0, :, 0].expand(3, 5).contiguous()
+            alone, shared = naopc(forward, x, lengths, scores, target), naopc(forward, x, lengths, scores, target,
+                                                                              bounds=bounds)
+            assert torch.equal(alone.naopc, shared.naopc) and torch.equal(alone.upper, shared.upper)
+        with pytest.raises(ValueError, match="Expected bounds of sufficiency"):
+            naopc(forward, x, lengths, scores, target, metric="sufficiency", bounds=bounds)
+        with pytest.raises(ValueError, match="for these targets"):
+            naopc(forward, x, lengths, scores, 0, bounds=bounds)
+        with pytest.raises(ValueError, match="removal 'drop'"):
+            naopc(forward, x, lengths, scores, target, removal="drop", bounds=bounds)
 
 
 @pytest.mark.parametrize(
