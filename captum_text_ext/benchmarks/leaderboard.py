@@ -8,6 +8,10 @@ exclusions, with their reasons, are part of the results), and scores each method
 - ``comp`` / ``suff``: ERASER comprehensiveness (higher is better) and sufficiency (lower is better), AOPC over
   :math:`k \in \{1, 5, 10, 20, 50\}\%`;
 - ``del`` / ``ins``: AOPC of the deletion and insertion curves over 0, 10, ..., 100% of the tokens;
+- ``NAOPC comp`` / ``NAOPC suff``: normalized AOPC (Edin et al. 2025, :mod:`~captum_text_ext.metrics.naopc`) of
+  comprehensiveness (higher is better) and sufficiency (lower is better) over every prefix, against the bounds over
+  all orderings: exact up to 10 tokens, beam search of width 5 beyond; the bounds are computed once per sentence and
+  removal and shared by every method;
 - ``infid``: Captum's normalized infidelity (Gaussian noise, :math:`\sigma = 0.1`, 10 draws; lower is better);
 - ``sens``: Captum's sensitivity-max (radius 0.02, 10 draws) on the first ``sensitivity_n`` sentences (lower is
   better);
@@ -69,12 +73,17 @@ from captum_text_ext.datasets import Vocabulary, load_synthetic
 from captum_text_ext.datasets._paths import PathLike
 from captum_text_ext.explain import CD_BIAS_PRODUCT, METHODS, OUTPUTS, LayerBatch, Method, embedding_layer
 from captum_text_ext.metrics import (
+    BEAM_WIDTH,
+    EXACT_MAX_TOKENS,
     REMOVALS,
+    AOPCBounds,
     GroundTruthMetric,
+    aopc_bounds,
     comprehensiveness,
     deletion_curve,
     ground_truth,
     insertion_curve,
+    naopc,
     negation_interaction_sign,
     replacement_embedding,
     sufficiency,
@@ -150,6 +159,9 @@ COLUMNS: Tuple[Column, ...] = (
     Column("suff", False, False, "ERASER sufficiency, AOPC over 1/5/10/20/50%"),
     Column("del", True, False, "deletion-curve AOPC over 0-100% in steps of 10%"),
     Column("ins", True, False, "insertion-curve AOPC over 0-100% in steps of 10%"),
+    Column("NAOPC comp", True, False, f"normalized AOPC of comprehensiveness over every prefix (Edin et al. 2025): "
+           f"exact bounds up to {EXACT_MAX_TOKENS} tokens, beam search of width {BEAM_WIDTH} beyond"),
+    Column("NAOPC suff", False, False, "normalized AOPC of sufficiency over every prefix, bounds as NAOPC comp"),
     Column("infid", False, False, f"Captum infidelity, normalized, Gaussian noise σ={INFIDELITY_NOISE}"),
     Column("sens", False, False, "Captum sensitivity-max, radius 0.02"),
     Column("top1", True, True, "top-1 ground-truth precision"),
@@ -160,7 +172,7 @@ COLUMNS: Tuple[Column, ...] = (
     Column("neg×word", True, True, "sign of the negator × word interaction (CD)"),
 )
 """The metric columns, in table order (``s/100`` follows them); the removal columns remove by zeroing."""
-REMOVAL_COLUMNS: Tuple[str, ...] = ("comp", "suff", "del", "ins")
+REMOVAL_COLUMNS: Tuple[str, ...] = ("comp", "suff", "del", "ins", "NAOPC comp", "NAOPC suff")
 """The columns that remove tokens: each is also computed with every other removal of :data:`REMOVAL_VARIANTS`."""
 REMOVAL_VARIANTS: Tuple[str, ...] = ("zero", "unk", "pad")
 """The removals every removal column is computed with (:data:`~captum_text_ext.metrics.REMOVALS`); ``zero`` is the
@@ -259,9 +271,29 @@ def score_model(
     first = sentences.batches[0]
     with torch.no_grad():
         classes = int(embedding_forward(model)(first.embeddings[:1], first.lengths[:1]).shape[-1])
+    variants: Dict[str, Optional[Tensor]] = {"zero": None, **(replacements or {})}
+    bounds = _naopc_bounds(model, sentences, predicted, variants, progress)
     return score_rows(model, layer, methods, seed, lambda method: _score_method(
         model, method, sentences, examples, predicted, correct, sensitivity_n, seed, progress, layer, classes,
-        dict(replacements or {})))
+        variants, bounds))
+
+
+_NAOPC_COLUMNS = {"NAOPC comp": "comprehensiveness", "NAOPC suff": "sufficiency"}
+
+
+def _naopc_bounds(model: nn.Module, sentences: Sentences, predicted: Tensor, variants: Mapping[str, Optional[Tensor]],
+                  progress: bool) -> Dict[Tuple[int, str, str], AOPCBounds]:
+    """The AOPC bounds of every batch, removal and NAOPC metric, for the predicted class: computed once, shared by
+    every method (they do not depend on the explanation)."""
+    forward = embedding_forward(model)
+    bounds = {}
+    for number, batch in enumerate(tqdm(sentences.batches, desc="NAOPC bounds", disable=not progress, leave=False)):
+        target = predicted[batch.index].to(batch.embeddings.device)
+        for removal, replacement in variants.items():
+            for metric in _NAOPC_COLUMNS.values():
+                bounds[(number, removal, metric)] = aopc_bounds(forward, batch.embeddings, batch.lengths, target,
+                                                                metric, removal, replacement=replacement)
+    return bounds
 
 
 def _score_method(
@@ -276,15 +308,15 @@ def _score_method(
     progress: bool,
     layer: nn.Module,
     classes: int,
-    replacements: Mapping[str, Tensor],
+    variants: Mapping[str, Optional[Tensor]],
+    bounds: Mapping[Tuple[int, str, str], AOPCBounds],
 ) -> _Scores:
     forward = embedding_forward(model)
-    values: Dict[str, List[Tuple[Tensor, Tensor]]] = {c.key: [] for c in (*COLUMNS,
-                                                                           *variant_columns(list(replacements)))}
+    values: Dict[str, List[Tuple[Tensor, Tensor]]] = {c.key: [] for c in (*COLUMNS, *variant_columns(list(variants)))}
     deletion, insertion, seconds = [], [], 0.0
     generator = torch.Generator().manual_seed(seed)
     name = RANDOM if method is None else method.label
-    for batch in tqdm(sentences.batches, desc=name, disable=not progress, leave=False):
+    for number, batch in enumerate(tqdm(sentences.batches, desc=name, disable=not progress, leave=False)):
         embeddings = batch.embeddings
         target = predicted[batch.index].to(embeddings.device)
         view = _layer_batch(batch, layer, classes)
@@ -306,12 +338,17 @@ def _score_method(
         values["ins"].append((batch.index, inserted.aopc))
         deletion.append(deleted.probability.sum(0))
         insertion.append(inserted.probability.sum(0))
-        for removal, replacement in replacements.items():
+        for removal, replacement in variants.items():
             variant = dict(common, removal=removal, replacement=replacement)
-            values[f"comp@{removal}"].append((batch.index, comprehensiveness(**variant).aopc))
-            values[f"suff@{removal}"].append((batch.index, sufficiency(**variant).aopc))
-            values[f"del@{removal}"].append((batch.index, deletion_curve(**variant).aopc))
-            values[f"ins@{removal}"].append((batch.index, insertion_curve(**variant).aopc))
+            suffix = "" if removal == "zero" else f"@{removal}"
+            if removal != "zero":
+                values[f"comp{suffix}"].append((batch.index, comprehensiveness(**variant).aopc))
+                values[f"suff{suffix}"].append((batch.index, sufficiency(**variant).aopc))
+                values[f"del{suffix}"].append((batch.index, deletion_curve(**variant).aopc))
+                values[f"ins{suffix}"].append((batch.index, insertion_curve(**variant).aopc))
+            for key, metric in _NAOPC_COLUMNS.items():
+                values[f"{key}{suffix}"].append((batch.index, naopc(
+                    **variant, metric=metric, bounds=bounds[(number, removal, metric)]).naopc))
         if method is not None and attributions is not None:
             values["infid"].append((batch.index, text_infidelity(
                 forward, embeddings, _embedding_shaped(attributions.detach(), embeddings), batch.lengths, target,
