@@ -216,6 +216,7 @@ def explain_checkpoint(
     report = {
         "checkpoint": str(checkpoint_path),
         "sha256": checkpoint.sha256,
+        "weights_sha256": checkpoint.weights_sha256,
         "unit": unit,
         "sentences": [
             {"id": text_id, "tokens": list(records[0].tokens), "predicted": class_names[p], "target": class_names[t],

@@ -6,6 +6,7 @@ from _browser import elements_with_class, render_in_chromium
 
 from captum_text_ext.cli import main
 from captum_text_ext.explain import DEFAULT_METHODS, METHODS
+from captum_text_ext.models.checkpoints import load_checkpoint, weights_sha256
 
 
 def test_demo_explains_scores_and_writes_a_report_that_renders(synthetic_zoo: dict, tmp_path: Path, capsys) -> None:
@@ -16,6 +17,9 @@ def test_demo_explains_scores_and_writes_a_report_that_renders(synthetic_zoo: di
     assert set(report["models"]) == {"lstm-synthetic", "textcnn-synthetic"}
     for name, info in report["models"].items():
         assert f"{name}: test accuracy {info['test_accuracy']:.3f}" in printed
+        loaded = load_checkpoint(synthetic_zoo["cache"] / f"{name}.pt")
+        assert (info["checkpoint_sha256"], info["checkpoint_weights_sha256"]) == (loaded.sha256,
+                                                                                  loaded.weights_sha256)
         precision = info["top1_ground_truth_precision"]
         assert set(precision) == {METHODS[key].label for key in DEFAULT_METHODS}
         assert all(0.0 <= v <= 1.0 for v in precision.values())
@@ -34,6 +38,7 @@ def test_explain_writes_a_report_for_any_checkpoint(synthetic_zoo: dict, tmp_pat
                    "--methods", "integrated_gradients", "--target", "positive", "--out", str(tmp_path)])
     assert status == 0
     report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert report["weights_sha256"] == weights_sha256(load_checkpoint(checkpoint).model.state_dict())
     (sentence,) = report["sentences"]
     assert sentence["tokens"] == ["the", "movie", "was", "n't", "good", "!"]
     assert sentence["target"] == "positive"
