@@ -5,7 +5,7 @@ import pytest
 from _browser import elements_with_class, render_in_chromium
 
 from captum_text_ext.cli import main
-from captum_text_ext.explain import DEFAULT_METHODS, METHODS
+from captum_text_ext.explain import DEFAULT_METHODS, METHODS, OUTPUTS, explain
 from captum_text_ext.models.checkpoints import load_checkpoint, weights_sha256
 
 
@@ -43,6 +43,26 @@ def test_explain_writes_a_report_for_any_checkpoint(synthetic_zoo: dict, tmp_pat
     assert sentence["tokens"] == ["the", "movie", "was", "n't", "good", "!"]
     assert sentence["target"] == "positive"
     assert len(sentence["scores"]["Integrated Gradients"]) == 6
+    assert report["output"] == "logit"
+
+
+def test_explain_explains_the_logit_difference_on_request(synthetic_zoo: dict, tmp_path: Path) -> None:
+    checkpoint = synthetic_zoo["cache"] / "textcnn-synthetic.pt"
+    runs = {}
+    for output in ("logit", "logit_difference"):
+        assert main(["explain", "--checkpoint", str(checkpoint), "--text", "the movie was good", "--methods",
+                     "saliency", "--target", "positive", "--output", output, "--out", str(tmp_path / output),
+                     "--quiet"]) == 0
+        runs[output] = json.loads((tmp_path / output / "report.json").read_text(encoding="utf-8"))
+        assert runs[output]["output"] == output
+        assert OUTPUTS[output] in (tmp_path / output / "report.html").read_text(encoding="utf-8")
+    loaded = load_checkpoint(checkpoint)
+    expected = explain(loaded.model, loaded.vocabulary, [["the", "movie", "was", "good"]],
+                       loaded.metadata["class_names"], methods=["saliency"], target="positive",
+                       output="logit_difference").records[0].scores
+    (difference,), (logit,) = runs["logit_difference"]["sentences"], runs["logit"]["sentences"]
+    assert difference["scores"]["Saliency"] == pytest.approx(expected.tolist(), abs=1e-6)
+    assert difference["scores"]["Saliency"] != pytest.approx(logit["scores"]["Saliency"], abs=1e-6)
 
 
 @pytest.mark.parametrize(
