@@ -78,6 +78,26 @@ def test_every_method_explains_the_logit_difference_as_a_model_computing_it_woul
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
 
 
+@pytest.mark.parametrize("architecture", ["lstm", "cnn"])
+def test_each_example_of_a_batch_keeps_its_own_contrast_class(architecture):
+    """Captum expands the contrast with the batch (path steps, perturbed copies): a batch whose examples contrast
+    with different classes gives every example the scores it gets alone."""
+    model = tiny(architecture, 3)
+    ids, lengths = torch.tensor([[2, 3, 4, 5], [6, 7, 8, 0], [9, 10, 11, 2]]), torch.tensor([4, 3, 4])
+    target = torch.tensor([0, 0, 1])
+    with torch.no_grad():
+        contrast = largest_other_class(model(ids, lengths), target)
+    assert len(set(contrast.tolist())) > 1  # the batch mixes contrast classes
+    for key, method in METHODS.items():
+        if method.skip_reason(model, model.embedding) is not None or key == "lime":  # Lime draws per example
+            continue
+        together = scores(key, model, ids, lengths, target, "logit_difference")
+        for row in range(3):
+            alone = scores(key, model, ids[row : row + 1], lengths[row : row + 1], target[row : row + 1],
+                           "logit_difference")
+            assert torch.allclose(together[row], alone[0], atol=1e-10), (key, row)
+
+
 def test_the_target_logit_is_the_default_for_every_method_cd_included():
     """By default only the target's logit is explained: zeroing the other class's output row changes nothing (it
     changed CD's scores when CD scored β_target − β_other); then the logit difference is the target logit too."""
