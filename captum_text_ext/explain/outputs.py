@@ -87,6 +87,16 @@ class ContrastedOutput(nn.Module):
         >>> forward(torch.ones(2, 3), torch.tensor([2, 0]))
         tensor([[-2., -1.,  0.],
                 [ 0.,  1.,  2.]])
+
+        Any Captum method then explains :math:`z_t - z_o`, the contrast classes passed as the last additional
+        forward argument (here the gradient of :math:`z_1 - z_2`):
+
+        >>> from captum.attr import Saliency
+        >>> weights = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])  # three classes over two features
+        >>> logits = ContrastedOutput(lambda x: x @ weights.t())
+        >>> x = torch.ones(1, 2, requires_grad=True)
+        >>> Saliency(logits).attribute(x, target=1, additional_forward_args=(torch.tensor([2]),), abs=False)
+        tensor([[-1.,  1.]])
     """
 
     def __init__(self, forward: Any) -> None:
