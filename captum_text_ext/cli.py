@@ -89,6 +89,9 @@ def _build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--out", type=Path, default=Path("captum-text-ext-explain"), help="report directory")
     explain.add_argument("--unit", choices=["word", "subword"], default="word",
                          help="one score per word (a word's subword scores summed) or per subword (default: word)")
+    explain.add_argument("--output", choices=["logit", "logit_difference"], default="logit",
+                         help="what every method explains: the target logit, or the target logit minus the largest "
+                         "other logit at the input (default: logit)")
     explain.add_argument("--batch-size", type=int, default=32, help="texts per batch (default 32)")
     explain.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_device(explain)
@@ -171,7 +174,7 @@ def _explain(args: argparse.Namespace) -> List[str]:
         warnings.simplefilter("always", TextWarning)
         report = explain_checkpoint(args.checkpoint, texts, args.out, methods, target, ids=ids,
                                     device=args.device, unit=args.unit, batch_size=args.batch_size,
-                                    progress=not args.quiet)
+                                    progress=not args.quiet, output=args.output)
     for warning in caught:
         if issubclass(warning.category, TextWarning):
             lines.append(f"warning: {warning.message}")

@@ -136,6 +136,7 @@ def run_demo(
         model_report: Dict[str, Any] = {
             "test_accuracy": checkpoint.metadata["test_accuracy"],
             "checkpoint_sha256": checkpoint.sha256,
+            "checkpoint_weights_sha256": checkpoint.weights_sha256,
         }
         if dataset == "synthetic":
             evaluated = test[:n_eval]

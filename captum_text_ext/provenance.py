@@ -1,8 +1,10 @@
 """The provenance header that opens every file under ``benchmarks/results/``.
 
 A result is only worth citing when it says what produced it. Every results file starts with: the package version
-and git commit (with a dirty flag), the Python, torch, captum and numpy versions, the CPU model and thread count,
-the seeds, the sha256 of every checkpoint and data file used, the exact command, the date and the wall time.
+and git commit (with a dirty flag), the Python, torch, captum, numpy, scikit-learn and SciPy versions, the CPU model
+and thread count, the seeds, the sha256 of every checkpoint and data file used (for a checkpoint also the hash of its
+weights alone, :func:`captum_text_ext.models.checkpoints.weights_sha256`), the exact command, the date and the wall
+time.
 
 Examples:
     >>> import tempfile, pathlib
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Dict, List, Mapping, Optional, Type, Union
@@ -102,6 +105,8 @@ class Provenance:
     torch: str
     captum: str
     numpy: str
+    scikit_learn: str
+    scipy: str
     cpu: str
     cpu_count: Optional[int]
     torch_threads: int
@@ -124,12 +129,17 @@ class Provenance:
             f"date (UTC): {self.started_utc}",
             f"wall time: {self.wall_seconds:.1f} s",
             f"captum_text_ext: {self.package_version}, git {self.git_sha}{dirty}",
-            f"python {self.python}, torch {self.torch}, captum {self.captum}, numpy {self.numpy}",
+            f"python {self.python}, torch {self.torch}, captum {self.captum}, numpy {self.numpy}, "
+            f"scikit-learn {self.scikit_learn}, scipy {self.scipy}",
             f"cpu: {self.cpu} ({self.cpu_count} logical cores), torch threads: {self.torch_threads}, "
             f"device: {self.device}",
             "seeds: " + (", ".join(f"{k}={v}" for k, v in self.seeds.items()) or "none"),
         ]
-        out += [f"file {label}: {info['path']} sha256={info['sha256']}" for label, info in self.files.items()]
+        out += [
+            f"file {label}: {info['path']} sha256={info['sha256']}"
+            + (f" weights_sha256={info['weights_sha256']}" if "weights_sha256" in info else "")
+            for label, info in self.files.items()
+        ]
         return out
 
 
@@ -164,10 +174,21 @@ class RunRecorder:
         self._git: Dict[str, Any] = {}
         self._provenance: Optional[Provenance] = None
 
-    def record_file(self, label: str, path: PathLike) -> str:
-        """Record a checkpoint or data file used by the run; returns its sha256."""
+    def record_file(self, label: str, path: PathLike, weights_sha256: Optional[str] = None) -> str:
+        """Record a checkpoint or data file used by the run; returns its sha256.
+
+        Args:
+            label: the name the file is cited by.
+            path: the file.
+            weights_sha256: for a checkpoint, the hash of its weights alone (the file's sha256 also covers its
+                metadata, e.g. the training time): recorded beside the file's sha256. A checkpoint of
+                :mod:`captum_text_ext.models` is best recorded with
+                :func:`~captum_text_ext.models.checkpoints.record_checkpoint`, which computes it.
+        """
         digest = sha256_file(path)
         self.files[label] = {"path": str(path), "sha256": digest}
+        if weights_sha256 is not None:
+            self.files[label]["weights_sha256"] = weights_sha256
         return digest
 
     def __enter__(self) -> "RunRecorder":
@@ -202,6 +223,8 @@ class RunRecorder:
             torch=torch.__version__,
             captum=captum.__version__,
             numpy=numpy.__version__,
+            scikit_learn=metadata.version("scikit-learn"),
+            scipy=metadata.version("scipy"),
             cpu=cpu_model(),
             cpu_count=os.cpu_count(),
             torch_threads=torch.get_num_threads(),

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from captum_text_ext.datasets._paths import PathLike
-from captum_text_ext.explain import DEFAULT_METHODS, explain, tokenize_texts
+from captum_text_ext.explain import DEFAULT_METHODS, OUTPUTS, explain, tokenize_texts
 from captum_text_ext.models.checkpoints import load_checkpoint
 from captum_text_ext.records import TextAttribution
 from captum_text_ext.visualization import plot_comparison, render_html, save_png
@@ -166,6 +166,7 @@ def explain_checkpoint(
     unit: str = "word",
     batch_size: Optional[int] = None,
     progress: bool = False,
+    output: str = "logit",
 ) -> Dict[str, Any]:
     """``captum-text-ext explain``: explain raw texts with a saved model; writes ``report.html``, PNGs (for the
     first :data:`MAX_PNGS` texts) and ``report.json`` to ``out_dir``.
@@ -181,10 +182,12 @@ def explain_checkpoint(
         unit: ``"word"`` or ``"subword"`` (:func:`~captum_text_ext.explain.explain`).
         batch_size: texts per batch (default: all at once).
         progress: show a progress bar.
+        output: what every method explains: ``"logit"`` (the target logit) or ``"logit_difference"`` (minus the
+            largest other logit; :mod:`captum_text_ext.explain.outputs`).
 
     Returns:
-        The report's content (``report.json``): per text its id, tokens, prediction, target and scores by method;
-        the skipped methods; the paths written; the number of PNGs.
+        The report's content (``report.json``): what was explained (``output``), per text its id, tokens, prediction,
+        target and scores by method; the skipped methods; the paths written; the number of PNGs.
 
     Raises:
         ValueError: for an unreadable checkpoint, an unknown method or target, a text that tokenizes to nothing, or
@@ -200,6 +203,7 @@ def explain_checkpoint(
     ]
     model = checkpoint.model.to(device or "cpu")  # our own copy: buffers outside the state dict follow too
     explanation = explain(model, checkpoint.vocabulary, token_lists, class_names, methods, target, unit=unit,
+                          output=output,
                           batch_size=batch_size, progress=progress)
     if not explanation.records:
         raise ValueError(f"No method applies to this model: {explanation.skipped}")
@@ -208,7 +212,8 @@ def explain_checkpoint(
     name = checkpoint.metadata.get("zoo_name") or Path(checkpoint_path).stem
     by_text = explanation.by_text()
     pngs = save_sentence_pngs(out, by_text[:MAX_PNGS], name)
-    preamble = f"<p>Model: {html.escape(name)} (sha256 {checkpoint.sha256[:16]}…); scores per {unit}.</p>"
+    preamble = (f"<p>Model: {html.escape(name)} (sha256 {checkpoint.sha256[:16]}…); scores per {unit}; every "
+                f"method explains {html.escape(OUTPUTS[output])}.</p>")
     if explanation.skipped:
         preamble += skipped_html(explanation.skipped)
     html_path = write_report_page(out / "report.html", explanation.records, f"captum-text-ext explain: {name}",
@@ -216,6 +221,8 @@ def explain_checkpoint(
     report = {
         "checkpoint": str(checkpoint_path),
         "sha256": checkpoint.sha256,
+        "weights_sha256": checkpoint.weights_sha256,
+        "output": output,
         "unit": unit,
         "sentences": [
             {"id": text_id, "tokens": list(records[0].tokens), "predicted": class_names[p], "target": class_names[t],

@@ -5,7 +5,8 @@ import pytest
 from _browser import elements_with_class, render_in_chromium
 
 from captum_text_ext.cli import main
-from captum_text_ext.explain import DEFAULT_METHODS, METHODS
+from captum_text_ext.explain import DEFAULT_METHODS, METHODS, OUTPUTS, explain
+from captum_text_ext.models.checkpoints import load_checkpoint, weights_sha256
 
 
 def test_demo_explains_scores_and_writes_a_report_that_renders(synthetic_zoo: dict, tmp_path: Path, capsys) -> None:
@@ -16,6 +17,9 @@ def test_demo_explains_scores_and_writes_a_report_that_renders(synthetic_zoo: di
     assert set(report["models"]) == {"lstm-synthetic", "textcnn-synthetic"}
     for name, info in report["models"].items():
         assert f"{name}: test accuracy {info['test_accuracy']:.3f}" in printed
+        loaded = load_checkpoint(synthetic_zoo["cache"] / f"{name}.pt")
+        assert (info["checkpoint_sha256"], info["checkpoint_weights_sha256"]) == (loaded.sha256,
+                                                                                  loaded.weights_sha256)
         precision = info["top1_ground_truth_precision"]
         assert set(precision) == {METHODS[key].label for key in DEFAULT_METHODS}
         assert all(0.0 <= v <= 1.0 for v in precision.values())
@@ -34,10 +38,31 @@ def test_explain_writes_a_report_for_any_checkpoint(synthetic_zoo: dict, tmp_pat
                    "--methods", "integrated_gradients", "--target", "positive", "--out", str(tmp_path)])
     assert status == 0
     report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert report["weights_sha256"] == weights_sha256(load_checkpoint(checkpoint).model.state_dict())
     (sentence,) = report["sentences"]
     assert sentence["tokens"] == ["the", "movie", "was", "n't", "good", "!"]
     assert sentence["target"] == "positive"
     assert len(sentence["scores"]["Integrated Gradients"]) == 6
+    assert report["output"] == "logit"
+
+
+def test_explain_explains_the_logit_difference_on_request(synthetic_zoo: dict, tmp_path: Path) -> None:
+    checkpoint = synthetic_zoo["cache"] / "textcnn-synthetic.pt"
+    runs = {}
+    for output in ("logit", "logit_difference"):
+        assert main(["explain", "--checkpoint", str(checkpoint), "--text", "the movie was good", "--methods",
+                     "saliency", "--target", "positive", "--output", output, "--out", str(tmp_path / output),
+                     "--quiet"]) == 0
+        runs[output] = json.loads((tmp_path / output / "report.json").read_text(encoding="utf-8"))
+        assert runs[output]["output"] == output
+        assert OUTPUTS[output] in (tmp_path / output / "report.html").read_text(encoding="utf-8")
+    loaded = load_checkpoint(checkpoint)
+    expected = explain(loaded.model, loaded.vocabulary, [["the", "movie", "was", "good"]],
+                       loaded.metadata["class_names"], methods=["saliency"], target="positive",
+                       output="logit_difference").records[0].scores
+    (difference,), (logit,) = runs["logit_difference"]["sentences"], runs["logit"]["sentences"]
+    assert difference["scores"]["Saliency"] == pytest.approx(expected.tolist(), abs=1e-6)
+    assert difference["scores"]["Saliency"] != pytest.approx(logit["scores"]["Saliency"], abs=1e-6)
 
 
 @pytest.mark.parametrize(

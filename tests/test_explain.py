@@ -104,7 +104,7 @@ def embeddings_based(key, model, embeddings, lengths, target):
     if key in ("lrp", "lrp_cons"):
         return LSTMLRP(forward, epsilon=1e-3, bias_factor=float(key == "lrp_cons")).attribute(x, **common)
     assert key == "contextual_decomposition"
-    return ContextualDecomposition(forward).attribute(x.detach(), contrast=1 - target, **common).unsqueeze(-1)
+    return ContextualDecomposition(forward).attribute(x.detach(), **common).unsqueeze(-1)
 
 
 @pytest.mark.parametrize("model_name", ["lstm", "cnn"])

@@ -3,6 +3,8 @@ import json
 import subprocess
 
 import pytest
+import scipy
+import sklearn
 import torch
 
 from captum_text_ext import __version__
@@ -18,7 +20,9 @@ def test_recorder_collects_every_field(tmp_path) -> None:
     assert prov.package_version == __version__
     assert prov.torch == torch.__version__
     assert prov.seeds == {"data": 1, "model": 2}
-    assert prov.files["checkpoint"]["sha256"] == hashlib.sha256(b"weights").hexdigest()
+    assert prov.files["checkpoint"] == {"path": str(checkpoint), "sha256": hashlib.sha256(b"weights").hexdigest()}
+    assert (prov.scikit_learn, prov.scipy) == (sklearn.__version__, scipy.__version__)
+    assert f"scikit-learn {sklearn.__version__}, scipy {scipy.__version__}" in "\n".join(prov.lines())
     assert prov.command == "captum-text-ext benchmark x --n 5"
     assert prov.wall_seconds >= 0 and prov.torch_threads >= 1 and prov.cpu
 
@@ -33,6 +37,15 @@ def test_recorder_runs_the_block_with_the_threads_asked_for_and_restores_them() 
         with RunRecorder(command="x", torch_threads=target):
             raise ValueError("boom")
     assert torch.get_num_threads() == before
+
+
+def test_a_checkpoint_is_cited_by_its_weights_hash_too(tmp_path) -> None:
+    checkpoint = tmp_path / "model.pt"
+    checkpoint.write_bytes(b"weights")
+    with RunRecorder(command="x") as run:
+        digest = run.record_file("model", checkpoint, weights_sha256="ab" * 32)
+    assert run.provenance.files["model"] == {"path": str(checkpoint), "sha256": digest, "weights_sha256": "ab" * 32}
+    assert f"file model: {checkpoint} sha256={digest} weights_sha256={'ab' * 32}" in run.provenance.lines()
 
 
 def test_provenance_is_unavailable_before_the_run_ends() -> None:

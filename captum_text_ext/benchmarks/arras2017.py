@@ -69,6 +69,7 @@ from captum_text_ext.benchmarks.zoo_lstm import load_zoo_lstm
 from captum_text_ext.datasets import SST_FINE_CLASS_NAMES, load_sst
 from captum_text_ext.datasets._paths import PathLike, find_dataset_file
 from captum_text_ext.models import LSTMClassifier
+from captum_text_ext.models.checkpoints import record_checkpoint
 from captum_text_ext.models.zoo import checkpoint_path
 from captum_text_ext.provenance import (
     Provenance,
@@ -501,7 +502,7 @@ def run_arras2017(
 
 def _compute(run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optional[PathLike]) -> Dict[str, Any]:
     model, vocabulary = load_zoo_lstm(MODEL, cache_dir)
-    run.record_file("checkpoint", checkpoint_path(MODEL, cache_dir))
+    record_checkpoint(run, "checkpoint", checkpoint_path(MODEL, cache_dir))
     run.record_file("sst/test.txt", find_dataset_file("sst", "test.txt", data_root))
     trees = load_sst("test", data_root)
     tokens = [tuple(token.lower() for token in tree.tokens) for tree in trees]

@@ -56,6 +56,7 @@ from captum_text_ext.datasets import Vocabulary, load_sst, pad_sequences
 from captum_text_ext.datasets._paths import PathLike, find_dataset_file
 from captum_text_ext.datasets.wordpiece import WordPieceTokenizer
 from captum_text_ext.models import LSTMClassifier, TransformerClassifier
+from captum_text_ext.models.checkpoints import record_checkpoint
 from captum_text_ext.models.zoo import checkpoint_path, load_zoo_model
 from captum_text_ext.provenance import Provenance, RunRecorder, write_json, write_markdown
 
@@ -321,7 +322,7 @@ def load_transformer(
         ValueError: when the checkpoint holds another model.
     """
     checkpoint = load_zoo_model(TRANSFORMER_MODEL, cache_dir, train_if_missing=False)
-    run.record_file(f"{TRANSFORMER_MODEL} checkpoint", checkpoint_path(TRANSFORMER_MODEL, cache_dir))
+    record_checkpoint(run, f"{TRANSFORMER_MODEL} checkpoint", checkpoint_path(TRANSFORMER_MODEL, cache_dir))
     model, tokenizer = checkpoint.model, checkpoint.vocabulary
     if not isinstance(model, TransformerClassifier) or not isinstance(tokenizer, WordPieceTokenizer):
         raise ValueError(f"Expected {TRANSFORMER_MODEL} to hold a TransformerClassifier and its WordPiece tokenizer, "

@@ -34,6 +34,7 @@ import torch
 
 from captum_text_ext.datasets import load_synthetic
 from captum_text_ext.datasets._paths import PathLike
+from captum_text_ext.models.checkpoints import record_checkpoint
 from captum_text_ext.models.zoo import ZOO, checkpoint_path
 from captum_text_ext.models.zoo_data import load_zoo_data
 from captum_text_ext.provenance import Provenance, RunRecorder, write_json, write_markdown
@@ -136,7 +137,7 @@ def run_corpus_speed(
     configurations = list(CONFIGURATIONS) + ([("CUDA", None, 1)] if torch.cuda.is_available() else [])
     with RunRecorder(command=command, seeds={"run": 0}) as recorder, tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        recorder.record_file("model", checkpoint_path(model, cache_dir))
+        record_checkpoint(recorder, "model", checkpoint_path(model, cache_dir))
         corpus = ["--dataset", DATASET] if n is None else ["--texts", str(_sst_texts(work, n, data_root))]
         throughput: Dict[str, Dict[str, Any]] = {}
         for method in chosen:

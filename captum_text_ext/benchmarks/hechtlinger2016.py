@@ -46,6 +46,7 @@ from captum_text_ext.datasets._paths import PathLike
 from captum_text_ext.datasets._splits import stratified_split
 from captum_text_ext.models import BagOfWordsMLP, EmbeddingCNN
 from captum_text_ext.models.bag_of_words import bag_of_words
+from captum_text_ext.models.checkpoints import record_checkpoint
 from captum_text_ext.models.training import fit as train_model
 from captum_text_ext.models.zoo import ZOO, checkpoint_path, load_zoo_model
 from captum_text_ext.models.zoo_data import Pair, load_zoo_data, pair_dataset, zoo_data_files
@@ -344,7 +345,7 @@ def _zoo_model_results(run: RunRecorder, data_root: Optional[PathLike], cache_di
     results: Dict[str, Any] = {}
     for name in BOW_MODELS:
         model, vocabulary = _bow_model(name, cache_dir)
-        run.record_file(f"{name} checkpoint", checkpoint_path(name, cache_dir))
+        record_checkpoint(run, f"{name} checkpoint", checkpoint_path(name, cache_dir))
         data = load_zoo_data(ZOO[name].dataset, data_root)
         test = encode_bags(model, vocabulary, data.test)
         report = agreement_report(model, test)
@@ -438,7 +439,7 @@ def run_hechtlinger2016(
         result: Dict[str, Any] = {"models": _zoo_model_results(run, data_root, cache_dir)}
         result["sweep"] = _sweep(data_root, cache_dir)
         cnn = load_zoo_model(CNN_MODEL, cache_dir, train_if_missing=False)
-        run.record_file(f"{CNN_MODEL} checkpoint", checkpoint_path(CNN_MODEL, cache_dir))
+        record_checkpoint(run, f"{CNN_MODEL} checkpoint", checkpoint_path(CNN_MODEL, cache_dir))
         cnn_model = cnn.model.eval()
         if not isinstance(cnn_model, EmbeddingCNN):
             raise ValueError(f"Expected {CNN_MODEL} to hold an EmbeddingCNN, but it holds "

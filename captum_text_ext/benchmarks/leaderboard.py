@@ -8,6 +8,10 @@ exclusions, with their reasons, are part of the results), and scores each method
 - ``comp`` / ``suff``: ERASER comprehensiveness (higher is better) and sufficiency (lower is better), AOPC over
   :math:`k \in \{1, 5, 10, 20, 50\}\%`;
 - ``del`` / ``ins``: AOPC of the deletion and insertion curves over 0, 10, ..., 100% of the tokens;
+- ``NAOPC comp`` / ``NAOPC suff``: normalized AOPC (Edin et al. 2025, :mod:`~captum_text_ext.metrics.naopc`) of
+  comprehensiveness (higher is better) and sufficiency (lower is better) over every prefix, against the bounds over
+  all orderings: exact up to 10 tokens, beam search of width 5 beyond; the bounds are computed once per sentence and
+  removal and shared by every method;
 - ``infid``: Captum's normalized infidelity (Gaussian noise, :math:`\sigma = 0.1`, 10 draws; lower is better);
 - ``sens``: Captum's sensitivity-max (radius 0.02, 10 draws) on the first ``sensitivity_n`` sentences (lower is
   better);
@@ -16,7 +20,9 @@ exclusions, with their reasons, are part of the results), and scores each method
   words), and ``neg×word`` (the sign of CD's negator × word interaction; methods with interaction scores only);
 - ``s/100``: seconds of attribution per 100 sentences (the method alone, measured in this run).
 
-Every method explains the model's predicted class; tokens are removed by zeroing their embedding (Arras et al.
+Every method explains the same quantity, the logit of the model's predicted class
+(:mod:`captum_text_ext.explain.outputs`; CD too, with ``bias_product="phrase"``, the setting the table states); tokens
+are removed by zeroing their embedding (Arras et al.
 2017) and ranked by their signed score toward that class; per-token scores follow each method's documented
 reduction (:mod:`captum_text_ext.metrics.reduction`). The ground-truth metrics count the sentences the model
 classifies correctly (the truth describes the true label); the sign columns are left empty for unsigned reductions
@@ -26,7 +32,15 @@ Each cell is the mean over the sentences with its 95% percentile bootstrap inter
 in bold, and ``†`` marks a method whose difference from the best survives a paired bootstrap test with Holm's
 correction over the column's methods at :math:`\alpha = 0.05` (:mod:`~captum_text_ext.benchmarks.statistics`).
 
-``leaderboard.md`` opens with the ground truth the models provably use (planted tokens and mosaics, from the results
+``leaderboard.md`` opens with the metric-judging table (:mod:`~captum_text_ext.benchmarks.metric_judging`): for each
+metric and removal variant, Kendall's :math:`\tau_b` between the ranking of the methods it produces and the ranking by
+top-1 precision on the synthetic corpus, with bootstrap intervals over the sentences, flagging metrics whose ranking
+flips between removal variants. The removal columns (``comp``, ``suff``, ``del``, ``ins``) are computed with every
+removal of :data:`REMOVAL_VARIANTS` (``zero``; ``unk`` and ``pad``: the token replaced by that token's embedding),
+reported side by side; a variant whose embedding is the zero vector (a pad embedding trained with ``padding_idx``)
+is stated to equal ``zero`` instead of being computed again.
+
+Then comes the ground truth the models provably use (planted tokens and mosaics, from the results
 of ``captum-text-ext benchmark planted``, :mod:`~captum_text_ext.benchmarks.planted`); the synthetic corpus's
 ground-truth columns are a sanity check, without a goal.
 
@@ -38,6 +52,7 @@ deletion and insertion curves), each with the run's provenance.
 from __future__ import annotations
 
 import dataclasses
+import math
 import shlex
 import time
 from pathlib import Path
@@ -48,28 +63,36 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from captum_text_ext.benchmarks.metric_judging import FLIP_SHARE, RESAMPLES, JudgedColumn, judge_metrics
 from captum_text_ext.benchmarks.method_rows import RANDOM, score_rows
 from captum_text_ext.benchmarks.markdown import markdown_cell, summary_cell
 from captum_text_ext.benchmarks.planted import ground_truth_section
 from captum_text_ext.benchmarks.sentences import SentenceBatch, Sentences, embed_sentences, predict
 from captum_text_ext.benchmarks.statistics import compare_methods
-from captum_text_ext.datasets import load_synthetic
+from captum_text_ext.datasets import Vocabulary, load_synthetic
 from captum_text_ext.datasets._paths import PathLike
-from captum_text_ext.explain import METHODS, LayerBatch, Method, embedding_layer
+from captum_text_ext.explain import CD_BIAS_PRODUCT, METHODS, OUTPUTS, LayerBatch, Method, embedding_layer
 from captum_text_ext.metrics import (
+    BEAM_WIDTH,
+    EXACT_MAX_TOKENS,
+    REMOVALS,
+    AOPCBounds,
     GroundTruthMetric,
+    aopc_bounds,
     comprehensiveness,
     deletion_curve,
     ground_truth,
     insertion_curve,
+    naopc,
     negation_interaction_sign,
+    replacement_embedding,
     sufficiency,
     text_infidelity,
     text_sensitivity_max,
     token_scores,
 )
 from captum_text_ext.models import embedding_forward
-from captum_text_ext.models.checkpoints import Checkpoint
+from captum_text_ext.models.checkpoints import Checkpoint, record_checkpoint
 from captum_text_ext.models.zoo import ZOO, checkpoint_path, load_zoo_model
 from captum_text_ext.models.zoo_data import load_zoo_data, zoo_data_files
 from captum_text_ext.provenance import Provenance, RunRecorder, png_metadata, write_json, write_markdown
@@ -80,10 +103,16 @@ __all__ = [
     "DEFAULT_MODELS",
     "DEFAULT_N",
     "DEFAULT_SENSITIVITY_N",
+    "EXPLAINED_OUTPUT",
+    "JUDGED_AGAINST",
     "RANDOM",
+    "REMOVAL_COLUMNS",
+    "REMOVAL_VARIANTS",
+    "judged_columns",
     "run_leaderboard",
     "score_model",
     "summarize",
+    "variant_columns",
 ]
 
 DEFAULT_MODELS: Tuple[str, ...] = ("bilstm-sst5", "lstm-sst2", "textcnn-mr", "lstm-synthetic")
@@ -104,6 +133,8 @@ PERTURBATION_SAMPLES = 10
 """Noise draws per sentence for infidelity and sensitivity-max."""
 TIME_BUDGET_MINUTES = 60
 """The full run's time budget on 2 cores."""
+EXPLAINED_OUTPUT = "logit"
+"""What every method explains (:data:`~captum_text_ext.explain.OUTPUTS`): the predicted class's logit."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +159,9 @@ COLUMNS: Tuple[Column, ...] = (
     Column("suff", False, False, "ERASER sufficiency, AOPC over 1/5/10/20/50%"),
     Column("del", True, False, "deletion-curve AOPC over 0-100% in steps of 10%"),
     Column("ins", True, False, "insertion-curve AOPC over 0-100% in steps of 10%"),
+    Column("NAOPC comp", True, False, f"normalized AOPC of comprehensiveness over every prefix (Edin et al. 2025): "
+           f"exact bounds up to {EXACT_MAX_TOKENS} tokens, beam search of width {BEAM_WIDTH} beyond"),
+    Column("NAOPC suff", False, False, "normalized AOPC of sufficiency over every prefix, bounds as NAOPC comp"),
     Column("infid", False, False, f"Captum infidelity, normalized, Gaussian noise σ={INFIDELITY_NOISE}"),
     Column("sens", False, False, "Captum sensitivity-max, radius 0.02"),
     Column("top1", True, True, "top-1 ground-truth precision"),
@@ -137,7 +171,36 @@ COLUMNS: Tuple[Column, ...] = (
     Column("neg sign", True, True, "sign accuracy of the negated words"),
     Column("neg×word", True, True, "sign of the negator × word interaction (CD)"),
 )
-"""The metric columns, in table order (``s/100`` follows them)."""
+"""The metric columns, in table order (``s/100`` follows them); the removal columns remove by zeroing."""
+REMOVAL_COLUMNS: Tuple[str, ...] = ("comp", "suff", "del", "ins", "NAOPC comp", "NAOPC suff")
+"""The columns that remove tokens: each is also computed with every other removal of :data:`REMOVAL_VARIANTS`."""
+REMOVAL_VARIANTS: Tuple[str, ...] = ("zero", "unk", "pad")
+"""The removals every removal column is computed with (:data:`~captum_text_ext.metrics.REMOVALS`); ``zero`` is the
+main table's."""
+JUDGED_AGAINST = "top1"
+"""The ground-truth column the metrics are judged against (:mod:`~captum_text_ext.benchmarks.metric_judging`)."""
+
+
+def variant_columns(removals: Sequence[str]) -> Tuple[Column, ...]:
+    """The removal columns computed with each removal but zeroing, keyed ``comp@unk`` and so on."""
+    base = {c.key: c for c in COLUMNS}
+    return tuple(Column(f"{key}@{removal}", base[key].higher_is_better, False,
+                        f"{base[key].description}, {REMOVALS[removal]}")
+                 for removal in removals if removal != "zero" for key in REMOVAL_COLUMNS)
+
+
+def judged_columns(removals: Sequence[str]) -> Tuple[JudgedColumn, ...]:
+    """Every non-ground-truth column with its removal: the metrics the judging table judges."""
+    out = []
+    for column in COLUMNS:
+        if column.ground_truth:
+            continue
+        if column.key not in REMOVAL_COLUMNS:
+            out.append(JudgedColumn(column.key, column.key, None, column.higher_is_better))
+            continue
+        out += [JudgedColumn(column.key if removal == "zero" else f"{column.key}@{removal}", column.key, removal,
+                             column.higher_is_better) for removal in removals]
+    return tuple(out)
 _TRUTH_KEYS = {"top1": "top1_precision", "R-prec": "precision_at_k", "AUPRC": "auprc", "sign": "sign_accuracy",
                "neg sign": "negated_sign_accuracy"}
 _SIGN_COLUMNS = ("sign", "neg sign")
@@ -183,6 +246,7 @@ def score_model(
     sensitivity_n: int,
     seed: int = SEED,
     progress: bool = True,
+    replacements: Optional[Mapping[str, Tensor]] = None,
 ) -> Tuple[Dict[str, _Scores], Dict[str, str]]:
     """Explain and score every sentence with every method that applies, batch by batch.
 
@@ -195,6 +259,8 @@ def score_model(
         sensitivity_n: sensitivity-max runs on sentences ``0 .. sensitivity_n - 1``.
         seed: seeds the sampling methods, the noise and the random row.
         progress: show progress bars.
+        replacements: removal variant (``"unk"``, ``"pad"``) -> the token's embedding: the removal columns are also
+            computed with each (keys ``comp@unk`` and so on, :func:`variant_columns`).
 
     Returns:
         ``(scores by method label, exclusions: label -> reason)``.
@@ -205,8 +271,29 @@ def score_model(
     first = sentences.batches[0]
     with torch.no_grad():
         classes = int(embedding_forward(model)(first.embeddings[:1], first.lengths[:1]).shape[-1])
+    variants: Dict[str, Optional[Tensor]] = {"zero": None, **(replacements or {})}
+    bounds = _naopc_bounds(model, sentences, predicted, variants, progress)
     return score_rows(model, layer, methods, seed, lambda method: _score_method(
-        model, method, sentences, examples, predicted, correct, sensitivity_n, seed, progress, layer, classes))
+        model, method, sentences, examples, predicted, correct, sensitivity_n, seed, progress, layer, classes,
+        variants, bounds))
+
+
+_NAOPC_COLUMNS = {"NAOPC comp": "comprehensiveness", "NAOPC suff": "sufficiency"}
+
+
+def _naopc_bounds(model: nn.Module, sentences: Sentences, predicted: Tensor, variants: Mapping[str, Optional[Tensor]],
+                  progress: bool) -> Dict[Tuple[int, str, str], AOPCBounds]:
+    """The AOPC bounds of every batch, removal and NAOPC metric, for the predicted class: computed once, shared by
+    every method (they do not depend on the explanation)."""
+    forward = embedding_forward(model)
+    bounds = {}
+    for number, batch in enumerate(tqdm(sentences.batches, desc="NAOPC bounds", disable=not progress, leave=False)):
+        target = predicted[batch.index].to(batch.embeddings.device)
+        for removal, replacement in variants.items():
+            for metric in _NAOPC_COLUMNS.values():
+                bounds[(number, removal, metric)] = aopc_bounds(forward, batch.embeddings, batch.lengths, target,
+                                                                metric, removal, replacement=replacement)
+    return bounds
 
 
 def _score_method(
@@ -221,13 +308,15 @@ def _score_method(
     progress: bool,
     layer: nn.Module,
     classes: int,
+    variants: Mapping[str, Optional[Tensor]],
+    bounds: Mapping[Tuple[int, str, str], AOPCBounds],
 ) -> _Scores:
     forward = embedding_forward(model)
-    values: Dict[str, List[Tuple[Tensor, Tensor]]] = {c.key: [] for c in COLUMNS}
+    values: Dict[str, List[Tuple[Tensor, Tensor]]] = {c.key: [] for c in (*COLUMNS, *variant_columns(list(variants)))}
     deletion, insertion, seconds = [], [], 0.0
     generator = torch.Generator().manual_seed(seed)
     name = RANDOM if method is None else method.label
-    for batch in tqdm(sentences.batches, desc=name, disable=not progress, leave=False):
+    for number, batch in enumerate(tqdm(sentences.batches, desc=name, disable=not progress, leave=False)):
         embeddings = batch.embeddings
         target = predicted[batch.index].to(embeddings.device)
         view = _layer_batch(batch, layer, classes)
@@ -249,6 +338,17 @@ def _score_method(
         values["ins"].append((batch.index, inserted.aopc))
         deletion.append(deleted.probability.sum(0))
         insertion.append(inserted.probability.sum(0))
+        for removal, replacement in variants.items():
+            variant = dict(common, removal=removal, replacement=replacement)
+            suffix = "" if removal == "zero" else f"@{removal}"
+            if removal != "zero":
+                values[f"comp{suffix}"].append((batch.index, comprehensiveness(**variant).aopc))
+                values[f"suff{suffix}"].append((batch.index, sufficiency(**variant).aopc))
+                values[f"del{suffix}"].append((batch.index, deletion_curve(**variant).aopc))
+                values[f"ins{suffix}"].append((batch.index, insertion_curve(**variant).aopc))
+            for key, metric in _NAOPC_COLUMNS.items():
+                values[f"{key}{suffix}"].append((batch.index, naopc(
+                    **variant, metric=metric, bounds=bounds[(number, removal, metric)]).naopc))
         if method is not None and attributions is not None:
             values["infid"].append((batch.index, text_infidelity(
                 forward, embeddings, _embedding_shaped(attributions.detach(), embeddings), batch.lengths, target,
@@ -267,7 +367,8 @@ def _layer_batch(batch: SentenceBatch, layer: nn.Module, classes: int) -> LayerB
     embeddings."""
     if batch.token_ids is None:
         raise ValueError("Expected sentences embedded by embed_sentences, which keeps their token ids")
-    return LayerBatch(layer, batch.token_ids, batch.lengths, classes, layer_output=batch.embeddings)
+    return LayerBatch(layer, batch.token_ids, batch.lengths, classes, layer_output=batch.embeddings,
+                      output=EXPLAINED_OUTPUT)
 
 
 def _embedding_shaped(attributions: Tensor, embeddings: Tensor) -> Tensor:
@@ -321,15 +422,16 @@ def _ground_truth(model: nn.Module, method: Optional[Method], batch: Any, view: 
 # ------------------------------------------------------------------------------------------------------------------
 
 
-def summarize(results: Mapping[str, _Scores], seed: int = SEED) -> Dict[str, Dict[str, Dict[str, Any]]]:
-    """Means, intervals, the best method and the Holm-corrected paired tests of every column.
+def summarize(results: Mapping[str, _Scores], seed: int = SEED,
+              columns: Sequence[Column] = COLUMNS) -> Dict[str, Dict[str, Dict[str, Any]]]:
+    """Means, intervals, the best method and the Holm-corrected paired tests of every column (of ``columns``).
 
     Returns:
         ``column -> method -> {"mean", "low", "high", "n", "best", "p_holm", "differs"}`` for the columns some
         method has values for.
     """
     summary: Dict[str, Dict[str, Dict[str, Any]]] = {}
-    for column in COLUMNS:
+    for column in columns:
         cells = compare_methods({m: r.values[column.key] for m, r in results.items() if column.key in r.values},
                                 column.higher_is_better, seed, ALPHA)
         if cells:
@@ -357,9 +459,47 @@ def _model_markdown(name: str, model_result: Mapping[str, Any]) -> List[str]:
     for method, info in model_result["methods"].items():
         cells = " | ".join(summary_cell(summary[c.key].get(method)) for c in columns)
         lines.append(f"| {markdown_cell(method)} | {info['reduction']} | {cells} | {info['seconds_per_100']:.2f} |")
+    variants = [c for c in variant_columns(REMOVAL_VARIANTS) if c.key in summary]
+    lines += ["", "Removal variants (the removal columns again, each token removed another way; `zero` is the table "
+              "above):", "", *[f"- `{removal}`: {what}" for removal, what in model_result["removals"].items()]]
+    if variants:
+        lines += ["", "| method | " + " | ".join(f"{c.key} {'↑' if c.higher_is_better else '↓'}" for c in variants)
+                  + " |", "|---" * (len(variants) + 1) + "|"]
+        lines += [f"| {markdown_cell(method)} | " + " | ".join(summary_cell(summary[c.key].get(method))
+                                                                for c in variants) + " |"
+                  for method in model_result["methods"]]
     if model_result["excluded"]:
         lines += ["", "Not applicable:", ""]
         lines += [f"- {markdown_cell(m)}: {reason}" for m, reason in model_result["excluded"].items()]
+    return lines
+
+
+def _judging_markdown(results: Mapping[str, Any]) -> List[str]:
+    """The metric-judging table of every model with a ground truth: the section that opens the page."""
+    lines = [
+        "## Which metric to believe: agreement with the ground truth",
+        "",
+        "For each metric and removal: Kendall's τ_b between the ranking of the methods by the metric (mean over the "
+        f"sentences) and by `{JUDGED_AGAINST}`, the top-1 precision against the synthetic corpus's decisive tokens "
+        "(correctly classified sentences), with its 95% bootstrap interval over the sentences "
+        f"({RESAMPLES} resamples). 1: the metric orders the methods as the ground truth does; -1: reversed. "
+        "`removal`: how the metric removes a token (`zero`: embedding zeroed, `unk` / `pad`: replaced by that "
+        f"token's embedding; `-`: the metric removes none). ⚠: the ranking flips between removal variants (a pair "
+        f"of methods ordered oppositely by two variants, each order in at least {FLIP_SHARE:.0%} of the "
+        "resamples); such a metric's verdict depends on how tokens are removed.",
+    ]
+    judged = {name: r["judging"] for name, r in results["models"].items() if r.get("judging")}
+    if not judged:
+        return lines + ["", "No model of this run has a ground truth (the synthetic corpus): no metric is judged."]
+    for name, judgements in judged.items():
+        lines += ["", f"### {name}", "", "| metric | removal | τ_b [95% interval] | sentences | best by the metric "
+                  "| flips between removals |", "|---|---|---|---|---|---|"]
+        for j in judgements:
+            column, flips = j["column"], j["flips"]
+            interval = "n/a" if math.isnan(j["tau"]) else f"{j['tau']:.3f} [{j['low']:.3f}, {j['high']:.3f}]"
+            lines.append(f"| {column['metric']} | {column['removal'] or '-'} | {interval} | {j['sentences']} | "
+                         f"{markdown_cell(j['ranking'][0])} | "
+                         f"{('⚠ ' + markdown_cell('; '.join(flips))) if flips else 'none'} |")
     return lines
 
 
@@ -367,12 +507,15 @@ def _markdown(results: Mapping[str, Any], ground_truth: Sequence[str]) -> str:
     lines = [
         "# Leaderboard",
         "",
+        *_judging_markdown(results),
+        "",
         *ground_truth,
         "",
         "## Faithfulness metrics, and the synthetic corpus as a sanity check",
         "",
-        "Every method explains the model's predicted class; removal zeroes the token's embedding; tokens are ranked "
-        "by their signed score toward the predicted class. Columns:",
+        f"Every method explains the same quantity, {OUTPUTS[results['output']]} of the predicted class (CD "
+        f"included, with bias_product={CD_BIAS_PRODUCT!r}); removal zeroes the token's embedding (the other removals "
+        "follow each model's table); tokens are ranked by their signed score toward the predicted class. Columns:",
         "",
         *[f"- `{c.key}` ({'higher' if c.higher_is_better else 'lower'} is better): {c.description}"
           for c in COLUMNS],
@@ -434,8 +577,11 @@ def _model_result(
                                 [pairs[i][1] for i in chosen], vocabulary.pad_index, BATCH_SIZE,
                                 checkpoint.metadata.get("fixed_len"))
     chosen_examples = None if examples is None else [examples[i] for i in chosen]
-    results, excluded = score_model(model, sentences, chosen_examples, methods, sensitivity_n, seed, progress)
+    replacements, removals = _replacements(model.get_submodule("embedding"), vocabulary)
+    results, excluded = score_model(model, sentences, chosen_examples, methods, sensitivity_n, seed, progress,
+                                    replacements)
     hits = int((predict(embedding_forward(model), sentences) == sentences.labels).sum())
+    computed = ["zero", *replacements]
     reductions = {m.label: m.reduction for m in methods.values()}
     return {
         "n": n,
@@ -447,8 +593,31 @@ def _model_result(
         "methods": {label: {"reduction": reductions.get(label, "random"), "seconds_per_100": 100 * r.seconds / n,
                             "deletion": r.deletion, "insertion": r.insertion} for label, r in results.items()},
         "excluded": excluded,
-        "summary": summarize(results, seed),
+        "removals": removals,
+        "summary": summarize(results, seed, (*COLUMNS, *variant_columns(computed))),
+        "judging": None if examples is None else [
+            {**dataclasses.asdict(j), "column": dataclasses.asdict(j.column)}
+            for j in judge_metrics({label: r.values for label, r in results.items()}, judged_columns(computed),
+                                   JUDGED_AGAINST, seed)],
     }
+
+
+def _replacements(embedding: nn.Module, vocabulary: Vocabulary) -> Tuple[Dict[str, Tensor], Dict[str, str]]:
+    """The embeddings of the removal variants but zeroing, and what each removal does on this model: a variant whose
+    embedding is the zero vector (a pad embedding trained with ``padding_idx``) gives the numbers of ``zero`` and is
+    not computed again; the page says so."""
+    replacements: Dict[str, Tensor] = {}
+    removals = {"zero": REMOVALS["zero"]}
+    for removal in REMOVAL_VARIANTS:
+        if removal == "zero":
+            continue
+        vector = replacement_embedding(embedding, vocabulary, removal)
+        if bool((vector == 0).all()):
+            removals[removal] = f"{REMOVALS[removal]}: the zero vector on this model, so the numbers of `zero`"
+        else:
+            replacements[removal] = vector
+            removals[removal] = REMOVALS[removal]
+    return replacements, removals
 
 
 def run_leaderboard(
@@ -465,8 +634,8 @@ def run_leaderboard(
 ) -> List[str]:
     """Run the leaderboard and write ``leaderboard.md``, ``leaderboard.json`` and ``curves-MODEL.png`` to ``out``.
 
-    ``leaderboard.md`` opens with the ground truth the models provably use, read from the results of
-    ``captum-text-ext benchmark planted``
+    ``leaderboard.md`` opens with the metric-judging table (module docstring), then the ground truth the models
+    provably use, read from the results of ``captum-text-ext benchmark planted``
     (:func:`~captum_text_ext.benchmarks.planted.ground_truth_section`; the file is recorded in the provenance).
 
     Args:
@@ -506,10 +675,11 @@ def run_leaderboard(
         if planted.is_file():
             run.record_file("planted results", planted)
         for name in models:
-            run.record_file(f"{name} checkpoint", checkpoint_path(name, cache_dir))
+            record_checkpoint(run, f"{name} checkpoint", checkpoint_path(name, cache_dir))
             for label, path in zoo_data_files(ZOO[name].dataset, data_root):
                 run.record_file(label, path)
         results: Dict[str, Any] = {
+            "output": EXPLAINED_OUTPUT,
             "methods": {m.label: m.description for m in chosen_methods.values()},
             "columns": [dataclasses.asdict(c) for c in COLUMNS],
             "models": {name: _model_result(name, checkpoints[name], n, sensitivity_n, data_root, SEED,

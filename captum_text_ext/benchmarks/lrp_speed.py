@@ -49,6 +49,7 @@ from captum_text_ext.benchmarks.zoo_lstm import load_zoo_lstm
 from captum_text_ext.datasets import load_sst
 from captum_text_ext.datasets._paths import PathLike, find_dataset_file
 from captum_text_ext.models import LSTMClassifier
+from captum_text_ext.models.checkpoints import record_checkpoint
 from captum_text_ext.models.zoo import checkpoint_path
 from captum_text_ext.provenance import Provenance, RunRecorder, write_json, write_markdown
 
@@ -354,7 +355,7 @@ def _measure(run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optiona
              ) -> Dict[str, Any]:
     model, vocabulary = load_zoo_lstm(MODEL, cache_dir)
     model = model.float()
-    run.record_file("checkpoint", checkpoint_path(MODEL, cache_dir))
+    record_checkpoint(run, "checkpoint", checkpoint_path(MODEL, cache_dir))
     run.record_file("sst/test.txt", find_dataset_file("sst", "test.txt", data_root))
     trees = load_sst("test", data_root)
     if len(trees) != EXPECTED_SENTENCES:
@@ -381,7 +382,7 @@ def _measure(run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optiona
     rates = {name: [count / s for s in spent] for name, spent in seconds.items()}
     ratios = [rates["LSTMLRP"][r] / rates["Saliency"][r] for r in range(repeats)]
     transformer, tokenizer = load_zoo_transformer("transformer-sst2", cache_dir)
-    run.record_file("transformer checkpoint", checkpoint_path("transformer-sst2", cache_dir))
+    record_checkpoint(run, "transformer checkpoint", checkpoint_path("transformer-sst2", cache_dir))
     binary = load_sst("test", data_root, granularity="binary")
     transformer_rows = measure_transformer_rows(transformer, transformer_batches(transformer, tokenizer, binary), repeats)
     return {

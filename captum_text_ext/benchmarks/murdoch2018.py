@@ -64,6 +64,7 @@ from captum_text_ext.benchmarks.zoo_lstm import load_zoo_lstm
 from captum_text_ext.datasets import SSTTree, Vocabulary, load_sst, sst_phrase_examples
 from captum_text_ext.datasets._paths import PathLike, find_dataset_file
 from captum_text_ext.models import LSTMClassifier
+from captum_text_ext.models.checkpoints import record_checkpoint
 from captum_text_ext.models.zoo import checkpoint_path
 from captum_text_ext.provenance import Provenance, RunRecorder, png_metadata, write_json, write_markdown
 from captum_text_ext.visualization import save_png
@@ -448,7 +449,7 @@ def _attach(spans: Sequence[Span], per_review: List[List[Tuple[int, int]]]) -> L
 
 def _compute(run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optional[PathLike]) -> Dict[str, Any]:
     model, vocabulary = load_zoo_lstm(MODEL, cache_dir)
-    run.record_file("checkpoint", checkpoint_path(MODEL, cache_dir))
+    record_checkpoint(run, "checkpoint", checkpoint_path(MODEL, cache_dir))
     for split in ("train", "test"):
         run.record_file(f"sst/{split}.txt", find_dataset_file("sst", f"{split}.txt", data_root))
     train_trees = load_sst("train", data_root)

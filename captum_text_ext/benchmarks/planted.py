@@ -51,7 +51,7 @@ from captum_text_ext.benchmarks.statistics import compare_methods
 from captum_text_ext.datasets._paths import PathLike
 from captum_text_ext.datasets.planted import PLANT_RATE, PLANT_SEED, PLANTED_TOKENS
 from captum_text_ext.explain import METHODS, Method
-from captum_text_ext.models.checkpoints import Checkpoint
+from captum_text_ext.models.checkpoints import Checkpoint, record_checkpoint
 from captum_text_ext.models.zoo import PLANTED_TWINS, ZOO, checkpoint_path, evaluate, load_zoo_model
 from captum_text_ext.models.zoo_data import load_zoo_data, zoo_data_files
 from captum_text_ext.models.zoo_report import train_and_record
@@ -226,7 +226,7 @@ def run_planted(
                 checkpoints[model_name], was_trained = _ensure(model_name, data_root, cache_dir, out, command,
                                                                progress)
                 trained += [model_name] if was_trained else []
-                run.record_file(f"{model_name} checkpoint", checkpoint_path(model_name, cache_dir))
+                record_checkpoint(run, f"{model_name} checkpoint", checkpoint_path(model_name, cache_dir))
             for label, path in zoo_data_files(ZOO[name].dataset, data_root):
                 run.record_file(label, path)
             results["models"][name] = _model_result(name, checkpoints[name], checkpoints[twin], n, data_root,

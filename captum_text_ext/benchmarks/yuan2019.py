@@ -31,6 +31,7 @@ from captum_text_ext.datasets._paths import PathLike
 from torch import nn
 
 from captum_text_ext.models import KimCNN, TextCNN
+from captum_text_ext.models.checkpoints import record_checkpoint
 from captum_text_ext.models.zoo import ZOO, checkpoint_path, evaluate, load_zoo_model
 from captum_text_ext.models.zoo_data import Pair, ZooData, load_zoo_data, zoo_data_files
 from captum_text_ext.provenance import Provenance, RunRecorder, png_metadata, write_json, write_markdown
@@ -93,7 +94,7 @@ def load_textcnn(
     checkpoint = load_zoo_model(name, cache_dir, root=data_root, progress=False)
     if not isinstance(checkpoint.model, TextCNN):
         raise ValueError(f"Expected {name} to hold a TextCNN, but its checkpoint holds {type(checkpoint.model).__name__}")
-    run.record_file(f"checkpoint {name}", checkpoint_path(name, cache_dir))
+    record_checkpoint(run, f"checkpoint {name}", checkpoint_path(name, cache_dir))
     for label, path in zoo_data_files(dataset, data_root):
         run.record_file(label, path)
     return checkpoint.model.float().eval(), checkpoint.word_vocabulary, load_zoo_data(dataset, data_root)
@@ -108,7 +109,7 @@ def load_kimcnn(
     checkpoint = load_zoo_model(name, cache_dir, root=data_root, progress=False)
     if not isinstance(checkpoint.model, KimCNN):
         raise ValueError(f"Expected {name} to hold a KimCNN, but its checkpoint holds {type(checkpoint.model).__name__}")
-    run.record_file(f"checkpoint {name}", checkpoint_path(name, cache_dir))
+    record_checkpoint(run, f"checkpoint {name}", checkpoint_path(name, cache_dir))
     for label, path in zoo_data_files("mr", data_root):
         run.record_file(label, path)
     return checkpoint.model.float().eval(), checkpoint.word_vocabulary, load_zoo_data("mr", data_root)

@@ -8,6 +8,8 @@ package imports no report-writing code.
   its settings and the rules that decide whether it applies to a model;
 - :mod:`~captum_text_ext.explain.layers`: where the methods attribute — the output of the model's named token
   embedding layer — so that every method applies to any model that reads token ids and has one;
+- :mod:`~captum_text_ext.explain.outputs`: what every method explains, the same for all: the target logit, or the
+  target logit minus the largest other logit;
 - :mod:`~captum_text_ext.explain.texts`: words to token ids (word vocabularies and WordPiece tokenizers), the words
   the model does not know, texts longer than it reads;
 - :mod:`~captum_text_ext.explain.explanation`: :func:`explain`, the records of many texts by many methods, per word
@@ -29,6 +31,7 @@ Examples:
 from captum_text_ext.explain.explanation import Explanation, explain
 from captum_text_ext.explain.layers import LayerBatch, LayerForward, embedding_layer, embedding_layer_name
 from captum_text_ext.explain.methods import (
+    CD_BIAS_PRODUCT,
     DEFAULT_METHODS,
     LIME_SAMPLES,
     METHODS,
@@ -38,6 +41,7 @@ from captum_text_ext.explain.methods import (
     Method,
     method_table,
 )
+from captum_text_ext.explain.outputs import OUTPUTS, ContrastedOutput, largest_other_class
 from captum_text_ext.explain.texts import (
     UNITS,
     EncodedTexts,
@@ -48,13 +52,16 @@ from captum_text_ext.explain.texts import (
 )
 
 __all__ = [
+    "CD_BIAS_PRODUCT",
     "DEFAULT_METHODS",
     "LIME_SAMPLES",
     "METHODS",
+    "OUTPUTS",
     "PERTURBATIONS_PER_EVAL",
     "SHAPLEY_SAMPLES",
     "UNITS",
     "UNSIGNED_REDUCTIONS",
+    "ContrastedOutput",
     "EncodedTexts",
     "Explanation",
     "LayerBatch",
@@ -65,6 +72,7 @@ __all__ = [
     "embedding_layer_name",
     "encode_texts",
     "explain",
+    "largest_other_class",
     "method_table",
     "tokenize_for",
     "tokenize_texts",

@@ -14,6 +14,7 @@ from captum_text_ext.datasets._checks import check_choice
 from captum_text_ext.datasets.subwords import aggregate_subword_scores
 from captum_text_ext.decomposition import UnsupportedOperationError
 from captum_text_ext.explain.layers import LayerBatch, embedding_layer, embedding_layer_name
+from captum_text_ext.explain.outputs import check_output
 from captum_text_ext.explain.methods import DEFAULT_METHODS, METHODS
 from captum_text_ext.explain.texts import (
     UNITS,
@@ -134,6 +135,7 @@ def explain(
     unit: str = "word",
     batch_size: Optional[int] = None,
     progress: bool = False,
+    output: str = "logit",
 ) -> Explanation:
     """Attribute every text with every applicable method of :data:`METHODS`, at the model's token embedding layer.
 
@@ -159,13 +161,16 @@ def explain(
             word vocabulary.
         batch_size: texts per batch (``None``: all in one batch).
         progress: show a progress bar over methods and batches.
+        output: what every method explains (:data:`~captum_text_ext.explain.outputs.OUTPUTS`): ``"logit"``, the
+            target logit, or ``"logit_difference"``, the target logit minus the largest other logit at the input.
 
     Raises:
-        ValueError: for an unknown method, unit or target, an empty text, a layer the model does not have, or a
+        ValueError: for an unknown method, unit, output or target, an empty text, a layer the model does not have, or a
             model in training mode.
     """
     check_methods(methods)
     check_choice("unit", unit, UNITS)
+    check_output(output)
     check_evaluation_mode(model)
     limit = token_limit(model)
     encoded = encode_texts(vocabulary, token_lists, limit)
@@ -196,7 +201,7 @@ def explain(
                 scores = []
                 for rows in chunks:
                     ids, lengths, word_ids = _rows(encoded, rows, device)
-                    batch = LayerBatch(module, ids, lengths, probability.shape[1])
+                    batch = LayerBatch(module, ids, lengths, probability.shape[1], output=output)
                     per_token = method.token_scores(model, batch, targets[rows]).detach()
                     scores += list(aggregate_subword_scores(per_token, word_ids) if unit == "word" else per_token)
                     bar.update(1)

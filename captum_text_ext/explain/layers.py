@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from captum_text_ext.decomposition.hooks import ScopedHooks
+from captum_text_ext.explain.outputs import OUTPUTS, check_output, largest_other_class
 
 __all__ = [
     "LayerBatch",
@@ -204,6 +205,9 @@ class LayerBatch:
         classes: the model's number of output classes (CD contrasts the two classes of a binary model).
         layer_output: replaces the layer's output for every method when given (:math:`(N, T, E)`, e.g. perturbed
             embeddings); ``None``: the layer's own output.
+        output: what every method explains, a key of :data:`~captum_text_ext.explain.outputs.OUTPUTS`: ``"logit"``
+            (the target logit) or ``"logit_difference"`` (the target logit minus the largest other logit at the
+            input; :mod:`captum_text_ext.explain.outputs`).
     """
 
     layer: nn.Module
@@ -211,6 +215,13 @@ class LayerBatch:
     lengths: Tensor
     classes: int
     layer_output: Optional[Tensor] = None
+    output: str = "logit"
+
+    def __post_init__(self) -> None:
+        check_output(self.output)
+        if self.output == "logit_difference" and self.classes < 2:
+            raise ValueError(f"The logit difference ({OUTPUTS['logit_difference']}) needs a model of at least two "
+                             f"classes, but this one has {self.classes}")
 
     @property
     def forward_args(self) -> Tuple[Tensor, ...]:
@@ -229,3 +240,13 @@ class LayerBatch:
         if self.layer_output is not None:
             return self.layer_output.detach()
         return capture_layer_output(model, self.layer, self.token_ids, *self.forward_args)
+
+    def contrast(self, model: nn.Module, target: Tensor) -> Optional[Tensor]:
+        """The class each example's target is contrasted with: ``None`` for the target logit, else the largest other
+        class at the input, with :attr:`layer_output` in place
+        (:func:`~captum_text_ext.explain.outputs.largest_other_class`)."""
+        if self.output == "logit":
+            return None
+        with self.replaced(), torch.no_grad():
+            logits = model(self.token_ids, *self.forward_args)
+        return largest_other_class(logits, target)

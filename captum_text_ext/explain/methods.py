@@ -13,6 +13,11 @@ method that does not apply is skipped with its reason, never replaced by another
   model with an op their rules do not cover (the :class:`~captum_text_ext.decomposition.UnsupportedOperationError`
   they raise is the reason shown).
 
+Every method explains the same quantity, the batch's :attr:`~captum_text_ext.explain.layers.LayerBatch.output`:
+the target logit :math:`z_t` by default, or the logit difference :math:`z_t - z_o` with :math:`o` the largest other
+class at the input (:mod:`captum_text_ext.explain.outputs` says how each method reads it). CD runs with
+``bias_product="phrase"`` (:data:`CD_BIAS_PRODUCT`).
+
 Every baseline is at the layer: Integrated Gradients, DeepLift and the perturbation methods compare with zero
 embeddings (zero layer output), as before the registry moved to token ids. Reductions: methods that multiply by the
 input (InputXGradient, Integrated Gradients, DeepLift, LRP, CD) are summed over the embedding, keeping their sign;
@@ -49,9 +54,11 @@ from captum_text_ext.attr import (
     LayerLSTMLRP,
 )
 from captum_text_ext.explain.layers import LayerBatch, LayerForward
+from captum_text_ext.explain.outputs import ContrastedOutput
 from captum_text_ext.metrics.reduction import REDUCTIONS, token_scores
 
 __all__ = [
+    "CD_BIAS_PRODUCT",
     "DEFAULT_METHODS",
     "LIME_SAMPLES",
     "METHODS",
@@ -178,25 +185,32 @@ def _tensor(result: object) -> Tensor:
     return result
 
 
-def _captum(model: nn.Module, batch: LayerBatch) -> Tuple[LayerForward, Tensor, Tuple[Tensor, ...]]:
-    """What a Captum method reads: the forward pass from the layer, the layer's output (a new leaf that requires
-    gradients) and the arguments after it (the token ids, then the model's own)."""
+def _captum(model: nn.Module, batch: LayerBatch, target: Tensor) -> Tuple[nn.Module, Tensor, Tuple[Tensor, ...]]:
+    """What a Captum method reads: the forward pass from the layer (wrapped in
+    :class:`~captum_text_ext.explain.outputs.ContrastedOutput` for the logit difference), the layer's output (a new
+    leaf that requires gradients) and the arguments after it (the token ids, the model's own, then the contrast
+    classes when there are any)."""
+    contrast = batch.contrast(model, target)
     inputs = batch.at_layer(model).requires_grad_()
-    return LayerForward(model, batch.layer), inputs, (batch.token_ids, *batch.forward_args)
+    forward = LayerForward(model, batch.layer)
+    args = (batch.token_ids, *batch.forward_args)
+    if contrast is None:
+        return forward, inputs, args
+    return ContrastedOutput(forward), inputs, (*args, contrast)
 
 
 def _saliency(model: nn.Module, batch: LayerBatch, target: Tensor) -> Tensor:
-    forward, inputs, args = _captum(model, batch)
+    forward, inputs, args = _captum(model, batch, target)
     return _tensor(Saliency(forward).attribute(inputs, target=target, additional_forward_args=args, abs=False))
 
 
 def _input_x_gradient(model: nn.Module, batch: LayerBatch, target: Tensor) -> Tensor:
-    forward, inputs, args = _captum(model, batch)
+    forward, inputs, args = _captum(model, batch, target)
     return _tensor(InputXGradient(forward).attribute(inputs, target=target, additional_forward_args=args))
 
 
 def _integrated_gradients(model: nn.Module, batch: LayerBatch, target: Tensor) -> Tensor:
-    forward, inputs, args = _captum(model, batch)
+    forward, inputs, args = _captum(model, batch, target)
     integrated: Any = IntegratedGradients(forward)  # Captum's decorator leaves `attribute` untyped
     return _tensor(integrated.attribute(
         inputs, target=target, additional_forward_args=args, n_steps=32, internal_batch_size=2048
@@ -204,13 +218,13 @@ def _integrated_gradients(model: nn.Module, batch: LayerBatch, target: Tensor) -
 
 
 def _deep_lift(model: nn.Module, batch: LayerBatch, target: Tensor) -> Tensor:
-    forward, inputs, args = _captum(model, batch)
+    forward, inputs, args = _captum(model, batch, target)
     deep_lift: Any = DeepLift(forward)  # Captum's decorator leaves `attribute` untyped
     return _tensor(deep_lift.attribute(inputs, target=target, additional_forward_args=args))
 
 
 def _occlusion(model: nn.Module, batch: LayerBatch, target: Tensor) -> Tensor:
-    forward, inputs, args = _captum(model, batch)
+    forward, inputs, args = _captum(model, batch, target)
     window = (1, inputs.shape[2])
     return _tensor(Occlusion(forward).attribute(
         inputs, sliding_window_shapes=window, strides=window, target=target, additional_forward_args=args,
@@ -219,7 +233,7 @@ def _occlusion(model: nn.Module, batch: LayerBatch, target: Tensor) -> Tensor:
 
 
 def _feature_ablation(model: nn.Module, batch: LayerBatch, target: Tensor) -> Tensor:
-    forward, inputs, args = _captum(model, batch)
+    forward, inputs, args = _captum(model, batch, target)
     return _tensor(FeatureAblation(forward).attribute(
         inputs, target=target, additional_forward_args=args, feature_mask=_token_features(inputs),
         perturbations_per_eval=PERTURBATIONS_PER_EVAL
@@ -227,7 +241,7 @@ def _feature_ablation(model: nn.Module, batch: LayerBatch, target: Tensor) -> Te
 
 
 def _shapley_value_sampling(model: nn.Module, batch: LayerBatch, target: Tensor) -> Tensor:
-    forward, inputs, args = _captum(model, batch)
+    forward, inputs, args = _captum(model, batch, target)
     return _tensor(ShapleyValueSampling(forward).attribute(
         inputs, target=target, additional_forward_args=args, feature_mask=_token_features(inputs),
         n_samples=SHAPLEY_SAMPLES, perturbations_per_eval=PERTURBATIONS_PER_EVAL, show_progress=False
@@ -235,7 +249,7 @@ def _shapley_value_sampling(model: nn.Module, batch: LayerBatch, target: Tensor)
 
 
 def _lime(model: nn.Module, batch: LayerBatch, target: Tensor) -> Tensor:
-    forward, inputs, args = _captum(model, batch)
+    forward, inputs, args = _captum(model, batch, target)
     with warnings.catch_warnings():  # Captum warns that it fits one surrogate per example, which is what we want
         warnings.filterwarnings("ignore", message="You are providing multiple inputs for Lime")
         return _tensor(Lime(forward).attribute(
@@ -247,45 +261,56 @@ def _lime(model: nn.Module, batch: LayerBatch, target: Tensor) -> Tensor:
 
 def _gradient_surrogate(multiply_by_inputs: bool) -> AttributeFn:
     def attribute(model: nn.Module, batch: LayerBatch, target: Tensor) -> Tensor:
-        surrogate = LayerGradientLinearSurrogate(model, batch.layer, multiply_by_inputs=multiply_by_inputs)
+        contrast = batch.contrast(model, target)
+        forward: nn.Module = model if contrast is None else ContrastedOutput(model)
+        args = batch.forward_args if contrast is None else (*batch.forward_args, contrast)
+        surrogate = LayerGradientLinearSurrogate(forward, batch.layer, multiply_by_inputs=multiply_by_inputs)
         with batch.replaced():
-            return _tensor(surrogate.attribute(batch.token_ids, target=target,
-                                               additional_forward_args=batch.forward_args))
+            return _tensor(surrogate.attribute(batch.token_ids, target=target, additional_forward_args=args))
 
     return attribute
 
 
 def _lrp(bias_factor: float) -> AttributeFn:
     def attribute(model: nn.Module, batch: LayerBatch, target: Tensor) -> Tensor:
+        contrast = batch.contrast(model, target)
         lrp = LayerLSTMLRP(model, batch.layer, epsilon=1e-3, bias_factor=bias_factor)
         with batch.replaced():
-            return _tensor(lrp.attribute(batch.token_ids, target=target, additional_forward_args=batch.forward_args))
+            relevance = _tensor(lrp.attribute(batch.token_ids, target=target,
+                                              additional_forward_args=batch.forward_args))
+            if contrast is None:
+                return relevance
+            # LRP's rules are linear in the relevance they pass down: this is LRP from R_t = z_t, R_o = -z_o
+            return relevance - _tensor(lrp.attribute(batch.token_ids, target=contrast,
+                                                     additional_forward_args=batch.forward_args))
 
     return attribute
 
 
-def _contrast(batch: LayerBatch, target: Tensor) -> Optional[Tensor]:
-    """The other class of a two-class model (CD's β_target − β_other), else ``None``."""
-    return 1 - target if batch.classes == 2 else None
+CD_BIAS_PRODUCT = "phrase"
+"""The ``bias_product`` the registry's CD runs with (:class:`~captum_text_ext.LayerContextualDecomposition`'s
+default: a recurrent cell's bias-only product goes to β at phrase positions)."""
 
 
 def _contextual_decomposition(model: nn.Module, batch: LayerBatch, target: Tensor) -> Tensor:
-    cd = LayerContextualDecomposition(model, batch.layer)
+    contrast = batch.contrast(model, target)
+    cd = LayerContextualDecomposition(model, batch.layer, bias_product=CD_BIAS_PRODUCT)
     with batch.replaced():
         per_token = cd.attribute(batch.token_ids, target=target, additional_forward_args=batch.forward_args,
-                                 contrast=_contrast(batch, target))
+                                 contrast=contrast)
     return per_token.unsqueeze(-1)  # (N, T, 1): CD's unit is the token
 
 
 def _cd_interaction(model: nn.Module, batch: LayerBatch) -> Callable[..., Tensor]:
-    cd = LayerContextualDecomposition(model, batch.layer)
+    cd = LayerContextualDecomposition(model, batch.layer, bias_product=CD_BIAS_PRODUCT)
 
     def interaction(inputs: Tensor, mask_a: Tensor, mask_b: Tensor, target: Tensor,
                     additional_forward_args: Tuple[Any, ...]) -> Tensor:
         at = dataclasses.replace(batch, layer_output=inputs.detach())
+        contrast = at.contrast(model, target)
         with at.replaced():
             return cd.interaction(batch.token_ids, mask_a, mask_b, target=target,
-                                  additional_forward_args=additional_forward_args, contrast=_contrast(batch, target))
+                                  additional_forward_args=additional_forward_args, contrast=contrast)
 
     return interaction
 
@@ -325,7 +350,7 @@ METHODS: Dict[str, Method] = {
         Method("lrp", "LRP", _lrp(0.0), "sum", "LayerLSTMLRP, epsilon 1e-3, bias_factor 0"),
         Method("lrp_cons", "LRP_cons", _lrp(1.0), "sum", "LayerLSTMLRP, epsilon 1e-3, bias_factor 1"),
         Method("contextual_decomposition", "CD", _contextual_decomposition, "sum",
-               "LayerContextualDecomposition, each token a phrase, β_target − β_other for two classes",
+               f"LayerContextualDecomposition, each token a phrase, bias_product={CD_BIAS_PRODUCT!r}",
                interaction=_cd_interaction),
         # TransformerLRP joins here with one entry (written in parallel), e.g.
         # Method("transformer_lrp", "TransformerLRP", _transformer_lrp, "sum", "LayerTransformerLRP, ..."),

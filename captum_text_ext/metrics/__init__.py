@@ -28,20 +28,33 @@ from captum_text_ext.metrics.ground_truth import (
     sign_accuracy,
     top1_precision,
 )
-from captum_text_ext.metrics.perturbation import apply_removal, target_probabilities
+from captum_text_ext.metrics.naopc import BEAM_WIDTH, EXACT_MAX_TOKENS, AOPCBounds, NAOPCResult, aopc_bounds, naopc
+from captum_text_ext.metrics.perturbation import (
+    REMOVALS,
+    apply_removal,
+    replacement_embedding,
+    resolve_removal,
+    target_probabilities,
+)
 from captum_text_ext.metrics.reduction import REDUCTIONS, percent_count, removal_order, token_scores
 
 __all__ = [
+    "AOPCBounds",
+    "BEAM_WIDTH",
     "Comprehensiveness",
     "CurveResult",
     "DeletionCurve",
     "ERASER_PERCENTS",
+    "EXACT_MAX_TOKENS",
     "ErasureResult",
     "GroundTruth",
     "GroundTruthMetric",
     "InsertionCurve",
+    "NAOPCResult",
     "REDUCTIONS",
+    "REMOVALS",
     "Sufficiency",
+    "aopc_bounds",
     "apply_removal",
     "best_rank",
     "comprehensiveness",
@@ -49,10 +62,13 @@ __all__ = [
     "deletion_curve",
     "ground_truth",
     "insertion_curve",
+    "naopc",
     "negation_interaction_sign",
     "percent_count",
     "precision_at_k",
     "removal_order",
+    "replacement_embedding",
+    "resolve_removal",
     "sign_accuracy",
     "sufficiency",
     "target_probabilities",

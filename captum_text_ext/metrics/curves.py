@@ -43,7 +43,7 @@ from captum_text_ext.metrics._base import SentenceMetric
 from captum_text_ext.metrics.perturbation import (
     ForwardFunc,
     Removal,
-    check_removal,
+    resolve_removal,
     check_target,
     target_probabilities,
 )
@@ -175,11 +175,12 @@ def _curve(
     apply_softmax: bool,
     batch_size: int,
     progress: bool,
+    replacement: Optional[Tensor],
 ) -> CurveResult:
     if embeddings.dim() != 3 or embeddings.shape[:2] != scores.shape:
         raise ValueError(f"Expected embeddings (N, T, E) matching scores {tuple(scores.shape)}, but got "
                          f"{tuple(embeddings.shape)}")
-    check_removal(removal, embeddings.shape[-1])
+    removal = resolve_removal(removal, replacement, embeddings.shape[-1])
     lengths = lengths.to(scores.device)
     chosen, steps, unit = top_k_masks(scores, lengths, order, counts, percents)
     every = torch.ones_like(chosen[:1])
@@ -209,6 +210,7 @@ def deletion_curve(
     apply_softmax: bool = True,
     batch_size: int = 256,
     progress: bool = False,
+    replacement: Optional[Tensor] = None,
 ) -> CurveResult:
     r"""Delete tokens in order of attribution and read the target probability after each step.
 
@@ -222,13 +224,17 @@ def deletion_curve(
         target: the explained class: an int, or one per sentence (list or tensor).
         counts: token counts :math:`0..K` to delete (capped at each length).
         percents: percentages of each sentence to delete (default 0, 10, ..., 100).
-        removal: ``"zero"``, ``"drop"`` or a replacement embedding :math:`(E,)`.
+        removal: how a token is removed, a key of :data:`~captum_text_ext.metrics.perturbation.REMOVALS`
+            (``"zero"``, ``"unk"``, ``"pad"``, ``"drop"``) or a replacement embedding :math:`(E,)`
+            (:mod:`~captum_text_ext.metrics.perturbation`).
         order: ``"signed"`` or ``"abs"``.
         labels: :math:`(N,)` true classes, for the accuracy along the curve.
         additional_forward_args: passed to ``forward_func`` after the lengths.
         apply_softmax: whether ``forward_func`` returns logits (the probability is their softmax).
         batch_size: rows per forward call.
         progress: show a progress bar.
+        replacement: the ``<unk>`` or pad token's embedding :math:`(E,)` for ``removal="unk"`` / ``"pad"``
+            (:func:`~captum_text_ext.metrics.perturbation.replacement_embedding`); refused with other removals.
 
     Returns:
         A :class:`CurveResult`; ``reference`` is the intact sentence's probability, ``aopc`` is
@@ -236,10 +242,11 @@ def deletion_curve(
 
     Raises:
         ValueError: for mismatched shapes, lengths outside ``[1, T]``, an unknown removal or order, both ``counts``
-            and ``percents``, or a target that does not give one class per sentence.
+            and ``percents``, ``removal="unk"`` / ``"pad"`` without ``replacement`` (or a ``replacement`` with another
+            removal), or a target that does not give one class per sentence.
     """
     return _curve(False, forward_func, embeddings, lengths, scores, target, counts, percents, removal, order, labels,
-                  additional_forward_args, apply_softmax, batch_size, progress)
+                  additional_forward_args, apply_softmax, batch_size, progress, replacement)
 
 
 def insertion_curve(
@@ -257,6 +264,7 @@ def insertion_curve(
     apply_softmax: bool = True,
     batch_size: int = 256,
     progress: bool = False,
+    replacement: Optional[Tensor] = None,
 ) -> CurveResult:
     r"""Start from the sentence with every token removed and add tokens back in order of attribution.
 
@@ -267,7 +275,7 @@ def insertion_curve(
         :math:`\mathrm{AOPC}_{ins}` per sentence.
     """
     return _curve(True, forward_func, embeddings, lengths, scores, target, counts, percents, removal, order, labels,
-                  additional_forward_args, apply_softmax, batch_size, progress)
+                  additional_forward_args, apply_softmax, batch_size, progress, replacement)
 
 
 class _CurveMetric(SentenceMetric):
@@ -286,11 +294,14 @@ class _CurveMetric(SentenceMetric):
         apply_softmax: bool = True,
         batch_size: int = 256,
         progress: bool = False,
+        replacement: Optional[Tensor] = None,
     ) -> None:
         super().__init__()
+        resolve_removal(removal, replacement, None)  # a wrong setting fails here, not at the first update
         self.forward_func = forward_func
         self._curve = functools.partial(_curve, counts=counts, percents=percents, removal=removal, order=order,
-                                        apply_softmax=apply_softmax, batch_size=batch_size, progress=progress)
+                                        apply_softmax=apply_softmax, batch_size=batch_size, progress=progress,
+                                        replacement=replacement)
 
     def update(
         self,
@@ -314,7 +325,8 @@ class DeletionCurve(_CurveMetric):
 
     Args:
         forward_func: ``forward_func(embeddings, lengths, *additional_forward_args)`` returning logits.
-        counts, percents, removal, order, apply_softmax, batch_size, progress: as :func:`deletion_curve`.
+        counts, percents, removal, order, apply_softmax, batch_size, progress, replacement: as
+            :func:`deletion_curve`.
 
     Examples:
         >>> weights = torch.tensor([[0.0, 0.0], [2.0, -1.0]])  # logits (0, w . x summed over tokens)

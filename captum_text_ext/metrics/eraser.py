@@ -38,7 +38,7 @@ from captum_text_ext.metrics.curves import top_k_masks
 from captum_text_ext.metrics.perturbation import (
     ForwardFunc,
     Removal,
-    check_removal,
+    resolve_removal,
     check_target,
     target_probabilities,
 )
@@ -87,12 +87,13 @@ def _erasure(
     apply_softmax: bool,
     batch_size: int,
     progress: bool,
+    replacement: Optional[Tensor],
 ) -> ErasureResult:
     check_scores(scores, lengths)
     if embeddings.dim() != 3 or embeddings.shape[:2] != scores.shape:
         raise ValueError(f"Expected embeddings (N, T, E) matching scores {tuple(scores.shape)}, but got "
                          f"{tuple(embeddings.shape)}")
-    check_removal(removal, embeddings.shape[-1])
+    removal = resolve_removal(removal, replacement, embeddings.shape[-1])
     rationale, steps, _ = top_k_masks(scores, lengths.to(scores.device), order, percents=percents)
     keep = torch.cat([rationale if keep_rationale else ~rationale, torch.ones_like(rationale[:1])])
     classes = check_target(target, embeddings.shape[0], embeddings.device)
@@ -115,6 +116,7 @@ def comprehensiveness(
     apply_softmax: bool = True,
     batch_size: int = 256,
     progress: bool = False,
+    replacement: Optional[Tensor] = None,
 ) -> ErasureResult:
     r""":math:`\mathrm{comp}_k = p(x) - p(x \setminus r_k)` per sentence and :math:`k`, and its AOPC (higher is better).
 
@@ -123,14 +125,15 @@ def comprehensiveness(
         embeddings: :math:`(N, T, E)`; lengths: :math:`(N,)`; scores: :math:`(N, T)` per-token attribution.
         target: the explained class: an int, or one per sentence.
         percents: the :math:`k` values (default :data:`ERASER_PERCENTS`).
-        removal, order, additional_forward_args, apply_softmax, batch_size, progress: as
-            :func:`~captum_text_ext.metrics.curves.deletion_curve`.
+        removal, order, additional_forward_args, apply_softmax, batch_size, progress, replacement: as
+            :func:`~captum_text_ext.metrics.curves.deletion_curve` (``removal``: ``"zero"``, ``"unk"``, ``"pad"``,
+            ``"drop"`` or a replacement embedding).
 
     Returns:
         An :class:`ErasureResult`.
     """
     return _erasure(False, forward_func, embeddings, lengths, scores, target, percents, removal, order,
-                    additional_forward_args, apply_softmax, batch_size, progress)
+                    additional_forward_args, apply_softmax, batch_size, progress, replacement)
 
 
 def sufficiency(
@@ -146,13 +149,14 @@ def sufficiency(
     apply_softmax: bool = True,
     batch_size: int = 256,
     progress: bool = False,
+    replacement: Optional[Tensor] = None,
 ) -> ErasureResult:
     r""":math:`\mathrm{suff}_k = p(x) - p(r_k)` per sentence and :math:`k`, and its AOPC (lower is better).
 
     Arguments as :func:`comprehensiveness`.
     """
     return _erasure(True, forward_func, embeddings, lengths, scores, target, percents, removal, order,
-                    additional_forward_args, apply_softmax, batch_size, progress)
+                    additional_forward_args, apply_softmax, batch_size, progress, replacement)
 
 
 class _ErasureMetric(SentenceMetric):
@@ -167,11 +171,14 @@ class _ErasureMetric(SentenceMetric):
         apply_softmax: bool = True,
         batch_size: int = 256,
         progress: bool = False,
+        replacement: Optional[Tensor] = None,
     ) -> None:
         super().__init__()
+        resolve_removal(removal, replacement, None)  # a wrong setting fails here, not at the first update
         self.forward_func = forward_func
         self._erasure = functools.partial(_erasure, percents=tuple(percents), removal=removal, order=order,
-                                          apply_softmax=apply_softmax, batch_size=batch_size, progress=progress)
+                                          apply_softmax=apply_softmax, batch_size=batch_size, progress=progress,
+                                          replacement=replacement)
 
     def update(
         self,
@@ -194,7 +201,7 @@ class Comprehensiveness(_ErasureMetric):
 
     Args:
         forward_func: ``forward_func(embeddings, lengths, *additional_forward_args)`` returning logits.
-        percents, removal, order, apply_softmax, batch_size, progress: as :func:`comprehensiveness`.
+        percents, removal, order, apply_softmax, batch_size, progress, replacement: as :func:`comprehensiveness`.
     """
 
 

@@ -2,7 +2,14 @@
 
 from captum_text_ext.models._base import embedding_forward
 from captum_text_ext.models.bag_of_words import BagOfWordsMLP, bag_of_words
-from captum_text_ext.models.checkpoints import Checkpoint, default_cache_dir, load_checkpoint, save_checkpoint
+from captum_text_ext.models.checkpoints import (
+    Checkpoint,
+    default_cache_dir,
+    load_checkpoint,
+    record_checkpoint,
+    save_checkpoint,
+    weights_sha256,
+)
 from captum_text_ext.models.embedding_cnn import EmbeddingCNN
 from captum_text_ext.models.kim_cnn import KimCNN
 from captum_text_ext.models.lstm_classifier import LSTMClassifier
@@ -29,5 +36,7 @@ __all__ = [
     "embedding_forward",
     "fit",
     "load_checkpoint",
+    "record_checkpoint",
     "save_checkpoint",
+    "weights_sha256",
 ]

@@ -13,6 +13,10 @@ build stops before the allocation that would exceed the budget; the shapes built
 So loading never allocates beyond the size of the weights in the file: a config claiming a vocabulary of
 :math:`10^9` words, or a million layers, over a few stored weights is refused at once.
 
+A checkpoint's file hash (``sha256``) covers its metadata too (the training wall time among them), so two runs that
+trained identical weights write files of different hashes. :func:`weights_sha256` hashes the weights alone, in a
+canonical order; results cite both (:func:`record_checkpoint`).
+
 Trained checkpoints are cached in :func:`default_cache_dir`: ``$CAPTUM_TEXT_EXT_CACHE`` when set, else
 ``~/.cache/captum_text_ext/models``. This is separate from the data directory (``$CAPTUM_TEXT_EXT_DATA``), which holds
 only datasets.
@@ -23,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -36,6 +41,7 @@ from captum_text_ext.datasets.vocab import Vocabulary
 from captum_text_ext.datasets.wordpiece import FORMAT as WORDPIECE_FORMAT
 from captum_text_ext.datasets.wordpiece import WordPieceTokenizer
 from captum_text_ext.models.registry import architecture_name, build_model
+from captum_text_ext.provenance import RunRecorder
 
 __all__ = [
     "CACHE_ENV_VAR",
@@ -45,8 +51,11 @@ __all__ = [
     "FORMAT_VERSION",
     "Checkpoint",
     "default_cache_dir",
+    "checkpoint_weights_sha256",
     "load_checkpoint",
+    "record_checkpoint",
     "save_checkpoint",
+    "weights_sha256",
 ]
 
 FORMAT = "captum_text_ext.checkpoint"
@@ -77,6 +86,7 @@ class Checkpoint:
         config: the model's constructor arguments.
         metadata: what the writer stored (JSON-like plain values).
         sha256: the hex SHA-256 of the file's bytes.
+        weights_sha256: the hex SHA-256 of the stored weights alone (:func:`weights_sha256` of the ``state_dict``).
     """
 
     model: nn.Module
@@ -85,6 +95,7 @@ class Checkpoint:
     config: Dict[str, Any]
     metadata: Dict[str, Any]
     sha256: str
+    weights_sha256: str
 
     @property
     def word_vocabulary(self) -> Vocabulary:
@@ -230,7 +241,55 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device, None]
         config=payload["config"],
         metadata=payload["metadata"],
         sha256=hashlib.sha256(data).hexdigest(),
+        weights_sha256=weights_sha256(state_dict),
     )
+
+
+def weights_sha256(state_dict: Mapping[str, Tensor]) -> str:
+    """The hex SHA-256 of a model's weights alone, independent of how they were saved.
+
+    The tensors are hashed in the order of their sorted names; each contributes a header (its name, dtype and shape,
+    as JSON) and then its bytes (row-major, the machine's byte order: little-endian on every platform torch ships
+    for). Two state_dicts hash alike exactly when they hold the same names, dtypes, shapes and bit patterns,
+    whatever their insertion order, device, strides or the metadata stored beside them.
+
+    Examples:
+        >>> a = {"weight": torch.ones(2, 2), "bias": torch.zeros(2)}
+        >>> b = {"bias": torch.zeros(2), "weight": torch.ones(2, 2).t()}  # another order and stride, same weights
+        >>> weights_sha256(a) == weights_sha256(b), weights_sha256(a) == weights_sha256({**a, "bias": torch.ones(2)})
+        (True, False)
+    """
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().to("cpu").contiguous()
+        header = json.dumps([name, str(tensor.dtype), list(tensor.shape)], ensure_ascii=True)
+        digest.update(header.encode("ascii") + b"\n")
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def checkpoint_weights_sha256(path: PathLike) -> str:
+    """:func:`weights_sha256` of the checkpoint file ``path`` (loaded as :func:`load_checkpoint` does, with its
+    checks)."""
+    return load_checkpoint(path).weights_sha256
+
+
+def record_checkpoint(run: RunRecorder, label: str, path: PathLike) -> Tuple[str, str]:
+    """Record the checkpoint ``path`` in ``run``'s provenance under ``label`` with both its file hash and the hash of
+    its weights (:meth:`~captum_text_ext.provenance.RunRecorder.record_file`).
+
+    Returns:
+        ``(file sha256, weights sha256)``.
+
+    Raises:
+        ValueError: when ``path`` is not a checkpoint (:func:`load_checkpoint`), or when the file changed between
+            loading it and hashing it.
+    """
+    checkpoint = load_checkpoint(path)
+    digest = run.record_file(label, path, weights_sha256=checkpoint.weights_sha256)
+    if digest != checkpoint.sha256:
+        raise ValueError(f"{path} changed while it was being recorded (sha256 {checkpoint.sha256} then {digest})")
+    return digest, checkpoint.weights_sha256
 
 
 class _BeyondTheWeights(ValueError):

@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from captum_text_ext.datasets._paths import PathLike
 from captum_text_ext.datasets.planted import PLANT_SEED
+from captum_text_ext.models.checkpoints import record_checkpoint
 from captum_text_ext.models.zoo import ZOO, ZooResult, train_zoo_model
 from captum_text_ext.models.zoo_data import zoo_data_files
 from captum_text_ext.provenance import Provenance, RunRecorder, write_json, write_markdown
@@ -38,13 +39,18 @@ def train_and_record(
         for label, path in zoo_data_files(entry.dataset, data_root):
             run.record_file(label, path)
         result = train_zoo_model(name, data_root, cache_dir, progress, device=device)
-        run.record_file("checkpoint", result.checkpoint)
-    written = record_result(record, result, run.provenance) if record is not None else None
+        _, weights = record_checkpoint(run, "checkpoint", result.checkpoint)
+    written = record_result(record, result, run.provenance, weights) if record is not None else None
     return result, run.provenance, written
 
 
-def record_result(directory: PathLike, result: ZooResult, provenance: Provenance) -> Path:
-    """Write ``directory/<name>.json`` for one training run and rebuild ``models.md`` beside ``directory``."""
+def record_result(directory: PathLike, result: ZooResult, provenance: Provenance, weights_sha256: str) -> Path:
+    """Write ``directory/<name>.json`` for one training run and rebuild ``models.md`` beside ``directory``.
+
+    The record cites the checkpoint by its file's sha256 and by ``weights_sha256``, the hash of its weights alone
+    (:func:`~captum_text_ext.models.checkpoints.weights_sha256`): the file hash changes with the metadata (the
+    training time), the weights hash only with the weights.
+    """
     entry = ZOO[result.name]
     path = Path(directory) / f"{result.name}.json"
     write_json(
@@ -66,6 +72,7 @@ def record_result(directory: PathLike, result: ZooResult, provenance: Provenance
             "epochs_run": result.fit.epochs_run,
             "dev_accuracy_per_epoch": result.fit.dev_accuracy,
             "checkpoint_sha256": result.sha256,
+            "checkpoint_weights_sha256": weights_sha256,
         },
     )
     write_models_table(directory, provenance)
@@ -86,19 +93,20 @@ def write_models_table(directory: PathLike, provenance: Provenance) -> Path:
         "pretrained vectors.",
         "",
         "| model | data | test accuracy | target | met | paper | train time | best epoch | seed | checkpoint sha256 "
-        "| command |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| weights sha256 | command |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for record in records:
         r, p = record["results"], record["provenance"]
         accuracy = f"{r['test_accuracy']:.4f}"
+        weights = f"`{r['checkpoint_weights_sha256'][:16]}…`" if "checkpoint_weights_sha256" in r else "not recorded"
         if "binary_accuracy_non_neutral" in r:
             accuracy += f" (binary, non-neutral: {r['binary_accuracy_non_neutral']:.4f})"
         lines.append(
             f"| {r['name']} | {r['dataset']} | {accuracy} | ≥ {r['target_accuracy']:.2f} | "
             f"{'yes' if r['target_met'] else '**no**'} | {r['paper_accuracy']} | {r['train_seconds'] / 60:.1f} min | "
             f"{r['best_epoch']} / {r['epochs_run']} | {p['seeds'].get('model', '')} | `{r['checkpoint_sha256'][:16]}…` "
-            f"| `{p['command']}` |"
+            f"| {weights} | `{p['command']}` |"
         )
     out = Path(directory).parent / "models.md"
     write_markdown(out, provenance, "# Model zoo: measured test accuracies\n\n" + "\n".join(lines))

@@ -32,7 +32,9 @@ def test_leaderboard_runs_end_to_end_and_writes_what_it_prints(synthetic_zoo: di
     for model in (lstm, cnn):
         assert model["n"] == 10 and len(model["sentences"]) == 10
         summary = model["summary"]
-        assert {"comp", "suff", "del", "ins", "infid", "sens", "top1", "AUPRC", "sign"} <= set(summary)
+        assert {"comp", "suff", "del", "ins", "NAOPC comp", "NAOPC suff", "infid", "sens", "top1", "AUPRC",
+                "sign"} <= set(summary)
+        assert set(summary["NAOPC comp"]) == set(summary["comp"])  # every method and the random row
         for column, cells in summary.items():
             assert sum(cell["best"] for cell in cells.values()) == 1
             for cell in cells.values():
@@ -43,13 +45,38 @@ def test_leaderboard_runs_end_to_end_and_writes_what_it_prints(synthetic_zoo: di
         assert set(summary["neg×word"]) <= {"CD"}
         assert (out / f"curves-{'lstm-synthetic' if model is lstm else 'textcnn-synthetic'}.png").is_file()
     assert "## lstm-synthetic" in markdown and "Not applicable:" in markdown
+    assert payload["results"]["output"] == "logit"
+    assert "the same quantity, the target logit z_t of the predicted class (CD included, with bias_product='phrase')" \
+        in markdown
+    assert "- CD: sum over the embedding" in markdown and "bias_product='phrase'" in payload["results"]["methods"]["CD"]
     assert "(not the full run of the default models: no goal)" in markdown
     top1 = lstm["summary"]["top1"]
     for label in ("LRP", "CD"):
         line = f"top-1 ground-truth precision of {label}: {top1[label]['mean']:.3f} (sanity check on the synthetic"
         assert line in markdown
+    judging = body.index("## Which metric to believe: agreement with the ground truth")
     first, synthetic = body.index("## Ground truth the models provably use"), body.index("## Faithfulness metrics")
-    assert first < synthetic < body.index("## lstm-synthetic")
+    assert judging < first < synthetic < body.index("\n## lstm-synthetic")
+    for name, model in (("lstm-synthetic", lstm), ("textcnn-synthetic", cnn)):
+        # the pad embedding is zero (padding_idx): said, not computed twice; unk is computed beside zero
+        assert "the zero vector on this model, so the numbers of `zero`" in model["removals"]["pad"]
+        assert {"comp@unk", "suff@unk", "del@unk", "ins@unk", "NAOPC comp@unk", "NAOPC suff@unk", "NAOPC comp",
+                "NAOPC suff"} <= set(model["summary"])
+        assert not any(key.endswith("@pad") for key in model["summary"])
+        rows = {(j["column"]["metric"], j["column"]["removal"]): j for j in model["judging"]}
+        removal_metrics = ("comp", "suff", "del", "ins", "NAOPC comp", "NAOPC suff")
+        assert set(rows) == {(m, r) for m in removal_metrics for r in ("zero", "unk")} | {("infid", None),
+                                                                                           ("sens", None)}
+        for (metric, removal), j in rows.items():
+            assert -1 <= j["tau"] <= 1 and j["low"] <= j["high"] and j["ranking"][0] in model["methods"]
+            cell = f"| {metric} | {removal or '-'} | {j['tau']:.3f} [{j['low']:.3f}, {j['high']:.3f}] |"
+            assert cell in body[judging:first].split(f"### {name}")[1], (name, metric, removal)
+            if metric.startswith("NAOPC"):  # a one-token sentence has one ordering: NAOPC is undefined there
+                assert 0 < j["sentences"] <= model["n_correct"]
+            else:
+                assert j["sentences"] == (3 if metric == "sens" else model["n_correct"])  # sens: the first 3 only
+        assert rows[("comp", "zero")]["column"]["key"] == "comp" and rows[("comp", "unk")]["column"]["key"] == \
+            "comp@unk"
     assert "Not measured yet: run `captum-text-ext benchmark planted`" in body  # no planted.json beside this out
     assert payload["provenance"]["command"].startswith("captum-text-ext benchmark leaderboard")
 

@@ -22,9 +22,12 @@ from captum_text_ext.models import (
     build_model,
     default_cache_dir,
     load_checkpoint,
+    record_checkpoint,
     save_checkpoint,
+    weights_sha256,
 )
 from captum_text_ext.models.checkpoints import BUILD_SLACK
+from captum_text_ext.provenance import RunRecorder
 
 VOCAB = Vocabulary(["<pad>", "<unk>", *(f"w{i}" for i in range(10))])
 CONFIGS: Dict[str, Dict[str, Any]] = {
@@ -60,6 +63,44 @@ def test_round_trip_gives_the_same_logits(architecture: str, tmp_path: Path) -> 
     assert torch.equal(loaded.model(IDS, LENGTHS), model(IDS, LENGTHS))
     assert (loaded.architecture, loaded.config, loaded.metadata) == (architecture, model.config, METADATA)
     assert loaded.vocabulary == VOCAB and loaded.sha256 == sha256
+
+
+def test_the_weights_hash_ignores_the_metadata_and_sees_every_weight_dtype_and_shape(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = LSTMClassifier(12, 4, 3, 2).eval()
+    first = save_checkpoint(tmp_path / "a.pt", model, VOCAB, {"train_seconds": 1.0})
+    second = save_checkpoint(tmp_path / "b.pt", model, VOCAB, {"train_seconds": 2.0})
+    a, b = load_checkpoint(tmp_path / "a.pt"), load_checkpoint(tmp_path / "b.pt")
+    assert first != second and a.weights_sha256 == b.weights_sha256 == weights_sha256(model.state_dict())
+    state = model.state_dict()
+    reordered = {name: state[name] for name in reversed(list(state))}
+    assert weights_sha256(reordered) == a.weights_sha256
+    name = sorted(state)[0]
+    changed = {**state, name: state[name].clone()}
+    changed[name].view(-1)[0] = torch.nextafter(changed[name].view(-1)[0], torch.tensor(1.0))  # one bit
+    assert weights_sha256(changed) != a.weights_sha256
+    assert weights_sha256({**state, name: state[name].double()}) != a.weights_sha256  # dtype
+    assert weights_sha256({**state, name: state[name].reshape(1, -1)}) != a.weights_sha256  # shape
+    assert weights_sha256({**state, f"{name}.extra": torch.zeros(0)}) != a.weights_sha256  # names
+    expected = hashlib.sha256()
+    for key in sorted(state):
+        expected.update(f'["{key}", "{state[key].dtype}", {list(state[key].shape)}]\n'.encode())
+        expected.update(state[key].contiguous().numpy().tobytes())
+    assert a.weights_sha256 == expected.hexdigest()
+
+
+def test_record_checkpoint_cites_the_file_and_its_weights(tmp_path: Path) -> None:
+    model = LSTMClassifier(12, 4, 3, 2).eval()
+    path = tmp_path / "model.pt"
+    digest = save_checkpoint(path, model, VOCAB, {})
+    with RunRecorder(command="x") as run:
+        recorded = record_checkpoint(run, "model", path)
+    weights = weights_sha256(model.state_dict())
+    assert recorded == (digest, weights)
+    assert run.provenance.files["model"] == {"path": str(path), "sha256": digest, "weights_sha256": weights}
+    (tmp_path / "not.pt").write_bytes(b"weights")
+    with RunRecorder(command="x") as run, pytest.raises(ValueError, match=REFUSED):
+        record_checkpoint(run, "model", tmp_path / "not.pt")
 
 
 def test_round_trip_keeps_the_dtype(tmp_path: Path) -> None:

@@ -3,11 +3,13 @@ import json
 from pathlib import Path
 
 import pytest
+import scipy
+import sklearn
 from _transformer_models import require_extra
 
 from captum_text_ext.datasets.planted import choose_planting, plant_pairs
 from captum_text_ext.datasets.wordpiece import WordPieceTokenizer
-from captum_text_ext.models.checkpoints import load_checkpoint
+from captum_text_ext.models.checkpoints import load_checkpoint, weights_sha256
 from captum_text_ext.models.registry import ARCHITECTURES, build_model
 from captum_text_ext.models.zoo import PLANTED_TWINS, ZOO, evaluate, load_zoo_model, planted_twin, train_zoo_model
 from captum_text_ext.models.zoo_data import ZOO_DATASETS, load_zoo_data
@@ -39,10 +41,14 @@ def test_train_command_meets_the_target_saves_and_records(name: str, synthetic_z
     assert provenance["seeds"] == {"model": ZOO[name].seed}
     assert provenance["command"].startswith(f"captum-text-ext train {name} --cache-dir ")
     assert provenance["files"]["checkpoint"]["sha256"] == results["checkpoint_sha256"]
+    assert provenance["files"]["checkpoint"]["weights_sha256"] == results["checkpoint_weights_sha256"]
+    assert provenance["scikit_learn"] == sklearn.__version__ and provenance["scipy"] == scipy.__version__
     table = (synthetic_zoo["record"].parent / "models.md").read_text(encoding="utf-8")
     assert table.startswith("<!-- provenance") and f"| {name} | synthetic | {results['test_accuracy']:.4f}" in table
     loaded = load_zoo_model(name, cache_dir=synthetic_zoo["cache"], train_if_missing=False)
     assert loaded.sha256 == results["checkpoint_sha256"]
+    assert loaded.weights_sha256 == results["checkpoint_weights_sha256"] == weights_sha256(loaded.model.state_dict())
+    assert f"`{results['checkpoint_weights_sha256'][:16]}…`" in table
     assert loaded.metadata["test_accuracy"] == results["test_accuracy"]
     assert load_checkpoint(synthetic_zoo["cache"] / f"{name}.pt").vocabulary == loaded.vocabulary
 
