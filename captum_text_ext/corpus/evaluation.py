@@ -214,9 +214,16 @@ def _ground_truth_missing(attributions: Attributions) -> Optional[str]:
 def _removal_variants(embedding: nn.Module, vocabulary: Vocabulary,
                       removals: Sequence[str]) -> Tuple[Dict[str, Optional[Tensor]], Dict[str, str]]:
     """The removals to compute (``None``: zeroing; else the replacement embedding) and what each does on this model
-    (a variant whose embedding is the zero vector gives the numbers of ``zero`` and is not computed again)."""
+    (a variant whose embedding is the zero vector gives the numbers of ``zero`` and, when ``zero`` is computed too,
+    is not computed again).
+
+    Raises:
+        ValueError: for no removal, or one not in :data:`REMOVALS_EVALUATED`.
+    """
     variants: Dict[str, Optional[Tensor]] = {}
     described: Dict[str, str] = {}
+    if not removals:
+        raise ValueError(f"Expected at least one removal of {list(REMOVALS_EVALUATED)} for the removal metrics")
     for removal in removals:
         if removal not in REMOVALS_EVALUATED:
             raise ValueError(f"Expected removals among {list(REMOVALS_EVALUATED)}, but got {removal!r}")
@@ -224,7 +231,7 @@ def _removal_variants(embedding: nn.Module, vocabulary: Vocabulary,
             variants[removal], described[removal] = None, REMOVALS[removal]
             continue
         vector = replacement_embedding(embedding, vocabulary, removal)
-        if bool((vector == 0).all()):
+        if bool((vector == 0).all()) and "zero" in removals:
             described[removal] = f"{REMOVALS[removal]}: the zero vector on this model, so the numbers of `zero`"
         else:
             variants[removal], described[removal] = vector, REMOVALS[removal]

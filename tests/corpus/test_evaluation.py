@@ -103,6 +103,20 @@ def test_a_metric_the_run_cannot_give_is_refused_by_name(file_run: dict, tmp_pat
     assert status == 2 and "infid cannot be computed from a saved run" in error
     status, _, error = _cli(["evaluate", str(file_run["run"]), "--removals", "drop", "--out", str(out)])
     assert status == 2 and "Expected removals among" in error and not out.exists()
+    status, _, error = _cli(["evaluate", str(file_run["run"]), "--removals", "", "--out", str(out)])
+    assert status == 2 and "Expected at least one removal" in error and not out.exists()
+
+
+def test_a_pad_removal_asked_alone_is_computed_even_when_it_equals_zeroing(file_run: dict, tmp_path: Path) -> None:
+    status, _, error = _cli(["evaluate", str(file_run["run"]), "--removals", "pad", "--metrics", "comp", "--out",
+                             str(tmp_path / "pad.json"), "--quiet"])
+    assert status == 0, error
+    status, _, error = _cli(["evaluate", str(file_run["run"]), "--removals", "zero", "--metrics", "comp", "--out",
+                             str(tmp_path / "zero.json"), "--quiet"])
+    assert status == 0, error
+    pad = _read(tmp_path / "pad.json")["results"]["methods"]["lrp"]["values"]["comp@pad"]
+    zero = _read(tmp_path / "zero.json")["results"]["methods"]["lrp"]["values"]["comp"]
+    assert pad == pytest.approx(zero, abs=1e-7)  # the pad embedding is the zero vector: replacing by it is zeroing
 
 
 def test_an_incomplete_run_is_refused(file_run: dict, tmp_path: Path) -> None:
