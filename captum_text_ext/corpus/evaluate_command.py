@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"comma-separated metrics of {', '.join(METRICS)} (default: the removal metrics, and "
                         "the ground-truth ones on the synthetic corpus)")
     parser.add_argument("--removals", default=",".join(REMOVALS_EVALUATED),
-                        help=f"comma-separated removals of the removal metrics (default {','.join(REMOVALS_EVALUATED)})")
+                        help="comma-separated removals of the removal metrics (default "
+                        f"{','.join(REMOVALS_EVALUATED)})")
     model = parser.add_mutually_exclusive_group()
     model.add_argument("--model", choices=list(ZOO), help="the zoo model to use instead of the one the run names "
                        "(checked against the run's hashes all the same)")
