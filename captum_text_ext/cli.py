@@ -10,6 +10,8 @@ Sub-commands:
 - ``attribute --checkpoint PATH | --model NAME --dataset NAME:SPLIT | --texts FILE --methods A,B --out DIR``: every
   example of a corpus attributed by several methods, stored as shards; resumable, and shared by the processes of
   ``torchrun`` (:mod:`captum_text_ext.corpus`).
+- ``evaluate DIR [--metrics A,B] [--removals zero,unk,pad] [--out FILE]``: the faithfulness metrics of a saved
+  ``attribute`` run, with the model its manifest names (:mod:`captum_text_ext.corpus.evaluation`).
 - ``benchmark NAME [--out DIR] [--data-root DIR] [--cache-dir DIR]``: run a benchmark of
   :data:`~captum_text_ext.benchmarks.BENCHMARKS` (``arras2017``, ``lrp-speed``, ``murdoch2018``, ``cd-speed``,
   ``hechtlinger2016``, ``yuan2019``, ``hiddenunit-speed``, ``leaderboard``, ``planted``) and write its results files;
@@ -101,6 +103,12 @@ def _build_parser() -> argparse.ArgumentParser:
     from captum_text_ext.corpus.command import add_arguments
 
     add_arguments(attribute)
+
+    evaluate = commands.add_parser("evaluate", help="score a saved `attribute` run by the faithfulness metrics, "
+                                   "with the model it names")
+    from captum_text_ext.corpus import evaluate_command
+
+    evaluate_command.add_arguments(evaluate)
 
     benchmark = commands.add_parser("benchmark", help="run a paper reproduction or speed benchmark")
     benchmark.add_argument("name", choices=list(BENCHMARKS), help="; ".join(
@@ -218,6 +226,10 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> List[str]:
         from captum_text_ext.corpus.command import run
 
         return run(args, argv)
+    if args.command == "evaluate":
+        from captum_text_ext.corpus import evaluate_command
+
+        return evaluate_command.run(args, argv)
     from captum_text_ext.datasets.download import download
 
     path = download(args.name, args.root, allow_unverified=args.allow_unverified, source=args.source)

@@ -152,6 +152,20 @@ def _write_supported_modules_table(methods: list, generated: Path) -> None:
 _write_supported_ops_table()
 
 
+def _write_method_guide_tables() -> None:
+    """The method guide's opening section (which metric to believe; every metric's verdict per model), generated from
+    the recorded leaderboard so that the guide never quotes one column alone."""
+    from captum_text_ext.benchmarks.verdicts import guide_tables_rst, load_leaderboard
+
+    leaderboard = load_leaderboard(ROOT / "benchmarks" / "results" / "leaderboard" / "leaderboard.json")
+    generated = ROOT / "docs" / "_generated"
+    generated.mkdir(exist_ok=True)
+    (generated / "which_method_tables.rst").write_text(guide_tables_rst(leaderboard), encoding="utf-8")
+
+
+_write_method_guide_tables()
+
+
 def _cells(row: str) -> list:
     """The cells of a Markdown table row, split on unescaped pipes."""
     import re

@@ -1,6 +1,7 @@
 """The repository's promises about itself: README commands, CI, changelog, version defined once."""
 
 import configparser
+import json
 import re
 import subprocess
 import sys
@@ -74,9 +75,65 @@ def test_changelog_has_an_unreleased_section() -> None:
     assert "## [Unreleased]" in changelog and "### Added" in changelog
 
 
-def test_method_guide_quotes_only_numbers_of_the_recorded_leaderboard() -> None:
-    guide = (ROOT / "docs" / "which_method.rst").read_text(encoding="utf-8")
-    leaderboard = (ROOT / "benchmarks" / "results" / "leaderboard" / "leaderboard.md").read_text(encoding="utf-8")
-    quoted = set(re.findall(r"\b\d\.\d{3}\b", guide))
+def _leaderboard_results() -> dict:
+    path = ROOT / "benchmarks" / "results" / "leaderboard" / "leaderboard.json"
+    return json.loads(path.read_text(encoding="utf-8"))["results"]
+
+
+def _guide() -> str:
+    """The guide's text with its line breaks and indents as single spaces."""
+    return " ".join((ROOT / "docs" / "which_method.rst").read_text(encoding="utf-8").split())
+
+
+def test_method_guide_opens_with_every_metrics_verdict_generated_from_the_results() -> None:
+    guide = _guide()
+    include = ".. include:: _generated/which_method_tables.rst"
+    assert include in guide and guide.index(include) < guide.index("Short answers -------------")
+
+
+def test_method_guide_quotes_only_values_and_verdicts_of_the_recorded_leaderboard() -> None:
+    from captum_text_ext.benchmarks.verdicts import verdict
+
+    guide, results = _guide(), _leaderboard_results()
+    cells = [(method, cell) for model in results["models"].values() for column in model["summary"].values()
+             for method, cell in column.items()]
+    values = {f"{cell[key]:.3f}" for _, cell in cells for key in ("mean", "low", "high")}
+    quoted = set(re.findall(r"-?\b\d\.\d{3}\b", guide))
     assert len(quoted) >= 20
-    assert sorted(n for n in quoted if n not in leaderboard) == []
+    assert sorted(n for n in quoted if n not in values) == []
+    # "METHOD 0.123 (verdict)": a cell of that method with that mean has that verdict
+    methods = sorted(results["methods"], key=len, reverse=True)
+    claims = [(method, value, said) for method in methods for value, said in re.findall(
+        rf"(?<![\w×_]){re.escape(method)} (-?\d\.\d{{3}}) \((best|tied|worse)\)", guide)]
+    assert len(claims) >= 30
+    for method, value, said in claims:
+        found = {verdict(cell) for name, cell in cells if name == method and f"{cell['mean']:.3f}" == value}
+        assert found == {said}, (method, value, said, found)
+    seconds = {f"{m['seconds_per_100']:.2f}" for model in results["models"].values() for m in model["methods"].values()}
+    # two decimals: seconds per 100 sentences, and the "within 0.02" bound checked below
+    quoted_seconds = set(re.findall(r"(?<![\d.])\d+\.\d{2}(?!\d)", guide)) - {"0.02"}
+    assert len(quoted_seconds) >= 5 and sorted(s for s in quoted_seconds if s not in seconds) == []
+
+
+def test_method_guide_range_claims_hold_on_the_recorded_leaderboard() -> None:
+    results = _leaderboard_results()
+    models = results["models"].values()
+    # LRP_cons stays within 0.02 of LRP in every removal column
+    for model in models:
+        for column in ("comp", "suff", "del", "ins"):
+            cells = model["summary"][column]
+            assert abs(cells["LRP_cons"]["mean"] - cells["LRP"]["mean"]) < 0.02
+    # Saliency is best only in infidelity, on every model
+    for model in models:
+        for column, cells in model["summary"].items():
+            if "Saliency" in cells:
+                assert cells["Saliency"]["best"] == (column == "infid"), column
+    # ShapleyValueSampling or Lime best or tied in every removal column but insertion on lstm-synthetic
+    for name, model in results["models"].items():
+        for column in ("comp", "suff", "del", "ins"):
+            cells = model["summary"][column]
+            leads = any(not cells[m]["differs"] for m in ("ShapleyValueSampling", "Lime"))
+            assert leads == ((name, column) != ("lstm-synthetic", "ins")), (name, column)
+            assert cells["ShapleyValueSampling"]["differs"] or cells["Lime"]["differs"] or leads
+        assert model["summary"]["infid"]["ShapleyValueSampling"]["differs"]
+        assert model["summary"]["infid"]["Lime"]["differs"]

@@ -13,6 +13,10 @@ trained), with :class:`~captum_text_ext.LSTMLRP` next to Captum's gradient metho
 - **Heatmaps (Figures 1-2).** The paper's 21 example sentences, found in our test set, with LRP and SA relevances for
   their true class (HTML and PNG).
 
+Not reproduced: **Fig. 4** (the relevance distribution over 10 intervals of the sentence length, per target class, for
+SA and LRP, in total and per encoder of the bi-LSTM): its encoder rows need each direction's share of a word's
+relevance, which the LRP call here returns summed over both directions.
+
 Methods and their word relevance (one score per word):
 
 - ``LRP``: :class:`~captum_text_ext.LSTMLRP` with ``epsilon=1e-3``, ``bias_factor=0`` (the paper's LRP), summed over

@@ -3,10 +3,12 @@
 :func:`attribute_corpus` attributes every example of a corpus (a file of texts, a zoo dataset's split, a list) with
 several methods of :data:`~captum_text_ext.explain.METHODS` and stores the per-token scores as ``safetensors`` shards
 with a JSON manifest; under ``torchrun`` the processes share the work. :func:`load_attributions` reads a run back
-lazily. The modules: :mod:`~captum_text_ext.corpus.texts` (files of texts), :mod:`~captum_text_ext.corpus.source`
+lazily, and :func:`~captum_text_ext.corpus.evaluation.evaluate_run` (``captum-text-ext evaluate``) scores it by the
+faithfulness metrics with the model the run names. The modules: :mod:`~captum_text_ext.corpus.texts` (files of texts), :mod:`~captum_text_ext.corpus.source`
 (corpora), :mod:`~captum_text_ext.corpus.plan` (the batch plan and per-example seeds),
 :mod:`~captum_text_ext.corpus.distributed` (``torch.distributed``), :mod:`~captum_text_ext.corpus.storage` (the
-format), :mod:`~captum_text_ext.corpus.runner` and :mod:`~captum_text_ext.corpus.loading`.
+format), :mod:`~captum_text_ext.corpus.runner`, :mod:`~captum_text_ext.corpus.loading` and
+:mod:`~captum_text_ext.corpus.evaluation`.
 """
 
 from captum_text_ext.corpus.loading import Attributions, MethodScores, load_attributions

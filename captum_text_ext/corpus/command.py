@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import shlex
 from pathlib import Path
-from typing import List, Sequence
+from typing import Any, Dict, List, Sequence
 
 import torch
 
@@ -23,7 +23,7 @@ from captum_text_ext.explain import METHODS, tokenize_for
 from captum_text_ext.models.checkpoints import Checkpoint, load_checkpoint
 from captum_text_ext.models.zoo import ZOO, load_zoo_model
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "model_record", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,6 +76,14 @@ def _checkpoint(args: argparse.Namespace, ranks: Ranks, device: torch.device) ->
     return checkpoint
 
 
+def model_record(args: argparse.Namespace, checkpoint: Checkpoint) -> Dict[str, Any]:
+    """What names the run's model in its manifest: the zoo model or the checkpoint's absolute path, with both of the
+    checkpoint's hashes (``captum-text-ext evaluate`` loads it from there and checks it)."""
+    source: Dict[str, Any] = {"zoo": args.model} if args.model is not None else {
+        "checkpoint": str(Path(args.checkpoint).resolve())}
+    return {**source, "sha256": checkpoint.sha256, "weights_sha256": checkpoint.weights_sha256}
+
+
 def run(args: argparse.Namespace, argv: Sequence[str]) -> List[str]:
     """Run ``captum-text-ext attribute``; returns the lines rank 0 prints (none on the other ranks)."""
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -93,6 +101,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> List[str]:
             window=args.window, seed=args.seed, storage_dtype=args.storage_dtype, unit=args.unit,
             tokenize=tokenize_for(dataset), resume=args.resume, progress=not args.quiet,
             model_sha256=checkpoint.sha256, command=shlex.join(["captum-text-ext", *argv]),
+            model_record=model_record(args, checkpoint),
         )
     if ranks.rank != 0:
         return []

@@ -21,7 +21,7 @@ import time
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -127,6 +127,7 @@ def attribute_corpus(
     progress: bool = True,
     model_sha256: Optional[str] = None,
     command: Optional[str] = None,
+    model_record: Optional[Mapping[str, Any]] = None,
 ) -> CorpusRun:
     """Attribute every example of a corpus with every method and store the per-token scores in ``out``.
 
@@ -159,6 +160,9 @@ def attribute_corpus(
         progress: a progress bar per rank (examples and examples/s).
         model_sha256: the checkpoint's SHA-256 for the provenance (default: :func:`model_fingerprint`).
         command: the command line, for the provenance.
+        model_record: what names the model, stored as the manifest's ``model`` (``captum-text-ext attribute``
+            records ``{"zoo": NAME}`` or ``{"checkpoint": PATH}`` with the checkpoint's ``sha256`` and
+            ``weights_sha256``), so that ``captum-text-ext evaluate`` can load it again and check it is the same.
 
     Raises:
         ValueError: for an unknown or inapplicable method, bad settings, a model in training mode, a directory that
@@ -208,7 +212,7 @@ def attribute_corpus(
         }
         digest = _sha256(settings)
         plan = ranks.share(lambda: _prepare(out, settings, digest, scan, resume, ranks.world_size, corpus, job,
-                                            class_names, command))
+                                            class_names, command, model_record))
         job = dataclasses.replace(job, classes=plan["classes"])
         mine = deal(plan["missing"], ranks.rank, ranks.world_size)
         header = {"config": digest, "attempt": str(plan["attempt"]), "rank": str(ranks.rank),
@@ -245,7 +249,8 @@ def _settings_differences(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]
 
 
 def _prepare(out: Path, settings: Dict[str, Any], digest: str, scan: CorpusScan, resume: bool, world_size: int,
-             corpus: Any, job: _Job, class_names: Optional[Sequence[str]], command: Optional[str]) -> Dict[str, Any]:
+             corpus: Any, job: _Job, class_names: Optional[Sequence[str]], command: Optional[str],
+             model_record: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
     """Rank 0: check the directory and the settings, probe every method, write the manifest; returns the attempt's
     number, the missing windows and the model's number of classes."""
     manifest_path = out / storage.MANIFEST
@@ -276,6 +281,7 @@ def _prepare(out: Path, settings: Dict[str, Any], digest: str, scan: CorpusScan,
         "complete": False,
         "settings": settings,
         "class_names": list(class_names) if class_names is not None else None,
+        "model": dict(model_record) if model_record is not None else None,
         "attempts": attempts,
         "skipped_lines": scan.skipped,
     })

@@ -197,3 +197,26 @@ def test_command_writes_every_result_with_its_n(tmp_path: Path, monkeypatch, cap
     assert cd["compositionality"]["scores_negative"] == pytest.approx(expected[0], abs=1e-5)
     ks = cd["compositionality"]["ks"]
     assert f"compositionality KS = {ks:.2f}" in printed and f"| CD (reference) | {ks:.2f} |" in markdown
+
+
+def _correlations(all_words: dict, frequent: dict) -> dict:
+    return {name: {"word_correlation": {"r": all_words[name], "n": 5000},
+                   "word_correlation_frequent": {"r": frequent[name], "n": 300}} for name in murdoch2018.METHODS}
+
+
+def test_table4_is_read_in_both_columns_never_from_all_words_alone() -> None:
+    names = murdoch2018.METHODS
+    base = dict.fromkeys(names, 0.4)
+    # CD best on all words, leave-one-out best on frequent words (the recorded run's situation)
+    lines = murdoch2018.table4_verdicts(_correlations({**base, "CD (reference)": 0.7, "Leave-one-out": 0.6},
+                                                      {**base, "CD (reference)": 0.77, "Leave-one-out": 0.83}))
+    assert lines[0] == ("- Table 4, all words (n = 5000): CD (reference) r = 0.70, IG r = 0.40, the best method "
+                        "other than CD Leave-one-out r = 0.60: CD correlates best.")
+    assert lines[1] == ("- Table 4, words with ≥ 10 occurrences (n = 300): CD (reference) r = 0.77, IG r = 0.40, the "
+                        "best method other than CD Leave-one-out r = 0.83: Leave-one-out correlates best, not CD.")
+    assert "only on all words" in lines[2] and "not in the other" in lines[2]
+    both = murdoch2018.table4_verdicts(_correlations({**base, "CD (reference)": 0.7}, {**base, "CD (reference)": 0.8}))
+    assert "in both columns, as in the paper" in both[2]
+    neither = murdoch2018.table4_verdicts(_correlations({**base, "IG": 0.9}, {**base, "LRP": 0.9}))
+    assert "IG correlates best, not CD" in neither[0] and "LRP correlates best, not CD" in neither[1]
+    assert "in neither column" in neither[2]
