@@ -69,10 +69,12 @@ from captum_text_ext.benchmarks.markdown import markdown_cell, summary_cell
 from captum_text_ext.benchmarks.planted import ground_truth_section
 from captum_text_ext.benchmarks.sentences import SentenceBatch, Sentences, embed_sentences, predict
 from captum_text_ext.benchmarks.statistics import compare_methods
-from captum_text_ext.datasets import Vocabulary, load_synthetic
+from captum_text_ext.corpus.evaluation import removal_variants
+from captum_text_ext.datasets import load_synthetic
 from captum_text_ext.datasets._paths import PathLike
 from captum_text_ext.explain import CD_BIAS_PRODUCT, METHODS, OUTPUTS, LayerBatch, Method, embedding_layer
 from captum_text_ext.metrics import (
+    GROUND_TRUTH_COLUMNS,
     BEAM_WIDTH,
     EXACT_MAX_TOKENS,
     REMOVALS,
@@ -85,7 +87,6 @@ from captum_text_ext.metrics import (
     insertion_curve,
     naopc,
     negation_interaction_sign,
-    replacement_embedding,
     sufficiency,
     text_infidelity,
     text_sensitivity_max,
@@ -201,8 +202,6 @@ def judged_columns(removals: Sequence[str]) -> Tuple[JudgedColumn, ...]:
         out += [JudgedColumn(column.key if removal == "zero" else f"{column.key}@{removal}", column.key, removal,
                              column.higher_is_better) for removal in removals]
     return tuple(out)
-_TRUTH_KEYS = {"top1": "top1_precision", "R-prec": "precision_at_k", "AUPRC": "auprc", "sign": "sign_accuracy",
-               "neg sign": "negated_sign_accuracy"}
 _SIGN_COLUMNS = ("sign", "neg sign")
 
 
@@ -406,7 +405,7 @@ def _ground_truth(model: nn.Module, method: Optional[Method], batch: Any, view: 
     metric = GroundTruthMetric()
     metric.update(scores, batch.lengths, truth, target)
     signed = method is None or method.reduction != "l2"
-    for column, key in _TRUTH_KEYS.items():
+    for column, key in GROUND_TRUTH_COLUMNS.items():
         if column in _SIGN_COLUMNS and not signed:
             continue
         values[column].append((batch.index, metric.compute()[key].cpu().masked_fill(~keep, float("nan"))))
@@ -577,7 +576,8 @@ def _model_result(
                                 [pairs[i][1] for i in chosen], vocabulary.pad_index, BATCH_SIZE,
                                 checkpoint.metadata.get("fixed_len"))
     chosen_examples = None if examples is None else [examples[i] for i in chosen]
-    replacements, removals = _replacements(model.get_submodule("embedding"), vocabulary)
+    variants, removals = removal_variants(model.get_submodule("embedding"), vocabulary, REMOVAL_VARIANTS)
+    replacements = {removal: vector for removal, vector in variants.items() if vector is not None}
     results, excluded = score_model(model, sentences, chosen_examples, methods, sensitivity_n, seed, progress,
                                     replacements)
     hits = int((predict(embedding_forward(model), sentences) == sentences.labels).sum())
@@ -600,24 +600,6 @@ def _model_result(
             for j in judge_metrics({label: r.values for label, r in results.items()}, judged_columns(computed),
                                    JUDGED_AGAINST, seed)],
     }
-
-
-def _replacements(embedding: nn.Module, vocabulary: Vocabulary) -> Tuple[Dict[str, Tensor], Dict[str, str]]:
-    """The embeddings of the removal variants but zeroing, and what each removal does on this model: a variant whose
-    embedding is the zero vector (a pad embedding trained with ``padding_idx``) gives the numbers of ``zero`` and is
-    not computed again; the page says so."""
-    replacements: Dict[str, Tensor] = {}
-    removals = {"zero": REMOVALS["zero"]}
-    for removal in REMOVAL_VARIANTS:
-        if removal == "zero":
-            continue
-        vector = replacement_embedding(embedding, vocabulary, removal)
-        if bool((vector == 0).all()):
-            removals[removal] = f"{REMOVALS[removal]}: the zero vector on this model, so the numbers of `zero`"
-        else:
-            replacements[removal] = vector
-            removals[removal] = REMOVALS[removal]
-    return replacements, removals
 
 
 def run_leaderboard(

@@ -49,6 +49,7 @@ from captum_text_ext.datasets._paths import PathLike
 from captum_text_ext.datasets.synthetic import annotate
 from captum_text_ext.datasets.vocab import Vocabulary
 from captum_text_ext.metrics import (
+    GROUND_TRUTH_COLUMNS,
     BEAM_WIDTH,
     EXACT_MAX_TOKENS,
     REMOVALS,
@@ -78,6 +79,7 @@ __all__ = [
     "check_same_model",
     "evaluate_attributions",
     "evaluate_run",
+    "removal_variants",
     "run_checkpoint",
 ]
 
@@ -114,8 +116,6 @@ DEFAULT_RESULTS = "evaluation.json"
 BATCH_SIZE = 64
 """Examples per batch."""
 _NAOPC = {"NAOPC comp": "comprehensiveness", "NAOPC suff": "sufficiency"}
-_TRUTH_KEYS = {"top1": "top1_precision", "R-prec": "precision_at_k", "AUPRC": "auprc", "sign": "sign_accuracy",
-               "neg sign": "negated_sign_accuracy"}
 _SIGN_METRICS = ("sign", "neg sign")
 _SYNTHETIC = "synthetic:"
 
@@ -211,7 +211,7 @@ def _ground_truth_missing(attributions: Attributions) -> Optional[str]:
     return None
 
 
-def _removal_variants(embedding: nn.Module, vocabulary: Vocabulary,
+def removal_variants(embedding: nn.Module, vocabulary: Vocabulary,
                       removals: Sequence[str]) -> Tuple[Dict[str, Optional[Tensor]], Dict[str, str]]:
     """The removals to compute (``None``: zeroing; else the replacement embedding) and what each does on this model
     (a variant whose embedding is the zero vector gives the numbers of ``zero`` and, when ``zero`` is computed too,
@@ -277,7 +277,7 @@ def evaluate_attributions(
     chosen, left_out = _chosen_metrics(attributions, metrics)
     model = checkpoint.model
     embedding = model.get_submodule(attributions.settings["layer"])
-    variants, described = _removal_variants(embedding, vocabulary, removals if any(
+    variants, described = removal_variants(embedding, vocabulary, removals if any(
         key in REMOVAL_METRICS for key in chosen) else ())
     keys = [_key(metric, removal) for metric in chosen if metric in REMOVAL_METRICS for removal in variants]
     keys += [metric for metric in chosen if metric in GROUND_TRUTH_METRICS]
@@ -380,7 +380,7 @@ def _ground_truth_values(attributions: Attributions, tokens: Sequence[Sequence[s
     for key in truth_metrics:
         if key in _SIGN_METRICS and reduction == "l2":
             continue  # the sign of an unsigned score says nothing; left undefined
-        _store(out[key], rows, computed[_TRUTH_KEYS[key]].masked_fill(~correct, float("nan")))
+        _store(out[key], rows, computed[GROUND_TRUTH_COLUMNS[key]].masked_fill(~correct, float("nan")))
 
 
 def evaluate_run(

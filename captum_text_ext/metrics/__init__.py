@@ -18,6 +18,7 @@ from captum_text_ext.metrics.eraser import (
     sufficiency,
 )
 from captum_text_ext.metrics.ground_truth import (
+    GROUND_TRUTH_COLUMNS,
     GroundTruth,
     GroundTruthMetric,
     best_rank,
@@ -39,6 +40,7 @@ from captum_text_ext.metrics.perturbation import (
 from captum_text_ext.metrics.reduction import REDUCTIONS, percent_count, removal_order, token_scores
 
 __all__ = [
+    "GROUND_TRUTH_COLUMNS",
     "AOPCBounds",
     "BEAM_WIDTH",
     "Comprehensiveness",

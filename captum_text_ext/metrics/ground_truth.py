@@ -39,6 +39,7 @@ from captum_text_ext.metrics._base import SentenceMetric
 from captum_text_ext.metrics.reduction import check_scores, ranks, removal_order
 
 __all__ = [
+    "GROUND_TRUTH_COLUMNS",
     "GroundTruth",
     "GroundTruthMetric",
     "best_rank",
@@ -49,6 +50,12 @@ __all__ = [
     "sign_accuracy",
     "top1_precision",
 ]
+
+
+GROUND_TRUTH_COLUMNS = {"top1": "top1_precision", "R-prec": "precision_at_k", "AUPRC": "auprc",
+                        "sign": "sign_accuracy", "neg sign": "negated_sign_accuracy"}
+"""The short column names of the results tables (leaderboard, ``evaluate``), each with the key of
+:meth:`GroundTruthMetric.compute` it shows."""
 
 
 @dataclasses.dataclass(frozen=True)
