@@ -8,7 +8,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from captum_text_ext.decomposition.cells import DirectionTrace, FusedRecurrentCall, RecurrentTrace, unroll
+from captum_text_ext.decomposition.cells import DirectionTrace, FusedRecurrentCall, RecurrentTrace
+from captum_text_ext.decomposition.kernel_trace import kernel_unroll
 from captum_text_ext.decomposition.guard import RANDOM_REASON, Handler, is_tracked
 from captum_text_ext.decomposition.lrp.relevance import EpsilonRule, LRPRun, stabilized
 
@@ -69,11 +70,17 @@ def _row_dot(weight: Optional[Tensor], values: Tensor) -> Optional[Tensor]:
     return None if weight is None else (weight * values).sum(-1, keepdim=True)
 
 
+def _at_real_steps(trace: DirectionTrace, values: Tensor) -> Tensor:
+    """``values`` of shape :math:`(T, B, \\ldots)` with 0 at padding (``values`` itself when no column has padding)."""
+    if trace.active.all():
+        return values
+    return torch.where(trace.active.unsqueeze(-1), values, torch.zeros_like(values))
+
+
 def _masked_outputs(trace: DirectionTrace, r_out: Tensor) -> Tuple[Optional[Tensor], List[bool]]:
     """The output relevance, 0 at padding (``None`` when it is 0 everywhere: a head on :math:`h_n` alone), and for
     each step whether every column is active there (no masking needed)."""
-    active = trace.active.unsqueeze(-1)
-    masked = torch.where(active, r_out, torch.zeros_like(r_out))
+    masked = _at_real_steps(trace, r_out)
     all_active: List[bool] = trace.active.all(dim=1).tolist()
     return (masked if bool(masked.any()) else None), all_active
 
@@ -127,8 +134,8 @@ def lstm_direction_relevance(
     )
     # q_t = to_q ⊙ R_{c_t} (+ ρ_t / den_g); 0 at padding, so padded steps send nothing to x_t.
     active = trace.active.unsqueeze(-1)
-    to_q = torch.where(active, to_g * inv_g, torch.zeros_like(inv_g))
-    rho_q = None if per_unit is None else torch.where(active, inv_g, torch.zeros_like(inv_g))
+    to_q = _at_real_steps(trace, to_g * inv_g)
+    rho_q = None if per_unit is None else _at_real_steps(trace, inv_g)
     projection = _projection_ratios(trace, rule)
     masked_out, all_active = _masked_outputs(trace, r_out)
     outs, shares, rhos, rho_qs = (_per_step(t, steps) for t in (masked_out, share_g, per_unit, rho_q))
@@ -218,7 +225,7 @@ def gru_direction_relevance(
     inv_a, share_a = _epsilon_ratios(trace.pre[..., 2 * hidden :] + p, b_x, trace.weights.input_size + 1, rule)
     inv_m, share_m = _epsilon_ratios(m, b_h, hidden, rule)
     active = trace.active.unsqueeze(-1)
-    inv_a = torch.where(active, inv_a, torch.zeros_like(inv_a))  # q_t = 0 at padding
+    inv_a = _at_real_steps(trace, inv_a)  # q_t = 0 at padding
     to_u = (p if share_a is None else p + share_a) * inv_m
     masked_out, all_active = _masked_outputs(trace, r_out)
     outs, shares, rhos = (_per_step(t, steps) for t in (masked_out, share_m, per_unit))
@@ -292,7 +299,7 @@ class RecurrentLRP(torch.autograd.Function):
     def forward(ctx: Any, *args: Any, **kwargs: Any) -> Tuple[Tensor, ...]:
         """The op's value (the arguments are the class's); the rule is in ``backward``."""
         x, h0, c0, spec, lengths, rule = args
-        trace = unroll(spec, x, lengths, h0, c0)
+        trace = kernel_unroll(spec, x, lengths, h0, c0)
         ctx.trace, ctx.rule = trace, rule
         if trace.c_n is None:
             return trace.outputs, trace.h_n

@@ -91,7 +91,8 @@ def sign0(z: Tensor) -> Tensor:
     >>> sign0(torch.tensor([-2.0, 0.0, 3.0]))
     tensor([-1.,  1.,  1.])
     """
-    return torch.where(z >= 0, torch.ones_like(z), -torch.ones_like(z))
+    one = z.new_ones(())
+    return torch.where(z >= 0, one, -one)
 
 
 def stabilized(z: Tensor, eps: float) -> Tuple[Tensor, Tensor]:
