@@ -290,7 +290,8 @@ def recurrent_relevance(
 
 
 class RecurrentLRP(torch.autograd.Function):
-    """Forward: the unrolled LSTM/GRU (values equal ``nn.LSTM``'s); backward: :func:`recurrent_relevance`.
+    """Forward: the trace of :func:`~captum_text_ext.decomposition.kernel_trace.kernel_unroll` (the fused kernels;
+    values equal ``nn.LSTM``'s); backward: :func:`recurrent_relevance`.
 
     ``RecurrentLRP.apply(x, h0, c0, spec, lengths, rule)``.
     """
