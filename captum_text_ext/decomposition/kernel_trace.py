@@ -2,8 +2,10 @@ r"""The :class:`~captum_text_ext.decomposition.cells.RecurrentTrace` of a stacke
 fused kernels (``torch.lstm`` / ``torch.gru``) instead of a Python loop over the cell equations.
 
 :func:`kernel_unroll` returns what :func:`~captum_text_ext.decomposition.cells.unroll` returns, equal up to float
-rounding. Per layer it makes one kernel call for both directions (on the ``PackedSequence`` when the sequences have
-lengths), which gives the hidden states :math:`h_t` at every step; everything else follows batched over all steps:
+rounding. Per layer it makes one kernel call for both directions (with padding: one per direction on the padded
+tensor, the backward direction on every sequence reversed within its length, because PyTorch's kernel for a
+``PackedSequence`` is a slow loop of small ops), which gives the hidden states :math:`h_t` at every real step;
+everything else follows batched over all steps:
 
 - the state before each step, :math:`h_{t-1}`, is a gather of the outputs (the initial state :math:`h_0` before the
   first real step in reading order; at padding the carried state, as ``unroll`` records it);
@@ -13,7 +15,8 @@ lengths), which gives the hidden states :math:`h_t` at every step; everything el
 - the LSTM's cell states by the only recurrence left, one fused op per step:
   :math:`c_t = f_t \odot c_{t-1} + (i_t \odot g_t)`.
 
-The outputs and final states are the kernel's, so they equal ``nn.LSTM`` / ``nn.GRU`` exactly.
+Without padding the outputs and :math:`h_n` are the kernel's, so they equal ``nn.LSTM`` / ``nn.GRU`` exactly;
+the cell states (:math:`c_n` included) come from the recurrence above, equal up to rounding.
 
 Examples:
     >>> from captum_text_ext.decomposition.cells import RecurrentSpec, unroll
@@ -30,7 +33,6 @@ from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from captum_text_ext.decomposition.cells import (
     GATE_ORDER,
@@ -86,38 +88,51 @@ def _previous_index(lengths: Tensor, steps: int, direction: int) -> Tensor:
 
 
 def _run_kernel(
-    spec: RecurrentSpec, layer: int, inputs: Tensor, packed: Optional[PackedSequence], h0: Tensor, c0: Optional[Tensor]
-) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
-    """One layer, all directions, through ``torch.lstm`` / ``torch.gru``: ``(outputs (T, B, D S), h_n, c_n)``."""
-    directions = spec.num_directions
-    weights = spec.weights[layer * directions : (layer + 1) * directions]
+    cell: str, weights: Tuple[CellWeights, ...], inputs: Tensor, h0: Tensor, c0: Optional[Tensor]
+) -> Tuple[Tensor, Tensor]:
+    """``torch.lstm`` / ``torch.gru`` over a padded, time-major batch, one layer with the directions of ``weights``:
+    ``(outputs (T, B, D S), h_n (D, B, S))``."""
     flat = _flat_weights(weights)
-    has_biases = weights[0].bias_ih is not None
-    lstm = spec.cell == "lstm"
-    if packed is None:
-        if lstm:
-            assert c0 is not None
-            out, h_n, c_n = torch.lstm(inputs, [h0, c0], flat, has_biases, 1, 0.0, False, spec.bidirectional, False)
-            return out, h_n, c_n
-        out, h_n = torch.gru(inputs, h0, flat, has_biases, 1, 0.0, False, spec.bidirectional, False)
-        return out, h_n, None
-    order, unorder = packed.sorted_indices, packed.unsorted_indices
-    assert order is not None and unorder is not None
-    data = packed.data
-    hx = h0.index_select(1, order)
-    if lstm:
+    has_biases, bidirectional = weights[0].bias_ih is not None, len(weights) == 2
+    if cell == "lstm":
         assert c0 is not None
-        data, h_sorted, c_sorted = torch.lstm(
-            data, packed.batch_sizes, [hx, c0.index_select(1, order)], flat, has_biases, 1, 0.0, False,
-            spec.bidirectional,
-        )
-        c_last: Optional[Tensor] = c_sorted.index_select(1, unorder)
-    else:
-        data, h_sorted = torch.gru(data, packed.batch_sizes, hx, flat, has_biases, 1, 0.0, False, spec.bidirectional)
-        c_last = None
-    result = PackedSequence(data, packed.batch_sizes, order, unorder)
-    padded = pad_packed_sequence(result, total_length=inputs.shape[0])[0]
-    return padded, h_sorted.index_select(1, unorder), c_last
+        out, h_n, _ = torch.lstm(inputs, [h0, c0], flat, has_biases, 1, 0.0, False, bidirectional, False)
+        return out, h_n
+    out, h_n = torch.gru(inputs, h0, flat, has_biases, 1, 0.0, False, bidirectional, False)
+    return out, h_n
+
+
+def _reversal_index(lengths: Tensor, steps: int) -> Tensor:
+    """:math:`(T, B)` step :math:`L - 1 - t` for :math:`t < L` (each sequence reversed within its length), else
+    :math:`t`: its own inverse."""
+    time = torch.arange(steps, device=lengths.device).unsqueeze(1)
+    return torch.where(time < lengths.unsqueeze(0), lengths.unsqueeze(0) - 1 - time, time)
+
+
+def _gather_steps(values: Tensor, index: Tensor) -> Tensor:
+    return values.gather(0, index.unsqueeze(-1).expand(-1, -1, values.shape[-1]))
+
+
+def _run_ragged(
+    spec: RecurrentSpec, layer: int, inputs: Tensor, lengths: Tensor, h0: Tensor, c0: Optional[Tensor]
+) -> Tuple[Tensor, Tensor]:
+    """One layer of a batch with padding: each direction on the padded tensor (PyTorch's packed-sequence kernel is
+    a slow loop of small ops), the backward one on every sequence reversed within its length, so that both read
+    their real steps first; outputs 0 at padding, final states at each column's last real step."""
+    steps = inputs.shape[0]
+    reverse = _reversal_index(lengths, steps)
+    active = (torch.arange(steps, device=lengths.device).unsqueeze(1) < lengths.unsqueeze(0)).unsqueeze(-1)
+    last = (lengths - 1).view(1, -1)
+    outputs: List[Tensor] = []
+    finals: List[Tensor] = []
+    for d in range(spec.num_directions):
+        x = inputs if d == 0 else _gather_steps(inputs, reverse)
+        c0_d = None if c0 is None else c0[d : d + 1]
+        out, _ = _run_kernel(spec.cell, (spec.cell_weights(layer, d),), x, h0[d : d + 1], c0_d)
+        out = torch.where(active, out if d == 0 else _gather_steps(out, reverse), torch.zeros_like(out))
+        outputs.append(out)
+        finals.append(_gather_steps(out, last)[0] if d == 0 else out[0])
+    return torch.cat(outputs, dim=-1), torch.stack(finals)
 
 
 def _direction_trace(
@@ -210,9 +225,11 @@ def kernel_unroll(
     size = spec.state_size
     for k in range(spec.num_layers):
         rows = slice(k * spec.num_directions, (k + 1) * spec.num_directions)
-        packed = pack_padded_sequence(layer_input, full.cpu(), enforce_sorted=False) if ragged else None
         c0_k = None if c0_full is None else c0_full[rows]
-        out, h_n_k, c_n_k = _run_kernel(spec, k, layer_input, packed, h0_full[rows], c0_k)
+        if ragged:
+            out, h_n_k = _run_ragged(spec, k, layer_input, full, h0_full[rows], c0_k)
+        else:
+            out, h_n_k = _run_kernel(spec.cell, spec.weights[rows], layer_input, h0_full[rows], c0_k)
         traces = [
             _direction_trace(
                 spec.cell_weights(k, d), k, d, layer_input, active, out[..., d * size : (d + 1) * size], indices[d],
@@ -222,8 +239,7 @@ def kernel_unroll(
         ]
         layers.append(traces)
         h_n += list(h_n_k.unbind(0))
-        if c_n_k is not None:
-            c_n += list(c_n_k.unbind(0))
+        c_n += [trace.c_n for trace in traces if trace.c_n is not None]
         layer_input = out
     return RecurrentTrace(
         spec=spec,

@@ -62,16 +62,22 @@ def test_kernel_unroll_records_what_unroll_records(
 
 
 def test_kernel_unroll_returns_the_modules_values() -> None:
-    """Outputs and final states are the fused kernel's, i.e. ``nn.LSTM``'s on the packed sequences."""
+    """Without padding the outputs and h_n are the fused kernel's, i.e. ``nn.LSTM``'s exactly; with padding (each
+    direction on the padded tensor) they equal ``nn.LSTM`` on the packed sequences up to rounding."""
     torch.manual_seed(1)
-    lstm = nn.LSTM(3, 4, num_layers=2, bidirectional=True)
-    x, lengths = torch.randn(5, 3, 3), torch.tensor([5, 2, 4])
-    trace = kernel_unroll(RecurrentSpec.from_module(lstm).detached(), x, lengths)
-    packed = nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
+    lstm = nn.LSTM(3, 4, num_layers=2, bidirectional=True).double()
+    x, lengths = torch.randn(5, 3, 3, dtype=torch.float64), torch.tensor([5, 2, 4])
+    spec = RecurrentSpec.from_module(lstm).detached()
     with torch.no_grad():
-        out, (h_n, c_n) = lstm(packed)
-    assert torch.equal(trace.outputs, nn.utils.rnn.pad_packed_sequence(out)[0])
-    assert torch.equal(trace.h_n, h_n) and trace.c_n is not None and torch.equal(trace.c_n, c_n)
+        out, (h_n, c_n) = lstm(x)
+        packed_out, (packed_h_n, packed_c_n) = lstm(nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False))
+    trace = kernel_unroll(spec, x)
+    assert torch.equal(trace.outputs, out) and torch.equal(trace.h_n, h_n)
+    assert trace.c_n is not None and (trace.c_n - c_n).abs().max() < EXACT
+    trace = kernel_unroll(spec, x, lengths)
+    assert (trace.outputs - nn.utils.rnn.pad_packed_sequence(packed_out)[0]).abs().max() < EXACT
+    assert (trace.h_n - packed_h_n).abs().max() < EXACT
+    assert trace.c_n is not None and (trace.c_n - packed_c_n).abs().max() < EXACT
 
 
 def test_kernel_unroll_checks_its_arguments() -> None:
