@@ -40,6 +40,7 @@ from captum_text_ext.decomposition.cells import (
     DirectionTrace,
     RecurrentSpec,
     RecurrentTrace,
+    _check_inputs,
     _check_lengths,
     _initial_state,
     unroll,
@@ -122,7 +123,8 @@ def _run_ragged(
     steps = inputs.shape[0]
     reverse = _reversal_index(lengths, steps)
     active = (torch.arange(steps, device=lengths.device).unsqueeze(1) < lengths.unsqueeze(0)).unsqueeze(-1)
-    last = (lengths - 1).view(1, -1)
+    last = (lengths - 1).clamp(min=0).view(1, -1)
+    empty = (lengths == 0).unsqueeze(-1)  # an empty sequence keeps its initial state
     outputs: List[Tensor] = []
     finals: List[Tensor] = []
     for d in range(spec.num_directions):
@@ -131,7 +133,8 @@ def _run_ragged(
         out, _ = _run_kernel(spec.cell, (spec.cell_weights(layer, d),), x, h0[d : d + 1], c0_d)
         out = torch.where(active, out if d == 0 else _gather_steps(out, reverse), torch.zeros_like(out))
         outputs.append(out)
-        finals.append(_gather_steps(out, last)[0] if d == 0 else out[0])
+        final = _gather_steps(out, last)[0] if d == 0 else out[0]
+        finals.append(torch.where(empty, h0[d], final))
     return torch.cat(outputs, dim=-1), torch.stack(finals)
 
 
@@ -199,20 +202,17 @@ def kernel_unroll(
     c0: Optional[Tensor] = None,
 ) -> RecurrentTrace:
     """:func:`~captum_text_ext.decomposition.cells.unroll` (same arguments, same result up to float rounding), with
-    the fused kernels. A batch with an empty sequence (length 0, which a ``PackedSequence`` cannot hold) or no
-    steps is unrolled by :func:`~captum_text_ext.decomposition.cells.unroll` itself.
+    the fused kernels. An empty batch or one without steps is unrolled by
+    :func:`~captum_text_ext.decomposition.cells.unroll` itself.
 
     Raises:
         ValueError: as :func:`~captum_text_ext.decomposition.cells.unroll`.
     """
-    if inputs.dim() != 3 or inputs.shape[-1] != spec.input_size:
-        raise ValueError(f"Expected `inputs` of shape (T, B, {spec.input_size}), but got {tuple(inputs.shape)}")
-    if spec.cell == "gru" and c0 is not None:
-        raise ValueError("Expected `c0` to be None for a GRU, but got a tensor")
+    _check_inputs(spec, inputs, c0)
     steps, batch = inputs.shape[:2]
-    full = _check_lengths(lengths, steps, batch, inputs.device)
-    if steps == 0 or batch == 0 or int(full.min()) == 0:
+    if steps == 0 or batch == 0:
         return unroll(spec, inputs, lengths, h0, c0)
+    full = _check_lengths(lengths, steps, batch, inputs.device)
     h0_full = _initial_state(h0, spec, batch, inputs, "h0")
     c0_full = _initial_state(c0, spec, batch, inputs, "c0") if spec.cell == "lstm" else None
     active = torch.arange(steps, device=inputs.device).unsqueeze(1) < full.unsqueeze(0)
