@@ -415,6 +415,13 @@ def _check_lengths(lengths: Optional[Tensor], steps: int, batch: int, device: to
     return lengths
 
 
+def _check_inputs(spec: RecurrentSpec, inputs: Tensor, c0: Optional[Tensor]) -> None:
+    if inputs.dim() != 3 or inputs.shape[-1] != spec.input_size:
+        raise ValueError(f"Expected `inputs` of shape (T, B, {spec.input_size}), but got {tuple(inputs.shape)}")
+    if spec.cell == "gru" and c0 is not None:
+        raise ValueError("Expected `c0` to be None for a GRU, but got a tensor")
+
+
 def _initial_state(state: Optional[Tensor], spec: RecurrentSpec, batch: int, like: Tensor, name: str) -> Tensor:
     size = spec.state_size if name == "h0" else spec.hidden_size
     shape = (spec.num_layers * spec.num_directions, batch, size)
@@ -528,10 +535,7 @@ def unroll(
     Raises:
         ValueError: for inputs, lengths or states of the wrong shape, or ``c0`` given to a GRU.
     """
-    if inputs.dim() != 3 or inputs.shape[-1] != spec.input_size:
-        raise ValueError(f"Expected `inputs` of shape (T, B, {spec.input_size}), but got {tuple(inputs.shape)}")
-    if spec.cell == "gru" and c0 is not None:
-        raise ValueError("Expected `c0` to be None for a GRU, but got a tensor")
+    _check_inputs(spec, inputs, c0)
     steps, batch = inputs.shape[:2]
     lengths = _check_lengths(lengths, steps, batch, inputs.device)
     active = torch.arange(steps, device=inputs.device).unsqueeze(1) < lengths.unsqueeze(0)

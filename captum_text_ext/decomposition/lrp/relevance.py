@@ -91,7 +91,7 @@ def sign0(z: Tensor) -> Tensor:
     >>> sign0(torch.tensor([-2.0, 0.0, 3.0]))
     tensor([-1.,  1.,  1.])
     """
-    return torch.where(z >= 0, torch.ones_like(z), -torch.ones_like(z))
+    return (z >= 0).to(z.dtype).mul_(2).sub_(1)  # arithmetic: several times faster than a `where` on CPU
 
 
 def stabilized(z: Tensor, eps: float) -> Tuple[Tensor, Tensor]:

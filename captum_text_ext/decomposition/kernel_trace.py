@@ -1,0 +1,251 @@
+r"""The :class:`~captum_text_ext.decomposition.cells.RecurrentTrace` of a stacked LSTM/GRU computed with PyTorch's
+fused kernels (``torch.lstm`` / ``torch.gru``) instead of a Python loop over the cell equations.
+
+:func:`kernel_unroll` returns what :func:`~captum_text_ext.decomposition.cells.unroll` returns, equal up to float
+rounding. Per layer it makes one kernel call for both directions (with padding: one per direction on the padded
+tensor, the backward direction on every sequence reversed within its length, because PyTorch's kernel for a
+``PackedSequence`` is a slow loop of small ops), which gives the hidden states :math:`h_t` at every real step;
+everything else follows batched over all steps:
+
+- the state before each step, :math:`h_{t-1}`, is a gather of the outputs (the initial state :math:`h_0` before the
+  first real step in reading order; at padding the carried state, as ``unroll`` records it);
+- the pre-activations of all steps in one matmul each: LSTM :math:`z_t = W_i x_t + b_i + W_h h_{t-1} + b_h`, GRU
+  :math:`W_i x_t + b_i` and :math:`W_h h_{t-1} + b_h`;
+- the gates from those (:math:`i, f, g, o` or :math:`r, z, n = \tanh(W_{in} x_t + b_{in} + r_t \odot m_t)`);
+- the LSTM's cell states by the only recurrence left, one fused op per step:
+  :math:`c_t = f_t \odot c_{t-1} + (i_t \odot g_t)`.
+
+Without padding the outputs and :math:`h_n` are the kernel's, so they equal ``nn.LSTM`` / ``nn.GRU`` exactly;
+the cell states (:math:`c_n` included) come from the recurrence above, equal up to rounding.
+
+Examples:
+    >>> from captum_text_ext.decomposition.cells import RecurrentSpec, unroll
+    >>> lstm = torch.nn.LSTM(3, 2, num_layers=2, bidirectional=True).double()
+    >>> x, lengths = torch.randn(5, 4, 3, dtype=torch.float64), torch.tensor([5, 3, 1, 4])
+    >>> fast, slow = (f(RecurrentSpec.from_module(lstm), x, lengths) for f in (kernel_unroll, unroll))
+    >>> bool((fast.layers[1][1].c - slow.layers[1][1].c).abs().max() < 1e-12)
+    True
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from captum_text_ext.decomposition.cells import (
+    GATE_ORDER,
+    CellWeights,
+    DirectionTrace,
+    RecurrentSpec,
+    RecurrentTrace,
+    _check_inputs,
+    _check_lengths,
+    _initial_state,
+    unroll,
+)
+
+__all__ = ["kernel_unroll"]
+
+
+def _affine(x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
+    return x @ weight.t() if bias is None else torch.addmm(bias, x.flatten(0, -2), weight.t()).view(
+        *x.shape[:-1], weight.shape[0]
+    )
+
+
+def _flat_weights(weights: Tuple[CellWeights, ...]) -> List[Tensor]:
+    """The flat parameter list ``torch.lstm`` / ``torch.gru`` take for one layer (all its directions)."""
+    flat: List[Tensor] = []
+    for w in weights:
+        flat += [w.weight_ih, w.weight_hh]
+        if w.bias_ih is not None and w.bias_hh is not None:
+            flat += [w.bias_ih, w.bias_hh]
+        if w.weight_hr is not None:
+            flat.append(w.weight_hr)
+    return flat
+
+
+def _state_before(outputs: Tensor, initial: Tensor, index: Optional[Tensor], direction: int) -> Tensor:
+    """:math:`(T, B, S)` the state before each step: rows of ``[initial; outputs]`` (``index`` 0 is ``initial``;
+    ``index`` ``None`` when no column has padding: the rows shifted by one step in reading order)."""
+    if index is None and direction == 1:
+        return torch.cat([outputs[1:], initial.unsqueeze(0)])
+    rows = torch.cat([initial.unsqueeze(0), outputs])
+    if index is None:
+        return rows[:-1]
+    return rows.gather(0, index.unsqueeze(-1).expand(-1, -1, rows.shape[-1]))
+
+
+def _previous_index(lengths: Tensor, steps: int, direction: int) -> Tensor:
+    r""":math:`(T, B)` the row of ``[h_0; h_0 \dots h_{T-1}]`` holding each step's previous state. Forwards the state
+    before step :math:`t` is :math:`h_{t-1}` (row :math:`t`), carried as :math:`h_{L-1}` past the end; backwards
+    it is :math:`h_{t+1}` (row :math:`t + 2`) inside the sequence and :math:`h_0` (row 0) from :math:`t = L - 1` on."""
+    time = torch.arange(steps, device=lengths.device).unsqueeze(1)
+    if direction == 0:
+        return torch.minimum(time, lengths.unsqueeze(0))
+    return torch.where(time + 1 < lengths.unsqueeze(0), time + 2, torch.zeros_like(time))
+
+
+def _run_kernel(
+    cell: str, weights: Tuple[CellWeights, ...], inputs: Tensor, h0: Tensor, c0: Optional[Tensor]
+) -> Tuple[Tensor, Tensor]:
+    """``torch.lstm`` / ``torch.gru`` over a padded, time-major batch, one layer with the directions of ``weights``:
+    ``(outputs (T, B, D S), h_n (D, B, S))``."""
+    flat = _flat_weights(weights)
+    has_biases, bidirectional = weights[0].bias_ih is not None, len(weights) == 2
+    if cell == "lstm":
+        assert c0 is not None
+        out, h_n, _ = torch.lstm(inputs, [h0, c0], flat, has_biases, 1, 0.0, False, bidirectional, False)
+        return out, h_n
+    out, h_n = torch.gru(inputs, h0, flat, has_biases, 1, 0.0, False, bidirectional, False)
+    return out, h_n
+
+
+def _reversal_index(lengths: Tensor, steps: int) -> Tensor:
+    """:math:`(T, B)` step :math:`L - 1 - t` for :math:`t < L` (each sequence reversed within its length), else
+    :math:`t`: its own inverse."""
+    time = torch.arange(steps, device=lengths.device).unsqueeze(1)
+    return torch.where(time < lengths.unsqueeze(0), lengths.unsqueeze(0) - 1 - time, time)
+
+
+def _gather_steps(values: Tensor, index: Tensor) -> Tensor:
+    return values.gather(0, index.unsqueeze(-1).expand(-1, -1, values.shape[-1]))
+
+
+def _run_ragged(
+    spec: RecurrentSpec, layer: int, inputs: Tensor, lengths: Tensor, h0: Tensor, c0: Optional[Tensor]
+) -> Tuple[Tensor, Tensor]:
+    """One layer of a batch with padding: each direction on the padded tensor (PyTorch's packed-sequence kernel is
+    a slow loop of small ops), the backward one on every sequence reversed within its length, so that both read
+    their real steps first; outputs 0 at padding, final states at each column's last real step."""
+    steps = inputs.shape[0]
+    reverse = _reversal_index(lengths, steps)
+    active = (torch.arange(steps, device=lengths.device).unsqueeze(1) < lengths.unsqueeze(0)).unsqueeze(-1)
+    last = (lengths - 1).clamp(min=0).view(1, -1)
+    empty = (lengths == 0).unsqueeze(-1)  # an empty sequence keeps its initial state
+    outputs: List[Tensor] = []
+    finals: List[Tensor] = []
+    for d in range(spec.num_directions):
+        x = inputs if d == 0 else _gather_steps(inputs, reverse)
+        c0_d = None if c0 is None else c0[d : d + 1]
+        out, _ = _run_kernel(spec.cell, (spec.cell_weights(layer, d),), x, h0[d : d + 1], c0_d)
+        out = torch.where(active, out if d == 0 else _gather_steps(out, reverse), torch.zeros_like(out))
+        outputs.append(out)
+        final = _gather_steps(out, last)[0] if d == 0 else out[0]
+        finals.append(torch.where(empty, h0[d], final))
+    return torch.cat(outputs, dim=-1), torch.stack(finals)
+
+
+def _direction_trace(
+    weights: CellWeights,
+    layer: int,
+    direction: int,
+    inputs: Tensor,
+    active: Tensor,
+    outputs: Tensor,
+    index: Optional[Tensor],
+    h0: Tensor,
+    c0: Optional[Tensor],
+    h_n: Tensor,
+) -> DirectionTrace:
+    """One direction's trace from the kernel's outputs :math:`h_t` (0 at padding)."""
+    h_prev = _state_before(outputs, h0, index, direction)
+    pre_x = _affine(inputs, weights.weight_ih, weights.bias_ih)
+    pre_h = _affine(h_prev, weights.weight_hh, weights.bias_hh)
+    names = GATE_ORDER[weights.cell]
+    if weights.cell == "gru":
+        hidden = weights.hidden_size
+        reset, update = torch.sigmoid(pre_x[..., : 2 * hidden] + pre_h[..., : 2 * hidden]).chunk(2, dim=-1)
+        candidate = torch.tanh(torch.addcmul(pre_x[..., 2 * hidden :], reset, pre_h[..., 2 * hidden :]))
+        gates = {"r": reset, "z": update, "n": candidate}
+        return DirectionTrace(
+            "gru", layer, direction, weights, inputs, active, h_prev, None, gates, pre_x, pre_x, pre_h, None,
+            outputs, h_n, None,
+        )
+    assert c0 is not None
+    pre = pre_x + pre_h
+    # One sigmoid over all four gates: on a contiguous tensor it is several times faster than on three strided ones.
+    i, f, _, o = torch.sigmoid(pre).chunk(4, dim=-1)
+    g = torch.tanh(pre.chunk(4, dim=-1)[2])
+    c, c_n = _cell_states(i * g, f, active, c0, direction)
+    gates = dict(zip(names, (i, f, g, o)))
+    c_prev = _state_before(c, c0, index, direction)
+    return DirectionTrace(
+        "lstm", layer, direction, weights, inputs, active, h_prev, c_prev, gates, pre, pre_x, None, c, outputs, h_n,
+        c_n,
+    )
+
+
+def _cell_states(written: Tensor, forget: Tensor, active: Tensor, c0: Tensor, direction: int) -> Tuple[Tensor, Tensor]:
+    r"""The recurrence :math:`c_t = f_t \odot c_{t-1} + (i_t \odot g_t)` in reading order, one fused op per step
+    (plus a ``where`` at steps where some column is padding, which keeps its state). Returns the new cell state of
+    every step (computed from the carried state at padding, as ``unroll`` does) and the final one."""
+    steps = written.shape[0]
+    all_active: List[bool] = active.all(dim=1).tolist()
+    keeps, writes, forgets = active.unsqueeze(-1).unbind(0), written.unbind(0), forget.unbind(0)
+    cells: List[Tensor] = []
+    c = c0
+    for t in range(steps) if direction == 0 else range(steps - 1, -1, -1):
+        new = torch.addcmul(writes[t], forgets[t], c)
+        cells.append(new)
+        c = new if all_active[t] else torch.where(keeps[t], new, c)
+    return torch.stack(cells if direction == 0 else cells[::-1]), c
+
+
+def kernel_unroll(
+    spec: RecurrentSpec,
+    inputs: Tensor,
+    lengths: Optional[Tensor] = None,
+    h0: Optional[Tensor] = None,
+    c0: Optional[Tensor] = None,
+) -> RecurrentTrace:
+    """:func:`~captum_text_ext.decomposition.cells.unroll` (same arguments, same result up to float rounding), with
+    the fused kernels. An empty batch or one without steps is unrolled by
+    :func:`~captum_text_ext.decomposition.cells.unroll` itself.
+
+    Raises:
+        ValueError: as :func:`~captum_text_ext.decomposition.cells.unroll`.
+    """
+    _check_inputs(spec, inputs, c0)
+    steps, batch = inputs.shape[:2]
+    if steps == 0 or batch == 0:
+        return unroll(spec, inputs, lengths, h0, c0)
+    full = _check_lengths(lengths, steps, batch, inputs.device)
+    h0_full = _initial_state(h0, spec, batch, inputs, "h0")
+    c0_full = _initial_state(c0, spec, batch, inputs, "c0") if spec.cell == "lstm" else None
+    active = torch.arange(steps, device=inputs.device).unsqueeze(1) < full.unsqueeze(0)
+    ragged = bool((full < steps).any())
+    indices = [_previous_index(full, steps, d) if ragged else None for d in range(spec.num_directions)]
+    layer_input = inputs
+    layers: List[List[DirectionTrace]] = []
+    h_n: List[Tensor] = []
+    c_n: List[Tensor] = []
+    size = spec.state_size
+    for k in range(spec.num_layers):
+        rows = slice(k * spec.num_directions, (k + 1) * spec.num_directions)
+        c0_k = None if c0_full is None else c0_full[rows]
+        if ragged:
+            out, h_n_k = _run_ragged(spec, k, layer_input, full, h0_full[rows], c0_k)
+        else:
+            out, h_n_k = _run_kernel(spec.cell, spec.weights[rows], layer_input, h0_full[rows], c0_k)
+        traces = [
+            _direction_trace(
+                spec.cell_weights(k, d), k, d, layer_input, active, out[..., d * size : (d + 1) * size], indices[d],
+                h0_full[rows][d], None if c0_k is None else c0_k[d], h_n_k[d],
+            )
+            for d in range(spec.num_directions)
+        ]
+        layers.append(traces)
+        h_n += list(h_n_k.unbind(0))
+        c_n += [trace.c_n for trace in traces if trace.c_n is not None]
+        layer_input = out
+    return RecurrentTrace(
+        spec=spec,
+        lengths=full,
+        outputs=layer_input,
+        h_n=torch.stack(h_n),
+        c_n=torch.stack(c_n) if c_n else None,
+        layers=layers,
+    )
