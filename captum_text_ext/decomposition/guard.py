@@ -28,6 +28,7 @@ Examples:
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple
 
@@ -35,7 +36,7 @@ import torch
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
-from captum_text_ext.decomposition.ops import OpGroup, op_name, ops_named
+from captum_text_ext.decomposition.ops import OpGroup, functions_named, op_name
 
 __all__ = [
     "SUPPORTED_OPS_PAGE",
@@ -165,13 +166,14 @@ class OpTable:
         self._add(group, ops, Rule(group.name, "refused", None, reason))
 
     def _add(self, group: OpGroup, ops: Optional[Sequence[str]], rule: Rule) -> None:
-        names = [op for op in group.ops if op not in self._by_op] if ops is None else list(ops)
+        by_op, rules = self._by_op, self._rules
+        names = [op for op in group.ops if op not in by_op] if ops is None else ops
         for name in names:
             if name not in group.ops:
                 raise ValueError(f"Expected an op of the group {group.name!r}, but got {name!r}")
-            self._by_op[name] = rule
-            for func in ops_named([name]):
-                self._rules.setdefault(func, rule)
+            by_op[name] = rule
+            for func in functions_named(name):
+                rules.setdefault(func, rule)
 
     def lookup(self, func: Callable[..., Any]) -> Optional[Rule]:
         """The :class:`Rule` for ``func``, or ``None``."""
@@ -222,10 +224,20 @@ def _has_float_tensor(obj: Any) -> bool:
 
 
 def _is_inplace(func: Callable[..., Any], kwargs: Mapping[str, Any]) -> bool:
-    name = op_name(func).split(".")
-    short = name[-2] if name[-1] in ("__get__", "__set__") else name[-1]
     if "out" in kwargs and kwargs["out"] is not None:
         return True
+    try:
+        return _writes_in_place(func)
+    except TypeError:  # an unhashable callable
+        return _writes_in_place.__wrapped__(func)
+
+
+@functools.lru_cache(maxsize=4096)
+def _writes_in_place(func: Callable[..., Any]) -> bool:
+    """Whether ``func`` writes into its first argument, by its name (``add_``, ``__iadd__``, ``__setitem__``, a
+    property's ``__set__``)."""
+    name = op_name(func).split(".")
+    short = name[-2] if name[-1] in ("__get__", "__set__") else name[-1]
     if name[-1] == "__set__" or short in ("__setitem__", "__delitem__"):
         return True
     if short.startswith("__i") and short.endswith("__") and short not in ("__index__", "__invert__", "__int__",

@@ -18,6 +18,7 @@ Examples:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Sequence, Tuple
 
@@ -28,6 +29,7 @@ __all__ = [
     "NAMESPACES",
     "OpGroup",
     "bind_args",
+    "functions_named",
     "group_of",
     "op_name",
     "ops_named",
@@ -184,11 +186,19 @@ def group_of(op: str) -> OpGroup:
 
 
 def op_name(func: Callable[..., Any]) -> str:
-    """A readable name: ``torch.nn.functional.linear``, ``torch.Tensor.mul``, ``torch.lstm``.
+    """A readable name: ``torch.nn.functional.linear``, ``torch.Tensor.mul``, ``torch.lstm`` (cached per function:
+    the guard names every op it dispatches).
 
     >>> op_name(torch.Tensor.mul), op_name(torch.nn.functional.linear)
     ('torch.Tensor.mul', 'torch.nn.functional.linear')
     """
+    try:
+        return _cached_op_name(func)
+    except TypeError:  # an unhashable callable
+        return _op_name(func)
+
+
+def _op_name(func: Callable[..., Any]) -> str:
     name = torch.overrides.resolve_name(func)
     if name:
         return str(name)
@@ -201,6 +211,9 @@ def op_name(func: Callable[..., Any]) -> str:
     return str(qualname)
 
 
+_cached_op_name = functools.lru_cache(maxsize=4096)(_op_name)
+
+
 def ops_named(names: Sequence[str], namespaces: Sequence[Any] = NAMESPACES) -> List[Callable[..., Any]]:
     """Every function or method called ``name`` in the torch namespaces, each once (for a property such as
     ``Tensor.T``, its getter).
@@ -210,13 +223,23 @@ def ops_named(names: Sequence[str], namespaces: Sequence[Any] = NAMESPACES) -> L
     """
     found: List[Callable[..., Any]] = []
     for name in names:
-        for space in namespaces:
-            func = getattr(space, name, None)
-            if func is not None and not callable(func) and hasattr(func, "__get__"):
-                func = func.__get__  # a property such as ``Tensor.T``: the guard sees its getter
-            if func is not None and callable(func) and not any(func is f for f in found):
+        for func in functions_named(name, tuple(namespaces)):
+            if not any(func is f for f in found):
                 found.append(func)
     return found
+
+
+@functools.lru_cache(maxsize=None)
+def functions_named(name: str, namespaces: Tuple[Any, ...] = NAMESPACES) -> Tuple[Callable[..., Any], ...]:
+    """:func:`ops_named` of one name, cached: every call of a method builds its op table from these."""
+    found: List[Callable[..., Any]] = []
+    for space in namespaces:
+        func = getattr(space, name, None)
+        if func is not None and not callable(func) and hasattr(func, "__get__"):
+            func = func.__get__  # a property such as ``Tensor.T``: the guard sees its getter
+        if func is not None and callable(func) and not any(func is f for f in found):
+            found.append(func)
+    return tuple(found)
 
 
 def bind_args(

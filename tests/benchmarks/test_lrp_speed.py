@@ -11,7 +11,7 @@ import torch
 from test_arras2017 import make_tiny_setup
 
 from captum_text_ext import LSTMLRP
-from captum_text_ext.benchmarks import lrp_speed
+from captum_text_ext.benchmarks import lrp_forms, lrp_memory, lrp_speed
 from captum_text_ext.benchmarks.lrp_speed import BiLSTMWeights, numpy_lstm_lrp, sanity_check
 from captum_text_ext.benchmarks.sentences import embed_sentences
 from captum_text_ext.cli import main
@@ -75,6 +75,11 @@ def test_command_writes_its_results_with_the_provenance_first(tmp_path: Path, mo
     data, cache, count, _ = make_tiny_setup(tmp_path)
     write_tiny_transformer(data, cache)
     monkeypatch.setattr(lrp_speed, "EXPECTED_SENTENCES", count)
+    for name, value in (("LARGE_BATCHES", (3,)), ("SMALL_BATCHES", (1,)), ("STEPS", (2, 4)), ("THREADS", (1,)),
+                        ("TIMINGS", 1), ("PROFILE_CALLS", 2)):
+        monkeypatch.setattr(lrp_forms, name, value)
+    monkeypatch.setattr(lrp_speed, "MEMORY_FORMS", ("h_n head",))
+    monkeypatch.setattr(lrp_memory, "MEMORY_STEPS", (3,))
     argv = ["benchmark", "lrp-speed", "--out", str(tmp_path / "r"), "--data-root", str(data), "--cache-dir",
             str(cache)]
     assert main(argv) == 0
@@ -85,11 +90,30 @@ def test_command_writes_its_results_with_the_provenance_first(tmp_path: Path, mo
     payload = json.loads((tmp_path / "r" / "lrp_speed.json").read_text(encoding="utf-8"))
     assert list(payload) == ["provenance", "results"]
     results = payload["results"]
-    assert results["sentences"] == count and results["dtype"] == "float32" and results["repeats"] == 3
+    assert results["sentences"] == count and results["dtype"] == "float32" and results["repeats"] == 5
     assert set(results["sentences_per_second"]) == {"LSTMLRP", "NumPy loop", "Saliency", "IG"}
-    ratio = f"{results['ratio_lstmlrp_to_saliency']:.3f}"
-    assert f"LSTMLRP / Saliency = {ratio}" in printed and f"LSTMLRP / Saliency: **{ratio}**" in markdown
+    rows = results["whole_set"]
+    assert [row["threads"] for row in rows] == [1, 2] and set(rows[1]["sentences_per_second"]) == {"LSTMLRP",
+                                                                                                   "Saliency"}
+    assert results["ratio_lstmlrp_to_saliency"] == min(row["ratio_lstmlrp_to_saliency"] for row in rows)
+    for row in rows:
+        ratio = f"{row['ratio_lstmlrp_to_saliency']:.3f}"
+        assert f"{row['threads']} thread(s): LSTMLRP / Saliency = {ratio}" in printed
+        assert f"{row['threads']} thread(s) **{ratio}**" in markdown
     assert max(results["sanity_relative_difference"].values()) < 1e-8
+    forms = results["forms"]
+    names = {*lrp_forms.FORMS, "bilstm-sst5"}
+    assert {(c["form"], c["batch"], c["steps"]) for c in forms["throughput"]} == {(n, 3, t) for n in names
+                                                                                   for t in (2, 4)}
+    assert {(c["form"], c["batch"]) for c in forms["latency"]} == {(n, 1) for n in names}
+    for cell in forms["throughput"] + forms["latency"]:
+        assert cell["ratio"] == cell["seconds"]["Saliency"] / cell["seconds"]["LSTMLRP"] > 0
+    worst = lrp_forms.worst(forms["throughput"])
+    assert forms["throughput_met"] == (worst["ratio"] >= 0.9) and f"**{worst['ratio']:.2f}**" in markdown
+    assert forms["profile"]["rows"] and "### Where the time goes" in markdown
+    [memory] = results["memory"]
+    assert memory["form"] == "h_n head" and memory["steps"] == 3 and min(memory["increase_mb"].values()) >= 0
+    assert "## Memory" in markdown and "| h_n head | 3 |" in markdown
     transformer = results["transformer"]
     binary = len(load_sst("test", data, granularity="binary"))
     assert transformer["sentences"] == binary and [row["threads"] for row in transformer["rows"]] == [1, 2]
