@@ -61,6 +61,31 @@ def test_kernel_unroll_records_what_unroll_records(
                     assert (mine - theirs).abs().max() < EXACT, name
 
 
+@pytest.mark.parametrize("layers, bidirectional, bias", list(itertools.product([1, 2], [False, True], [True, False])))
+@pytest.mark.parametrize("lengths", LENGTHS)
+def test_a_lean_trace_holds_the_full_traces_values_without_o_and_pre_x(
+    layers: int, bidirectional: bool, bias: bool, lengths: Optional[List[int]]
+) -> None:
+    """``lean=True`` (what LRP reads): ``pre`` is the i, f, g blocks from one product over [x; h_prev], the gates lack
+    o, ``pre_x`` is None, and everything else is the full trace's (float64)."""
+    torch.manual_seed(2)
+    module = nn.LSTM(5, 4, num_layers=layers, bidirectional=bidirectional, bias=bias).double()
+    spec = RecurrentSpec.from_module(module).detached()
+    x = torch.randn(6, 4, 5, dtype=torch.float64)
+    length_tensor = None if lengths is None else torch.tensor(lengths)
+    lean, full = kernel_unroll(spec, x, length_tensor, lean=True), kernel_unroll(spec, x, length_tensor)
+    assert torch.equal(lean.outputs, full.outputs) and torch.equal(lean.h_n, full.h_n)
+    assert lean.c_n is not None and full.c_n is not None and (lean.c_n - full.c_n).abs().max() < EXACT
+    for lean_layer, full_layer in zip(lean.layers, full.layers, strict=True):
+        for mine, theirs in zip(lean_layer, full_layer, strict=True):
+            assert mine.pre_x is None and set(mine.gates) == {"i", "f", "g"} and mine.pre.shape[-1] == 12
+            assert (mine.pre - theirs.pre[..., :12]).abs().max() < EXACT
+            for name in ("i", "f", "g"):
+                assert (mine.gates[name] - theirs.gates[name]).abs().max() < EXACT, name
+            for name in ("h_prev", "c_prev", "c"):
+                assert (getattr(mine, name) - getattr(theirs, name)).abs().max() < EXACT, name
+
+
 def test_kernel_unroll_returns_the_modules_values() -> None:
     """Without padding the outputs and h_n are the fused kernel's, i.e. ``nn.LSTM``'s exactly; with padding (each
     direction on the padded tensor) they equal ``nn.LSTM`` on the packed sequences up to rounding."""

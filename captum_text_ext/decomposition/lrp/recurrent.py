@@ -300,7 +300,8 @@ class RecurrentLRP(torch.autograd.Function):
     def forward(ctx: Any, *args: Any, **kwargs: Any) -> Tuple[Tensor, ...]:
         """The op's value (the arguments are the class's); the rule is in ``backward``."""
         x, h0, c0, spec, lengths, rule = args
-        trace = kernel_unroll(spec, x, lengths, h0, c0)
+        projected = any(w.weight_hr is not None for w in spec.weights)  # the projection's rule reads o_t
+        trace = kernel_unroll(spec, x, lengths, h0, c0, lean=not projected)
         ctx.trace, ctx.rule = trace, rule
         if trace.c_n is None:
             return trace.outputs, trace.h_n
