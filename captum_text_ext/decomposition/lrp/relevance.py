@@ -42,6 +42,7 @@ __all__ = [
     "selection_sum",
     "sign0",
     "stabilized",
+    "stabilized_quotient",
 ]
 
 
@@ -91,13 +92,24 @@ def sign0(z: Tensor) -> Tensor:
     >>> sign0(torch.tensor([-2.0, 0.0, 3.0]))
     tensor([-1.,  1.,  1.])
     """
-    return (z >= 0).to(z.dtype).mul_(2).sub_(1)  # arithmetic: several times faster than a `where` on CPU
+    # sign(z) + 1/2 is -1/2, 1/2 or 3/2 (for z < 0, z = ±0, z > 0): its sign is sign0, in float arithmetic only
+    # (several times faster on CPU than a comparison and a conversion of the boolean).
+    return z.sign().add_(0.5).sign_()
+
+
+def stabilized_quotient(relevance: Tensor, z: Tensor, eps: float) -> Tensor:
+    """:math:`R / (z + \\epsilon\\,\\mathrm{sign}(z))` (:func:`sign0`), computed in one buffer: it equals
+    ``relevance / stabilized(z, eps)[0]`` exactly, with one allocation instead of three."""
+    buffer = sign0(z).mul_(eps).add_(z)
+    if torch.is_grad_enabled() or relevance.shape != z.shape:
+        return relevance / buffer  # `out=` does not differentiate (a backward run with create_graph=True)
+    return torch.div(relevance, buffer, out=buffer)
 
 
 def stabilized(z: Tensor, eps: float) -> Tuple[Tensor, Tensor]:
     """:math:`(z + \\epsilon\\,\\mathrm{sign}(z), \\mathrm{sign}(z))` with :func:`sign0`."""
     sign = sign0(z)
-    return z + eps * sign, sign
+    return torch.add(z, sign, alpha=eps), sign
 
 
 @dataclass
@@ -142,18 +154,20 @@ def _vjp(fn: Callable[[Tensor], Tensor], at: Tensor, cotangent: Tensor) -> Tenso
 class EpsilonMap(torch.autograd.Function):
     """``z = value()`` where ``z - bias`` is the linear map ``linear(x)``; backward applies the ε-rule.
 
-    ``EpsilonMap.apply(x, value, linear, connect, bias, data_terms, rule)``: ``connect`` is ``linear`` with every
-    weight 1 (it counts the fan-in :math:`N_j`); with ``data_terms`` only the inputs that are not exactly 0 count
-    (sums over data: padded and masked positions are unconnected).
+    ``EpsilonMap.apply(x, value, linear, connect, bias, data_terms, rule, transposed)``: ``connect`` is ``linear``
+    with every weight 1 (it counts the fan-in :math:`N_j`); with ``data_terms`` only the inputs that are not exactly 0
+    count (sums over data: padded and masked positions are unconnected); ``transposed`` is the transpose of
+    ``linear`` (``None``: autograd differentiates ``linear`` at ``x``).
     """
 
     @staticmethod
     def forward(ctx: Any, *args: Any, **kwargs: Any) -> Tensor:
         """The op's value (the arguments are the class's); the rule is in ``backward``."""
-        x, value, linear, connect, bias, data_terms, rule = args
+        x, value, linear, connect, bias, data_terms, rule, transposed = args
         z: Tensor = value()
         ctx.save_for_backward(x, z)
         ctx.linear, ctx.connect, ctx.bias, ctx.data_terms, ctx.rule = linear, connect, bias, data_terms, rule
+        ctx.transposed = transposed
         return z
 
     @staticmethod
@@ -162,11 +176,10 @@ class EpsilonMap(torch.autograd.Function):
         (relevance,) = grads
         x, z = ctx.saved_tensors
         rule: EpsilonRule = ctx.rule
-        denominator, sign = stabilized(z, rule.epsilon)
-        q = relevance / denominator
-        result = x * _vjp(ctx.linear, x, q)
+        q = stabilized_quotient(relevance, z, rule.epsilon)
+        result = x * (_vjp(ctx.linear, x, q) if ctx.transposed is None else ctx.transposed(q))
         if rule.bias_factor != 0:
-            spread = rule.epsilon * sign
+            spread = rule.epsilon * sign0(z)
             if ctx.bias is not None:
                 spread = spread + ctx.bias
             present = (x != 0).to(x.dtype) if ctx.data_terms else torch.ones_like(x)
@@ -175,7 +188,7 @@ class EpsilonMap(torch.autograd.Function):
             share = torch.where(fan_in > 0, rule.bias_factor * spread * q / fan_in.clamp(min=1), torch.zeros_like(q))
             distributed = _vjp(ctx.connect, x, share)
             result = result + (distributed * present if ctx.data_terms else distributed)
-        return result, None, None, None, None, None, None
+        return result, None, None, None, None, None, None, None
 
 
 class EpsilonAdd(torch.autograd.Function):
@@ -202,11 +215,10 @@ class EpsilonAdd(torch.autograd.Function):
         (relevance,) = grads
         z, *operands = ctx.saved_tensors
         rule: EpsilonRule = ctx.rule
-        denominator, sign = stabilized(z, rule.epsilon)
-        q = relevance / denominator
+        q = stabilized_quotient(relevance, z, rule.epsilon)
         share: Any = 0.0
         if rule.bias_factor != 0:
-            share = rule.bias_factor * (ctx.constant + rule.epsilon * sign) * q / len(operands)
+            share = rule.bias_factor * (ctx.constant + rule.epsilon * sign0(z)) * q / len(operands)
         messages = []
         for coefficient, operand in zip(ctx.coefficients, operands):
             message = coefficient * operand * q + share
@@ -295,10 +307,12 @@ def epsilon_map(
     bias: Optional[Tensor],
     data_terms: bool,
     rule: EpsilonRule,
+    transposed: Optional[Callable[[Tensor], Tensor]] = None,
 ) -> Tensor:
-    """``value()``, whose backward maps relevance to ``x`` by the ε-rule (:class:`EpsilonMap`)."""
+    """``value()``, whose backward maps relevance to ``x`` by the ε-rule (:class:`EpsilonMap`); ``transposed``, the
+    transpose of ``linear`` when the rule knows it (``q @ W`` for ``F.linear``), saves differentiating ``linear``."""
     apply: Callable[..., Tensor] = EpsilonMap.apply
-    return apply(x, value, linear, connect, bias, data_terms, rule)
+    return apply(x, value, linear, connect, bias, data_terms, rule, transposed)
 
 
 def epsilon_add(

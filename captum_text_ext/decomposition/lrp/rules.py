@@ -48,15 +48,15 @@ def linear_rule(run: LRPRun) -> Handler:
         x, weight, bias = bind_args(args, kwargs, ("input", "weight", "bias"), {"bias": None})
         if is_tracked(weight) or is_tracked(bias) or not is_tracked(x):
             raise run.refuse(func, CONSTANT_WEIGHTS)
-        ones = torch.ones_like(weight)
         return epsilon_map(
             x,
             lambda: func(*args, **kwargs),
             lambda u: F.linear(u, weight),
-            lambda u: F.linear(u, ones),
+            lambda u: F.linear(u, torch.ones_like(weight)),
             bias,
             False,
             run.rule,
+            transposed=(lambda q: q @ weight) if weight.dim() == 2 else None,
         )
 
     return handler

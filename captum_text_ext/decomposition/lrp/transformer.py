@@ -76,7 +76,7 @@ import torch
 from torch import Tensor
 
 from captum_text_ext.decomposition.guard import RANDOM_REASON, Handler, OpGuard, OpTable, is_tracked
-from captum_text_ext.decomposition.lrp.relevance import LRPRun, epsilon_map, sign0
+from captum_text_ext.decomposition.lrp.relevance import LRPRun, epsilon_map, stabilized_quotient
 from captum_text_ext.decomposition.lrp.rules import add_rule, gate_rule, matmul_rule, product_rule
 from captum_text_ext.decomposition.lrp.table import register_lrp_rules
 from captum_text_ext.decomposition.ops import GROUPS, bind_args
@@ -157,7 +157,7 @@ class UniformProduct(torch.autograd.Function):
         if not ctx.stabilized:
             half = relevance / 2
             return half.sum_to_size(a.shape), half.sum_to_size(b.shape), None, None, None
-        q = relevance / (z + ctx.epsilon * sign0(z))
+        q = stabilized_quotient(relevance, z, ctx.epsilon)
         with torch.enable_grad():
             a_, b_ = a.detach().requires_grad_(True), b.detach().requires_grad_(True)
             grad_a, grad_b = torch.autograd.grad(ctx.product(a_, b_), (a_, b_), q)
@@ -224,10 +224,11 @@ def _normalization(
     linear: Callable[[Tensor], Tensor],
     connect: Callable[[Tensor], Tensor],
     bias: Optional[Tensor],
+    transposed: Optional[Callable[[Tensor], Tensor]] = None,
 ) -> Tensor:
     if not is_tracked(x) or any(is_tracked(p) for p in parameters):
         raise run.refuse(func, CONSTANT_SCALE)
-    return epsilon_map(x, lambda: func(*args, **kwargs), linear, connect, bias, False, run.rule)
+    return epsilon_map(x, lambda: func(*args, **kwargs), linear, connect, bias, False, run.rule, transposed)
 
 
 def layer_norm_rule(run: LRPRun) -> Handler:
@@ -237,17 +238,23 @@ def layer_norm_rule(run: LRPRun) -> Handler:
         names = ("input", "normalized_shape", "weight", "bias", "eps")
         x, shape, weight, bias, eps = bind_args(args, kwargs, names, {"weight": None, "bias": None, "eps": 1e-5})
         dims = tuple(range(-len(tuple(shape)), 0))
+        # 1 / σ as the kernel computes it (one pass; a separate variance is several times slower)
         with torch.no_grad():
-            sigma = torch.sqrt(x.detach().var(dims, unbiased=False, keepdim=True) + eps)
+            inverse_sigma = torch.native_layer_norm(x.detach(), tuple(shape), None, None, eps)[2]
 
         def linear(u: Tensor) -> Tensor:
-            centered = (u - u.mean(dims, keepdim=True)) / sigma
+            centered = (u - u.mean(dims, keepdim=True)) * inverse_sigma
             return centered if weight is None else centered * weight
+
+        # linear is w ⊙ (1/σ) ⊙ P u with P the centering (symmetric): its transpose is P (1/σ) w
+        def transposed(q: Tensor) -> Tensor:
+            scaled = q * inverse_sigma if weight is None else q * weight * inverse_sigma
+            return scaled - scaled.mean(dims, keepdim=True)
 
         def connect(u: Tensor) -> Tensor:
             return u.sum(dims, keepdim=True).expand_as(u)
 
-        return _normalization(run, func, args, kwargs, x, (weight, bias), linear, connect, bias)
+        return _normalization(run, func, args, kwargs, x, (weight, bias), linear, connect, bias, transposed)
 
     return handler
 
