@@ -216,12 +216,15 @@ class EpsilonAdd(torch.autograd.Function):
         z, *operands = ctx.saved_tensors
         rule: EpsilonRule = ctx.rule
         q = stabilized_quotient(relevance, z, rule.epsilon)
-        share: Any = 0.0
+        share = None
         if rule.bias_factor != 0:
             share = rule.bias_factor * (ctx.constant + rule.epsilon * sign0(z)) * q / len(operands)
         messages = []
         for coefficient, operand in zip(ctx.coefficients, operands):
-            message = coefficient * operand * q + share
+            unit = isinstance(coefficient, (int, float)) and coefficient == 1  # a plain sum: no product to compute
+            message = (operand if unit else coefficient * operand) * q
+            if share is not None:
+                message = message + share
             if ctx.zero_constant_passes:
                 message = torch.where(torch.as_tensor(ctx.constant).to(z) == 0, relevance, message)
             messages.append(message.sum_to_size(operand.shape))
