@@ -36,6 +36,7 @@ from captum_text_ext.attr import LSTMLRP
 
 __all__ = [
     "CLASSES",
+    "DESCRIPTION",
     "EMBEDDING_DIM",
     "FORMS",
     "HIDDEN_SIZE",
@@ -76,6 +77,18 @@ PROFILE_CALLS = 50
 """LSTMLRP calls profiled."""
 PROFILE_ROWS = 15
 """Functions listed in the profile."""
+
+DESCRIPTION = (
+    f"Six model forms users write, each reading embeddings (N, T, {EMBEDDING_DIM}) and giving {CLASSES} logits, recurrent "
+    f"layers of {HIDDEN_SIZE} units per direction, random initialisation, float32, evaluation mode: `h_n head` (a "
+    "bi-LSTM, the head on the final states), `last/first outputs` (the forward direction's last output and the "
+    "backward's first), `max-pool` (maximum of the outputs over time), `2-layer max-pool`, `GRU h_n head` (a bi-GRU), "
+    "`attention + lengths` (additive attention pooling over sentences of random lengths in [T/2, T], padding masked); "
+    "and the zoo's `bilstm-sst5` (packed sequences, random lengths). Each cell is one form, batch size, T and thread "
+    f"count; its timings interleave LSTMLRP and Saliency {TIMINGS} times on the same random batch (each timing "
+    "at least 32 sentences: several calls for small batches), and a method's time is the median of its timings."
+)
+"""The grids' description in the results file."""
 
 Forward = Callable[[Tensor, Tensor], Tensor]
 

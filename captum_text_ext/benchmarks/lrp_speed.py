@@ -512,7 +512,7 @@ def _write(out: Path, provenance: Provenance, result: Dict[str, Any]) -> List[st
         "",
         "## Model forms",
         "",
-        lrp_forms.__doc__.split("\n\n", 1)[1].strip() if lrp_forms.__doc__ else "",
+        lrp_forms.DESCRIPTION,
         "",
         "### Throughput ratio LSTMLRP / Saliency (batch 64 and 256)",
         "",
@@ -530,8 +530,7 @@ def _write(out: Path, provenance: Provenance, result: Dict[str, Any]) -> List[st
         "## Memory",
         "",
         *(
-            [lrp_memory.__doc__.split("\n\n", 1)[1].split("\n\nRun one case")[0].strip() if lrp_memory.__doc__ else "",
-             "", *lrp_memory.memory_lines(result["memory"])]
+            [lrp_memory.DESCRIPTION, "", *lrp_memory.memory_lines(result["memory"])]
             if result["memory"] else ["Not measured: this system cannot reset a process's peak resident memory."]
         ),
         "",
