@@ -122,6 +122,13 @@ class _PhraseInput:
         out.index_add_(0, phrases, part)
 
 
+def _nonzero_rows(state: Tensor) -> Tensor:
+    """:math:`(P, B)` bool: the rows of a :math:`(P, B, S)` state that are not 0 (one reduction when none is)."""
+    if not bool(state.any()):
+        return state.new_zeros(state.shape[:-1], dtype=torch.bool)
+    return (state != 0).any(-1)
+
+
 def _phrase_order(started: Tensor) -> Tuple[Tensor, List[int]]:
     """Phrases sorted by the step at which their β may first be nonzero, and how many have started by each step.
 
@@ -163,10 +170,15 @@ class _Walk:
         started, self.to_beta = started[self.permutation], to_beta[self.permutation]
         # per step (in reading order): the phrases whose input or bias-only product touches it, and whether every
         # joined phrase updates in every column (no padding, no phrase that has not started in some column)
-        self.touched = (inputs.nonzero | self.to_beta)[:, reading].any(-1)  # (P, T) in reading order
+        touched = (inputs.nonzero | self.to_beta)[:, reading].any(-1)  # (P, T) in reading order
         self.keep = (started & active[reading].unsqueeze(0)).unsqueeze(-1)  # (P, T, B, 1) in reading order
         phrases = len(self.permutation)
         joined = torch.arange(phrases, device=device).unsqueeze(1) < torch.tensor(self.counts, device=device)
+        touched = (touched & joined).t()  # (T, P): a phrase touched before it joins is touched only at padding
+        self.rows: List[Optional[Tensor]] = [  # per step in reading order: the joined phrases it touches
+            rows if rows.numel() else None
+            for rows in torch.split(touched.nonzero()[:, 1], touched.sum(1).tolist())
+        ]
         self.everywhere: List[bool] = (self.keep.squeeze(-1) | ~joined.unsqueeze(-1)).all(-1).all(0).tolist()
         self.padding = (~active).unsqueeze(-1)  # (T, B, 1)
         self.padded: List[bool] = self.padding.any(1).flatten().tolist()
@@ -228,19 +240,17 @@ def lstm_direction_cd(
     w_x, w_h = w.weight_ih[gates3].t() * scale, w.weight_hh[gates3].t() * scale
     beta_h0, _, beta_c0, _ = state
     phrases, steps, batch = to_beta.shape
-    projected = (trace.pre_x[..., gates3] - _bias(w, gates3, "bias_ih")) * scale  # W_x x_t from the actual run
+    projected = torch.addcmul(_bias(w, gates3, "bias_ih") * -scale, trace.pre_x[..., gates3], scale)  # W_x x_t
     inputs = _PhraseInput(trace.inputs, projected, beta_x, gamma_x, w_x, input_mask)
-    pre = trace.pre[..., gates3] * scale  # (T, B, 3H)
     b_act = torch.sigmoid(bias)
-    shift = torch.sigmoid(pre) - b_act  # σ(z_t) - σ(b): the actual gates less the bias terms
-    pre_and_bias = pre + bias  # z_t + b, so that b + Q = z_t - P = (z_t + b) - (b + P)
+    shift = torch.mul(trace.pre[..., gates3], scale).sigmoid_().sub_(b_act)  # σ(z_t) - σ(b): the actual gates less b
+    pre_and_bias = torch.addcmul(bias, trace.pre[..., gates3], scale)  # z_t + b: b + Q = (z_t + b) - (b + P)
     i_b, f_b, g_b = b_act[:hidden], b_act[hidden : 2 * hidden], 2 * b_act[2 * hidden :] - 1
     double_product = 2 * i_b * g_b
     double_c = 2 * trace.c  # (T, B, H)
     o_gate = trace.gates["o"]
-    o_half_tanh_c = (torch.sigmoid(double_c) - 0.5) * o_gate  # o_t ⊙ ½ tanh(c_t)
-    initial = (beta_h0 != 0).any(-1) | (beta_c0 != 0).any(-1)
-    walk = _Walk(trace, inputs, initial, to_beta)
+    o_half_tanh_c = torch.sigmoid(double_c).sub_(0.5).mul_(o_gate)  # o_t ⊙ ½ tanh(c_t)
+    walk = _Walk(trace, inputs, _nonzero_rows(beta_h0) | _nonzero_rows(beta_c0), to_beta)
     out_beta = trace.inputs.new_empty(steps, phrases, batch, state_size)
     beta_h = walk.ordered(beta_h0)
     double_beta_c = 2 * walk.ordered(beta_c0)  # 2β^c is carried: tanh(β^c) = 2σ(2β^c) - 1
@@ -251,8 +261,8 @@ def lstm_direction_cd(
         if k == 0:
             continue
         with_p = torch.addmm(bias, beta_h[:k].reshape(k * batch, state_size), w_h).view(k, batch, 3 * hidden)  # b + P
-        rows = walk.touched[:k, r].nonzero().squeeze(1)
-        if rows.numel():
+        rows = walk.rows[r]
+        if rows is not None:
             inputs.add_to(with_p, t, rows)
         with_q = torch.sub(pre_and_bias[t], with_p).sigmoid_()  # σ(b + Q)
         # D = 2 L(P) for the i and f blocks, D = L(P) for the g block
@@ -262,9 +272,8 @@ def lstm_direction_cd(
         # 2β^c_t = (L(f_P) + L(f_b)) 2β^c_{t-1} + 2 L(i_P) (L(g_P) + L(g_b)) + 2 L(i_b) L(g_P)
         new_c = torch.mul(previous, f_b, out=spare[:k]).addcmul_(d_f, previous, value=0.5)
         new_c.addcmul_(d_i, torch.add(d_g, g_b)).addcmul_(d_g, i_b, value=2.0)
-        product_rows = walk.to_beta[rows, t].unsqueeze(-1)
-        if bool(product_rows.any()):
-            new_c.index_add_(0, rows, torch.where(product_rows, double_product, 0.0))
+        if rows is not None:
+            new_c.index_add_(0, rows, torch.where(walk.to_beta[rows, t].unsqueeze(-1), double_product, 0.0))
         # β_t = o_t ⊙ [σ(2β^c_t) - σ(2c_t - 2β^c_t)] + o_t ⊙ ½ tanh(c_t)
         difference = torch.sigmoid(new_c).sub_(torch.sub(double_c[t], new_c).sigmoid_())
         target = out_beta[t, :k] if walk.everywhere[r] and project is None else None
@@ -311,7 +320,8 @@ def gru_direction_cd(
     w_x, w_h = w.weight_ih.t() * scale, w.weight_hh.t() * scale
     beta_h0, _ = state
     phrases, steps, batch = to_beta.shape
-    inputs = _PhraseInput(trace.inputs, (trace.pre_x - b_x) * scale, beta_x, gamma_x, w_x, input_mask)
+    inputs = _PhraseInput(trace.inputs, torch.addcmul(b_x * -scale, trace.pre_x, scale), beta_x, gamma_x, w_x,
+                          input_mask)
     pre_rz = trace.pre_x[..., rz] + trace.pre_h[..., rz]  # the actual pre-activations of r and z
     shift_rz = torch.sigmoid(pre_rz) - rz_b  # the actual gates less the bias terms
     pre_and_bias = pre_rz + b_rz  # z_t + b, so that b + Q = (z_t + b) - (b + P)
@@ -319,7 +329,7 @@ def gru_direction_cd(
     double_candidate_and_bias = 2 * (candidate + n_b)  # 2 (a_t + n_b), so that 2 (n_b + n_Q) = 2(a_t + n_b) - 2(n_b + n_P)
     shift_n = 0.5 * (trace.gates["n"] - n_bias)  # ½ (n_t - tanh(n_b))
     double_input_bias = 2 * b_x[n_rows]
-    walk = _Walk(trace, inputs, (beta_h0 != 0).any(-1), to_beta)
+    walk = _Walk(trace, inputs, _nonzero_rows(beta_h0), to_beta)
     out_beta = trace.inputs.new_empty(steps, phrases, batch, hidden)
     beta_h = walk.ordered(beta_h0)
     for r, t in enumerate(walk.order):
@@ -330,24 +340,23 @@ def gru_direction_cd(
         previous = beta_h[:k]
         with_p = torch.addmm(bias, previous.reshape(k * batch, hidden), w_h).view(k, batch, 3 * hidden)
         with_p_rz, doubled_m = with_p[..., rz], with_p[..., n_rows]  # b + P of r and z; 2 (m_P + b_hn)
-        rows = walk.touched[:k, r].nonzero().squeeze(1)
-        if rows.numel():
+        rows = walk.rows[r]
+        if rows is not None:
             inputs.add_to(with_p_rz, t, rows, rz)
         with_q = torch.sub(pre_and_bias[t], with_p_rz).sigmoid_()  # σ(b + Q)
         d = with_p_rz.sigmoid_().sub_(with_q).add_(shift_rz[t])  # D = 2 L(P) for r and z
         d_r, d_z = d[..., :hidden], d[..., hidden:]
         # 2 (n_b + n_P) = 2 b_in + 2 W_in β_x + (L(r_P) + L(r_b)) 2 (m_P + b_hn)
         phrase_n = torch.addcmul(double_input_bias, torch.add(r_b, d_r, alpha=0.5), doubled_m)
-        if rows.numel():
+        if rows is not None:
             inputs.add_to(phrase_n, t, rows, n_rows)
         n_phrase = torch.sigmoid(phrase_n)
         n_phrase.sub_(torch.sub(double_candidate_and_bias[t], phrase_n, out=phrase_n).sigmoid_()).add_(shift_n[t])
         # β_t = L(z_b) β_{t-1} + L(u_b) L(n_P) + ½ D_z (β_{t-1} - L(n_P) - L(n_b)) [+ L(u_b) L(n_b)]
         rest = torch.sub(previous, n_phrase).sub_(n_bias)
         new = torch.mul(n_phrase, u_b).addcmul_(previous, z_b)
-        product_rows = walk.to_beta[rows, t].unsqueeze(-1)
-        if bool(product_rows.any()):
-            new.index_add_(0, rows, torch.where(product_rows, bias_product, 0.0))
+        if rows is not None:
+            new.index_add_(0, rows, torch.where(walk.to_beta[rows, t].unsqueeze(-1), bias_product, 0.0))
         new = torch.addcmul(new, rest, d_z, value=0.5, out=out_beta[t, :k] if walk.everywhere[r] else None)
         beta_h = walk.store(out_beta, r, t, k, new, previous)
     beta_hn = walk.restored(beta_h).clone()

@@ -15,9 +15,8 @@ from captum_text_ext.decomposition.cd.call import plain_of, same_origin, values_
 from captum_text_ext.decomposition.cd.decomposed import CDRun, Decomposed
 from captum_text_ext.decomposition.cd.routing import pad_packed, select_rows
 from captum_text_ext.decomposition.cd.directions import gru_direction_cd, lstm_direction_cd
-from captum_text_ext.decomposition.cells import FusedRecurrentCall, RecurrentTrace
+from captum_text_ext.decomposition.cells import FusedRecurrentCall, RecurrentTrace, unroll
 from captum_text_ext.decomposition.guard import RANDOM_REASON, Handler
-from captum_text_ext.decomposition.kernel_trace import kernel_unroll
 
 __all__ = ["recurrent_cd", "recurrent_rule"]
 
@@ -108,8 +107,8 @@ def recurrent_rule(run: CDRun, op: str) -> Handler:
         if call.train and call.dropout > 0 and call.spec.num_layers > 1:
             raise run.refuse(func, RANDOM_REASON)
         phrases = _phrases_in(args, kwargs)
-        trace = kernel_unroll(call.spec.detached(), call.inputs, call.lengths, call.h0, call.c0)
-        value = call.result(trace.outputs, trace.h_n, trace.c_n)  # the op's value, from the kernels' run
+        trace = unroll(call.spec.detached(), call.inputs, call.lengths, call.h0, call.c0)
+        value = call.result(trace.outputs, trace.h_n, trace.c_n)  # the op's value, from the trace
         cell_op = op.endswith("_cell")
         x_arg = args[0] if args else kwargs["input"]
         lead = 1 if cell_op or call.packed else 2  # the dimensions of the input before its features
