@@ -108,8 +108,9 @@ def _case(layers: int, bidirectional: bool, bias: bool, lengths: Optional[List[i
     else:
         mask = torch.rand(5, steps, batch) < 0.4
     phrases = mask.shape[0]
-    state = trace.h_n.new_zeros(phrases, layers * directions, batch, 5) if h0 is None else h0.expand(phrases, -1, -1, -1)
-    share = torch.rand(phrases, layers * directions, batch, 1, dtype=torch.float64) if initial else 0.0
+    states = layers * directions
+    state = trace.h_n.new_zeros(phrases, states, batch, 5) if h0 is None else h0.expand(phrases, -1, -1, -1)
+    share = torch.rand(phrases, states, batch, 1, dtype=torch.float64) if initial else 0.0
     beta_h0 = state * share
     gamma_h0 = state - beta_h0
     to_beta = [torch.rand(phrases, steps, batch) < 0.5 for _ in range(directions)]

@@ -20,27 +20,33 @@ the tanh blocks' rows of the weights and biases are doubled once.
 its first token, its first bias-only product, or step 0 for a nonzero initial state. Before that β is exactly 0 and
 no work is done for it (:class:`_Walk`): for single-token phrases this halves the work.
 
-**LSTM.** :math:`2\beta^c` is carried, and with :math:`D` of the :math:`i, f` gates and :math:`D_g = L(g_P)` of the
-cell input,
+**Bias terms folded in.** The constants of each update are added to :math:`D` with the bracket, so that the block
+gives the factor the update multiplies by; the updates are then two fused multiply-adds.
+
+**LSTM.** :math:`2\beta^c` is carried; with :math:`E_i = D_i + 2L(i_b)`, :math:`F = D_f + 2L(f_b)` and
+:math:`G = D_g + L(g_b)` (the g block's :math:`D_g = L(g_P)`: its rows are doubled),
 
 .. math::
-    2\beta^c_t = \big(\tfrac12 D_f + L(f_b)\big) 2\beta^c_{t-1} + D_i \big(D_g + L(g_b)\big) + 2 L(i_b) D_g
-        \;[+\, 2 L(i_b) L(g_b)], \qquad
-    \beta_t = o_t \odot \big[\sigma(2\beta^c_t) - \sigma(2c_t - 2\beta^c_t)\big] + o_t \odot \tfrac12\tanh(c_t).
+    2\beta^c_t = \tfrac12 F \odot 2\beta^c_{t-1} + E_i \odot G - 2L(i_b) L(g_b) \;[+\, 2 L(i_b) L(g_b)], \qquad
+    \beta_t = o_t \odot \big[\sigma(2\beta^c_t) - \sigma(2c_t - 2\beta^c_t)\big] + o_t \odot \tfrac12\tanh(c_t),
 
-**GRU.** With :math:`D_r, D_z` of the reset and update gates, the candidate's phrase part regroups as
-:math:`n_b + n_P = b_{in} + W_{in}\beta_{x,t} + \big(L(r_P) + L(r_b)\big) \odot (m_P + b_{hn})`, its other part is
-:math:`n_b + n_Q = a_t - n_P` for the actual pre-activation :math:`a_t = W_{in} x_t + b_{in} + r_t \odot m_t`, and
+which is :math:`\big(\tfrac12 D_f + L(f_b)\big) 2\beta^c_{t-1} + D_i \big(D_g + L(g_b)\big) + 2 L(i_b) D_g`, the rule
+of :mod:`~captum_text_ext.decomposition.cd` doubled, written out.
+
+**GRU.** With :math:`E_r = D_r + 2L(r_b)` and :math:`E_z = D_z + 2L(z_b)` of the reset and update gates, the
+candidate's phrase part regroups as :math:`n_b + n_P = b_{in} + W_{in}\beta_{x,t} + \tfrac12 E_r \odot (m_P +
+b_{hn})`, its other part is :math:`n_b + n_Q = a_t - n_P` for the actual pre-activation
+:math:`a_t = W_{in} x_t + b_{in} + r_t \odot m_t`, and with :math:`Y = L(n_P) + L(z_b) L(n_b)`,
 
 .. math::
     \begin{aligned}
-    L(n_P) &= \sigma\big(2(n_b + n_P)\big) - \sigma\big(2(a_t + n_b) - 2(n_b + n_P)\big)
-        + \tfrac12\big(n_t - \tanh(n_b)\big), \\
-    \beta_t &= L(z_b) \odot \beta_{t-1} + L(u_b) \odot L(n_P)
-        + \tfrac12 D_z \odot \big(\beta_{t-1} - L(n_P) - L(n_b)\big) \;[+\, L(u_b) \odot L(n_b)],
+    Y &= \sigma\big(2(n_b + n_P)\big) - \sigma\big(2(a_t + n_b) - 2(n_b + n_P)\big)
+        + \tfrac12\big(n_t - \tanh(n_b)\big) + L(z_b) L(n_b), \\
+    \beta_t &= Y + \tfrac12 E_z \odot \big(\beta_{t-1} - Y - L(u_b) L(n_b)\big) \;[+\, L(u_b) \odot L(n_b)],
     \end{aligned}
 
-which is the rule of :mod:`~captum_text_ext.decomposition.cd` with :math:`L(u_P) = -L(z_P)` regrouped.
+which is :math:`L(z_b) \beta_{t-1} + L(u_b) L(n_P) + L(z_P) \big(\beta_{t-1} - L(n_P) - L(n_b)\big)`, the rule of
+:mod:`~captum_text_ext.decomposition.cd` with :math:`L(u_P) = -L(z_P)` and :math:`L(u_b) + L(z_b) = 1` regrouped.
 """
 
 from __future__ import annotations
@@ -243,10 +249,12 @@ def lstm_direction_cd(
     projected = torch.addcmul(_bias(w, gates3, "bias_ih") * -scale, trace.pre_x[..., gates3], scale)  # W_x x_t
     inputs = _PhraseInput(trace.inputs, projected, beta_x, gamma_x, w_x, input_mask)
     b_act = torch.sigmoid(bias)
-    shift = torch.mul(trace.pre[..., gates3], scale).sigmoid_().sub_(b_act)  # σ(z_t) - σ(b): the actual gates less b
+    # σ(z_t) - σ(b) plus the bias terms of the cell update: E_i = D_i + 2 L(i_b), F = D_f + 2 L(f_b), G = D_g + L(g_b)
+    shift = torch.mul(trace.pre[..., gates3], scale).sigmoid_().add_(b_act)
+    shift[..., 2 * hidden :] -= 1
     pre_and_bias = torch.addcmul(bias, trace.pre[..., gates3], scale)  # z_t + b: b + Q = (z_t + b) - (b + P)
-    i_b, f_b, g_b = b_act[:hidden], b_act[hidden : 2 * hidden], 2 * b_act[2 * hidden :] - 1
-    double_product = 2 * i_b * g_b
+    double_product = 2 * b_act[:hidden] * (2 * b_act[2 * hidden :] - 1)  # 2 L(i_b) L(g_b)
+    minus_double_product = -double_product
     double_c = 2 * trace.c  # (T, B, H)
     o_gate = trace.gates["o"]
     o_half_tanh_c = torch.sigmoid(double_c).sub_(0.5).mul_(o_gate)  # o_t ⊙ ½ tanh(c_t)
@@ -265,13 +273,11 @@ def lstm_direction_cd(
         if rows is not None:
             inputs.add_to(with_p, t, rows)
         with_q = torch.sub(pre_and_bias[t], with_p).sigmoid_()  # σ(b + Q)
-        # D = 2 L(P) for the i and f blocks, D = L(P) for the g block
-        d = with_p.sigmoid_().sub_(with_q).add_(shift[t])
-        d_i, d_f, d_g = d[..., :hidden], d[..., hidden : 2 * hidden], d[..., 2 * hidden :]
+        e = with_p.sigmoid_().sub_(with_q).add_(shift[t])  # E_i, F, G
         previous = double_beta_c[:k]
-        # 2β^c_t = (L(f_P) + L(f_b)) 2β^c_{t-1} + 2 L(i_P) (L(g_P) + L(g_b)) + 2 L(i_b) L(g_P)
-        new_c = torch.mul(previous, f_b, out=spare[:k]).addcmul_(d_f, previous, value=0.5)
-        new_c.addcmul_(d_i, torch.add(d_g, g_b)).addcmul_(d_g, i_b, value=2.0)
+        # 2β^c_t = ½ F 2β^c_{t-1} + E_i G - 2 L(i_b) L(g_b)
+        new_c = torch.addcmul(minus_double_product, e[..., :hidden], e[..., 2 * hidden :], out=spare[:k])
+        new_c.addcmul_(e[..., hidden : 2 * hidden], previous, value=0.5)
         if rows is not None:
             new_c.index_add_(0, rows, torch.where(walk.to_beta[rows, t].unsqueeze(-1), double_product, 0.0))
         # β_t = o_t ⊙ [σ(2β^c_t) - σ(2c_t - 2β^c_t)] + o_t ⊙ ½ tanh(c_t)
@@ -323,11 +329,11 @@ def gru_direction_cd(
     inputs = _PhraseInput(trace.inputs, torch.addcmul(b_x * -scale, trace.pre_x, scale), beta_x, gamma_x, w_x,
                           input_mask)
     pre_rz = trace.pre_x[..., rz] + trace.pre_h[..., rz]  # the actual pre-activations of r and z
-    shift_rz = torch.sigmoid(pre_rz) - rz_b  # the actual gates less the bias terms
+    shift_rz = torch.sigmoid(pre_rz).add_(rz_b)  # σ(z_t) - σ(b) + 2 σ(b): E_r = D_r + 2 L(r_b), E_z = D_z + 2 L(z_b)
     pre_and_bias = pre_rz + b_rz  # z_t + b, so that b + Q = (z_t + b) - (b + P)
     candidate = torch.addcmul(trace.pre_x[..., n_rows], trace.gates["r"], trace.pre_h[..., n_rows])  # a_t
-    double_candidate_and_bias = 2 * (candidate + n_b)  # 2 (a_t + n_b), so that 2 (n_b + n_Q) = 2(a_t + n_b) - 2(n_b + n_P)
-    shift_n = 0.5 * (trace.gates["n"] - n_bias)  # ½ (n_t - tanh(n_b))
+    double_candidate_and_bias = 2 * (candidate + n_b)  # 2 (n_b + n_Q) = 2 (a_t + n_b) - 2 (n_b + n_P)
+    shift_n = 0.5 * (trace.gates["n"] - n_bias) + z_b * n_bias  # ½ (n_t - tanh(n_b)) + L(z_b) L(n_b)
     double_input_bias = 2 * b_x[n_rows]
     walk = _Walk(trace, inputs, _nonzero_rows(beta_h0), to_beta)
     out_beta = trace.inputs.new_empty(steps, phrases, batch, hidden)
@@ -344,20 +350,18 @@ def gru_direction_cd(
         if rows is not None:
             inputs.add_to(with_p_rz, t, rows, rz)
         with_q = torch.sub(pre_and_bias[t], with_p_rz).sigmoid_()  # σ(b + Q)
-        d = with_p_rz.sigmoid_().sub_(with_q).add_(shift_rz[t])  # D = 2 L(P) for r and z
-        d_r, d_z = d[..., :hidden], d[..., hidden:]
-        # 2 (n_b + n_P) = 2 b_in + 2 W_in β_x + (L(r_P) + L(r_b)) 2 (m_P + b_hn)
-        phrase_n = torch.addcmul(double_input_bias, torch.add(r_b, d_r, alpha=0.5), doubled_m)
+        e = with_p_rz.sigmoid_().sub_(with_q).add_(shift_rz[t])  # E_r, E_z
+        # 2 (n_b + n_P) = 2 b_in + 2 W_in β_x + ½ E_r 2 (m_P + b_hn)
+        phrase_n = torch.addcmul(double_input_bias, e[..., :hidden], doubled_m, value=0.5)
         if rows is not None:
             inputs.add_to(phrase_n, t, rows, n_rows)
-        n_phrase = torch.sigmoid(phrase_n)
-        n_phrase.sub_(torch.sub(double_candidate_and_bias[t], phrase_n, out=phrase_n).sigmoid_()).add_(shift_n[t])
-        # β_t = L(z_b) β_{t-1} + L(u_b) L(n_P) + ½ D_z (β_{t-1} - L(n_P) - L(n_b)) [+ L(u_b) L(n_b)]
-        rest = torch.sub(previous, n_phrase).sub_(n_bias)
-        new = torch.mul(n_phrase, u_b).addcmul_(previous, z_b)
+        y = torch.sigmoid(phrase_n)  # Y = L(n_P) + L(z_b) L(n_b)
+        y.sub_(torch.sub(double_candidate_and_bias[t], phrase_n, out=phrase_n).sigmoid_()).add_(shift_n[t])
+        # β_t = Y + ½ E_z (β_{t-1} - Y - L(u_b) L(n_b)) [+ L(u_b) L(n_b)]
+        rest = torch.sub(previous, y).sub_(bias_product)
+        new = torch.addcmul(y, rest, e[..., hidden:], value=0.5, out=out_beta[t, :k] if walk.everywhere[r] else None)
         if rows is not None:
             new.index_add_(0, rows, torch.where(walk.to_beta[rows, t].unsqueeze(-1), bias_product, 0.0))
-        new = torch.addcmul(new, rest, d_z, value=0.5, out=out_beta[t, :k] if walk.everywhere[r] else None)
         beta_h = walk.store(out_beta, r, t, k, new, previous)
     beta_hn = walk.restored(beta_h).clone()
     out = walk.restored(out_beta.transpose(0, 1))
