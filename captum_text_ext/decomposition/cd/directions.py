@@ -201,11 +201,9 @@ class _Walk:
         """Record the new state of the ``k`` joined phrases at step ``t`` (the ``r``-th in reading order) in ``out``
         :math:`(T, P, B, S)` and return the state every phrase carries on, :math:`(P, B, S)`: ``new`` where the
         phrase updates, ``previous`` where it has not started in the column or the column is padding (where ``out``
-        gets 0), 0 for the phrases that have not joined. Where :attr:`everywhere` holds, ``new`` may already be
-        ``out[t, :k]``."""
+        gets 0), 0 for the phrases that have not joined. Where :attr:`everywhere` holds, the caller has written
+        ``new`` into ``out[t, :k]`` itself."""
         if self.everywhere[r]:
-            if new.data_ptr() != out[t, :k].data_ptr():
-                out[t, :k] = new
             return out[t]
         carried = torch.where(self.keep[:k, r], new, previous)
         if not self.padded[t]:
