@@ -143,7 +143,8 @@ Examples:
 """
 
 from captum_text_ext.decomposition.cd.decomposed import BIAS_PRODUCTS, CDRun, Decomposed, is_decomposed, split_bias
-from captum_text_ext.decomposition.cd.recurrent import gru_direction_cd, lstm_direction_cd, recurrent_cd
+from captum_text_ext.decomposition.cd.directions import gru_direction_cd, lstm_direction_cd
+from captum_text_ext.decomposition.cd.recurrent import recurrent_cd
 from captum_text_ext.decomposition.cd.table import REFUSED, cd_op_table
 
 __all__ = [
