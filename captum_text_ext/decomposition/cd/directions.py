@@ -234,7 +234,7 @@ def lstm_direction_cd(
         ``(β_out, (β_hn, γ_hn, β_cn, γ_cn))``: β of the outputs :math:`(P, T, B, S)` (0 at padding; their γ is the
         actual output minus β, left to the caller, who may never need it) and the final states' parts.
     """
-    assert trace.c is not None and trace.c_n is not None, "an LSTM trace holds the cell states"
+    assert trace.c is not None and trace.c_n is not None and trace.pre_x is not None, "a full LSTM trace (not lean)"
     w = trace.weights
     hidden, state_size = w.hidden_size, w.state_size
     project = None if w.weight_hr is None else w.weight_hr.t()  # h_t = W_hr (o_t ⊙ tanh(c_t)): linear, no bias
@@ -306,7 +306,7 @@ def gru_direction_cd(
     Arguments and result as :func:`lstm_direction_cd`, with ``state = (β_h0, γ_h0)`` and the final state's parts
     ``(β_hn, γ_hn)``.
     """
-    assert trace.pre_h is not None, "a GRU trace holds the hidden part of the pre-activations"
+    assert trace.pre_h is not None and trace.pre_x is not None, "a GRU trace holds both parts of the pre-activations"
     w = trace.weights
     hidden = w.hidden_size
     gates, rz, n_rows = slice(0, 3 * hidden), slice(0, 2 * hidden), slice(2 * hidden, 3 * hidden)
