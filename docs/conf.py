@@ -221,6 +221,7 @@ def _write_benchmark_results() -> None:
           for part in ("tables", "agreement", "table1", "speed")],
         ("yuan2019_tables", results / "yuan2019" / "tables.md", "yuan2019", ()),
         ("hiddenunit_speed", results / "hiddenunit_speed.md", "hiddenunit-speed", ()),
+        ("corpus_speed", results / "corpus_speed.md", "corpus", ()),
         ("leaderboard", results / "leaderboard" / "leaderboard.md", "leaderboard", ()),
         ("planted", results / "planted" / "planted.md", "planted", ()),
     ]:
