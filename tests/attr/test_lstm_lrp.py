@@ -9,7 +9,9 @@ of the layer (``cell_stabilizer="layer"``). It knows nothing of the package.
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
+import gc
+import weakref
+from typing import Any, Dict, Tuple
 
 import numpy as np
 import pytest
@@ -19,6 +21,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from captum_text_ext import LSTMLRP
+from captum_text_ext.decomposition.kernel_trace import kernel_unroll
+from captum_text_ext.models import LSTMClassifier
 from captum_text_ext.datasets.arras_lrp import arras_lrp_to_torch, load_arras_lrp_model
 
 EXACT = 1e-10
@@ -339,3 +343,26 @@ def test_cuda_eval_mode_model_matches_cpu() -> None:
     actual = LSTMLRP(forward).attribute(x.cuda(), target=1)
     assert actual.device.type == "cuda"
     assert torch.allclose(actual.cpu(), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_call_frees_the_recurrent_trace(cell: str, monkeypatch) -> None:
+    """The recurrent rule's autograd node keeps the forward trace for its backward; the tensors it returns must not
+    be (or be the base of) the trace's, or node -> trace -> output -> node is a cycle no collection frees (the trace
+    of every call leaked, about 14 MB per call at 64 x 40)."""
+    from captum_text_ext.decomposition.lrp import recurrent
+
+    traces = []
+
+    def recording_unroll(*args: Any, **kwargs: Any) -> Any:
+        trace = kernel_unroll(*args, **kwargs)
+        traces.append(weakref.ref(trace))
+        return trace
+
+    monkeypatch.setattr(recurrent, "kernel_unroll", recording_unroll)
+    torch.manual_seed(0)
+    model = LSTMClassifier(12, embedding_dim=3, hidden_size=4, num_classes=2, cell=cell, pooling="max").eval()
+    embeddings = model.embedding(torch.tensor([[2, 3, 4], [5, 6, 7]])).detach()
+    LSTMLRP(model.forward_embeddings).attribute(embeddings, target=1)
+    gc.collect()
+    assert len(traces) == 1 and traces[0]() is None

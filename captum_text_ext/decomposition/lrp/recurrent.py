@@ -303,9 +303,11 @@ class RecurrentLRP(torch.autograd.Function):
         projected = any(w.weight_hr is not None for w in spec.weights)  # the projection's rule reads o_t
         trace = kernel_unroll(spec, x, lengths, h0, c0, lean=not projected)
         ctx.trace, ctx.rule = trace, rule
-        if trace.c_n is None:
-            return trace.outputs, trace.h_n
-        return trace.outputs, trace.h_n, trace.c_n
+        # The returned tensors get this node as their grad_fn, so they are new aliases of the trace's tensors: were
+        # they the trace's own (or the base of its views), node -> context -> trace -> output -> node would be a
+        # cycle that no garbage collection frees, and every call would leak its trace.
+        states = (trace.h_n,) if trace.c_n is None else (trace.h_n, trace.c_n)
+        return tuple(t.detach() for t in (trace.outputs, *states))
 
     @staticmethod
     def backward(ctx: Any, *relevance: Any) -> Tuple[Optional[Tensor], ...]:
