@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import platform
+import resource
 import shlex
 import subprocess
 import sys
@@ -44,6 +45,7 @@ __all__ = [
     "RunRecorder",
     "cpu_model",
     "git_state",
+    "peak_rss_mb",
     "png_metadata",
     "sha256_file",
     "write_html",
@@ -61,6 +63,20 @@ def sha256_file(path: PathLike) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB: ``VmHWM`` of ``/proc/self/status`` on Linux. ``getrusage``'s
+    ``ru_maxrss`` is no substitute there: across ``exec`` it keeps the peak of the process that forked (or vforked)
+    it, so a process started from a large one (a rank under ``torchrun``, a benchmark's case) would report that
+    process's memory. Elsewhere ``ru_maxrss`` (kilobytes on Linux, bytes on macOS)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    scale = 1024 * 1024 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
 
 
 def git_state(directory: Optional[PathLike] = None) -> Dict[str, Any]:

@@ -8,7 +8,7 @@ import sklearn
 import torch
 
 from captum_text_ext import __version__
-from captum_text_ext.provenance import RunRecorder, git_state, sha256_file, write_json, write_markdown
+from captum_text_ext.provenance import RunRecorder, git_state, peak_rss_mb, sha256_file, write_json, write_markdown
 
 
 def test_recorder_collects_every_field(tmp_path) -> None:
@@ -86,3 +86,9 @@ def test_sha256_file(tmp_path) -> None:
     path = tmp_path / "x"
     path.write_bytes(b"abc" * 1000000)
     assert sha256_file(path) == hashlib.sha256(b"abc" * 1000000).hexdigest()
+
+
+def test_peak_rss_mb_reads_this_process_peak() -> None:
+    before = peak_rss_mb()
+    block = torch.ones(64 * 1024 * 1024 // 4)  # 64 MB, written
+    assert before > 0 and peak_rss_mb() >= before + 48 and float(block[-1]) == 1.0

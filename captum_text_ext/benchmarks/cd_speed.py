@@ -85,7 +85,7 @@ EMBEDDING_DIM = 300
 """``lstm-sst2``'s embedding size."""
 HIDDEN_SIZE = 168
 """``lstm-sst2``'s hidden size."""
-TARGET_RATIO = 20.0
+TARGET_RATIO = 50.0
 """ContextualDecomposition must score at least this many times as many words per second as the NumPy loop."""
 SANITY_TOLERANCE = 1e-8
 """Largest float64 difference between the NumPy loop and ContextualDecomposition, relative to the largest score."""

@@ -15,15 +15,15 @@ Run by itself, the module measures one case and prints it as JSON (what the pare
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
 import torch
 from torch import Tensor, nn
+
+from captum_text_ext.provenance import peak_rss_mb
 
 __all__ = [
     "CASES",
@@ -35,7 +35,6 @@ __all__ = [
     "markdown_header",
     "markdown_rows",
     "measure",
-    "peak_rss_mb",
     "run_case",
     "verdict",
 ]
@@ -66,20 +65,6 @@ class LongDocumentModel(nn.Module):
     def forward(self, embeddings: Tensor) -> Tensor:
         output: Tensor = self.head(self.lstm(embeddings)[1][0][-1])
         return output
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory in MB: ``VmHWM`` of ``/proc/self/status`` on Linux. ``getrusage``'s
-    ``ru_maxrss`` is no substitute there: across ``exec`` it keeps the peak of the process that forked (or vforked)
-    it, so a case started from a large benchmark process would report that process's memory. Elsewhere
-    ``ru_maxrss`` (kilobytes on Linux, bytes on macOS)."""
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    scale = 1024 * 1024 if sys.platform == "darwin" else 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
 
 
 def run_case(method: str, tokens: int, documents: int) -> Dict[str, Any]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import resource
 import time
 import warnings
 from datetime import datetime, timezone
@@ -39,7 +38,7 @@ from captum_text_ext.explain import METHODS, UNITS, LayerBatch, embedding_layer,
 from captum_text_ext.explain.explanation import check_evaluation_mode, check_methods, model_device
 from captum_text_ext.explain.texts import EncodedTexts, encode_texts, token_limit
 from captum_text_ext.models.checkpoints import TokenVocabulary
-from captum_text_ext.provenance import RunRecorder, sha256_file
+from captum_text_ext.provenance import RunRecorder, peak_rss_mb, sha256_file
 
 __all__ = ["TARGETS", "CorpusRun", "attribute_corpus", "model_fingerprint"]
 
@@ -229,7 +228,7 @@ def attribute_corpus(
                                             {**header, "window": str(index), "window_hash": scan.window_hashes[index]})
                 storage.write_atomically(storage.shard_path(out, index), data)
                 bar.update(len(items))
-        peaks = ranks.gather(_peak_memory_mb())
+        peaks = ranks.gather(round(peak_rss_mb(), 1))
         summary = ranks.share(lambda: _finish(out, scan, digest, plan["attempt"], recorder.provenance.as_dict(), {
             "seconds": round(time.perf_counter() - started, 3), "peak_memory_mb": peaks}))
         ranks.barrier()
@@ -411,11 +410,6 @@ def _per_unit(job: _Job, per_token: Tensor, word_ids: Tensor) -> Tensor:
     return aggregate_subword_scores(per_token, word_ids) if job.unit == "word" else per_token
 
 
-def _peak_memory_mb() -> float:
-    """This process's peak resident memory so far, in MiB (``ru_maxrss``: KiB on Linux)."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
 def _finish(out: Path, scan: CorpusScan, digest: str, attempt: int, provenance: Dict[str, Any],
             measured: Dict[str, Any]) -> Dict[str, Any]:
     """Rank 0, once every rank is done (``measured``: this attempt's seconds until now, every rank's peak memory):
@@ -460,7 +454,7 @@ def _finish(out: Path, scan: CorpusScan, digest: str, attempt: int, provenance: 
     index_tensors = {name: torch.cat(parts) for name, parts in columns.items()}
     index_tensors["shard"], index_tensors["row"] = torch.cat(shard_of), torch.cat(row_of)
     storage.write_atomically(out / storage.INDEX, storage.encode_tensors(index_tensors))
-    measured["peak_memory_mb"][0] = _peak_memory_mb()  # rank 0's peak includes gathering the index
+    measured["peak_memory_mb"][0] = round(peak_rss_mb(), 1)  # rank 0's peak includes gathering the index
     manifest.update({
         "complete": True,
         "examples": len(ids),
