@@ -468,6 +468,7 @@ def _measure(run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optiona
         },
         "memory": memory,
         "memory_target": lrp_memory.MEMORY_TARGET,
+        "gpu_available": torch.cuda.is_available(),
         "transformer": transformer_rows,
     }
 
@@ -536,7 +537,8 @@ def _write(out: Path, provenance: Provenance, result: Dict[str, Any]) -> List[st
         "",
         "## GPU",
         "",
-        "Not measured: no GPU was available to the run.",
+        "Not measured: the benchmark times the CPU only"
+        + ("." if result["gpu_available"] else "; the machine of this run has no GPU either."),
         *transformer_lines(result["transformer"]),
     ]
     write_markdown(out / "lrp_speed.md", provenance, "\n".join(lines))
