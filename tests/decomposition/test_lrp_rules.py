@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from captum_text_ext import LSTMLRP
 from captum_text_ext.decomposition.lrp import EpsilonRule, sign0
+from captum_text_ext.decomposition.lrp.relevance import stabilized_quotient
 
 EPS = 1e-2  # a large stabilizer makes every stabilizer term visible
 EXACT = 1e-12
@@ -30,6 +31,21 @@ def test_sign_of_zero_is_plus_one_and_rule_validation() -> None:
         EpsilonRule(1e-3, float("inf"))
     with pytest.raises(ValueError, match=r"Expected `bias_factor` to be a number in \[0, 1\] .*, but got 2"):
         EpsilonRule(1e-3, 2)
+
+
+def test_stabilized_quotient_is_the_division_by_the_stabilized_denominator() -> None:
+    """In one buffer (no grad, same shapes) and by plain division (grad enabled, broadcast relevance) alike, exactly
+    R / (z + eps sign0(z)), with sign0(±0) = +1."""
+    z = torch.tensor([[0.0, -0.0, -2.5, 3.0], [1e-3, -1e-3, 7.0, -0.5]], dtype=torch.float64)
+    relevance = torch.tensor([[1.0, -2.0, 0.5, 4.0], [3.0, 1.0, -1.0, 2.0]], dtype=torch.float64)
+    signs = torch.tensor([[1.0, 1.0, -1.0, 1.0], [1.0, -1.0, 1.0, -1.0]], dtype=torch.float64)
+    expected = relevance / (z + EPS * signs)
+    with torch.no_grad():
+        assert torch.equal(stabilized_quotient(relevance, z, EPS), expected)
+    with torch.enable_grad():
+        assert torch.equal(stabilized_quotient(relevance, z, EPS), expected)
+    with torch.no_grad():
+        assert torch.equal(stabilized_quotient(relevance[:1], z, EPS), relevance[:1] / (z + EPS * signs))
 
 
 @DELTAS
