@@ -5,15 +5,18 @@ sentences of ``sst2:train`` with ``lstm-sst2``, run as a user runs it (a fresh p
 default batch plan), in three configurations: 1 process × 1 thread, 1 process × 2 threads (``OMP_NUM_THREADS``), and
 2 processes × 1 thread (``torchrun --nproc-per-node 2``); with a GPU, also 1 process on CUDA. The time of a run is
 the one the run records (``manifest.json``: the call of ``attribute_corpus`` on rank 0, from reading the corpus
-until every rank has written its shards; the interpreter's start-up and the model's loading are left out). The scaling efficiency is
-:math:`t_{1 \\times 1} / (2\\, t_{2 \\times 1})`; the goal is at least :data:`EFFICIENCY_GOAL`, and 2 × 1 faster than
-1 × 2.
+until every rank has written its shards; the interpreter's start-up and the model's loading are left out). A method's
+configurations run in interleaved rounds (1 × 1, 1 × 2, 2 × 1, then again): :data:`ROUNDS` rounds, or as many as fit
+in :data:`ROUND_BUDGET_SECONDS` after the first (at least one) for a method whose round takes longer; each cell is
+the median over its rounds, and the table states each cell's range. The scaling efficiency is
+:math:`t_{1 \\times 1} / (2\\, t_{2 \\times 1})` of the medians (and its range over the rounds, each round's
+1 × 1 against the same round's 2 × 1); the goal is at least :data:`EFFICIENCY_GOAL`, and 2 × 1 faster than 1 × 2.
 
 **Memory.** ``lrp`` over 10,000 and 100,000 synthetic sentences (a file of texts, read a window at a time) on 2
-processes × 1 thread: the peak resident memory of each rank (``ru_maxrss``), which should not grow with the corpus.
+processes × 1 thread: the peak resident memory of each rank (``VmHWM``), which should not grow with the corpus.
 
 ``--n N`` runs everything on a small scale (the first ``N`` training sentences, and ``N`` and ``10 N`` synthetic
-ones), to check the benchmark itself; ``--models NAME`` uses another zoo model (it must be cached: the benchmark
+ones, one round), to check the benchmark itself; ``--models NAME`` uses another zoo model (it must be cached: the benchmark
 trains nothing); ``--methods`` picks the methods. Every run writes to a temporary directory, removed afterwards.
 Results: ``corpus_speed.md`` and ``corpus_speed.json`` with the provenance. Speed is only meaningful on an otherwise
 idle machine.
@@ -24,9 +27,11 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -46,6 +51,8 @@ __all__ = [
     "EFFICIENCY_GOAL",
     "MEMORY_SIZES",
     "MODEL",
+    "ROUNDS",
+    "ROUND_BUDGET_SECONDS",
     "run_corpus_speed",
 ]
 
@@ -62,6 +69,10 @@ DATASET = "sst2:train"
 """The corpus of the throughput runs."""
 MODEL = "lstm-sst2"
 """The model, unless ``--models`` names another."""
+ROUNDS = 5
+"""Interleaved rounds of a method's configurations (the full measurement; ``--n`` runs one)."""
+ROUND_BUDGET_SECONDS = 300.0
+"""A method whose first round takes longer runs only as many more rounds as fit in this many seconds."""
 
 
 def _attribute(arguments: Sequence[str], processes: Optional[int], threads: int, work: Path) -> Dict[str, Any]:
@@ -139,15 +150,8 @@ def run_corpus_speed(
         work = Path(tmp)
         record_checkpoint(recorder, "model", checkpoint_path(model, cache_dir))
         corpus = ["--dataset", DATASET] if n is None else ["--texts", str(_sst_texts(work, n, data_root))]
-        throughput: Dict[str, Dict[str, Any]] = {}
-        for method in chosen:
-            for label, processes, threads in configurations:
-                device = ["--device", "cuda"] if label == "CUDA" else []
-                record = _attribute([*common, *corpus, "--methods", method, *device], processes, threads, work)
-                throughput.setdefault(method, {})[label] = {
-                    "seconds": record["seconds"], "examples": record["examples"],
-                    "sentences_per_second": record["examples"] / record["seconds"],
-                    "peak_memory_mb": record["peak_memory_mb"]}
+        throughput = {method: _rounds([*common, *corpus, "--methods", method], configurations, work,
+                                      ROUNDS if n is None else 1) for method in chosen}
         sizes = MEMORY_SIZES if n is None else (n, 10 * n)
         memory = {str(size): _attribute([*common, "--texts", str(_synthetic_texts(work, size)), "--methods", "lrp"],
                                         2, 1, work)["peak_memory_mb"] for size in sizes}
@@ -155,29 +159,59 @@ def run_corpus_speed(
                "throughput": throughput, "memory": {"method": "lrp", "configuration": "2 × 1",
                                                     "peak_memory_mb_per_rank": memory},
                "efficiency_goal": EFFICIENCY_GOAL, "full": n is None}
-    for rows in throughput.values():
-        rows["efficiency"] = rows["1 × 1"]["seconds"] / (2 * rows["2 × 1"]["seconds"])
-        rows["2 × 1 faster than 1 × 2"] = rows["2 × 1"]["seconds"] < rows["1 × 2"]["seconds"]
     return _write(out, recorder.provenance, results)
+
+
+def _rounds(arguments: List[str], configurations: Sequence[Tuple[str, Optional[int], int]], work: Path,
+            rounds: int) -> Dict[str, Any]:
+    """One method's configurations in interleaved rounds (module docstring): per configuration every round's
+    seconds and the median's sentences/s; the efficiency of the medians and its range over the rounds."""
+    runs: Dict[str, List[Dict[str, Any]]] = {label: [] for label, _, _ in configurations}
+    planned = rounds
+    while len(runs[configurations[0][0]]) < planned:
+        started = time.perf_counter()
+        for label, processes, threads in configurations:
+            device = ["--device", "cuda"] if label == "CUDA" else []
+            runs[label].append(_attribute([*arguments, *device], processes, threads, work))
+        if len(runs[configurations[0][0]]) == 1:
+            planned = max(1, min(rounds, 1 + int(ROUND_BUDGET_SECONDS // (time.perf_counter() - started))))
+    rows: Dict[str, Any] = {}
+    for label, records in runs.items():
+        seconds = [record["seconds"] for record in records]
+        middle = statistics.median(seconds)
+        rows[label] = {"seconds": middle, "seconds_per_round": seconds, "examples": records[0]["examples"],
+                       "sentences_per_second": records[0]["examples"] / middle,
+                       "peak_memory_mb": [max(ranks) for ranks in zip(*(r["peak_memory_mb"] for r in records))]}
+    single, double = rows["1 × 1"], rows["2 × 1"]
+    per_round = [a / (2 * b) for a, b in zip(single["seconds_per_round"], double["seconds_per_round"])]
+    rows.update({"rounds": len(per_round), "efficiency": single["seconds"] / (2 * double["seconds"]),
+                 "efficiency_range": [min(per_round), max(per_round)],
+                 "2 × 1 faster than 1 × 2": double["seconds"] < rows["1 × 2"]["seconds"]})
+    return rows
 
 
 def _write(out: Path, provenance: Provenance, results: Dict[str, Any]) -> List[str]:
     out.mkdir(parents=True, exist_ok=True)
     labels = [label for label in ("1 × 1", "1 × 2", "2 × 1", "CUDA")
               if any(label in rows for rows in results["throughput"].values())]
-    head = "| method | " + " | ".join(f"{label} (sentences/s)" for label in labels) + " | efficiency | 2×1 < 1×2 |"
-    lines = [head, "|---" * (len(labels) + 3) + "|"]
+    head = ("| method | rounds | " + " | ".join(f"{label} (sentences/s)" for label in labels)
+            + " | efficiency (range) | 2×1 < 1×2 |")
+    lines = [head, "|---" * (len(labels) + 4) + "|"]
     for method, rows in results["throughput"].items():
-        cells = [f"{rows[label]['sentences_per_second']:.1f} ({rows[label]['seconds']:.1f} s)" for label in labels]
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | {rows['efficiency']:.2f} | "
-                     f"{'yes' if rows['2 × 1 faster than 1 × 2'] else 'no'} |")
+        cells = [f"{rows[label]['sentences_per_second']:.1f} ({rows[label]['seconds']:.1f} s; "
+                 f"{min(rows[label]['seconds_per_round']):.1f}–{max(rows[label]['seconds_per_round']):.1f} s)"
+                 for label in labels]
+        low, high = rows["efficiency_range"]
+        lines.append(f"| {method} | {rows['rounds']} | " + " | ".join(cells) + f" | {rows['efficiency']:.2f} "
+                     f"({low:.2f}–{high:.2f}) | {'yes' if rows['2 × 1 faster than 1 × 2'] else 'no'} |")
     memory = results["memory"]["peak_memory_mb_per_rank"]
     scale = "" if results["full"] else " (a small-scale check, not the measurement: --n)"
     body = "\n".join([
         f"# captum-text-ext attribute: throughput and memory{scale}",
         "",
         f"{results['model']} on {results['dataset']}; configurations are processes × threads per process; the time "
-        "is the run's own (manifest.json). Efficiency: t(1×1) / (2 t(2×1)); goal "
+        "is the run's own (manifest.json). Each cell: the median over interleaved rounds (its time, and the range "
+        "of the rounds' times). Efficiency: t(1×1) / (2 t(2×1)) of the medians, and its range over the rounds; goal "
         f">= {results['efficiency_goal']}.",
         "",
         *lines,

@@ -1,9 +1,9 @@
 """Attribute a whole corpus with several methods, on one process or many, resumably: :func:`attribute_corpus`.
 
-The corpus is cut into windows (:mod:`~captum_text_ext.corpus.plan`), one shard each; rank 0 checks the settings,
-writes the manifest and finds the shards still missing, which are dealt out to the ranks; each rank attributes its
-windows batch by batch and writes each shard atomically; rank 0 then checks every shard, writes the index and marks
-the run complete (:mod:`~captum_text_ext.corpus.storage`). A run killed at any moment is resumed with
+The corpus is cut into windows (:mod:`~captum_text_ext.corpus.plan`), one shard each; every rank probes the methods
+on the first example (a method that does not apply fails there), then rank 0 checks the settings, writes the manifest
+and finds the shards still missing, which are dealt out to the ranks; each rank attributes its windows batch by batch
+and writes each shard atomically; rank 0 then checks every shard, writes the index and marks the run complete (:mod:`~captum_text_ext.corpus.storage`). A run killed at any moment is resumed with
 ``resume=True`` at the same or another world size: the shards already written are kept, never recomputed.
 
 What a run does with odd examples (the manifest lists each): an empty text, or one that tokenizes to nothing, is
@@ -210,9 +210,9 @@ def attribute_corpus(
             "token_budget": budget,
         }
         digest = _sha256(settings)
-        plan = ranks.share(lambda: _prepare(out, settings, digest, scan, resume, ranks.world_size, corpus, job,
-                                            class_names, command, model_record))
-        job = dataclasses.replace(job, classes=plan["classes"])
+        job = dataclasses.replace(job, classes=_probe(job, corpus.window(0, window)))
+        plan = ranks.share(lambda: _prepare(out, settings, digest, scan, resume, ranks.world_size, class_names,
+                                            command, model_record))
         mine = deal(plan["missing"], ranks.rank, ranks.world_size)
         header = {"config": digest, "attempt": str(plan["attempt"]), "rank": str(ranks.rank),
                   "world_size": str(ranks.world_size)}
@@ -248,10 +248,10 @@ def _settings_differences(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]
 
 
 def _prepare(out: Path, settings: Dict[str, Any], digest: str, scan: CorpusScan, resume: bool, world_size: int,
-             corpus: Any, job: _Job, class_names: Optional[Sequence[str]], command: Optional[str],
+             class_names: Optional[Sequence[str]], command: Optional[str],
              model_record: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
-    """Rank 0: check the directory and the settings, probe every method, write the manifest; returns the attempt's
-    number, the missing windows and the model's number of classes."""
+    """Rank 0, once every rank has probed the methods: check the directory and the settings, write the manifest;
+    returns the attempt's number and the missing windows."""
     manifest_path = out / storage.MANIFEST
     attempts: List[Dict[str, Any]] = []
     if manifest_path.is_file():
@@ -267,9 +267,6 @@ def _prepare(out: Path, settings: Dict[str, Any], digest: str, scan: CorpusScan,
     elif out.exists() and any(out.iterdir()):
         raise ValueError(f"{out} is not empty and holds no run (no {storage.MANIFEST}); choose an empty or new "
                          "output directory")
-    classes = _probe(job, corpus.window(0, settings["window"]))
-    if isinstance(job.target, int) and not 0 <= job.target < classes:
-        raise ValueError(f"Expected `target` in [0, {classes}) (the model's classes), but got {job.target}")
     missing = [k for k in range(len(scan.window_hashes)) if not _shard_is_valid(out, k, digest, scan)]
     attempts.append({"attempt": len(attempts) + 1, "world_size": world_size, "command": command,
                      "started_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
@@ -284,12 +281,14 @@ def _prepare(out: Path, settings: Dict[str, Any], digest: str, scan: CorpusScan,
         "attempts": attempts,
         "skipped_lines": scan.skipped,
     })
-    return {"attempt": len(attempts), "missing": missing, "classes": classes}
+    return {"attempt": len(attempts), "missing": missing}
 
 
 def _probe(job: _Job, items: List[CorpusItem]) -> int:
     """Run every method on the first example of the first window that has words (nothing is written yet): a method
-    that does not apply raises here, naming itself. Returns the model's number of classes."""
+    that does not apply raises here, naming itself, as does a class ``target`` the model does not have. Every rank
+    probes at once (the probe also pays each rank's first-call costs, so no rank waits for another's); all reach the
+    same verdict, since they run the same model on the same example. Returns the model's number of classes."""
     words = next((w for w in (_words(job, item) for item in items) if w), [job.vocabulary.unk_token or ""])
     encoded = encode_texts(job.vocabulary, [words], job.limit)
     ids, lengths = encoded.token_ids.to(job.device), encoded.lengths.to(job.device)
@@ -307,6 +306,8 @@ def _probe(job: _Job, items: List[CorpusItem]) -> int:
             reason = str(unsupported)
         if reason is not None:
             raise ValueError(f"The method {key!r} does not apply to this model: {reason}")
+    if isinstance(job.target, int) and not 0 <= job.target < classes:
+        raise ValueError(f"Expected `target` in [0, {classes}) (the model's classes), but got {job.target}")
     return classes
 
 
