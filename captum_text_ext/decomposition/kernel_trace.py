@@ -29,7 +29,7 @@ Examples:
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -46,7 +46,7 @@ from captum_text_ext.decomposition.cells import (
     unroll,
 )
 
-__all__ = ["kernel_unroll"]
+__all__ = ["kernel_direction_traces", "kernel_unroll"]
 
 
 def _affine(x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
@@ -238,9 +238,44 @@ def kernel_unroll(
         ValueError: as :func:`~captum_text_ext.decomposition.cells.unroll`.
     """
     _check_inputs(spec, inputs, c0)
+    if inputs.shape[0] == 0 or inputs.shape[1] == 0:
+        return unroll(spec, inputs, lengths, h0, c0)
+    layers: List[List[DirectionTrace]] = [[] for _ in range(spec.num_layers)]
+    outputs = inputs
+    for trace, outputs in kernel_direction_traces(spec, inputs, lengths, h0, c0, lean):
+        layers[trace.layer].append(trace)
+    directions = [trace for layer in layers for trace in layer]
+    c_n = [trace.c_n for trace in directions if trace.c_n is not None]
+    return RecurrentTrace(
+        spec=spec,
+        lengths=_check_lengths(lengths, inputs.shape[0], inputs.shape[1], inputs.device),
+        outputs=outputs,
+        h_n=torch.stack([trace.h_n for trace in directions]),
+        c_n=torch.stack(c_n) if c_n else None,
+        layers=layers,
+    )
+
+
+def kernel_direction_traces(
+    spec: RecurrentSpec,
+    inputs: Tensor,
+    lengths: Optional[Tensor] = None,
+    h0: Optional[Tensor] = None,
+    c0: Optional[Tensor] = None,
+    lean: bool = False,
+) -> Iterator[Tuple[DirectionTrace, Tensor]]:
+    """The traces of :func:`kernel_unroll` one direction at a time, layer by layer, each with its layer's outputs
+    :math:`(T, B, D S)` (the last one yielded are the module's outputs): a caller that keeps only what it needs of
+    each trace holds one direction's trace at a time, not the whole run's. Same arguments and errors as
+    :func:`kernel_unroll`; the arguments are checked before the first trace is computed."""
+    _check_inputs(spec, inputs, c0)
     steps, batch = inputs.shape[:2]
     if steps == 0 or batch == 0:
-        return unroll(spec, inputs, lengths, h0, c0)
+        trace = unroll(spec, inputs, lengths, h0, c0)
+        for layer in trace.layers:
+            layer_outputs = torch.cat([direction.h for direction in layer], dim=-1)
+            yield from ((direction, layer_outputs) for direction in layer)
+        return
     full = _check_lengths(lengths, steps, batch, inputs.device)
     h0_full = _initial_state(h0, spec, batch, inputs, "h0")
     c0_full = _initial_state(c0, spec, batch, inputs, "c0") if spec.cell == "lstm" else None
@@ -248,9 +283,6 @@ def kernel_unroll(
     ragged = bool((full < steps).any())
     indices = [_previous_index(full, steps, d) if ragged else None for d in range(spec.num_directions)]
     layer_input = inputs
-    layers: List[List[DirectionTrace]] = []
-    h_n: List[Tensor] = []
-    c_n: List[Tensor] = []
     size = spec.state_size
     for k in range(spec.num_layers):
         rows = slice(k * spec.num_directions, (k + 1) * spec.num_directions)
@@ -259,22 +291,9 @@ def kernel_unroll(
             out, h_n_k = _run_ragged(spec, k, layer_input, full, h0_full[rows], c0_k)
         else:
             out, h_n_k = _run_kernel(spec.cell, spec.weights[rows], layer_input, h0_full[rows], c0_k)
-        traces = [
-            _direction_trace(
+        for d in range(spec.num_directions):
+            yield _direction_trace(
                 spec.cell_weights(k, d), k, d, layer_input, active, out[..., d * size : (d + 1) * size], indices[d],
                 h0_full[rows][d], None if c0_k is None else c0_k[d], h_n_k[d], lean,
-            )
-            for d in range(spec.num_directions)
-        ]
-        layers.append(traces)
-        h_n += list(h_n_k.unbind(0))
-        c_n += [trace.c_n for trace in traces if trace.c_n is not None]
+            ), out
         layer_input = out
-    return RecurrentTrace(
-        spec=spec,
-        lengths=full,
-        outputs=layer_input,
-        h_n=torch.stack(h_n),
-        c_n=torch.stack(c_n) if c_n else None,
-        layers=layers,
-    )

@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from captum_text_ext import LSTMLRP
-from captum_text_ext.decomposition.kernel_trace import kernel_unroll
+from captum_text_ext.decomposition.lrp.recurrent import direction_walk
 from captum_text_ext.models import LSTMClassifier
 from captum_text_ext.datasets.arras_lrp import arras_lrp_to_torch, load_arras_lrp_model
 
@@ -347,22 +347,26 @@ def test_cuda_eval_mode_model_matches_cpu() -> None:
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_a_call_frees_the_recurrent_trace(cell: str, monkeypatch) -> None:
-    """The recurrent rule's autograd node keeps the forward trace for its backward; the tensors it returns must not
-    be (or be the base of) the trace's, or node -> trace -> output -> node is a cycle no collection frees (the trace
-    of every call leaked, about 14 MB per call at 64 x 40)."""
+    """The recurrent rule keeps of each direction's forward trace only the ratios its backward walk reads: every
+    trace is freed before the call ends (kept, it would double the call's memory), and so are the ratios after it
+    (the tensors the rule returns must not be, or be the base of, tensors its autograd node keeps, or node ->
+    ratios -> output -> node is a cycle no collection frees: the trace of every call once leaked, about 14 MB per
+    call at 64 x 40)."""
     from captum_text_ext.decomposition.lrp import recurrent
 
-    traces = []
+    traces, walks = [], []
 
-    def recording_unroll(*args: Any, **kwargs: Any) -> Any:
-        trace = kernel_unroll(*args, **kwargs)
+    def recording_walk(trace: Any, rule: Any) -> Any:
+        walk = direction_walk(trace, rule)
         traces.append(weakref.ref(trace))
-        return trace
+        walks.append(weakref.ref(walk))
+        return walk
 
-    monkeypatch.setattr(recurrent, "kernel_unroll", recording_unroll)
+    monkeypatch.setattr(recurrent, "direction_walk", recording_walk)
     torch.manual_seed(0)
     model = LSTMClassifier(12, embedding_dim=3, hidden_size=4, num_classes=2, cell=cell, pooling="max").eval()
     embeddings = model.embedding(torch.tensor([[2, 3, 4], [5, 6, 7]])).detach()
     LSTMLRP(model.forward_embeddings).attribute(embeddings, target=1)
+    assert len(traces) == 2 and all(trace() is None for trace in traces)  # no collection needed: nothing kept them
     gc.collect()
-    assert len(traces) == 1 and traces[0]() is None
+    assert len(walks) == 2 and all(walk() is None for walk in walks)

@@ -3,22 +3,36 @@ r"""LRP through LSTM and GRU layers: the backward walk over the unrolled cells o
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
-from captum_text_ext.decomposition.cells import DirectionTrace, FusedRecurrentCall, RecurrentTrace
-from captum_text_ext.decomposition.kernel_trace import kernel_unroll
+from captum_text_ext.decomposition.cells import (
+    CellWeights,
+    DirectionTrace,
+    FusedRecurrentCall,
+    RecurrentSpec,
+    RecurrentTrace,
+)
+from captum_text_ext.decomposition.kernel_trace import kernel_direction_traces
 from captum_text_ext.decomposition.guard import RANDOM_REASON, Handler, is_tracked
-from captum_text_ext.decomposition.lrp.relevance import EpsilonRule, LRPRun, stabilized
+from captum_text_ext.decomposition.lrp.relevance import EpsilonRule, LRPRun, sign0, stabilized
 
 __all__ = [
+    "DirectionWalk",
     "RecurrentLRP",
+    "direction_walk",
     "gru_direction_relevance",
+    "gru_walk",
     "lstm_direction_relevance",
+    "lstm_walk",
     "recurrent_relevance",
     "recurrent_rule",
+    "walk_gru",
+    "walk_lstm",
+    "walks_relevance",
 ]
 
 
@@ -38,31 +52,37 @@ def _cell_sum_ratios(
     with ``"layer"`` (Arras et al.'s released code: ``lrp_linear`` over an identity matrix with all :math:`2H`
     inputs) every unit gets :math:`\rho = \sum_j V_j R_{z_j}` with
     :math:`V = \delta\,\epsilon\,\mathrm{sign}(z) / \big(2H\,(z + \epsilon\,\mathrm{sign}(z))\big)`, returned as the
-    third value (``None`` when :math:`\rho = 0`).
+    third value (``None`` when :math:`\rho = 0`). ``first`` and ``second`` (:math:`u, v`) are overwritten with
+    :math:`A, B` (the caller passes products made for the purpose: no third buffer at the walk's memory peak).
     """
     denominator, sign = stabilized(out, rule.epsilon)
     if rule.bias_factor == 0:
-        return first / denominator, second / denominator, None
+        return first.div_(denominator), second.div_(denominator), None
     if rule.cell_stabilizer == "unit":
-        share = rule.bias_factor * rule.epsilon / 2 * sign
-        return (first + share) / denominator, (second + share) / denominator, None
-    per_unit = rule.bias_factor * rule.epsilon / (2 * out.shape[-1]) * sign / denominator
-    return first / denominator, second / denominator, per_unit
+        share = sign.mul_(rule.bias_factor * rule.epsilon / 2)
+        return first.add_(share).div_(denominator), second.add_(share).div_(denominator), None
+    per_unit = sign.mul_(rule.bias_factor * rule.epsilon / (2 * out.shape[-1])).div_(denominator)
+    return first.div_(denominator), second.div_(denominator), per_unit
 
 
 def _epsilon_ratios(
-    z: Tensor, bias: Optional[Tensor], fan_in: int, rule: EpsilonRule
+    z: Tensor, bias: Optional[Tensor], fan_in: int, rule: EpsilonRule, overwrite: bool = False
 ) -> Tuple[Tensor, Optional[Tensor]]:
     r"""The ε-rule's per-output factors of a weighted connection :math:`z_j = \sum_i a_i w_{ij} + b_j` for all steps
     at once: :math:`1 / (z_j + \epsilon\,\mathrm{sign}(z_j))` and the bias-and-stabilizer weight
     :math:`\delta\,(b_j + \epsilon\,\mathrm{sign}(z_j)) / N` (``None`` when :math:`\delta = 0`), so that with
     :math:`q = R_z / (z + \epsilon\,\mathrm{sign}(z))` each input gets
-    :math:`R_i = a_i (W q)_i + \sum_j \delta\,(b_j + \epsilon\,\mathrm{sign}(z_j))\,q_j / N`."""
-    denominator, sign = stabilized(z, rule.epsilon)
+    :math:`R_i = a_i (W q)_i + \sum_j \delta\,(b_j + \epsilon\,\mathrm{sign}(z_j))\,q_j / N`. With ``overwrite``
+    the first factor is computed in ``z``'s own buffer (a tensor made for the purpose)."""
+    if overwrite:
+        sign = sign0(z)
+        denominator = z.add_(sign, alpha=rule.epsilon)
+    else:
+        denominator, sign = stabilized(z, rule.epsilon)
     if rule.bias_factor == 0:
-        return 1 / denominator, None
-    spread = rule.epsilon * sign if bias is None else bias + rule.epsilon * sign
-    return 1 / denominator, rule.bias_factor / fan_in * spread
+        return denominator.reciprocal_(), None
+    spread = sign.mul_(rule.epsilon) if bias is None else sign.mul_(rule.epsilon).add_(bias)
+    return denominator.reciprocal_(), spread.mul_(rule.bias_factor / fan_in)
 
 
 def _row_dot(weight: Optional[Tensor], values: Tensor) -> Optional[Tensor]:
@@ -70,108 +90,15 @@ def _row_dot(weight: Optional[Tensor], values: Tensor) -> Optional[Tensor]:
     return None if weight is None else (weight * values).sum(-1, keepdim=True)
 
 
-def _at_real_steps(trace: DirectionTrace, values: Tensor) -> Tensor:
+def _at_real_steps(active: Tensor, values: Tensor) -> Tensor:
     """``values`` of shape :math:`(T, B, \\ldots)` with 0 at padding (``values`` itself when no column has padding)."""
-    if trace.active.all():
+    if active.all():
         return values
-    return torch.where(trace.active.unsqueeze(-1), values, torch.zeros_like(values))
-
-
-def _masked_outputs(trace: DirectionTrace, r_out: Tensor) -> Tuple[Optional[Tensor], List[bool]]:
-    """The output relevance, 0 at padding (``None`` when it is 0 everywhere: a head on :math:`h_n` alone), and for
-    each step whether every column is active there (no masking needed)."""
-    masked = _at_real_steps(trace, r_out)
-    all_active: List[bool] = trace.active.all(dim=1).tolist()
-    return (masked if bool(masked.any()) else None), all_active
+    return torch.where(active.unsqueeze(-1), values, torch.zeros_like(values))
 
 
 def _per_step(tensor: Optional[Tensor], steps: int) -> List[Optional[Tensor]]:
     return [None] * steps if tensor is None else list(tensor.unbind(0))
-
-
-def _stack_in_time(trace: DirectionTrace, walked: List[Tensor], empty: Tensor) -> Tensor:
-    """The per-step tensors of a backward walk (collected in reverse reading order) stacked in time order."""
-    if not walked:
-        return empty
-    return torch.stack(walked[::-1] if trace.direction == 0 else walked)
-
-
-def lstm_direction_relevance(
-    trace: DirectionTrace, r_out: Tensor, r_h: Tensor, r_c: Tensor, rule: EpsilonRule
-) -> Tuple[Tensor, Tensor, Tensor]:
-    r"""LRP backwards through one direction of one LSTM layer (equations in the module docstring).
-
-    Every ratio the walk needs is computed for all steps at once before it (:func:`_cell_sum_ratios` for
-    :math:`c_t`, :func:`_epsilon_ratios` for :math:`z^g_t`), so each step is a few element-wise ops and one matmul:
-
-    .. math::
-        R_{c_t} = R_c + R_{h_t}, \quad q_t = \frac{B_t}{z^g_t + \epsilon\,\mathrm{sign}(z^g_t)} \odot R_{c_t}, \quad
-        R_{c_{t-1}} = A_t \odot R_{c_t}, \quad
-        R_{h_{t-1}} = h_{t-1} \odot W_{hg}^\top q_t + \textstyle\sum_j S_{t,j}\, q_{t,j}
-
-    with :math:`S = \delta\,(b_g + \epsilon\,\mathrm{sign}(z^g))/(E + H)`; finally
-    :math:`R_{x_t} = x_t \odot W_{ig}^\top q_t + \sum_j S_{t,j}\, q_{t,j}` for all steps in one matmul.
-
-    Args:
-        trace: the direction's :class:`~captum_text_ext.decomposition.cells.DirectionTrace`.
-        r_out: :math:`(T, B, S)` relevance of the direction's outputs (ignored at padding).
-        r_h: :math:`(B, S)` relevance of the final hidden state :math:`h_n`.
-        r_c: :math:`(B, H)` relevance of the final cell state :math:`c_n`.
-        rule: :math:`\epsilon, \delta` and where the cell sum's stabilizer share goes.
-
-    Returns:
-        ``(R_x (T, B, E), R_h0 (B, S), R_c0 (B, H))``.
-    """
-    assert trace.c is not None and trace.c_prev is not None
-    weights = trace.weights
-    w_x, w_h, _, _ = weights.gate("g")
-    hidden = weights.hidden_size
-    steps = trace.inputs.shape[0]
-    gates = trace.gates
-    to_c_prev, to_g, per_unit = _cell_sum_ratios(trace.c, gates["f"] * trace.c_prev, gates["i"] * gates["g"], rule)
-    inv_g, share_g = _epsilon_ratios(
-        trace.pre[..., 2 * hidden : 3 * hidden], weights.gate_bias("g"), weights.input_size + weights.state_size, rule
-    )
-    # q_t = to_q ⊙ R_{c_t} (+ ρ_t / den_g); 0 at padding, so padded steps send nothing to x_t.
-    active = trace.active.unsqueeze(-1)
-    to_q = _at_real_steps(trace, to_g * inv_g)
-    rho_q = None if per_unit is None else _at_real_steps(trace, inv_g)
-    projection = _projection_ratios(trace, rule)
-    masked_out, all_active = _masked_outputs(trace, r_out)
-    outs, shares, rhos, rho_qs = (_per_step(t, steps) for t in (masked_out, share_g, per_unit, rho_q))
-    proj_m, proj_inv, proj_share = (_per_step(t, steps) for t in projection)
-    to_c_prevs, to_qs, h_prevs, actives = to_c_prev.unbind(0), to_q.unbind(0), trace.h_prev.unbind(0), active.unbind(0)
-    q_steps: List[Tensor] = []
-    for t in reversed(trace.reading_order()):
-        out_t, active_t = outs[t], actives[t]
-        r_ht = r_h if out_t is None else r_h + out_t
-        m_t, inv_t = proj_m[t], proj_inv[t]
-        if m_t is not None and inv_t is not None:
-            assert weights.weight_hr is not None
-            spread_h = _row_dot(proj_share[t], r_ht)
-            r_ht = m_t * ((r_ht * inv_t) @ weights.weight_hr)
-            r_ht = r_ht if spread_h is None else r_ht + spread_h
-        r_ct = r_c + r_ht
-        q = to_qs[t] * r_ct
-        r_c_prev = to_c_prevs[t] * r_ct
-        rho_t = _row_dot(rhos[t], r_ct)
-        rho_q_t = rho_qs[t]
-        if rho_t is not None and rho_q_t is not None:
-            q = q + rho_q_t * rho_t
-            r_c_prev = r_c_prev + rho_t
-        r_h_prev = h_prevs[t] * (q @ w_h)
-        share = _row_dot(shares[t], q)
-        if share is not None:
-            r_h_prev = r_h_prev + share
-        q_steps.append(q)
-        if all_active[t]:
-            r_h, r_c = r_h_prev, r_c_prev
-        else:
-            r_h, r_c = torch.where(active_t, r_h_prev, r_h), torch.where(active_t, r_c_prev, r_c)
-    q_all = _stack_in_time(trace, q_steps, to_q)
-    r_x = trace.inputs * (q_all @ w_x)
-    share_x = _row_dot(share_g, q_all)
-    return (r_x if share_x is None else r_x + share_x), r_h, r_c
 
 
 def _projection_ratios(
@@ -195,12 +122,232 @@ def _projection_ratios(
     return m, inverse, rule.bias_factor * rule.epsilon / weights.hidden_size * sign * inverse
 
 
+@dataclass(frozen=True)
+class DirectionWalk:
+    r"""What the backward walk through one direction of one layer reads: the ratios of every step, computed from the
+    forward trace at once (:func:`lstm_walk`, :func:`gru_walk`), so the trace itself need not be kept.
+
+    Each step, in reverse reading order, with :math:`R_t` the relevance of the gated sum (the LSTM's :math:`c_t`,
+    :math:`R_t = R_{c_t} + R_{h_t}`; the GRU's :math:`h_t`) and :math:`\rho_t = \sum_j V_{t,j} R_{t,j}` the
+    layer-wide stabilizer share (``cell_stabilizer="layer"``, else 0): :math:`q_t = Q_t \odot R_t + \rho^q_t
+    \rho_t`, :math:`u_t = q_t` (LSTM) or :math:`U_t \odot q_t` (GRU); the sum's carried input (:math:`c_{t-1}`, the
+    GRU's :math:`h_{t-1}`) gets :math:`C_t \odot R_t + \rho_t`, and :math:`h_{t-1}` gets
+    :math:`h_{t-1} \odot W_h^\top u_t + \sum_j S_{t,j} u_{t,j}` (for the GRU in addition). Then
+    :math:`R_{x_t} = x_t \odot W_x^\top q_t + \sum_j S^x_{t,j} q_{t,j}` for all steps in one matmul.
+
+    Attributes:
+        cell: ``"lstm"`` or ``"gru"``.
+        direction: 0 (reads :math:`0 \dots L-1`) or 1.
+        weights: the layer-direction's weights.
+        inputs: :math:`(T, B, E)` the layer's input.
+        active: :math:`(T, B)` bool, True at real steps.
+        h_prev: :math:`(T, B, S)` the hidden state before each step.
+        to_q: :math:`Q`, 0 at padding.
+        carry: :math:`C` (the LSTM's :math:`A` to :math:`c_{t-1}`, the GRU's :math:`A` to :math:`h_{t-1}` directly).
+        to_u: the GRU's :math:`U` (``None`` for the LSTM).
+        per_unit: :math:`V` (``None`` when :math:`\rho = 0`).
+        rho_q: :math:`\rho^q`, 0 at padding (``None`` when :math:`\rho = 0`).
+        share: :math:`S` (``None`` when :math:`\delta = 0`).
+        share_x: :math:`S^x` (``None`` when :math:`\delta = 0`).
+        projection: for ``nn.LSTM(proj_size > 0)``, :func:`_projection_ratios` (``(None, None, None)`` without).
+    """
+
+    cell: str
+    direction: int
+    weights: CellWeights
+    inputs: Tensor
+    active: Tensor
+    h_prev: Tensor
+    to_q: Tensor
+    carry: Tensor
+    to_u: Optional[Tensor]
+    per_unit: Optional[Tensor]
+    rho_q: Optional[Tensor]
+    share: Optional[Tensor]
+    share_x: Optional[Tensor]
+    projection: Tuple[Optional[Tensor], Optional[Tensor], Optional[Tensor]]
+
+    def reading_order(self) -> range:
+        """The time indices in the order this direction processes them (padding steps included)."""
+        steps = self.inputs.shape[0]
+        return range(steps) if self.direction == 0 else range(steps - 1, -1, -1)
+
+
+def lstm_walk(trace: DirectionTrace, rule: EpsilonRule) -> DirectionWalk:
+    r"""The ratios of :func:`lstm_direction_relevance` for all steps of one LSTM direction:
+    :math:`C = A` and :math:`Q = B / (z^g + \epsilon\,\mathrm{sign}(z^g))` of the cell sum
+    :math:`c_t = f_t \odot c_{t-1} + i_t \odot g_t` (:func:`_cell_sum_ratios`, :func:`_epsilon_ratios`),
+    :math:`S = S^x = \delta\,(b_g + \epsilon\,\mathrm{sign}(z^g))/(E + H)`."""
+    assert trace.c is not None and trace.c_prev is not None
+    weights = trace.weights
+    hidden = weights.hidden_size
+    gates = trace.gates
+    to_c_prev, to_g, per_unit = _cell_sum_ratios(trace.c, gates["f"] * trace.c_prev, gates["i"] * gates["g"], rule)
+    inv_g, share_g = _epsilon_ratios(
+        trace.pre[..., 2 * hidden : 3 * hidden], weights.gate_bias("g"), weights.input_size + weights.state_size, rule
+    )
+    to_q = _at_real_steps(trace.active, to_g.mul_(inv_g))  # q_t = 0 at padding: padded steps send nothing to x_t
+    rho_q = None if per_unit is None else _at_real_steps(trace.active, inv_g)
+    return DirectionWalk("lstm", trace.direction, weights, trace.inputs, trace.active, trace.h_prev, to_q, to_c_prev,
+                         None, per_unit, rho_q, share_g, share_g, _projection_ratios(trace, rule))
+
+
+def gru_walk(trace: DirectionTrace, rule: EpsilonRule) -> DirectionWalk:
+    r"""The ratios of :func:`gru_direction_relevance` for all steps of one GRU direction: :math:`C = A` and
+    :math:`Q = B / (a + \epsilon\,\mathrm{sign}(a))` of :math:`h_t = z_t \odot h_{t-1} + (1 - z_t) \odot n_t`
+    (:func:`_cell_sum_ratios`), :math:`U = (p + \delta\,(b_{in} + \epsilon\,\mathrm{sign}(a))/(E + 1)) /
+    (m + \epsilon\,\mathrm{sign}(m))`, :math:`S = \delta\,(b_{hn} + \epsilon\,\mathrm{sign}(m))/H`,
+    :math:`S^x = \delta\,(b_{in} + \epsilon\,\mathrm{sign}(a))/(E + 1)`."""
+    assert trace.pre_h is not None
+    _, _, b_x, b_h = trace.weights.gate("n")
+    hidden = trace.weights.hidden_size
+    gates = trace.gates
+    kept = gates["z"] * trace.h_prev
+    direct, new, per_unit = _cell_sum_ratios(trace.h, kept, torch.sub(1, gates["z"]).mul_(gates["n"]), rule)
+    m = trace.pre_h[..., 2 * hidden :]
+    p = gates["r"] * m
+    inv_a, share_a = _epsilon_ratios(trace.pre[..., 2 * hidden :] + p, b_x, trace.weights.input_size + 1, rule,
+                                     overwrite=True)
+    inv_m, share_m = _epsilon_ratios(m, b_h, hidden, rule)
+    inv_a = _at_real_steps(trace.active, inv_a)  # q_t = 0 at padding
+    to_u = (p if share_a is None else p + share_a).mul_(inv_m)
+    rho_q = None if per_unit is None else inv_a
+    return DirectionWalk("gru", trace.direction, trace.weights, trace.inputs, trace.active, trace.h_prev,
+                         new.mul_(inv_a), direct, to_u, per_unit, rho_q, share_m, share_a, (None, None, None))
+
+
+def direction_walk(trace: DirectionTrace, rule: EpsilonRule) -> DirectionWalk:
+    """:func:`lstm_walk` or :func:`gru_walk`, by the trace's cell."""
+    return lstm_walk(trace, rule) if trace.cell == "lstm" else gru_walk(trace, rule)
+
+
+def _step_views(
+    walk: DirectionWalk, r_out: Tensor
+) -> Tuple[List[Optional[Tensor]], List[bool], Tuple[Tensor, ...]]:
+    """Per step: the output relevance, 0 at padding (all ``None`` when it is 0 everywhere: a head on :math:`h_n`
+    alone); whether every column is active (no masking needed); the active mask."""
+    steps = walk.inputs.shape[0]
+    masked = _at_real_steps(walk.active, r_out)
+    all_active: List[bool] = walk.active.all(dim=1).tolist()
+    return _per_step(masked if bool(masked.any()) else None, steps), all_active, walk.active.unsqueeze(-1).unbind(0)
+
+
+def _input_relevance(walk: DirectionWalk, q_steps: List[Tensor], w_x: Tensor) -> Tensor:
+    r""":math:`R_{x_t} = x_t \odot W_x^\top q_t + \sum_j S^x_{t,j} q_{t,j}` for all steps in one matmul (the
+    :math:`q_t` collected in reverse reading order)."""
+    if not q_steps:
+        q_all = walk.to_q
+    else:
+        q_all = torch.stack(q_steps[::-1] if walk.direction == 0 else q_steps)
+    r_x = walk.inputs * (q_all @ w_x)
+    share_x = _row_dot(walk.share_x, q_all)
+    return r_x if share_x is None else r_x + share_x
+
+
+def walk_lstm(walk: DirectionWalk, r_out: Tensor, r_h: Tensor, r_c: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    r"""LRP backwards through one LSTM direction from its ratios (:func:`lstm_walk`; the steps in
+    :func:`lstm_direction_relevance`). Returns ``(R_x (T, B, E), R_h0 (B, S), R_c0 (B, H))``."""
+    weights = walk.weights
+    w_x, w_h, _, _ = weights.gate("g")
+    steps = walk.inputs.shape[0]
+    outs, all_active, actives = _step_views(walk, r_out)
+    shares, rhos, rho_qs = (_per_step(t, steps) for t in (walk.share, walk.per_unit, walk.rho_q))
+    proj_m, proj_inv, proj_share = (_per_step(t, steps) for t in walk.projection)
+    to_c_prevs, to_qs, h_prevs = walk.carry.unbind(0), walk.to_q.unbind(0), walk.h_prev.unbind(0)
+    q_steps: List[Tensor] = []
+    for t in reversed(walk.reading_order()):
+        out_t = outs[t]
+        r_ht = r_h if out_t is None else r_h + out_t
+        m_t, inv_t = proj_m[t], proj_inv[t]
+        if m_t is not None and inv_t is not None:
+            assert weights.weight_hr is not None
+            spread_h = _row_dot(proj_share[t], r_ht)
+            r_ht = m_t * ((r_ht * inv_t) @ weights.weight_hr)
+            r_ht = r_ht if spread_h is None else r_ht + spread_h
+        r_ct = r_c + r_ht
+        q = to_qs[t] * r_ct
+        r_c_prev = to_c_prevs[t] * r_ct
+        rho_t = _row_dot(rhos[t], r_ct)
+        rho_q_t = rho_qs[t]
+        if rho_t is not None and rho_q_t is not None:
+            q = q + rho_q_t * rho_t
+            r_c_prev = r_c_prev + rho_t
+        r_h_prev = h_prevs[t] * (q @ w_h)
+        share = _row_dot(shares[t], q)
+        if share is not None:
+            r_h_prev = r_h_prev + share
+        q_steps.append(q)
+        if all_active[t]:
+            r_h, r_c = r_h_prev, r_c_prev
+        else:
+            r_h, r_c = torch.where(actives[t], r_h_prev, r_h), torch.where(actives[t], r_c_prev, r_c)
+    return _input_relevance(walk, q_steps, w_x), r_h, r_c
+
+
+def walk_gru(walk: DirectionWalk, r_out: Tensor, r_h: Tensor) -> Tuple[Tensor, Tensor]:
+    r"""LRP backwards through one GRU direction from its ratios (:func:`gru_walk`; the steps in
+    :func:`gru_direction_relevance`). Returns ``(R_x (T, B, E), R_h0 (B, H))``."""
+    assert walk.to_u is not None
+    w_x, w_h, _, _ = walk.weights.gate("n")
+    steps = walk.inputs.shape[0]
+    outs, all_active, actives = _step_views(walk, r_out)
+    shares, rhos, rho_qs = (_per_step(t, steps) for t in (walk.share, walk.per_unit, walk.rho_q))
+    directs, to_qs, to_us = walk.carry.unbind(0), walk.to_q.unbind(0), walk.to_u.unbind(0)
+    h_prevs = walk.h_prev.unbind(0)
+    q_steps: List[Tensor] = []
+    for t in reversed(walk.reading_order()):
+        out_t = outs[t]
+        r_ht = r_h if out_t is None else r_h + out_t
+        q, r_direct = to_qs[t] * r_ht, directs[t] * r_ht
+        rho_t = _row_dot(rhos[t], r_ht)
+        rho_q_t = rho_qs[t]
+        if rho_t is not None and rho_q_t is not None:
+            q, r_direct = q + rho_q_t * rho_t, r_direct + rho_t
+        u = to_us[t] * q
+        r_h_prev = r_direct + h_prevs[t] * (u @ w_h)
+        share = _row_dot(shares[t], u)
+        if share is not None:
+            r_h_prev = r_h_prev + share
+        q_steps.append(q)
+        r_h = r_h_prev if all_active[t] else torch.where(actives[t], r_h_prev, r_h)
+    return _input_relevance(walk, q_steps, w_x), r_h
+
+
+def lstm_direction_relevance(
+    trace: DirectionTrace, r_out: Tensor, r_h: Tensor, r_c: Tensor, rule: EpsilonRule
+) -> Tuple[Tensor, Tensor, Tensor]:
+    r"""LRP backwards through one direction of one LSTM layer (equations in the module docstring).
+
+    Every ratio the walk needs is computed for all steps at once before it (:func:`lstm_walk`), so each step is a
+    few element-wise ops and one matmul:
+
+    .. math::
+        R_{c_t} = R_c + R_{h_t}, \quad q_t = \frac{B_t}{z^g_t + \epsilon\,\mathrm{sign}(z^g_t)} \odot R_{c_t}, \quad
+        R_{c_{t-1}} = A_t \odot R_{c_t}, \quad
+        R_{h_{t-1}} = h_{t-1} \odot W_{hg}^\top q_t + \textstyle\sum_j S_{t,j}\, q_{t,j}
+
+    with :math:`S = \delta\,(b_g + \epsilon\,\mathrm{sign}(z^g))/(E + H)`; finally
+    :math:`R_{x_t} = x_t \odot W_{ig}^\top q_t + \sum_j S_{t,j}\, q_{t,j}` for all steps in one matmul.
+
+    Args:
+        trace: the direction's :class:`~captum_text_ext.decomposition.cells.DirectionTrace`.
+        r_out: :math:`(T, B, S)` relevance of the direction's outputs (ignored at padding).
+        r_h: :math:`(B, S)` relevance of the final hidden state :math:`h_n`.
+        r_c: :math:`(B, H)` relevance of the final cell state :math:`c_n`.
+        rule: :math:`\epsilon, \delta` and where the cell sum's stabilizer share goes.
+
+    Returns:
+        ``(R_x (T, B, E), R_h0 (B, S), R_c0 (B, H))``.
+    """
+    return walk_lstm(lstm_walk(trace, rule), r_out, r_h, r_c)
+
+
 def gru_direction_relevance(
     trace: DirectionTrace, r_out: Tensor, r_h: Tensor, rule: EpsilonRule
 ) -> Tuple[Tensor, Tensor]:
     r"""LRP backwards through one direction of one GRU layer (equations in the module docstring).
 
-    As for the LSTM every ratio is computed for all steps first; each step is then
+    As for the LSTM every ratio is computed for all steps first (:func:`gru_walk`); each step is then
 
     .. math::
         q_t = \frac{B_t \odot R_{h_t} + \rho_t}{a_t + \epsilon\,\mathrm{sign}(a_t)}, \quad
@@ -214,43 +361,7 @@ def gru_direction_relevance(
     Returns:
         ``(R_x (T, B, E), R_h0 (B, H))``.
     """
-    assert trace.pre_h is not None
-    w_x, w_h, b_x, b_h = trace.weights.gate("n")
-    hidden = trace.weights.hidden_size
-    steps = trace.inputs.shape[0]
-    gates = trace.gates
-    direct, new, per_unit = _cell_sum_ratios(trace.h, gates["z"] * trace.h_prev, (1 - gates["z"]) * gates["n"], rule)
-    m = trace.pre_h[..., 2 * hidden :]
-    p = gates["r"] * m
-    inv_a, share_a = _epsilon_ratios(trace.pre[..., 2 * hidden :] + p, b_x, trace.weights.input_size + 1, rule)
-    inv_m, share_m = _epsilon_ratios(m, b_h, hidden, rule)
-    active = trace.active.unsqueeze(-1)
-    inv_a = _at_real_steps(trace, inv_a)  # q_t = 0 at padding
-    to_u = (p if share_a is None else p + share_a) * inv_m
-    masked_out, all_active = _masked_outputs(trace, r_out)
-    outs, shares, rhos = (_per_step(t, steps) for t in (masked_out, share_m, per_unit))
-    directs, news, inv_as, to_us = direct.unbind(0), new.unbind(0), inv_a.unbind(0), to_u.unbind(0)
-    h_prevs, actives = trace.h_prev.unbind(0), active.unbind(0)
-    q_steps: List[Tensor] = []
-    for t in reversed(trace.reading_order()):
-        out_t = outs[t]
-        r_ht = r_h if out_t is None else r_h + out_t
-        r_n, r_direct = news[t] * r_ht, directs[t] * r_ht
-        rho_t = _row_dot(rhos[t], r_ht)
-        if rho_t is not None:
-            r_n, r_direct = r_n + rho_t, r_direct + rho_t
-        q = r_n * inv_as[t]
-        u = to_us[t] * q
-        r_h_prev = r_direct + h_prevs[t] * (u @ w_h)
-        share = _row_dot(shares[t], u)
-        if share is not None:
-            r_h_prev = r_h_prev + share
-        q_steps.append(q)
-        r_h = r_h_prev if all_active[t] else torch.where(actives[t], r_h_prev, r_h)
-    q_all = _stack_in_time(trace, q_steps, inv_a)
-    r_x = trace.inputs * (q_all @ w_x)
-    share_x = _row_dot(share_a, q_all)
-    return (r_x if share_x is None else r_x + share_x), r_h
+    return walk_gru(gru_walk(trace, rule), r_out, r_h)
 
 
 def recurrent_relevance(
@@ -268,30 +379,39 @@ def recurrent_relevance(
     Returns:
         ``(R_inputs (T, B, E), R_h0 (K D, B, S), R_c0 (K D, B, H) or None)``.
     """
-    spec = trace.spec
+    layers = [[direction_walk(direction, rule) for direction in layer] for layer in trace.layers]
+    return walks_relevance(trace.spec, layers, r_out, r_hn, r_cn)
+
+
+def walks_relevance(
+    spec: RecurrentSpec, layers: Sequence[Sequence[DirectionWalk]], r_out: Tensor, r_hn: Tensor,
+    r_cn: Optional[Tensor],
+) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    """:func:`recurrent_relevance` from each layer's and direction's :class:`DirectionWalk`."""
     directions, hidden = spec.num_directions, spec.state_size
-    r_h0 = torch.zeros_like(trace.h_n)
-    r_c0 = None if trace.c_n is None else torch.zeros_like(trace.c_n)
+    r_h0 = torch.zeros_like(r_hn)
+    r_c0 = None if r_cn is None else torch.zeros_like(r_cn)
     relevance = r_out
     for k in reversed(range(spec.num_layers)):
-        r_in = torch.zeros_like(trace.layers[k][0].inputs)
+        r_in = torch.zeros_like(layers[k][0].inputs)
         for d in range(directions):
-            tr = trace.layers[k][d]
+            walk = layers[k][d]
             index = k * directions + d
             r_dir = relevance[..., d * hidden : (d + 1) * hidden]
-            if spec.cell == "lstm":
+            if walk.cell == "lstm":
                 assert r_cn is not None and r_c0 is not None
-                r_x, r_h0[index], r_c0[index] = lstm_direction_relevance(tr, r_dir, r_hn[index], r_cn[index], rule)
+                r_x, r_h0[index], r_c0[index] = walk_lstm(walk, r_dir, r_hn[index], r_cn[index])
             else:
-                r_x, r_h0[index] = gru_direction_relevance(tr, r_dir, r_hn[index], rule)
+                r_x, r_h0[index] = walk_gru(walk, r_dir, r_hn[index])
             r_in = r_in + r_x
         relevance = r_in
     return relevance, r_h0, r_c0
 
 
 class RecurrentLRP(torch.autograd.Function):
-    """Forward: the trace of :func:`~captum_text_ext.decomposition.kernel_trace.kernel_unroll` (the fused kernels;
-    values equal ``nn.LSTM``'s); backward: :func:`recurrent_relevance`.
+    """Forward: the module's values by the fused kernels, one direction's trace at a time
+    (:func:`~captum_text_ext.decomposition.kernel_trace.kernel_direction_traces`), each turned into the ratios its
+    backward walk reads (:func:`direction_walk`) and dropped; backward: :func:`walks_relevance`.
 
     ``RecurrentLRP.apply(x, h0, c0, spec, lengths, rule)``.
     """
@@ -301,20 +421,28 @@ class RecurrentLRP(torch.autograd.Function):
         """The op's value (the arguments are the class's); the rule is in ``backward``."""
         x, h0, c0, spec, lengths, rule = args
         projected = any(w.weight_hr is not None for w in spec.weights)  # the projection's rule reads o_t
-        trace = kernel_unroll(spec, x, lengths, h0, c0, lean=not projected)
-        ctx.trace, ctx.rule = trace, rule
-        # The returned tensors get this node as their grad_fn, so they are new aliases of the trace's tensors: were
-        # they the trace's own (or the base of its views), node -> context -> trace -> output -> node would be a
-        # cycle that no garbage collection frees, and every call would leak its trace.
-        states = (trace.h_n,) if trace.c_n is None else (trace.h_n, trace.c_n)
-        return tuple(t.detach() for t in (trace.outputs, *states))
+        layers: List[List[DirectionWalk]] = [[] for _ in range(spec.num_layers)]
+        h_n: List[Tensor] = []
+        c_n: List[Tensor] = []
+        outputs = x
+        for trace, outputs in kernel_direction_traces(spec, x, lengths, h0, c0, lean=not projected):
+            layers[trace.layer].append(direction_walk(trace, rule))
+            h_n.append(trace.h_n)
+            if trace.c_n is not None:
+                c_n.append(trace.c_n)
+            del trace  # only its ratios are kept: the trace's other tensors are freed before the next direction's
+        ctx.spec, ctx.layers = spec, layers
+        # The returned tensors get this node as their grad_fn, so they are new aliases: were they tensors the walks
+        # keep (a layer's outputs are the next layer's inputs), node -> context -> walk -> output -> node would be a
+        # cycle that no garbage collection frees, and every call would leak its ratios.
+        states = (torch.stack(h_n),) if not c_n else (torch.stack(h_n), torch.stack(c_n))
+        return tuple(t.detach() for t in (outputs, *states))
 
     @staticmethod
     def backward(ctx: Any, *relevance: Any) -> Tuple[Optional[Tensor], ...]:
-        trace: RecurrentTrace = ctx.trace
         r_out, r_hn = relevance[0], relevance[1]
         r_cn = relevance[2] if len(relevance) > 2 else None
-        r_x, r_h0, r_c0 = recurrent_relevance(trace, r_out, r_hn, r_cn, ctx.rule)
+        r_x, r_h0, r_c0 = walks_relevance(ctx.spec, ctx.layers, r_out, r_hn, r_cn)
         return r_x, r_h0, r_c0, None, None, None
 
 
