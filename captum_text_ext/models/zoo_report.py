@@ -90,11 +90,13 @@ def write_models_table(directory: PathLike, provenance: Provenance) -> Path:
     lines = [
         "Each row was written by the command in its last column, on the machine and commit its JSON file in "
         "`models/` records (with the full provenance). Embeddings are trained from scratch; the papers used "
-        "pretrained vectors.",
+        "pretrained vectors. A training run is reproducible bit for bit only with the same number of torch threads "
+        "on the same kind of CPU (the `threads, CPU` column): another thread count or CPU sums in another order, "
+        "which moves the weights and with them every number measured on the model.",
         "",
-        "| model | data | test accuracy | target | met | paper | train time | best epoch | seed | checkpoint sha256 "
-        "| weights sha256 | command |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | data | test accuracy | target | met | paper | train time | best epoch | seed | threads, CPU "
+        "| checkpoint sha256 | weights sha256 | command |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for record in records:
         r, p = record["results"], record["provenance"]
@@ -105,7 +107,8 @@ def write_models_table(directory: PathLike, provenance: Provenance) -> Path:
         lines.append(
             f"| {r['name']} | {r['dataset']} | {accuracy} | ≥ {r['target_accuracy']:.2f} | "
             f"{'yes' if r['target_met'] else '**no**'} | {r['paper_accuracy']} | {r['train_seconds'] / 60:.1f} min | "
-            f"{r['best_epoch']} / {r['epochs_run']} | {p['seeds'].get('model', '')} | `{r['checkpoint_sha256'][:16]}…` "
+            f"{r['best_epoch']} / {r['epochs_run']} | {p['seeds'].get('model', '')} | {p['torch_threads']}, {p['cpu']} "
+            f"| `{r['checkpoint_sha256'][:16]}…` "
             f"| {weights} | `{p['command']}` |"
         )
     out = Path(directory).parent / "models.md"

@@ -49,6 +49,7 @@ def test_train_command_meets_the_target_saves_and_records(name: str, synthetic_z
     assert loaded.sha256 == results["checkpoint_sha256"]
     assert loaded.weights_sha256 == results["checkpoint_weights_sha256"] == weights_sha256(loaded.model.state_dict())
     assert f"`{results['checkpoint_weights_sha256'][:16]}…`" in table
+    assert f"| {provenance['torch_threads']}, {provenance['cpu']} |" in table  # what reproduces it bit for bit
     assert loaded.metadata["test_accuracy"] == results["test_accuracy"]
     assert load_checkpoint(synthetic_zoo["cache"] / f"{name}.pt").vocabulary == loaded.vocabulary
 
