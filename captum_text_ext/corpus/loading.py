@@ -3,8 +3,8 @@
 Loading reads the manifest only. Every other file is opened when something of it is asked for: ``ids`` reads
 ``ids.json``; ``predictions``, ``targets``, ``labels`` and ``probabilities`` read ``index.safetensors``; ``tokens(i)``
 and ``scores(method)[i]`` open the one shard that holds example ``i`` (found from the manifest's shard sizes), check
-its SHA-256 against the manifest and read the tensor it needs (memory-mapped by ``safetensors``). A few shards' tensors
-are kept, so that reading in corpus order opens each shard once.
+its SHA-256 against the manifest and read the tensor it needs (through ``safetensors``' memory map, copied out so that
+no file stays mapped). A few shards' tensors are kept, so that reading in corpus order opens each shard once.
 """
 
 from __future__ import annotations

@@ -15,8 +15,12 @@ from captum_text_ext.corpus.storage import (
     FLOAT16_ABSOLUTE_ERROR,
     FLOAT16_MAX,
     FLOAT16_RELATIVE_ERROR,
+    FORMAT,
+    FORMAT_VERSION,
     CorruptShardError,
+    ShardContent,
     ShardFile,
+    encode_shard,
     to_storage,
     write_atomically,
 )
@@ -118,3 +122,16 @@ def test_atomic_writes_leave_no_partial_file_and_torn_shards_are_refused(tmp_pat
         ShardFile(path).metadata
     with pytest.raises(CorruptShardError, match="SHA-256 differs"):
         ShardFile(path, sha256="0" * 64).metadata
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc/self/maps (Linux)")
+def test_a_tensor_read_from_a_shard_does_not_keep_the_file_mapped(tmp_path: Path) -> None:
+    """A tensor viewing safetensors' memory map keeps the file's pages resident while it lives: a run's index, built
+    from every shard, grew rank 0's memory with the corpus that way."""
+    content = ShardContent(["a", "b"], [["x"], ["y", "z"]], ["h1", "h2"], [0, 1], [0, 1], [1, 0], [0.9, 0.8],
+                           {"lrp": [torch.ones(1), torch.ones(2)]}, {}, {}, {})
+    path = tmp_path / "shard.safetensors"
+    write_atomically(path, encode_shard(content, "float32", {"format": FORMAT, "format_version": str(FORMAT_VERSION)}))
+    tensors = [ShardFile(path).tensor(name) for name in ("predicted", "probability")]
+    assert tensors[0].tolist() == [0, 1]
+    assert str(path) not in Path("/proc/self/maps").read_text()
