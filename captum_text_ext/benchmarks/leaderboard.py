@@ -654,8 +654,6 @@ def run_leaderboard(
     checkpoints = {name: load_zoo_model(name, cache_dir, train_if_missing=False) for name in models}
     planted = Path(planted_results) if planted_results is not None else out.parent / "planted" / "planted.json"
     with RunRecorder(command=command, seeds={"leaderboard": SEED}) as run:
-        if planted.is_file():
-            run.record_file("planted results", planted)
         for name in models:
             record_checkpoint(run, f"{name} checkpoint", checkpoint_path(name, cache_dir))
             for label, path in zoo_data_files(ZOO[name].dataset, data_root):
@@ -668,6 +666,9 @@ def run_leaderboard(
                                            chosen_methods, progress) for name in models},
         }
         results["methods"][RANDOM] = "scores uniform in [-1, 1] (seeded)"
+        # Read when the page is written (a planted run may finish during this one), so recorded then.
+        if planted.is_file():
+            run.record_file("planted results", planted)
     return _write(out, run.provenance, results, planted)
 
 
