@@ -4,7 +4,8 @@ Sub-commands:
 
 - ``demo [--out DIR]``: train a small model on the embedded synthetic corpus and explain it (no files, no network).
 - ``download NAME [--root DIR]``: fetch a public dataset, verify its checksum and unpack it safely.
-- ``train NAME [--record DIR]``: train a model of the zoo with its seed and save it in the model cache.
+- ``train NAME [--record DIR] [--seed S]``: train a model of the zoo with its seed (or ``S``) and save it in the model
+  cache.
 - ``explain --checkpoint PATH --text TEXT [--text ...] | --texts FILE --out DIR``: the demo's report for any saved
   model and texts.
 - ``attribute --checkpoint PATH | --model NAME --dataset NAME:SPLIT | --texts FILE --methods A,B --out DIR``: every
@@ -74,6 +75,9 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="model cache (default: $CAPTUM_TEXT_EXT_CACHE or ~/.cache/captum_text_ext/models)")
     train.add_argument("--record", type=Path, default=None,
                        help="write NAME.json here and rebuild models.md beside it (e.g. benchmarks/results/models)")
+    train.add_argument("--seed", type=int, default=None,
+                       help="replace the recipe's seed (initialization, dropout, batch order), e.g. to measure the "
+                       "spread over seeds; use another --cache-dir to keep the recipe's model")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_device(train)
 
@@ -122,14 +126,25 @@ def _build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--models", default=None, help="leaderboard: comma-separated zoo models (default: "
                            "bilstm-sst5,lstm-sst2,textcnn-mr,lstm-synthetic); yuan2019: the rows to compute alone "
                            "(default: all, with the figures); planted: planted twins (default: "
-                           "lstm-sst2-planted,bilstm-sst2-planted,textcnn-mr-planted,transformer-sst2-planted)")
+                           "lstm-sst2-planted,bilstm-sst2-planted,textcnn-mr-planted,transformer-sst2-planted); "
+                           "seed-spread: default lstm-sst2,textcnn-agnews,bilstm-sst5")
     benchmark.add_argument("--n", type=int, default=None, help="leaderboard: test sentences per model (default 500); "
                            "planted: texts scored per probe (default 500)")
     benchmark.add_argument("--sensitivity-n", type=int, default=None,
                            help="leaderboard: sentences for sensitivity-max (default 100)")
     benchmark.add_argument("--methods", default=None, help="leaderboard, planted: comma-separated method keys "
                            "(default: all)")
+    benchmark.add_argument("--seeds", type=_seed_list, default=None,
+                           help="seed-spread: comma-separated training seeds (default 0,1,2)")
     return parser
+
+
+def _seed_list(value: str) -> List[int]:
+    """``--seeds``: comma-separated integers."""
+    try:
+        return [int(item) for item in value.split(",") if item.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, but got {value!r}") from None
 
 
 def _train(args: argparse.Namespace, argv: Sequence[str]) -> List[str]:
@@ -139,7 +154,7 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> List[str]:
     entry = ZOO[args.name]
     result, _, written = train_and_record(args.name, args.data_root, args.cache_dir, args.record,
                                           shlex.join(["captum-text-ext", *argv]), progress=not args.quiet,
-                                          device=args.device)
+                                          device=args.device, seed=args.seed)
     met = "met" if result.target_met else "NOT met"
     lines = [f"{args.name}: test accuracy {result.test_accuracy:.4f} (target >= {entry.target_accuracy:.2f}: {met})"]
     lines += [f"{args.name}: {key} {value:.4f}" for key, value in result.extra_metrics.items()]
@@ -158,6 +173,8 @@ def _benchmark_options(args: argparse.Namespace) -> Dict[str, Any]:
         value = getattr(args, name)
         if value is not None:
             options[name] = [item.strip() for item in value.split(",") if item.strip()]
+    if args.seeds is not None:
+        options["seeds"] = args.seeds
     for name in ("n", "sensitivity_n", "imdb_dir"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)

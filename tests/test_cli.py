@@ -168,3 +168,20 @@ def test_explain_refuses_a_file_that_is_not_utf8_in_one_line(tmp_path: Path, cap
     assert main(["explain", "--checkpoint", str(checkpoint), "--texts", str(texts), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "is not UTF-8: byte 12 (line 2)" in err
+
+
+def test_train_with_another_seed_records_it_and_moves_the_weights(synthetic_zoo: dict, tmp_path: Path,
+                                                                  capsys) -> None:
+    cache, record = tmp_path / "cache", tmp_path / "results" / "models"
+    assert main(["train", "lstm-synthetic", "--seed", "1", "--cache-dir", str(cache), "--record", str(record),
+                 "--quiet"]) == 0
+    assert "lstm-synthetic: test accuracy" in capsys.readouterr().out
+    reseeded, recipe = load_checkpoint(cache / "lstm-synthetic.pt"), load_checkpoint(
+        synthetic_zoo["cache"] / "lstm-synthetic.pt")
+    assert reseeded.metadata["seed"] == 1 and recipe.metadata["seed"] == 0
+    assert reseeded.weights_sha256 != recipe.weights_sha256
+    saved = json.loads((record / "lstm-synthetic.json").read_text(encoding="utf-8"))
+    assert saved["provenance"]["seeds"] == {"model": 1}
+    row = next(line for line in (record.parent / "models.md").read_text(encoding="utf-8").splitlines()
+               if line.startswith("| lstm-synthetic |"))
+    assert " | 1 | " in row and "--seed 1" in row

@@ -69,6 +69,9 @@ BENCHMARKS: Dict[str, Benchmark] = {
         Benchmark("corpus", "captum-text-ext attribute's sentences/s over sst2:train with lstm-sst2 (1 × 1, 1 × 2 "
                   "threads, 2 processes × 1) and its peak memory per rank on 10k and 100k sentences", "corpus_speed",
                   Path("benchmarks/results"), ("n", "models", "methods")),
+        Benchmark("seed-spread", "each model the reproductions rest on (lstm-sst2, textcnn-agnews, bilstm-sst5) "
+                  "trained with several seeds: the spread of its accuracy and of the reproduction's headline numbers",
+                  "seed_spread", Path("benchmarks/results/seed_spread"), ("models", "seeds")),
         Benchmark("cd-speed", "ContextualDecomposition's word scores/s against a per-phrase NumPy loop on the SST "
                   "test set", "cd_speed", Path("benchmarks/results")),
     )

@@ -76,6 +76,7 @@ __all__ = [
     "Review",
     "Span",
     "compositional_spans",
+    "compute_results",
     "dissenting_spans",
     "find_negations",
     "ks_statistic",
@@ -429,7 +430,7 @@ def run_murdoch2018(
     out = Path(out)
     command = command or shlex.join(["captum-text-ext", "benchmark", "murdoch2018", "--out", str(out)])
     with RunRecorder(command=command, torch_threads=1) as run:
-        result = _compute(run, data_root, cache_dir)
+        result = compute_results(run, data_root, cache_dir)
     return _write(out, run.provenance, result)
 
 
@@ -448,7 +449,11 @@ def _attach(spans: Sequence[Span], per_review: List[List[Tuple[int, int]]]) -> L
     return where
 
 
-def _compute(run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optional[PathLike]) -> Dict[str, Any]:
+def compute_results(
+    run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optional[PathLike]
+) -> Dict[str, Any]:
+    """Every number of the reproduction, with ``lstm-sst2`` from ``cache_dir`` (its checkpoint and data files recorded
+    in ``run``): what :func:`run_murdoch2018` writes, and the headline the seed spread reads."""
     model, vocabulary = load_zoo_lstm(MODEL, cache_dir)
     record_checkpoint(run, "checkpoint", checkpoint_path(MODEL, cache_dir))
     for split in ("train", "test"):

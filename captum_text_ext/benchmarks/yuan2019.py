@@ -51,6 +51,7 @@ __all__ = [
     "make_optimizer",
     "random_words_rate",
     "run_yuan2019",
+    "table_row",
     "token_batch",
 ]
 
@@ -216,7 +217,7 @@ def run_yuan2019(
             results, figures = _compute(run, data_root, cache_dir, sentences)
         else:
             results = _header()
-            results["rows"] = {name: _row(name, run, data_root, cache_dir, sentences)[0] for name in chosen}
+            results["rows"] = {name: table_row(name, run, data_root, cache_dir, sentences)[0] for name in chosen}
     if full:
         return _write(out, run.provenance, results, figures)
     return _write_rows(out, run.provenance, results, "rows-" + "+".join(chosen))
@@ -227,7 +228,7 @@ def _header() -> Dict[str, Any]:
             "n_neighbors": N_NEIGHBORS, "rows": {}}
 
 
-def _row(
+def table_row(
     name: str, run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optional[PathLike], sentences: Optional[int]
 ) -> Tuple[Dict[str, Any], ZooData, Vocabulary, nn.Module, HiddenUnitOptimization]:
     """One row of Tables 3 and 4 for the zoo model ``name``, and what computed it (data, vocabulary, model and the
@@ -268,7 +269,7 @@ def _compute(
     figures: List[Tuple[str, Any, str]] = []
     html_parts: List[Tuple[str, Any, List[int], List[List[str]], List[str]]] = []
     for name in ROWS:
-        row, data, vocabulary, model, hunt = _row(name, run, data_root, cache_dir, sentences)
+        row, data, vocabulary, model, hunt = table_row(name, run, data_root, cache_dir, sentences)
         results["rows"][name] = row
         dataset = ROWS[name]
         if name != SETTINGS[dataset]["model"]:  # the figures are the paper's CNNs'

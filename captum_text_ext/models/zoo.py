@@ -223,6 +223,7 @@ def train_zoo_model(
     cache_dir: Optional[PathLike] = None,
     progress: bool = True,
     device: Optional[str] = None,
+    seed: Optional[int] = None,
 ) -> ZooResult:
     """Train the zoo entry ``name`` with its recipe and seed, evaluate it, and save it in the cache.
 
@@ -236,12 +237,14 @@ def train_zoo_model(
         cache_dir: the model cache (default :func:`~captum_text_ext.models.checkpoints.default_cache_dir`).
         progress: show what is trained and progress bars.
         device: where the model trains (``"cpu"``, ``"cuda"``; default the CPU); it is saved from there.
+        seed: replaces the recipe's seed (initialization, dropout, batch order; a planted twin's planting keeps its
+            own seed), e.g. to measure the spread over seeds; the checkpoint's metadata records it.
     """
     check_choice("name", name, list(ZOO))
-    entry = ZOO[name]
+    entry = ZOO[name] if seed is None else dataclasses.replace(ZOO[name], seed=seed)
     if progress:
-        print(f"Training {name}, up to {entry.epochs} epochs: {entry.description} The model is cached for later "
-              f"use; {recorded_training_time(name)}.", file=sys.stderr, flush=True)
+        print(f"Training {name}, up to {entry.epochs} epochs, seed {entry.seed}: {entry.description} The model is "
+              f"cached for later use; {recorded_training_time(name)}.", file=sys.stderr, flush=True)
     data = load_zoo_data(entry.dataset, root, phrase_level=entry.phrase_level, planted=entry.planted)
     vocab = _input_vocabulary(data, entry)
     torch.manual_seed(entry.seed)

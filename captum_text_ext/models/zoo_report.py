@@ -23,22 +23,22 @@ __all__ = ["record_result", "train_and_record", "write_models_table"]
 
 def train_and_record(
     name: str, data_root: Optional[PathLike], cache_dir: Optional[PathLike], record: Optional[PathLike], command: str,
-    progress: bool = True, device: Optional[str] = None,
+    progress: bool = True, device: Optional[str] = None, seed: Optional[int] = None,
 ) -> Tuple[ZooResult, Provenance, Optional[Path]]:
     """Train the zoo entry ``name`` (:func:`~captum_text_ext.models.zoo.train_zoo_model`) under a
     :class:`~captum_text_ext.provenance.RunRecorder` that records its data files, seeds and checkpoint, and with
     ``record`` write ``record/NAME.json`` and rebuild ``models.md`` beside it (:func:`record_result`). ``device``:
-    where to train (default: the CPU).
+    where to train (default: the CPU); ``seed``: replaces the recipe's seed (recorded).
 
     Returns:
         ``(result, provenance, the JSON file written or None)``.
     """
     entry = ZOO[name]
-    seeds = {"model": entry.seed, **({"planting": PLANT_SEED} if entry.planted else {})}
+    seeds = {"model": entry.seed if seed is None else seed, **({"planting": PLANT_SEED} if entry.planted else {})}
     with RunRecorder(command=command, seeds=seeds, device=device or "cpu") as run:
         for label, path in zoo_data_files(entry.dataset, data_root):
             run.record_file(label, path)
-        result = train_zoo_model(name, data_root, cache_dir, progress, device=device)
+        result = train_zoo_model(name, data_root, cache_dir, progress, device=device, seed=seed)
         _, weights = record_checkpoint(run, "checkpoint", result.checkpoint)
     written = record_result(record, result, run.provenance, weights) if record is not None else None
     return result, run.provenance, written
