@@ -153,14 +153,18 @@ _write_supported_ops_table()
 
 
 def _write_method_guide_tables() -> None:
-    """The method guide's opening section (which metric to believe; every metric's verdict per model), generated from
-    the recorded leaderboard so that the guide never quotes one column alone."""
-    from captum_text_ext.benchmarks.verdicts import guide_tables_rst, load_leaderboard
+    """The method guide's opening section (which metric to believe; every metric's verdict per model) and each
+    answer's whole picture, generated from the recorded leaderboard so that the guide never quotes one column
+    alone."""
+    from captum_text_ext.benchmarks.verdicts import GUIDE_ANSWERS, answer_rst, guide_tables_rst, load_leaderboard
 
     leaderboard = load_leaderboard(ROOT / "benchmarks" / "results" / "leaderboard" / "leaderboard.json")
     generated = ROOT / "docs" / "_generated"
-    generated.mkdir(exist_ok=True)
+    (generated / "which_method").mkdir(parents=True, exist_ok=True)
     (generated / "which_method_tables.rst").write_text(guide_tables_rst(leaderboard), encoding="utf-8")
+    for key, methods in GUIDE_ANSWERS.items():
+        (generated / "which_method" / f"{key}.rst").write_text(answer_rst(leaderboard["results"], methods),
+                                                               encoding="utf-8")
 
 
 _write_method_guide_tables()

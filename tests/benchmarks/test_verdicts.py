@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from captum_text_ext.benchmarks.verdicts import guide_tables_rst, verdict, verdicts
+from captum_text_ext.benchmarks.verdicts import answer_rst, guide_tables_rst, verdict, verdicts
 
 
 def _cell(mean: float, best: bool = False, differs: bool = False) -> dict:
@@ -48,3 +48,19 @@ def test_the_judging_table_comes_first_when_the_results_have_it() -> None:
     assert text.index("Which metric to believe") < text.index("Every metric's verdict")
     assert "0.600 [0.200, 0.900]" in text and "⚠ A vs B: zero, unk" in text and "predates" not in text
     assert "   * - ``infid``\n     - no removal\n     - n/a\n     - B\n     - none" in text
+
+
+def test_an_answer_lists_every_column_by_verdict_for_its_methods_on_every_model() -> None:
+    results = _leaderboard()["results"]
+    model = results["models"]["m"]
+    model["methods"] = {"A": {"seconds_per_100": 1.5}, "B": {"seconds_per_100": 0.25}, "C": {}}
+    model["excluded"] = {"D": "its op guard meets aten::foo"}
+    text = answer_rst(results, ["A", "C", "D"])
+    assert text.splitlines() == [
+        "**m**:",
+        "",
+        "- A — best: ``comp``; worse: ``suff@unk``; 1.50 s per 100 sentences",
+        "- C — worse: ``comp``",
+        "- D — not applicable: its op guard meets aten::foo",
+        "- best of each column: A in ``comp``; B in ``suff@unk``",
+    ]
