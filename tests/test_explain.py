@@ -134,7 +134,8 @@ def test_every_applicable_method_gives_finite_scores_and_zero_past_the_end(model
     for method in METHODS.values():
         reason = method.skip_reason(model, model.embedding)
         if reason is not None:
-            assert model_name == "lstm" and method.key == "deep_lift" and "LSTM" in reason
+            assert (model_name == "lstm" and method.key == "deep_lift" and "LSTM" in reason) or (
+                method.key == "transformer_lrp" and "no self-attention" in reason)
             continue
         scores = method.token_scores(model, batch_of(model), TARGET)
         assert scores.shape == (2, 4) and bool(torch.isfinite(scores).all()), method.key
@@ -251,12 +252,15 @@ def _wordpiece_model():
 def test_a_zoo_transformer_is_explained_per_word_or_per_subword():
     model, tokenizer = _wordpiece_model()
     texts = [["a", "goodie", "movie"], ["bad"]]
-    methods = ["saliency", "integrated_gradients", "occlusion", "lrp", "contextual_decomposition", "deep_lift"]
+    methods = ["saliency", "integrated_gradients", "occlusion", "lrp", "contextual_decomposition", "deep_lift",
+               "transformer_lrp"]
     words = explain(model, tokenizer, texts, ["n", "p"], methods=methods, unit="word")
     subwords = explain(model, tokenizer, texts, ["n", "p"], methods=methods, unit="subword")
     assert embedding_layer_name(model) == "hf_model.bert.embeddings"
     assert {"LRP", "DeepLift"} <= set(words.skipped) and "BertSelfAttention" in words.skipped["DeepLift"]
-    assert "CD" not in words.skipped  # contextual decomposition runs through transformers (CD-T)
+    assert "torch.matmul" in words.skipped["LRP"]  # LSTMLRP stops at the attention product; TransformerLRP runs
+    assert "CD" not in words.skipped and "TransformerLRP" not in words.skipped  # CD-T and AttnLRP
+    assert {record.method for record in words.by_text()[0]} >= {"TransformerLRP", "CD"}
     first_words, first_subwords = words.by_text()[0], subwords.by_text()[0]
     assert first_words[0].tokens == ["a", "goodie", "movie"] and first_words[0].word_ids is None
     assert first_subwords[0].tokens == ["[CLS]", "a", "good", "##ie", "movie", "[SEP]"]
@@ -317,3 +321,14 @@ def test_the_registry_imports_no_report_writing_code():
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
 
+
+
+def test_transformer_lrp_is_the_lrp_row_of_attention_models_only():
+    from captum_text_ext.explain import METHODS
+    from captum_text_ext.models import LSTMClassifier
+
+    lstm = LSTMClassifier(vocab_size=12, embedding_dim=4, hidden_size=3, num_classes=2).double().eval()
+    reason = METHODS["transformer_lrp"].skip_reason(lstm, lstm.embedding)
+    assert reason is not None and "no self-attention" in reason and "LSTMLRP" in reason
+    model, _ = _wordpiece_model()
+    assert METHODS["transformer_lrp"].skip_reason(model, model.get_submodule("hf_model.bert.embeddings")) is None

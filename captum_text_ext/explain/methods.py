@@ -11,7 +11,10 @@ method that does not apply is skipped with its reason, never replaced by another
   softmax are not modules, so it would silently return something else;
 - :class:`~captum_text_ext.LayerLSTMLRP` and :class:`~captum_text_ext.LayerContextualDecomposition` are skipped on a
   model with an op their rules do not cover (the :class:`~captum_text_ext.decomposition.UnsupportedOperationError`
-  they raise is the reason shown).
+  they raise is the reason shown);
+- :class:`~captum_text_ext.LayerTransformerLRP` (AttnLRP) is the LRP row of models with self-attention, where
+  LSTMLRP stops at the attention product, and is skipped on the others (:func:`has_self_attention`), whose LRP row is
+  LSTMLRP's.
 
 Every method explains the same quantity, the batch's :attr:`~captum_text_ext.explain.layers.LayerBatch.output`:
 the target logit :math:`z_t` by default, or the logit difference :math:`z_t - z_o` with :math:`o` the largest other
@@ -52,6 +55,7 @@ from captum_text_ext.attr import (
     LayerContextualDecomposition,
     LayerGradientLinearSurrogate,
     LayerLSTMLRP,
+    LayerTransformerLRP,
 )
 from captum_text_ext.explain.layers import LayerBatch, LayerForward
 from captum_text_ext.explain.outputs import ContrastedOutput
@@ -70,6 +74,7 @@ __all__ = [
     "InteractionFactory",
     "Method",
     "deep_lift_rules_cover",
+    "has_self_attention",
     "method_table",
 ]
 
@@ -79,6 +84,13 @@ ExclusionRule = Callable[[nn.Module], Optional[str]]
 """``(model) -> the reason the method does not apply``, or ``None``."""
 InteractionFactory = Callable[[nn.Module, LayerBatch], Callable[..., Tensor]]
 """``(model, batch) -> interaction(layer_output, mask_a, mask_b, target=..., additional_forward_args=...)``."""
+
+
+def _attention_modules(model: nn.Module) -> List[str]:
+    """The type names of the model's self-attention modules (``nn.MultiheadAttention``, Hugging Face's
+    ``...SelfAttention``)."""
+    return [type(m).__name__ for m in model.modules()
+            if isinstance(m, nn.MultiheadAttention) or type(m).__name__.endswith("SelfAttention")]
 
 
 def deep_lift_rules_cover(model: nn.Module) -> Optional[str]:
@@ -91,8 +103,7 @@ def deep_lift_rules_cover(model: nn.Module) -> Optional[str]:
             "its attributions neither follow DeepLift's rules nor sum to the output difference (a wrong number, not "
             "an error); use LSTMLRP or ContextualDecomposition on recurrent models"
         )
-    attention = [type(m).__name__ for m in model.modules()
-                 if isinstance(m, nn.MultiheadAttention) or type(m).__name__.endswith("SelfAttention")]
+    attention = _attention_modules(model)
     if attention:
         return (
             f"Captum's DeepLift replaces the gradients of nonlinear *modules* by its multipliers; the softmax and the "
@@ -271,10 +282,18 @@ def _gradient_surrogate(multiply_by_inputs: bool) -> AttributeFn:
     return attribute
 
 
-def _lrp(bias_factor: float) -> AttributeFn:
+def has_self_attention(model: nn.Module) -> Optional[str]:
+    """TransformerLRP's row is for models with self-attention; LSTMLRP's row (``LRP``) explains the others."""
+    if _attention_modules(model):
+        return None
+    return "the model has no self-attention: its LRP row is LSTMLRP's (TransformerLRP's row is for transformers)"
+
+
+def _relevance(make: Callable[[nn.Module, nn.Module], Any]) -> AttributeFn:
+    """The relevance at the layer of the LRP attribution ``make(model, layer)``."""
     def attribute(model: nn.Module, batch: LayerBatch, target: Tensor) -> Tensor:
         contrast = batch.contrast(model, target)
-        lrp = LayerLSTMLRP(model, batch.layer, epsilon=1e-3, bias_factor=bias_factor)
+        lrp = make(model, batch.layer)
         with batch.replaced():
             relevance = _tensor(lrp.attribute(batch.token_ids, target=target,
                                               additional_forward_args=batch.forward_args))
@@ -285,6 +304,13 @@ def _lrp(bias_factor: float) -> AttributeFn:
                                                      additional_forward_args=batch.forward_args))
 
     return attribute
+
+
+def _lrp(bias_factor: float) -> AttributeFn:
+    return _relevance(lambda model, layer: LayerLSTMLRP(model, layer, epsilon=1e-3, bias_factor=bias_factor))
+
+
+_transformer_lrp = _relevance(lambda model, layer: LayerTransformerLRP(model, layer, rule="attnlrp"))
 
 
 CD_BIAS_PRODUCT = "phrase"
@@ -352,10 +378,9 @@ METHODS: Dict[str, Method] = {
         Method("contextual_decomposition", "CD", _contextual_decomposition, "sum",
                f"LayerContextualDecomposition, each token a phrase, bias_product={CD_BIAS_PRODUCT!r}",
                interaction=_cd_interaction),
-        # TransformerLRP joins here with one entry (written in parallel), e.g.
-        # Method("transformer_lrp", "TransformerLRP", _transformer_lrp, "sum", "LayerTransformerLRP, ..."),
-        # where `_transformer_lrp(model, batch, target)` returns its (N, T, E) relevance at `batch.layer`'s output
-        # under `batch.replaced()`, as `_lrp` above does.
+        Method("transformer_lrp", "TransformerLRP", _transformer_lrp, "sum",
+               "LayerTransformerLRP, rule 'attnlrp', epsilon 1e-6 (on models with self-attention)",
+               exclusions=(has_self_attention,)),
     )
 }
 """Every attribution method the package applies, by key. A new method joins with one entry."""

@@ -28,7 +28,8 @@ def test_leaderboard_runs_end_to_end_and_writes_what_it_prints(synthetic_zoo: di
     assert set(models) == {"lstm-synthetic", "textcnn-synthetic"}
     lstm, cnn = models["lstm-synthetic"], models["textcnn-synthetic"]
     assert "DeepLift" in lstm["excluded"] and "DeepLift" not in cnn["excluded"] and "DeepLift" in cnn["methods"]
-    assert set(lstm["methods"]) == {m.label for m in METHODS.values()} - {"DeepLift"} | {RANDOM}
+    assert set(lstm["methods"]) == {m.label for m in METHODS.values()} - {"DeepLift", "TransformerLRP"} | {RANDOM}
+    assert "no self-attention" in lstm["excluded"]["TransformerLRP"]
     for model in (lstm, cnn):
         assert model["n"] == 10 and len(model["sentences"]) == 10
         summary = model["summary"]
