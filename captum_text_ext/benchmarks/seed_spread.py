@@ -79,8 +79,8 @@ def spread(values: Sequence[float]) -> Dict[str, float]:
     """Mean, sample standard deviation (0 for one value), minimum and maximum.
 
     Example:
-        >>> spread([0.5, 0.7, 0.6])["sd"]
-        0.1
+        >>> {key: round(value, 6) for key, value in spread([0.5, 0.7, 0.6]).items()}
+        {'mean': 0.6, 'sd': 0.1, 'min': 0.5, 'max': 0.7}
     """
     return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
             "min": min(values), "max": max(values)}
