@@ -228,6 +228,7 @@ def _write_benchmark_results() -> None:
         ("corpus_speed", results / "corpus_speed.md", "corpus", ()),
         ("leaderboard", results / "leaderboard" / "leaderboard.md", "leaderboard", ()),
         ("planted", results / "planted" / "planted.md", "planted", ()),
+        ("seed_spread", results / "seed_spread" / "seed_spread.md", "seed-spread", ()),
     ]:
         if not path.is_file():
             text = f"Not measured yet: run ``captum-text-ext benchmark {command}``.\n"

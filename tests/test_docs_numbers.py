@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 PAGES: Dict[str, Tuple[str, ...]] = {
     "contextual_decomposition.rst": ("murdoch2018/results.json", "cd_speed.json"),
-    "models.rst": ("models/*.json",),
+    "models.rst": ("models/*.json", "seed_spread/seed_spread.json"),
     "gradient_linear_surrogate.rst": ("hechtlinger2016/*.json",),
     "transformer_lrp.rst": ("lrp_speed.json",),
     "lstm_lrp.rst": ("lrp_speed.json", "arras2017/*.json"),
