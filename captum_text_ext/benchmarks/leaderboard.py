@@ -35,10 +35,13 @@ correction over the column's methods at :math:`\alpha = 0.05` (:mod:`~captum_tex
 ``leaderboard.md`` opens with the metric-judging table (:mod:`~captum_text_ext.benchmarks.metric_judging`): for each
 metric and removal variant, Kendall's :math:`\tau_b` between the ranking of the methods it produces and the ranking by
 top-1 precision on the synthetic corpus, with bootstrap intervals over the sentences, flagging metrics whose ranking
-flips between removal variants. The removal columns (``comp``, ``suff``, ``del``, ``ins``) are computed with every
-removal of :data:`REMOVAL_VARIANTS` (``zero``; ``unk`` and ``pad``: the token replaced by that token's embedding),
+flips between removal variants. The removal columns (``comp``, ``suff``, ``del``, ``ins``, NAOPC) are computed with
+every removal of :data:`REMOVAL_VARIANTS` (``zero``; ``unk`` and ``pad``: the token replaced by that token's
+embedding; ``ft``: zeroing, scored by a copy of the model fine-tuned with random token removal, F-Fidelity style,
+:mod:`~captum_text_ext.models.removal_fine_tuning`, so that removed tokens are in its training distribution),
 reported side by side; a variant whose embedding is the zero vector (a pad embedding trained with ``padding_idx``)
-is stated to equal ``zero`` instead of being computed again.
+is stated to equal ``zero`` instead of being computed again. The fine-tuned copy's accuracy on the sentences, clean
+and with half their tokens removed (beside the original's), is part of the results.
 
 Then comes the ground truth the models provably use (planted tokens and mosaics, from the results
 of ``captum-text-ext benchmark planted``, :mod:`~captum_text_ext.benchmarks.planted`); the synthetic corpus's
@@ -56,7 +59,7 @@ import math
 import shlex
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -93,8 +96,9 @@ from captum_text_ext.metrics import (
     token_scores,
 )
 from captum_text_ext.models import embedding_forward
-from captum_text_ext.models.checkpoints import Checkpoint, record_checkpoint
-from captum_text_ext.models.zoo import ZOO, checkpoint_path, load_zoo_model
+from captum_text_ext.models.checkpoints import Checkpoint, record_checkpoint, weights_sha256
+from captum_text_ext.models.removal_fine_tuning import EPOCHS, LR_SCALE, random_removal_mask
+from captum_text_ext.models.zoo import ZOO, checkpoint_path, fine_tune_zoo_model_with_removal, load_zoo_model
 from captum_text_ext.models.zoo_data import load_zoo_data, zoo_data_files
 from captum_text_ext.provenance import Provenance, RunRecorder, png_metadata, write_json, write_markdown
 
@@ -175,9 +179,18 @@ COLUMNS: Tuple[Column, ...] = (
 """The metric columns, in table order (``s/100`` follows them); the removal columns remove by zeroing."""
 REMOVAL_COLUMNS: Tuple[str, ...] = ("comp", "suff", "del", "ins", "NAOPC comp", "NAOPC suff")
 """The columns that remove tokens: each is also computed with every other removal of :data:`REMOVAL_VARIANTS`."""
-REMOVAL_VARIANTS: Tuple[str, ...] = ("zero", "unk", "pad")
-"""The removals every removal column is computed with (:data:`~captum_text_ext.metrics.REMOVALS`); ``zero`` is the
-main table's."""
+REMOVAL_VARIANTS: Tuple[str, ...] = ("zero", "unk", "pad", "ft")
+"""The removals every removal column is computed with (:data:`~captum_text_ext.metrics.REMOVALS`, and ``ft``:
+zeroing scored by the model fine-tuned with random token removal); ``zero`` is the main table's."""
+FINE_TUNED = "ft"
+"""The removal variant scored by the fine-tuned model."""
+REMOVAL_WORDS: Dict[str, str] = {
+    **REMOVALS,
+    FINE_TUNED: f"embedding zeroed, scored by a copy of the model fine-tuned with random token removal (F-Fidelity "
+                f"style: {EPOCHS} epoch over its training data, a uniform count of each sentence's tokens zeroed, "
+                f"the recipe's learning rate × {LR_SCALE}, embedding frozen)",
+}
+"""What each removal variant does, for the tables."""
 JUDGED_AGAINST = "top1"
 """The ground-truth column the metrics are judged against (:mod:`~captum_text_ext.benchmarks.metric_judging`)."""
 
@@ -186,7 +199,7 @@ def variant_columns(removals: Sequence[str]) -> Tuple[Column, ...]:
     """The removal columns computed with each removal but zeroing, keyed ``comp@unk`` and so on."""
     base = {c.key: c for c in COLUMNS}
     return tuple(Column(f"{key}@{removal}", base[key].higher_is_better, False,
-                        f"{base[key].description}, {REMOVALS[removal]}")
+                        f"{base[key].description}, {REMOVAL_WORDS[removal]}")
                  for removal in removals if removal != "zero" for key in REMOVAL_COLUMNS)
 
 
@@ -246,6 +259,7 @@ def score_model(
     seed: int = SEED,
     progress: bool = True,
     replacements: Optional[Mapping[str, Tensor]] = None,
+    fine_tuned: Optional[nn.Module] = None,
 ) -> Tuple[Dict[str, _Scores], Dict[str, str]]:
     """Explain and score every sentence with every method that applies, batch by batch.
 
@@ -260,6 +274,8 @@ def score_model(
         progress: show progress bars.
         replacements: removal variant (``"unk"``, ``"pad"``) -> the token's embedding: the removal columns are also
             computed with each (keys ``comp@unk`` and so on, :func:`variant_columns`).
+        fine_tuned: the model fine-tuned with random token removal, same embedding layer: the removal columns are
+            also computed by zeroing and scoring with it (keys ``comp@ft`` and so on).
 
     Returns:
         ``(scores by method label, exclusions: label -> reason)``.
@@ -270,8 +286,12 @@ def score_model(
     first = sentences.batches[0]
     with torch.no_grad():
         classes = int(embedding_forward(model)(first.embeddings[:1], first.lengths[:1]).shape[-1])
-    variants: Dict[str, Optional[Tensor]] = {"zero": None, **(replacements or {})}
-    bounds = _naopc_bounds(model, sentences, predicted, variants, progress)
+    forward = embedding_forward(model)
+    variants = {"zero": _Removal("zero", None, forward),
+                **{name: _Removal(name, vector, forward) for name, vector in (replacements or {}).items()}}
+    if fine_tuned is not None:
+        variants[FINE_TUNED] = _Removal("zero", None, embedding_forward(fine_tuned))
+    bounds = _naopc_bounds(sentences, predicted, variants, progress)
     return score_rows(model, layer, methods, seed, lambda method: _score_method(
         model, method, sentences, examples, predicted, correct, sensitivity_n, seed, progress, layer, classes,
         variants, bounds))
@@ -280,18 +300,28 @@ def score_model(
 _NAOPC_COLUMNS = {"NAOPC comp": "comprehensiveness", "NAOPC suff": "sufficiency"}
 
 
-def _naopc_bounds(model: nn.Module, sentences: Sentences, predicted: Tensor, variants: Mapping[str, Optional[Tensor]],
+@dataclasses.dataclass(frozen=True)
+class _Removal:
+    """How a removal variant removes a token (the metrics' ``removal`` and ``replacement``) and which model scores
+    the result."""
+
+    removal: str
+    replacement: Optional[Tensor]
+    forward: Callable[..., Tensor]
+
+
+def _naopc_bounds(sentences: Sentences, predicted: Tensor, variants: Mapping[str, _Removal],
                   progress: bool) -> Dict[Tuple[int, str, str], AOPCBounds]:
-    """The AOPC bounds of every batch, removal and NAOPC metric, for the predicted class: computed once, shared by
-    every method (they do not depend on the explanation)."""
-    forward = embedding_forward(model)
+    """The AOPC bounds of every batch, removal variant and NAOPC metric, for the predicted class: computed once,
+    shared by every method (they do not depend on the explanation)."""
     bounds = {}
     for number, batch in enumerate(tqdm(sentences.batches, desc="NAOPC bounds", disable=not progress, leave=False)):
         target = predicted[batch.index].to(batch.embeddings.device)
-        for removal, replacement in variants.items():
+        for name, variant in variants.items():
             for metric in _NAOPC_COLUMNS.values():
-                bounds[(number, removal, metric)] = aopc_bounds(forward, batch.embeddings, batch.lengths, target,
-                                                                metric, removal, replacement=replacement)
+                bounds[(number, name, metric)] = aopc_bounds(variant.forward, batch.embeddings, batch.lengths, target,
+                                                             metric, variant.removal,
+                                                             replacement=variant.replacement)
     return bounds
 
 
@@ -307,7 +337,7 @@ def _score_method(
     progress: bool,
     layer: nn.Module,
     classes: int,
-    variants: Mapping[str, Optional[Tensor]],
+    variants: Mapping[str, _Removal],
     bounds: Mapping[Tuple[int, str, str], AOPCBounds],
 ) -> _Scores:
     forward = embedding_forward(model)
@@ -337,8 +367,8 @@ def _score_method(
         values["ins"].append((batch.index, inserted.aopc))
         deletion.append(deleted.probability.sum(0))
         insertion.append(inserted.probability.sum(0))
-        for removal, replacement in variants.items():
-            variant = dict(common, removal=removal, replacement=replacement)
+        for removal, how in variants.items():
+            variant = dict(common, forward_func=how.forward, removal=how.removal, replacement=how.replacement)
             suffix = "" if removal == "zero" else f"@{removal}"
             if removal != "zero":
                 values[f"comp{suffix}"].append((batch.index, comprehensiveness(**variant).aopc))
@@ -461,6 +491,13 @@ def _model_markdown(name: str, model_result: Mapping[str, Any]) -> List[str]:
     variants = [c for c in variant_columns(REMOVAL_VARIANTS) if c.key in summary]
     lines += ["", "Removal variants (the removal columns again, each token removed another way; `zero` is the table "
               "above):", "", *[f"- `{removal}`: {what}" for removal, what in model_result["removals"].items()]]
+    tuning = model_result.get("fine_tuning")
+    if tuning:
+        accuracy = tuning["accuracy"]
+        lines += ["", f"`{FINE_TUNED}`: fine-tuning took {tuning['seconds']:.0f} s; accuracy on these sentences, "
+                  "clean / with a uniform count of their tokens zeroed (one seeded draw): original "
+                  f"{accuracy['original']['clean']:.3f} / {accuracy['original']['tokens removed']:.3f}, fine-tuned "
+                  f"{accuracy['fine-tuned']['clean']:.3f} / {accuracy['fine-tuned']['tokens removed']:.3f}."]
     if variants:
         lines += ["", "| method | " + " | ".join(f"{c.key} {'↑' if c.higher_is_better else '↓'}" for c in variants)
                   + " |", "|---" * (len(variants) + 1) + "|"]
@@ -483,7 +520,8 @@ def _judging_markdown(results: Mapping[str, Any]) -> List[str]:
         "(correctly classified sentences), with its 95% bootstrap interval over the sentences "
         f"({RESAMPLES} resamples). 1: the metric orders the methods as the ground truth does; -1: reversed. "
         "`removal`: how the metric removes a token (`zero`: embedding zeroed, `unk` / `pad`: replaced by that "
-        f"token's embedding; `-`: the metric removes none). ⚠: the ranking flips between removal variants (a pair "
+        f"token's embedding, `{FINE_TUNED}`: zeroed and scored by the model fine-tuned with random token removal; "
+        "`-`: the metric removes none). ⚠: the ranking flips between removal variants (a pair "
         f"of methods ordered oppositely by two variants, each order in at least {FLIP_SHARE:.0%} of the "
         "resamples); such a metric's verdict depends on how tokens are removed.",
     ]
@@ -563,6 +601,28 @@ def _test_sentences(name: str, data_root: Optional[PathLike]) -> Tuple[List[Tupl
     return list(load_zoo_data(dataset, data_root).test), None
 
 
+def _fine_tune(checkpoint: Checkpoint, sentences: Sentences, data_root: Optional[PathLike], seed: int,
+               progress: bool) -> Tuple[nn.Module, Dict[str, Any]]:
+    """The model fine-tuned with random token removal, and what the fine-tuning did: its time, losses, weights'
+    hash, and the accuracy on the sentences of the original and the fine-tuned model, clean and with tokens removed
+    as in the fine-tuning (one seeded draw per sentence, the same for both models)."""
+    started = time.perf_counter()
+    tuned, history = fine_tune_zoo_model_with_removal(checkpoint, data_root, progress)
+    seconds = time.perf_counter() - started
+    width = max(batch.embeddings.shape[1] for batch in sentences.batches)
+    removed = random_removal_mask(sentences.lengths, width, torch.Generator().manual_seed(seed))
+
+    def accuracy(model: nn.Module, deleted: Optional[Tensor]) -> float:
+        return float((predict(embedding_forward(model), sentences, deleted) == sentences.labels).double().mean())
+
+    return tuned, {
+        "epochs": EPOCHS, "lr_scale": LR_SCALE, "seconds": seconds, "train_loss": history.train_loss,
+        "weights_sha256": weights_sha256(tuned.state_dict()),
+        "accuracy": {which: {"clean": accuracy(m, None), "tokens removed": accuracy(m, removed)}
+                     for which, m in (("original", checkpoint.model), ("fine-tuned", tuned))},
+    }
+
+
 def _model_result(
     name: str, checkpoint: Checkpoint, n: int, sensitivity_n: int, data_root: Optional[PathLike], seed: int,
     methods: Mapping[str, Method], progress: bool,
@@ -576,12 +636,15 @@ def _model_result(
                                 [pairs[i][1] for i in chosen], vocabulary.pad_index, BATCH_SIZE,
                                 checkpoint.metadata.get("fixed_len"))
     chosen_examples = None if examples is None else [examples[i] for i in chosen]
-    variants, removals = removal_variants(model.get_submodule("embedding"), vocabulary, REMOVAL_VARIANTS)
+    named = [removal for removal in REMOVAL_VARIANTS if removal != FINE_TUNED]
+    variants, removals = removal_variants(model.get_submodule("embedding"), vocabulary, named)
     replacements = {removal: vector for removal, vector in variants.items() if vector is not None}
+    fine_tuned, fine_tuning = _fine_tune(checkpoint, sentences, data_root, seed, progress)
+    removals[FINE_TUNED] = REMOVAL_WORDS[FINE_TUNED]
     results, excluded = score_model(model, sentences, chosen_examples, methods, sensitivity_n, seed, progress,
-                                    replacements)
+                                    replacements, fine_tuned)
     hits = int((predict(embedding_forward(model), sentences) == sentences.labels).sum())
-    computed = ["zero", *replacements]
+    computed = ["zero", *replacements, FINE_TUNED]
     reductions = {m.label: m.reduction for m in methods.values()}
     return {
         "n": n,
@@ -594,6 +657,7 @@ def _model_result(
                             "deletion": r.deletion, "insertion": r.insertion} for label, r in results.items()},
         "excluded": excluded,
         "removals": removals,
+        "fine_tuning": fine_tuning,
         "summary": summarize(results, seed, (*COLUMNS, *variant_columns(computed))),
         "judging": None if examples is None else [
             {**dataclasses.asdict(j), "column": dataclasses.asdict(j.column)}

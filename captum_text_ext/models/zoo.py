@@ -33,6 +33,7 @@ from captum_text_ext.models.checkpoints import (
     save_checkpoint,
 )
 from captum_text_ext.models.registry import build_model
+from captum_text_ext.models.removal_fine_tuning import LR_SCALE, fine_tune_with_removal
 from captum_text_ext.models.training import FitResult, fit
 from captum_text_ext.models.zoo_data import Pair, ZooData, load_zoo_data, pair_dataset
 
@@ -43,6 +44,7 @@ __all__ = [
     "ZooResult",
     "checkpoint_path",
     "evaluate",
+    "fine_tune_zoo_model_with_removal",
     "load_zoo_model",
     "planted_twin",
     "predict_proba",
@@ -306,6 +308,26 @@ def load_zoo_model(
             )
         train_zoo_model(name, root, cache_dir, progress)
     return load_checkpoint(path)
+
+
+def fine_tune_zoo_model_with_removal(
+    checkpoint: Checkpoint, root: Optional[PathLike] = None, progress: bool = True
+) -> Tuple[nn.Module, FitResult]:
+    """A copy of the zoo model of ``checkpoint`` fine-tuned with random token removal
+    (:mod:`~captum_text_ext.models.removal_fine_tuning`) on its own training data, batches and seed, at its recipe's
+    learning rate times :data:`~captum_text_ext.models.removal_fine_tuning.LR_SCALE`.
+
+    Raises:
+        ValueError: for a checkpoint that is not a zoo model's.
+    """
+    name = checkpoint.metadata.get("zoo_name")
+    if name not in ZOO:
+        raise ValueError(f"Expected a zoo model's checkpoint (metadata 'zoo_name' among {list(ZOO)}), but got {name!r}")
+    entry = ZOO[name]
+    data = load_zoo_data(entry.dataset, root, phrase_level=entry.phrase_level, planted=entry.planted)
+    return fine_tune_with_removal(checkpoint.model, _batches(data.train, checkpoint.vocabulary, entry, shuffle=True),
+                                  lr=entry.lr * LR_SCALE, weight_decay=entry.weight_decay, seed=entry.seed,
+                                  progress=progress, examples_per_epoch=len(data.train))
 
 
 ZOO: Dict[str, ZooEntry] = {

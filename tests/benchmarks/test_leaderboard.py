@@ -65,8 +65,19 @@ def test_leaderboard_runs_end_to_end_and_writes_what_it_prints(synthetic_zoo: di
         assert not any(key.endswith("@pad") for key in model["summary"])
         rows = {(j["column"]["metric"], j["column"]["removal"]): j for j in model["judging"]}
         removal_metrics = ("comp", "suff", "del", "ins", "NAOPC comp", "NAOPC suff")
-        assert set(rows) == {(m, r) for m in removal_metrics for r in ("zero", "unk")} | {("infid", None),
-                                                                                           ("sens", None)}
+        assert set(rows) == {(m, r) for m in removal_metrics for r in ("zero", "unk", "ft")} | {("infid", None),
+                                                                                                 ("sens", None)}
+        # the fine-tuned removal: its own columns, and what the fine-tuning did, stated
+        assert {f"{m}@ft" for m in removal_metrics} <= set(model["summary"])
+        tuning = model["fine_tuning"]
+        assert tuning["epochs"] == 1 and len(tuning["train_loss"]) == 1 and tuning["seconds"] > 0
+        assert set(tuning["accuracy"]) == {"original", "fine-tuned"}
+        accuracy = tuning["accuracy"]
+        assert accuracy["original"]["clean"] == model["accuracy"]
+        assert (f"original {accuracy['original']['clean']:.3f} / {accuracy['original']['tokens removed']:.3f}, "
+                f"fine-tuned {accuracy['fine-tuned']['clean']:.3f} / {accuracy['fine-tuned']['tokens removed']:.3f}"
+                in body.split(f"\n## {name}\n")[1])
+        assert "fine-tuned with random token removal (F-Fidelity style" in model["removals"]["ft"]
         for (metric, removal), j in rows.items():
             assert -1 <= j["tau"] <= 1 and j["low"] <= j["high"] and j["ranking"][0] in model["methods"]
             cell = f"| {metric} | {removal or '-'} | {j['tau']:.3f} [{j['low']:.3f}, {j['high']:.3f}] |"
