@@ -26,7 +26,7 @@ PAGES: Dict[str, Tuple[str, ...]] = {
     "transformer_lrp.rst": ("lrp_speed.json",),
     "lstm_lrp.rst": ("lrp_speed.json", "arras2017/*.json"),
     "hidden_unit_optimization.rst": ("yuan2019/results.json", "hiddenunit_speed.json"),
-    "leaderboard.rst": ("leaderboard/leaderboard.json",),
+    "leaderboard.rst": ("leaderboard/leaderboard.json", "leaderboard/models/*.json", "models/*.json"),
     "corpus.rst": ("corpus_speed.json",),
     "ground_truth.rst": ("planted/planted.json",),
 }

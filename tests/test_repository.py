@@ -99,41 +99,49 @@ def test_method_guide_quotes_only_values_and_verdicts_of_the_recorded_leaderboar
              for method, cell in column.items()]
     values = {f"{cell[key]:.3f}" for _, cell in cells for key in ("mean", "low", "high")}
     quoted = set(re.findall(r"-?\b\d\.\d{3}\b", guide))
-    assert len(quoted) >= 20
+    assert len(quoted) >= 15
     assert sorted(n for n in quoted if n not in values) == []
     # "METHOD 0.123 (verdict)": a cell of that method with that mean has that verdict
     methods = sorted(results["methods"], key=len, reverse=True)
     claims = [(method, value, said) for method in methods for value, said in re.findall(
         rf"(?<![\w×_]){re.escape(method)} (-?\d\.\d{{3}}) \((best|tied|worse)\)", guide)]
-    assert len(claims) >= 30
+    assert len(claims) >= 15
     for method, value, said in claims:
         found = {verdict(cell) for name, cell in cells if name == method and f"{cell['mean']:.3f}" == value}
         assert found == {said}, (method, value, said, found)
     seconds = {f"{m['seconds_per_100']:.2f}" for model in results["models"].values() for m in model["methods"].values()}
     # two decimals: seconds per 100 sentences, and the "within 0.02" bound checked below
-    quoted_seconds = set(re.findall(r"(?<![\d.])\d+\.\d{2}(?!\d)", guide)) - {"0.02"}
-    assert len(quoted_seconds) >= 5 and sorted(s for s in quoted_seconds if s not in seconds) == []
+    quoted_seconds = set(re.findall(r"(?<![\d.])\d+\.\d{2}(?!\d)", guide)) - {"0.03"}
+    assert len(quoted_seconds) >= 3 and sorted(s for s in quoted_seconds if s not in seconds) == []
 
 
 def test_method_guide_range_claims_hold_on_the_recorded_leaderboard() -> None:
     results = _leaderboard_results()
-    models = results["models"].values()
-    # LRP_cons stays within 0.02 of LRP in every removal column
-    for model in models:
-        for column in ("comp", "suff", "del", "ins"):
-            cells = model["summary"][column]
-            assert abs(cells["LRP_cons"]["mean"] - cells["LRP"]["mean"]) < 0.02
-    # Saliency is best only in infidelity, on every model
-    for model in models:
-        for column, cells in model["summary"].items():
-            if "Saliency" in cells:
-                assert cells["Saliency"]["best"] == (column == "infid"), column
-    # ShapleyValueSampling or Lime best or tied in every removal column but insertion on lstm-synthetic
+    removal = ("comp", "suff", "del", "ins", "NAOPC comp", "NAOPC suff")
     for name, model in results["models"].items():
-        for column in ("comp", "suff", "del", "ins"):
-            cells = model["summary"][column]
+        summary = model["summary"]
+        # LRP_cons stays within 0.03 of LRP in every removal column
+        for column, cells in summary.items():
+            if column.split("@")[0] in removal:
+                assert abs(cells["LRP_cons"]["mean"] - cells["LRP"]["mean"]) < 0.03, (name, column)
+        # Saliency is best only in infidelity, on every model
+        for column, cells in summary.items():
+            if "Saliency" in cells:
+                assert cells["Saliency"]["best"] == (column == "infid"), (name, column)
+        # with zeroing, ShapleyValueSampling or Lime best or tied in every removal column but lstm-sst2's deletion and
+        # normalized comprehensiveness, where CD is best
+        for column in removal:
+            cells = summary[column]
             leads = any(not cells[m]["differs"] for m in ("ShapleyValueSampling", "Lime"))
-            assert leads == ((name, column) != ("lstm-synthetic", "ins")), (name, column)
-            assert cells["ShapleyValueSampling"]["differs"] or cells["Lime"]["differs"] or leads
-        assert model["summary"]["infid"]["ShapleyValueSampling"]["differs"]
-        assert model["summary"]["infid"]["Lime"]["differs"]
+            exception = name == "lstm-sst2" and column in ("del", "NAOPC comp")
+            assert leads != exception, (name, column)
+            if exception:
+                assert cells["CD"]["best"]
+        # ShapleyValueSampling best or tied in every removal column of textcnn-mr, with every removal
+        if name == "textcnn-mr":
+            assert all(not cells["ShapleyValueSampling"]["differs"] for column, cells in summary.items()
+                       if column.split("@")[0] in removal)
+        # in distribution (unk, ft), Occlusion best or tied in most removal columns of the two SST models
+        if name in ("lstm-sst2", "bilstm-sst5"):
+            in_distribution = [cells for column, cells in summary.items() if "@" in column]
+            assert sum(not cells["Occlusion"]["differs"] for cells in in_distribution) > len(in_distribution) / 2
