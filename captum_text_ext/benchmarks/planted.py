@@ -62,6 +62,7 @@ __all__ = [
     "DEFAULT_MODELS",
     "DEFAULT_N",
     "GOAL_METHODS",
+    "LRP_ROWS",
     "GROUND_TRUTH_HEADING",
     "QUALIFYING_GOAL",
     "SHORTFALL_EXAMPLES",
@@ -82,8 +83,11 @@ ACCURACY_TOLERANCE = 0.015
 """How far below its clean twin's clean test accuracy a planted twin's may be."""
 TOP1_GOAL = 0.95
 """The top-1 precision on verified-reliance sentences LRP and CD are checked against."""
-GOAL_METHODS = ("LRP", "CD")
-"""The methods the top-1 goal is checked for."""
+GOAL_METHODS = ("LRP", "TransformerLRP", "CD")
+"""The methods the top-1 goal is checked for: LRP's goal by the LRP row that applies to the model (LSTMLRP's, or
+TransformerLRP's on a model with self-attention, :data:`LRP_ROWS`), and CD's."""
+LRP_ROWS = ("LRP", "TransformerLRP")
+"""The registry's LRP rows: each model has one that applies; the other's exclusion is not a goal line."""
 QUALIFYING_GOAL = 300
 """The verified-reliance sentences each model should have."""
 SHORTFALL_EXAMPLES = 3
@@ -284,7 +288,8 @@ def _goals(provenance: Provenance, results: Mapping[str, Any]) -> List[str]:
                 value = top1[label]["mean"]
                 lines.append(f"- {name}, top-1 of {label} on verified reliance: {value:.3f} (goal ≥ {TOP1_GOAL}: "
                              f"{'met' if value >= TOP1_GOAL else 'NOT met'})")
-            elif label in r["reliance"]["excluded"]:
+            elif label in r["reliance"]["excluded"] and not (label in LRP_ROWS
+                                                             and any(row in top1 for row in LRP_ROWS)):
                 lines.append(f"- {name}, {label}: not applicable ({r['reliance']['excluded'][label]})")
     trained = results["trained_in_this_run"]
     recorded = [(name, r["train_seconds"]["planted"]) for name, r in results["models"].items()]

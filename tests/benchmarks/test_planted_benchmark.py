@@ -135,7 +135,7 @@ def test_planted_benchmark_end_to_end(synthetic_zoo: dict, tmp_path: Path, monke
     cache.mkdir()
     shutil.copy(synthetic_zoo["cache"] / "lstm-synthetic.pt", cache)
     status = main(["benchmark", "planted", "--out", str(out), "--cache-dir", str(cache), "--models", twin.name,
-                   "--n", "8", "--methods", "saliency,occlusion,lrp,contextual_decomposition"])
+                   "--n", "8", "--methods", "saliency,occlusion,lrp,contextual_decomposition,transformer_lrp"])
     printed = capsys.readouterr().out
     assert status == 0, printed
     markdown = (out / "planted.md").read_text(encoding="utf-8")
@@ -173,6 +173,9 @@ def test_planted_benchmark_end_to_end(synthetic_zoo: dict, tmp_path: Path, monke
         verdict = "met" if top1[label]["mean"] >= 0.95 else "NOT met"
         assert f"top-1 of {label} on verified reliance: {top1[label]['mean']:.3f} (goal ≥ 0.95: {verdict})" in markdown
     assert f"{counts['qualifying']} verified-reliance sentences" in markdown
+    # the LSTM's LRP row is LSTMLRP's: TransformerLRP is excluded with its reason, and its exclusion is no goal line
+    assert "no self-attention" in model_result["reliance"]["excluded"]["TransformerLRP"]
+    assert "TransformerLRP" not in markdown.split("## Goals")[1].split("## Where")[0]
 
     section = "\n".join(ground_truth_section(out / "planted.json"))
     assert f"| top1 {twin.name} | P@k lstm-synthetic |" in section
