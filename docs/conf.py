@@ -229,6 +229,7 @@ def _write_benchmark_results() -> None:
         ("leaderboard", results / "leaderboard" / "leaderboard.md", "leaderboard", ()),
         ("planted", results / "planted" / "planted.md", "planted", ()),
         ("seed_spread", results / "seed_spread" / "seed_spread.md", "seed-spread", ()),
+        ("planted_transformer_lrp", results / "planted_transformer_lrp" / "planted.md", "planted", ()),
     ]:
         if not path.is_file():
             text = f"Not measured yet: run ``captum-text-ext benchmark {command}``.\n"

@@ -28,7 +28,7 @@ PAGES: Dict[str, Tuple[str, ...]] = {
     "hidden_unit_optimization.rst": ("yuan2019/results.json", "hiddenunit_speed.json"),
     "leaderboard.rst": ("leaderboard/leaderboard.json", "leaderboard/models/*.json", "models/*.json"),
     "corpus.rst": ("corpus_speed.json",),
-    "ground_truth.rst": ("planted/planted.json",),
+    "ground_truth.rst": ("planted/planted.json", "planted_transformer_lrp/planted.json"),
 }
 """Each page and the results files (under ``benchmarks/results/``) its quoted numbers come from."""
 
