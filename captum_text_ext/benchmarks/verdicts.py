@@ -147,7 +147,8 @@ def answer_rst(results: Mapping[str, Any], methods: Sequence[str]) -> str:
     best, tied and worse (every column, the removal variants included), its seconds per 100 sentences, or why it does
     not apply; and each column's best method.
 
-    Example line: ``- LRP — best: del; tied: ins; worse: comp, suff; 0.04 s per 100 sentences``.
+    A method's line reads: the method, then ``best:``, ``tied:`` and ``worse:`` each with its columns as inline
+    literals, then its seconds per 100 sentences (``test_verdicts.py`` shows a whole answer).
     """
     lines = []
     for model, model_result in results["models"].items():
