@@ -17,7 +17,8 @@ Sub-commands:
   :data:`~captum_text_ext.benchmarks.BENCHMARKS` (``arras2017``, ``lrp-speed``, ``murdoch2018``, ``cd-speed``,
   ``hechtlinger2016``, ``yuan2019``, ``hiddenunit-speed``, ``leaderboard``, ``planted``) and write its results files;
   ``hechtlinger2016`` also takes ``--imdb-dir DIR``, ``leaderboard`` takes ``--models A,B``, ``--n N``,
-  ``--sensitivity-n M`` and ``--methods``, ``planted`` takes ``--models``, ``--n`` and ``--methods``.
+  ``--sensitivity-n M``, ``--methods`` and ``--processes P``, ``planted`` takes ``--models``, ``--n`` and
+  ``--methods``.
 
 Errors a user can fix (a bad argument, a missing dataset) print one line and exit with status 2, no traceback.
 """
@@ -134,6 +135,8 @@ def _build_parser() -> argparse.ArgumentParser:
                            help="leaderboard: sentences for sensitivity-max (default 100)")
     benchmark.add_argument("--methods", default=None, help="leaderboard, planted: comma-separated method keys "
                            "(default: all)")
+    benchmark.add_argument("--processes", type=int, default=None,
+                           help="leaderboard: models scored at once, one process each (default 1)")
     benchmark.add_argument("--seeds", type=_seed_list, default=None,
                            help="seed-spread: comma-separated training seeds (default 0,1,2)")
     return parser
@@ -175,7 +178,7 @@ def _benchmark_options(args: argparse.Namespace) -> Dict[str, Any]:
             options[name] = [item.strip() for item in value.split(",") if item.strip()]
     if args.seeds is not None:
         options["seeds"] = args.seeds
-    for name in ("n", "sensitivity_n", "imdb_dir"):
+    for name in ("n", "sensitivity_n", "imdb_dir", "processes"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
     return options

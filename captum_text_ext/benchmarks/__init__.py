@@ -55,7 +55,8 @@ BENCHMARKS: Dict[str, Benchmark] = {
                   "hechtlinger2016", Path("benchmarks/results/hechtlinger2016"), ("imdb_dir",)),
         Benchmark("leaderboard", "every method on every zoo model: faithfulness and ground-truth metrics with "
                   "bootstrap intervals and Holm-corrected paired tests", "leaderboard",
-                  Path("benchmarks/results/leaderboard"), ("models", "n", "sensitivity_n", "methods")),
+                  Path("benchmarks/results/leaderboard"),
+                  ("models", "n", "sensitivity_n", "methods", "processes")),
         Benchmark("planted", "ground truth the model provably uses: planted tokens (verified reliance) on the planted "
                   "twins and textual mosaics on their clean twins, every method; trains the twins it needs",
                   "planted", Path("benchmarks/results/planted"), ("models", "n", "methods")),

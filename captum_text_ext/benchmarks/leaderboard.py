@@ -1,6 +1,7 @@
 r"""The leaderboard: every attribution method on every zoo model, scored by the faithfulness metrics.
 
-``captum-text-ext benchmark leaderboard [--models A,B] [--n N] [--sensitivity-n M]`` explains ``n`` seeded test
+``captum-text-ext benchmark leaderboard [--models A,B] [--n N] [--sensitivity-n M] [--processes P]`` explains ``n``
+seeded test
 sentences of each model with every method of :data:`~captum_text_ext.explain.METHODS` that applies to it (the
 exclusions, with their reasons, are part of the results), and scores each method with
 :mod:`captum_text_ext.metrics`:
@@ -11,7 +12,8 @@ exclusions, with their reasons, are part of the results), and scores each method
 - ``NAOPC comp`` / ``NAOPC suff``: normalized AOPC (Edin et al. 2025, :mod:`~captum_text_ext.metrics.naopc`) of
   comprehensiveness (higher is better) and sufficiency (lower is better) over every prefix, against the bounds over
   all orderings: exact up to 10 tokens, beam search of width 5 beyond; the bounds are computed once per sentence and
-  removal and shared by every method;
+  removal and shared by every method and both metrics (they are the same for both,
+  :mod:`~captum_text_ext.metrics.naopc`);
 - ``infid``: Captum's normalized infidelity (Gaussian noise, :math:`\sigma = 0.1`, 10 draws; lower is better);
 - ``sens``: Captum's sensitivity-max (radius 0.02, 10 draws) on the first ``sensitivity_n`` sentences (lower is
   better);
@@ -47,15 +49,23 @@ Then comes the ground truth the models provably use (planted tokens and mosaics,
 of ``captum-text-ext benchmark planted``, :mod:`~captum_text_ext.benchmarks.planted`); the synthetic corpus's
 ground-truth columns are a sanity check, without a goal.
 
+``--processes P`` scores ``P`` models at once, each in its own process with the run's torch thread count (the
+recorded run: 2 processes × 1 thread on the 2-core machine); the numbers do not depend on it, only the seconds. The
+results record where each model's time went (``seconds``: fine-tuning, NAOPC bounds, attribution, sensitivity-max,
+the other metrics), and the page's goals list it.
+
 Files in the results directory: ``leaderboard.md`` (one table per model, then the exclusions), ``leaderboard.json``
 (every number, including the mean curves and the per-sentence values' counts) and ``curves-MODEL.png`` (the mean
-deletion and insertion curves), each with the run's provenance.
+deletion and insertion curves), each with the run's provenance. The columns are defined in
+:mod:`~captum_text_ext.benchmarks.leaderboard_columns`.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import math
+import multiprocessing
 import shlex
 import time
 from pathlib import Path
@@ -66,7 +76,19 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from captum_text_ext.benchmarks.metric_judging import FLIP_SHARE, RESAMPLES, JudgedColumn, judge_metrics
+from captum_text_ext.benchmarks.leaderboard_columns import (
+    COLUMNS,
+    FINE_TUNED,
+    INFIDELITY_NOISE,
+    JUDGED_AGAINST,
+    REMOVAL_COLUMNS,
+    REMOVAL_VARIANTS,
+    REMOVAL_WORDS,
+    Column,
+    judged_columns,
+    variant_columns,
+)
+from captum_text_ext.benchmarks.metric_judging import FLIP_SHARE, RESAMPLES, judge_metrics
 from captum_text_ext.benchmarks.method_rows import RANDOM, score_rows
 from captum_text_ext.benchmarks.markdown import markdown_cell, summary_cell
 from captum_text_ext.benchmarks.planted import ground_truth_section
@@ -78,9 +100,6 @@ from captum_text_ext.datasets._paths import PathLike
 from captum_text_ext.explain import CD_BIAS_PRODUCT, METHODS, OUTPUTS, LayerBatch, Method, embedding_layer
 from captum_text_ext.metrics import (
     GROUND_TRUTH_COLUMNS,
-    BEAM_WIDTH,
-    EXACT_MAX_TOKENS,
-    REMOVALS,
     AOPCBounds,
     GroundTruthMetric,
     aopc_bounds,
@@ -103,21 +122,14 @@ from captum_text_ext.models.zoo_data import load_zoo_data, zoo_data_files
 from captum_text_ext.provenance import Provenance, RunRecorder, png_metadata, write_json, write_markdown
 
 __all__ = [
-    "COLUMNS",
-    "Column",
     "DEFAULT_MODELS",
     "DEFAULT_N",
     "DEFAULT_SENSITIVITY_N",
     "EXPLAINED_OUTPUT",
-    "JUDGED_AGAINST",
     "RANDOM",
-    "REMOVAL_COLUMNS",
-    "REMOVAL_VARIANTS",
-    "judged_columns",
     "run_leaderboard",
     "score_model",
     "summarize",
-    "variant_columns",
 ]
 
 DEFAULT_MODELS: Tuple[str, ...] = ("bilstm-sst5", "lstm-sst2", "textcnn-mr", "lstm-synthetic")
@@ -132,8 +144,6 @@ BATCH_SIZE = 64
 """Sentences per batch."""
 ALPHA = 0.05
 """Level of the Holm-corrected paired tests."""
-INFIDELITY_NOISE = 0.1
-"""Standard deviation of infidelity's Gaussian noise."""
 PERTURBATION_SAMPLES = 10
 """Noise draws per sentence for infidelity and sensitivity-max."""
 TIME_BUDGET_MINUTES = 60
@@ -142,79 +152,6 @@ EXPLAINED_OUTPUT = "logit"
 """What every method explains (:data:`~captum_text_ext.explain.OUTPUTS`): the predicted class's logit."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Column:
-    """A column of the leaderboard.
-
-    Attributes:
-        key: its name in the JSON file and the table head.
-        higher_is_better: whether larger means a better explanation.
-        ground_truth: only on the synthetic corpus.
-        description: what it is, for the table's notes.
-    """
-
-    key: str
-    higher_is_better: bool
-    ground_truth: bool
-    description: str
-
-
-COLUMNS: Tuple[Column, ...] = (
-    Column("comp", True, False, "ERASER comprehensiveness, AOPC over 1/5/10/20/50%"),
-    Column("suff", False, False, "ERASER sufficiency, AOPC over 1/5/10/20/50%"),
-    Column("del", True, False, "deletion-curve AOPC over 0-100% in steps of 10%"),
-    Column("ins", True, False, "insertion-curve AOPC over 0-100% in steps of 10%"),
-    Column("NAOPC comp", True, False, f"normalized AOPC of comprehensiveness over every prefix (Edin et al. 2025): "
-           f"exact bounds up to {EXACT_MAX_TOKENS} tokens, beam search of width {BEAM_WIDTH} beyond"),
-    Column("NAOPC suff", False, False, "normalized AOPC of sufficiency over every prefix, bounds as NAOPC comp"),
-    Column("infid", False, False, f"Captum infidelity, normalized, Gaussian noise σ={INFIDELITY_NOISE}"),
-    Column("sens", False, False, "Captum sensitivity-max, radius 0.02"),
-    Column("top1", True, True, "top-1 ground-truth precision"),
-    Column("R-prec", True, True, "precision at the number of decisive tokens"),
-    Column("AUPRC", True, True, "average precision of the decisive tokens"),
-    Column("sign", True, True, "sign accuracy of the sentiment words"),
-    Column("neg sign", True, True, "sign accuracy of the negated words"),
-    Column("neg×word", True, True, "sign of the negator × word interaction (CD)"),
-)
-"""The metric columns, in table order (``s/100`` follows them); the removal columns remove by zeroing."""
-REMOVAL_COLUMNS: Tuple[str, ...] = ("comp", "suff", "del", "ins", "NAOPC comp", "NAOPC suff")
-"""The columns that remove tokens: each is also computed with every other removal of :data:`REMOVAL_VARIANTS`."""
-REMOVAL_VARIANTS: Tuple[str, ...] = ("zero", "unk", "pad", "ft")
-"""The removals every removal column is computed with (:data:`~captum_text_ext.metrics.REMOVALS`, and ``ft``:
-zeroing scored by the model fine-tuned with random token removal); ``zero`` is the main table's."""
-FINE_TUNED = "ft"
-"""The removal variant scored by the fine-tuned model."""
-REMOVAL_WORDS: Dict[str, str] = {
-    **REMOVALS,
-    FINE_TUNED: f"embedding zeroed, scored by a copy of the model fine-tuned with random token removal (F-Fidelity "
-                f"style: {EPOCHS} epoch over its training data, a uniform count of each sentence's tokens zeroed, "
-                f"the recipe's learning rate × {LR_SCALE}, embedding frozen)",
-}
-"""What each removal variant does, for the tables."""
-JUDGED_AGAINST = "top1"
-"""The ground-truth column the metrics are judged against (:mod:`~captum_text_ext.benchmarks.metric_judging`)."""
-
-
-def variant_columns(removals: Sequence[str]) -> Tuple[Column, ...]:
-    """The removal columns computed with each removal but zeroing, keyed ``comp@unk`` and so on."""
-    base = {c.key: c for c in COLUMNS}
-    return tuple(Column(f"{key}@{removal}", base[key].higher_is_better, False,
-                        f"{base[key].description}, {REMOVAL_WORDS[removal]}")
-                 for removal in removals if removal != "zero" for key in REMOVAL_COLUMNS)
-
-
-def judged_columns(removals: Sequence[str]) -> Tuple[JudgedColumn, ...]:
-    """Every non-ground-truth column with its removal: the metrics the judging table judges."""
-    out = []
-    for column in COLUMNS:
-        if column.ground_truth:
-            continue
-        if column.key not in REMOVAL_COLUMNS:
-            out.append(JudgedColumn(column.key, column.key, None, column.higher_is_better))
-            continue
-        out += [JudgedColumn(column.key if removal == "zero" else f"{column.key}@{removal}", column.key, removal,
-                             column.higher_is_better) for removal in removals]
-    return tuple(out)
 _SIGN_COLUMNS = ("sign", "neg sign")
 
 
@@ -225,12 +162,15 @@ _SIGN_COLUMNS = ("sign", "neg sign")
 
 @dataclasses.dataclass
 class _Scores:
-    """One method's per-sentence values on one model."""
+    """One method's per-sentence values on one model, and the seconds its attribution and its row took (the row:
+    attribution, every metric and sensitivity-max, which is counted apart too)."""
 
     values: Dict[str, np.ndarray]
     seconds: float
     deletion: List[float]
     insertion: List[float]
+    row_seconds: float = 0.0
+    sensitivity_seconds: float = 0.0
 
 
 def _scatter(values: Dict[str, List[Tuple[Tensor, Tensor]]], n: int) -> Dict[str, np.ndarray]:
@@ -260,6 +200,7 @@ def score_model(
     progress: bool = True,
     replacements: Optional[Mapping[str, Tensor]] = None,
     fine_tuned: Optional[nn.Module] = None,
+    timing: Optional[Dict[str, float]] = None,
 ) -> Tuple[Dict[str, _Scores], Dict[str, str]]:
     """Explain and score every sentence with every method that applies, batch by batch.
 
@@ -276,6 +217,7 @@ def score_model(
             computed with each (keys ``comp@unk`` and so on, :func:`variant_columns`).
         fine_tuned: the model fine-tuned with random token removal, same embedding layer: the removal columns are
             also computed by zeroing and scoring with it (keys ``comp@ft`` and so on).
+        timing: receives the seconds the NAOPC bounds took (key ``"NAOPC bounds"``).
 
     Returns:
         ``(scores by method label, exclusions: label -> reason)``.
@@ -291,7 +233,10 @@ def score_model(
                 **{name: _Removal(name, vector, forward) for name, vector in (replacements or {}).items()}}
     if fine_tuned is not None:
         variants[FINE_TUNED] = _Removal("zero", None, embedding_forward(fine_tuned))
+    started = time.perf_counter()
     bounds = _naopc_bounds(sentences, predicted, variants, progress)
+    if timing is not None:
+        timing["NAOPC bounds"] = time.perf_counter() - started
     return score_rows(model, layer, methods, seed, lambda method: _score_method(
         model, method, sentences, examples, predicted, correct, sensitivity_n, seed, progress, layer, classes,
         variants, bounds))
@@ -311,17 +256,15 @@ class _Removal:
 
 
 def _naopc_bounds(sentences: Sentences, predicted: Tensor, variants: Mapping[str, _Removal],
-                  progress: bool) -> Dict[Tuple[int, str, str], AOPCBounds]:
-    """The AOPC bounds of every batch, removal variant and NAOPC metric, for the predicted class: computed once,
-    shared by every method (they do not depend on the explanation)."""
+                  progress: bool) -> Dict[Tuple[int, str], AOPCBounds]:
+    """The AOPC bounds of every batch and removal variant, for the predicted class: computed once, shared by every
+    method and by both NAOPC metrics (they depend on neither the explanation nor the metric)."""
     bounds = {}
     for number, batch in enumerate(tqdm(sentences.batches, desc="NAOPC bounds", disable=not progress, leave=False)):
         target = predicted[batch.index].to(batch.embeddings.device)
         for name, variant in variants.items():
-            for metric in _NAOPC_COLUMNS.values():
-                bounds[(number, name, metric)] = aopc_bounds(variant.forward, batch.embeddings, batch.lengths, target,
-                                                             metric, variant.removal,
-                                                             replacement=variant.replacement)
+            bounds[(number, name)] = aopc_bounds(variant.forward, batch.embeddings, batch.lengths, target,
+                                                 variant.removal, replacement=variant.replacement)
     return bounds
 
 
@@ -338,11 +281,12 @@ def _score_method(
     layer: nn.Module,
     classes: int,
     variants: Mapping[str, _Removal],
-    bounds: Mapping[Tuple[int, str, str], AOPCBounds],
+    bounds: Mapping[Tuple[int, str], AOPCBounds],
 ) -> _Scores:
     forward = embedding_forward(model)
     values: Dict[str, List[Tuple[Tensor, Tensor]]] = {c.key: [] for c in (*COLUMNS, *variant_columns(list(variants)))}
-    deletion, insertion, seconds = [], [], 0.0
+    deletion, insertion, seconds, sensitivity_seconds = [], [], 0.0, 0.0
+    row_started = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
     name = RANDOM if method is None else method.label
     for number, batch in enumerate(tqdm(sentences.batches, desc=name, disable=not progress, leave=False)):
@@ -377,18 +321,21 @@ def _score_method(
                 values[f"ins{suffix}"].append((batch.index, insertion_curve(**variant).aopc))
             for key, metric in _NAOPC_COLUMNS.items():
                 values[f"{key}{suffix}"].append((batch.index, naopc(
-                    **variant, metric=metric, bounds=bounds[(number, removal, metric)]).naopc))
+                    **variant, metric=metric, bounds=bounds[(number, removal)]).naopc))
         if method is not None and attributions is not None:
             values["infid"].append((batch.index, text_infidelity(
                 forward, embeddings, _embedding_shaped(attributions.detach(), embeddings), batch.lengths, target,
                 noise_std=INFIDELITY_NOISE,
                 n_perturb_samples=PERTURBATION_SAMPLES, seed=seed)))
+            started = time.perf_counter()
             values["sens"] += _sensitivity(model, method, view, batch.index, target, sensitivity_n, seed)
+            sensitivity_seconds += time.perf_counter() - started
         if examples is not None:
             _ground_truth(model, method, batch, view, examples, scores, target, correct, values)
     total = len(sentences)
     return _Scores(_scatter({k: v for k, v in values.items() if v}, total), seconds,
-                   (torch.stack(deletion).sum(0) / total).tolist(), (torch.stack(insertion).sum(0) / total).tolist())
+                   (torch.stack(deletion).sum(0) / total).tolist(), (torch.stack(insertion).sum(0) / total).tolist(),
+                   time.perf_counter() - row_started, sensitivity_seconds)
 
 
 def _layer_batch(batch: SentenceBatch, layer: nn.Module, classes: int) -> LayerBatch:
@@ -641,8 +588,14 @@ def _model_result(
     replacements = {removal: vector for removal, vector in variants.items() if vector is not None}
     fine_tuned, fine_tuning = _fine_tune(checkpoint, sentences, data_root, seed, progress)
     removals[FINE_TUNED] = REMOVAL_WORDS[FINE_TUNED]
+    timing: Dict[str, float] = {}
     results, excluded = score_model(model, sentences, chosen_examples, methods, sensitivity_n, seed, progress,
-                                    replacements, fine_tuned)
+                                    replacements, fine_tuned, timing)
+    rows = list(results.values())
+    attribution, sensitivity = sum(r.seconds for r in rows), sum(r.sensitivity_seconds for r in rows)
+    seconds = {"fine-tuning": fine_tuning["seconds"], "NAOPC bounds": timing["NAOPC bounds"],
+               "attribution": attribution, "sensitivity-max": sensitivity,
+               "other metrics": sum(r.row_seconds for r in rows) - attribution - sensitivity}
     hits = int((predict(embedding_forward(model), sentences) == sentences.labels).sum())
     computed = ["zero", *replacements, FINE_TUNED]
     reductions = {m.label: m.reduction for m in methods.values()}
@@ -654,10 +607,12 @@ def _model_result(
         "sentences": chosen,
         "percents": [float(p) for p in range(0, 101, 10)],
         "methods": {label: {"reduction": reductions.get(label, "random"), "seconds_per_100": 100 * r.seconds / n,
+                            "row_seconds": r.row_seconds, "sensitivity_seconds": r.sensitivity_seconds,
                             "deletion": r.deletion, "insertion": r.insertion} for label, r in results.items()},
         "excluded": excluded,
         "removals": removals,
         "fine_tuning": fine_tuning,
+        "seconds": seconds,
         "summary": summarize(results, seed, (*COLUMNS, *variant_columns(computed))),
         "judging": None if examples is None else [
             {**dataclasses.asdict(j), "column": dataclasses.asdict(j.column)}
@@ -677,6 +632,7 @@ def run_leaderboard(
     methods: Optional[Sequence[str]] = None,
     progress: bool = True,
     planted_results: Optional[PathLike] = None,
+    processes: int = 1,
 ) -> List[str]:
     """Run the leaderboard and write ``leaderboard.md``, ``leaderboard.json`` and ``curves-MODEL.png`` to ``out``.
 
@@ -696,26 +652,32 @@ def run_leaderboard(
         progress: show progress bars.
         planted_results: the ``planted.json`` of ``benchmark planted`` (default: ``planted/planted.json`` beside
             ``out``).
+        processes: models scored at once, each in its own process (started with ``spawn``, with this process's
+            torch thread count; no progress bars then); every number but the seconds is the same for any count,
+            because each model's sentences, samples and fine-tuning are seeded on their own.
 
     Returns:
         The lines the command prints: the Markdown tables and the files written.
 
     Raises:
         FileNotFoundError: for a model missing from the cache or missing data.
-        ValueError: for an unknown model or method, or a non-positive ``n``.
+        ValueError: for an unknown model or method, or a non-positive ``n`` or ``processes``.
     """
     unknown = [m for m in models if m not in ZOO]
     if unknown or not models:
         raise ValueError(f"Expected --models among {list(ZOO)}, but got {list(models)}")
-    if n < 1 or sensitivity_n < 0:
-        raise ValueError(f"Expected --n >= 1 and --sensitivity-n >= 0, but got {n} and {sensitivity_n}")
+    if n < 1 or sensitivity_n < 0 or processes < 1:
+        raise ValueError(f"Expected --n >= 1, --sensitivity-n >= 0 and --processes >= 1, but got {n}, {sensitivity_n} "
+                         f"and {processes}")
     keys = list(METHODS) if methods is None else list(methods)
     if any(k not in METHODS for k in keys):
         raise ValueError(f"Expected methods among {list(METHODS)}, but got {keys}")
     chosen_methods = {k: METHODS[k] for k in keys}
     out = Path(out)
     command = command or shlex.join(["captum-text-ext", "benchmark", "leaderboard", "--out", str(out)])
-    checkpoints = {name: load_zoo_model(name, cache_dir, train_if_missing=False) for name in models}
+    for name in models:  # fail before any work when one is missing
+        if not checkpoint_path(name, cache_dir).is_file():
+            load_zoo_model(name, cache_dir, train_if_missing=False)
     planted = Path(planted_results) if planted_results is not None else out.parent / "planted" / "planted.json"
     with RunRecorder(command=command, seeds={"leaderboard": SEED}) as run:
         for name in models:
@@ -726,14 +688,39 @@ def run_leaderboard(
             "output": EXPLAINED_OUTPUT,
             "methods": {m.label: m.description for m in chosen_methods.values()},
             "columns": [dataclasses.asdict(c) for c in COLUMNS],
-            "models": {name: _model_result(name, checkpoints[name], n, sensitivity_n, data_root, SEED,
-                                           chosen_methods, progress) for name in models},
+            "processes": processes,
+            "models": _model_results(models, cache_dir, n, sensitivity_n, data_root, keys, progress, processes),
         }
         results["methods"][RANDOM] = "scores uniform in [-1, 1] (seeded)"
         # Read when the page is written (a planted run may finish during this one), so recorded then.
         if planted.is_file():
             run.record_file("planted results", planted)
     return _write(out, run.provenance, results, planted)
+
+
+def _model_result_of(name: str, cache_dir: Optional[PathLike], n: int, sensitivity_n: int,
+                     data_root: Optional[PathLike], keys: Sequence[str], progress: bool,
+                     threads: Optional[int] = None) -> Dict[str, Any]:
+    """One model's result, from the model's name and the method keys (what a worker process receives)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    checkpoint = load_zoo_model(name, cache_dir, train_if_missing=False)
+    return _model_result(name, checkpoint, n, sensitivity_n, data_root, SEED, {k: METHODS[k] for k in keys},
+                         progress)
+
+
+def _model_results(models: Sequence[str], cache_dir: Optional[PathLike], n: int, sensitivity_n: int,
+                   data_root: Optional[PathLike], keys: Sequence[str], progress: bool,
+                   processes: int) -> Dict[str, Any]:
+    """Every model's result, in this process or in ``processes`` worker processes (models handed out in order)."""
+    if processes == 1:
+        return {name: _model_result_of(name, cache_dir, n, sensitivity_n, data_root, keys, progress)
+                for name in models}
+    context = multiprocessing.get_context("spawn")  # no forked torch state
+    with concurrent.futures.ProcessPoolExecutor(max_workers=min(processes, len(models)), mp_context=context) as pool:
+        futures = {name: pool.submit(_model_result_of, name, cache_dir, n, sensitivity_n, data_root, keys, False,
+                                     torch.get_num_threads()) for name in models}
+        return {name: futures[name].result() for name in models}
 
 
 def _goals(provenance: Provenance, results: Mapping[str, Any]) -> List[str]:
@@ -746,7 +733,14 @@ def _goals(provenance: Provenance, results: Mapping[str, Any]) -> List[str]:
         goal = f"(goal for the full run ≤ {TIME_BUDGET_MINUTES} min: {verdict})"
     else:
         goal = "(not the full run of the default models: no goal)"
-    lines = ["## Goals", "", f"- Wall time of this run: {minutes:.1f} min on {provenance.cpu_count} logical cores {goal}"]
+    layout = f"{results['processes']} process{'es' if results['processes'] > 1 else ''} × " \
+             f"{provenance.torch_threads} torch thread{'s' if provenance.torch_threads > 1 else ''}"
+    lines = ["## Goals", "", f"- Wall time of this run: {minutes:.1f} min on {provenance.cpu_count} logical cores, "
+             f"{layout} {goal}"]
+    for name, model_result in results["models"].items():
+        stages = model_result["seconds"]
+        lines.append(f"- where {name}'s time went: " + ", ".join(
+            f"{stage} {seconds / 60:.1f} min" for stage, seconds in stages.items()))
     synthetic = results["models"].get("lstm-synthetic")
     if synthetic is not None:
         top1 = synthetic["summary"].get("top1", {})

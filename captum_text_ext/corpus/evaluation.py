@@ -329,9 +329,8 @@ def _evaluate_batch(attributions: Attributions, model: nn.Module, embedding: nn.
     index = torch.tensor(rows, dtype=torch.long)
     target = attributions.targets[index].to(device)
     removal_metrics = [m for m in chosen if m in REMOVAL_METRICS]
-    bounds = {(removal, metric): aopc_bounds(forward, embeddings, lengths, target, _NAOPC[metric], removal,
-                                             replacement=replacement)
-              for removal, replacement in variants.items() for metric in removal_metrics if metric in _NAOPC}
+    bounds = {removal: aopc_bounds(forward, embeddings, lengths, target, removal, replacement=replacement)
+              for removal, replacement in variants.items() if any(metric in _NAOPC for metric in removal_metrics)}
     truth = [m for m in chosen if m in GROUND_TRUTH_METRICS]
     for method in attributions.methods:
         stored = attributions.scores(method)
@@ -349,7 +348,7 @@ def _evaluate_batch(attributions: Attributions, model: nn.Module, embedding: nn.
                           removal=removal, replacement=replacement)
             for metric in removal_metrics:
                 if metric in _NAOPC:
-                    value = naopc(**common, metric=_NAOPC[metric], bounds=bounds[(removal, metric)]).naopc
+                    value = naopc(**common, metric=_NAOPC[metric], bounds=bounds[removal]).naopc
                 else:
                     value = _REMOVAL_FUNCTIONS[metric](**common).aopc
                 _store(out[_key(metric, removal)], rows, value)

@@ -34,8 +34,16 @@ and its AOPC is :math:`\frac{1}{L+1}\sum_k f(S_k)`, with :math:`f(S)` the term o
   true maximum); NAOPC against them can leave :math:`[0, 1]` when the explained ordering beats the beam, and it is
   not clipped. :attr:`NAOPCResult.exact` says which sentences have exact bounds.
 
-The bounds depend on the model, the sentence, the target and the removal, not on the explanation: compute them once
-with :func:`aopc_bounds` and pass them to :func:`naopc` for every method (``bounds=``).
+**Both metrics have the same bounds.** Sufficiency's term of a set is comprehensiveness' term of its complement,
+:math:`p(x) - p(\pi_{1:k}) = p(x) - p(x \setminus \overline{\pi_{1:k}})`, and the complements of a chain
+:math:`S_0 \subset \cdots \subset S_L` form the chain read backwards, which is the chain of the reversed ordering. So
+:math:`\mathrm{AOPC}_{suff}(\pi) = \mathrm{AOPC}_{comp}(\pi^{\mathrm{rev}})`: both range over the same values, and
+their least and greatest AOPC coincide. :func:`aopc_bounds` computes them once, on comprehensiveness' chains (the
+beam grows the removed set; a beam is attained by a real ordering of either metric, so it is a valid bound of both).
+
+The bounds depend on the model, the sentence, the target and the removal, not on the explanation or the metric:
+compute them once with :func:`aopc_bounds` and pass them to :func:`naopc` for every method and both metrics
+(``bounds=``).
 
 References:
     J. Edin, A. G. Motzfeldt, C. L. Christensen, T. Ruotsalo, L. Maaløe, M. Maistro. Normalized AOPC: Fixing
@@ -51,7 +59,6 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from captum_text_ext.metrics.curves import top_k_masks
 from captum_text_ext.metrics.perturbation import (
     ForwardFunc,
     Removal,
@@ -60,7 +67,7 @@ from captum_text_ext.metrics.perturbation import (
     select_example_args,
     target_probabilities,
 )
-from captum_text_ext.metrics.reduction import check_scores
+from captum_text_ext.metrics.reduction import check_scores, ranks, removal_order
 
 __all__ = ["BEAM_WIDTH", "EXACT_MAX_TOKENS", "NAOPC_METRICS", "AOPCBounds", "NAOPCResult", "aopc_bounds", "naopc"]
 
@@ -79,10 +86,10 @@ SetValues = Callable[[List[int]], Tensor]
 
 @dataclasses.dataclass(frozen=True)
 class AOPCBounds:
-    """The least and greatest AOPC over the orderings of each of :math:`N` sentences' tokens.
+    """The least and greatest AOPC over the orderings of each of :math:`N` sentences' tokens, of comprehensiveness and
+    sufficiency alike (module docstring).
 
     Attributes:
-        metric: ``"comprehensiveness"`` or ``"sufficiency"``.
         lower: :math:`(N,)` float64 the least AOPC (exact or beam, see :attr:`exact`).
         upper: :math:`(N,)` the greatest.
         exact: :math:`(N,)` bool, True where the bounds are exact.
@@ -91,7 +98,6 @@ class AOPCBounds:
         removal: the removal they are for (``"zero"``, ``"drop"``, or ``"replacement"`` for an embedding).
     """
 
-    metric: str
     lower: Tensor
     upper: Tensor
     exact: Tensor
@@ -194,7 +200,6 @@ def aopc_bounds(
     embeddings: Tensor,
     lengths: Tensor,
     target: Union[int, Sequence[int], Tensor],
-    metric: str = "comprehensiveness",
     removal: Removal = "zero",
     additional_forward_args: Optional[Tuple[Any, ...]] = None,
     apply_softmax: bool = True,
@@ -203,12 +208,13 @@ def aopc_bounds(
     exact_max_tokens: int = EXACT_MAX_TOKENS,
     beam_width: int = BEAM_WIDTH,
 ) -> AOPCBounds:
-    """The least and greatest AOPC over all orderings of each sentence's tokens (module docstring): exact up to
-    ``exact_max_tokens`` tokens, by beam search of width ``beam_width`` beyond.
+    """The least and greatest AOPC over all orderings of each sentence's tokens, of comprehensiveness and sufficiency
+    alike (module docstring): exact up to ``exact_max_tokens`` tokens, by beam search of width ``beam_width`` beyond.
 
-    Arguments as :func:`naopc` (without the scores and the order).
+    Arguments as :func:`naopc` (without the scores, the metric and the order).
     """
-    _check(metric, embeddings, embeddings.shape[1] if embeddings.dim() == 3 else -1, exact_max_tokens, beam_width)
+    _check("comprehensiveness", embeddings, embeddings.shape[1] if embeddings.dim() == 3 else -1, exact_max_tokens,
+           beam_width)
     removal = resolve_removal(removal, replacement, embeddings.shape[-1])
     classes = check_target(target, embeddings.shape[0], embeddings.device)
     args = tuple(additional_forward_args or ())
@@ -229,8 +235,7 @@ def aopc_bounds(
         full = float(probabilities(torch.ones(1, steps, dtype=torch.bool))[0])
 
         def values(masks: List[int]) -> Tensor:
-            chosen = _bits(masks, length, steps)
-            return full - probabilities(chosen if metric == "sufficiency" else ~chosen)
+            return full - probabilities(~_bits(masks, length, steps))
 
         if length <= exact_max_tokens:
             low, high = _exact_bounds(values, length)
@@ -239,7 +244,7 @@ def aopc_bounds(
             high = _beam_bound(values, length, beam_width, highest=True)
         rows["lower"].append(low / (length + 1))
         rows["upper"].append(high / (length + 1))
-    return AOPCBounds(metric, torch.tensor(rows["lower"], dtype=torch.float64),
+    return AOPCBounds(torch.tensor(rows["lower"], dtype=torch.float64),
                       torch.tensor(rows["upper"], dtype=torch.float64), (lengths <= exact_max_tokens).cpu(),
                       beam_width, classes.cpu(), _removal_name(removal))
 
@@ -273,14 +278,14 @@ def naopc(
         exact_max_tokens: sentences of at most this many tokens get exact bounds (at most 16).
         beam_width: the beam width for longer sentences.
         bounds: the :func:`aopc_bounds` of these sentences, model, target and removal, computed once for several
-            explanations; ``None``: computed here.
+            explanations and both metrics; ``None``: computed here.
 
     Returns:
         A :class:`NAOPCResult`.
 
     Raises:
         ValueError: for an unknown metric, removal or order, mismatched shapes, ``exact_max_tokens`` outside
-            ``[0, 16]``, ``beam_width < 1``, or ``bounds`` of another metric, target, removal or batch.
+            ``[0, 16]``, ``beam_width < 1``, or ``bounds`` of another target, removal or batch.
 
     Examples:
         >>> weights = torch.tensor([1.0, -2.0, 0.5])  # class-1 logit: the sum of the tokens' weights
@@ -297,23 +302,37 @@ def naopc(
     resolved = resolve_removal(removal, replacement, embeddings.shape[-1])
     classes = check_target(target, embeddings.shape[0], embeddings.device)
     if bounds is None:
-        bounds = aopc_bounds(forward_func, embeddings, lengths, classes, metric, removal, additional_forward_args,
+        bounds = aopc_bounds(forward_func, embeddings, lengths, classes, removal, additional_forward_args,
                              apply_softmax, batch_size, replacement, exact_max_tokens, beam_width)
-    elif (bounds.metric, bounds.removal) != (metric, _removal_name(resolved)) or not torch.equal(
-            bounds.target, classes.cpu()):
-        raise ValueError(f"Expected bounds of {metric} with removal {_removal_name(resolved)!r} for these targets, "
-                         f"but got bounds of {bounds.metric} with removal {bounds.removal!r} for targets "
-                         f"{bounds.target.tolist()}")
-    lengths = lengths.to(scores.device)
-    steps = scores.shape[1]
-    prefixes, _, _ = top_k_masks(scores, lengths, order, counts=list(range(steps + 1)))  # (T + 1, N, T), capped
-    keep = torch.cat([prefixes if metric == "sufficiency" else ~prefixes, torch.ones_like(prefixes[:1])])
-    probability, _ = target_probabilities(forward_func, embeddings, lengths, keep, classes, resolved,
-                                          additional_forward_args, None, apply_softmax, batch_size)
-    terms = (probability[-1].unsqueeze(0) - probability[:-1]).cpu()  # (T + 1, N): f of the first k tokens
-    counted = torch.arange(steps + 1).unsqueeze(1) <= lengths.cpu().unsqueeze(0)  # k = 0..L of each sentence
-    aopc = (terms * counted).sum(0) / (lengths.cpu().double() + 1)
+    elif bounds.removal != _removal_name(resolved) or not torch.equal(bounds.target, classes.cpu()):
+        raise ValueError(f"Expected bounds with removal {_removal_name(resolved)!r} for these targets, but got bounds "
+                         f"with removal {bounds.removal!r} for targets {bounds.target.tolist()}")
+    aopc = _ordering_aopc(forward_func, embeddings, lengths, scores, classes, metric, resolved, order,
+                          tuple(additional_forward_args or ()), apply_softmax, batch_size)
     span = bounds.upper - bounds.lower
     normalized = torch.where(span > 0, (aopc - bounds.lower) / span.clamp(min=torch.finfo(torch.float64).tiny),
                              torch.full_like(span, float("nan")))
     return NAOPCResult(metric, aopc, bounds.lower, bounds.upper, normalized, bounds.exact, bounds.beam_width)
+
+
+def _ordering_aopc(forward_func: ForwardFunc, embeddings: Tensor, lengths: Tensor, scores: Tensor, classes: Tensor,
+                   metric: str, removal: Removal, order: str, args: Tuple[Any, ...], apply_softmax: bool,
+                   batch_size: int) -> Tensor:
+    """The AOPC of the ordering ``scores`` give: one row per prefix :math:`k = 0..L` of each sentence (none past its
+    length) and one unperturbed row per sentence."""
+    count = embeddings.shape[0]
+    lengths = lengths.to(scores.device)
+    rank = ranks(removal_order(scores, lengths, order))  # (N, T); positions past the length rank last
+    sentence = torch.repeat_interleave(torch.arange(count, device=scores.device), lengths + 1)
+    first = torch.cumsum(lengths + 1, 0) - (lengths + 1)
+    prefix = torch.arange(len(sentence), device=scores.device) - first[sentence]  # k of each row
+    chosen = rank[sentence] < prefix.unsqueeze(1)
+    keep = torch.cat([chosen if metric == "sufficiency" else ~chosen, torch.ones_like(chosen[:count])])
+    rows = torch.cat([sentence, torch.arange(count, device=scores.device)]).to(embeddings.device)
+    probability, _ = target_probabilities(forward_func, embeddings[rows], lengths[rows.to(lengths.device)],
+                                          keep.unsqueeze(0).to(embeddings.device), classes[rows], removal,
+                                          select_example_args(args, rows, count), None, apply_softmax, batch_size)
+    probability = probability[0].cpu()
+    terms = probability[len(sentence):][sentence.cpu()] - probability[: len(sentence)]  # f of the first k tokens
+    total = torch.zeros(count, dtype=torch.float64).index_add_(0, sentence.cpu(), terms)
+    return total / (lengths.cpu().double() + 1)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 
 from captum_text_ext.benchmarks import BENCHMARKS
-from captum_text_ext.benchmarks.leaderboard import COLUMNS, RANDOM, _Scores, summarize
+from captum_text_ext.benchmarks.leaderboard import RANDOM, _Scores, summarize
+from captum_text_ext.benchmarks.leaderboard_columns import COLUMNS
 from captum_text_ext.cli import main
 from captum_text_ext.explain import METHODS
 
@@ -93,11 +95,34 @@ def test_leaderboard_runs_end_to_end_and_writes_what_it_prints(synthetic_zoo: di
     assert payload["provenance"]["command"].startswith("captum-text-ext benchmark leaderboard")
 
 
+def test_models_scored_in_worker_processes_give_the_same_numbers(synthetic_zoo: dict, tmp_path: Path) -> None:
+    runs = {}
+    for processes in (1, 2):
+        out = tmp_path / f"processes-{processes}"
+        assert main(["benchmark", "leaderboard", "--out", str(out), "--cache-dir", str(synthetic_zoo["cache"]),
+                     "--models", "lstm-synthetic,textcnn-synthetic", "--n", "6", "--sensitivity-n", "2",
+                     "--methods", "saliency,lrp,shapley_value_sampling", "--processes", str(processes)]) == 0
+        runs[processes] = json.loads((out / "leaderboard.json").read_text(encoding="utf-8"))["results"]
+    assert runs[2]["processes"] == 2
+    assert re.search(r"logical cores, 2 processes × \d+ torch threads? \(not the full run",
+                     (tmp_path / "processes-2" / "leaderboard.md").read_text(encoding="utf-8"))
+    for name in ("lstm-synthetic", "textcnn-synthetic"):
+        serial, parallel = runs[1]["models"][name], runs[2]["models"][name]
+        assert serial["summary"] == parallel["summary"] and serial["judging"] == parallel["judging"]
+        assert serial["fine_tuning"]["train_loss"] == parallel["fine_tuning"]["train_loss"]
+        assert set(parallel["seconds"]) == {"fine-tuning", "NAOPC bounds", "attribution", "sensitivity-max",
+                                            "other metrics"}
+
+
 def test_leaderboard_options_are_checked(tmp_path: Path, capsys) -> None:
     assert main(["benchmark", "arras2017", "--n", "3", "--out", str(tmp_path)]) == 2
     assert "--n" in capsys.readouterr().err
     assert main(["benchmark", "leaderboard", "--models", "nope", "--out", str(tmp_path)]) == 2
     assert "--models" in capsys.readouterr().err
+    assert main(["benchmark", "leaderboard", "--processes", "0", "--out", str(tmp_path)]) == 2
+    assert "--processes >= 1" in capsys.readouterr().err
+    assert main(["benchmark", "planted", "--processes", "2", "--out", str(tmp_path)]) == 2
+    assert "--processes" in capsys.readouterr().err
     assert main(["benchmark", "leaderboard", "--models", "lstm-synthetic", "--n", "0", "--out", str(tmp_path)]) == 2
     assert BENCHMARKS["leaderboard"].options
 
