@@ -18,6 +18,7 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -32,7 +33,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Dict, List, Mapping, Optional, Type, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Type, Union
 
 import captum
 import numpy
@@ -185,6 +186,7 @@ class RunRecorder:
         self.torch_threads = torch_threads
         self._threads_before = 0
         self.files: Dict[str, Dict[str, str]] = {}
+        self._prefix = ""
         self._start: Optional[float] = None
         self._started_utc = ""
         self._git: Dict[str, Any] = {}
@@ -200,12 +202,34 @@ class RunRecorder:
                 metadata, e.g. the training time): recorded beside the file's sha256. A checkpoint of
                 :mod:`captum_text_ext.models` is best recorded with
                 :func:`~captum_text_ext.models.checkpoints.record_checkpoint`, which computes it.
+
+        Raises:
+            ValueError: when ``label`` (with the prefix of :meth:`labelled`) already names another file or other
+                contents: a run cites one file per label.
         """
         digest = sha256_file(path)
-        self.files[label] = {"path": str(path), "sha256": digest}
+        label = self._prefix + label
+        entry = {"path": str(path), "sha256": digest}
         if weights_sha256 is not None:
-            self.files[label]["weights_sha256"] = weights_sha256
+            entry["weights_sha256"] = weights_sha256
+        recorded = self.files.get(label)
+        if recorded is not None and (recorded["path"], recorded["sha256"]) != (entry["path"], entry["sha256"]):
+            raise ValueError(f"Expected {label!r} to name one file in the run, but it names {recorded['path']} "
+                             f"(sha256 {recorded['sha256']}) and {path} (sha256 {digest}); record the second "
+                             "under another label, or inside RunRecorder.labelled(...)")
+        self.files[label] = entry
         return digest
+
+    @contextlib.contextmanager
+    def labelled(self, prefix: str) -> Iterator[None]:
+        """Record the files of the block under ``prefix + label``: for a part of a run that repeats another part's
+        labels with other files (e.g. one model per seed)."""
+        before = self._prefix
+        self._prefix = before + prefix
+        try:
+            yield
+        finally:
+            self._prefix = before
 
     def __enter__(self) -> "RunRecorder":
         self._git = git_state()  # the code that runs is the code at the start

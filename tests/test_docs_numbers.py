@@ -21,11 +21,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 PAGES: Dict[str, Tuple[str, ...]] = {
     "contextual_decomposition.rst": ("murdoch2018/results.json", "cd_speed.json"),
-    "models.rst": ("models/*.json", "seed_spread/seed_spread.json"),
+    "models.rst": ("models/*.json", "seed_spread/seed_spread.json", "yuan2019/results.json"),
     "gradient_linear_surrogate.rst": ("hechtlinger2016/*.json",),
     "transformer_lrp.rst": ("lrp_speed.json",),
     "lstm_lrp.rst": ("lrp_speed.json", "arras2017/*.json"),
-    "hidden_unit_optimization.rst": ("yuan2019/results.json", "hiddenunit_speed.json"),
+    "hidden_unit_optimization.rst": ("yuan2019/results.json", "hiddenunit_speed.json", "seed_spread/seed_spread.json"),
     "leaderboard.rst": ("leaderboard/leaderboard.json", "leaderboard/models/*.json", "models/*.json"),
     "corpus.rst": ("corpus_speed.json",),
     "ground_truth.rst": ("planted/planted.json", "planted_transformer_lrp/planted.json"),

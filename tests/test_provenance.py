@@ -49,6 +49,25 @@ def test_a_checkpoint_is_cited_by_its_weights_hash_too(tmp_path) -> None:
     assert f"file model: {checkpoint} sha256={digest} weights_sha256={'ab' * 32}" in run.provenance.lines()
 
 
+def test_a_label_names_one_file_and_a_labelled_block_prefixes_its_labels(tmp_path) -> None:
+    first, second = tmp_path / "seed-0.pt", tmp_path / "seed-1.pt"
+    first.write_bytes(b"seed 0")
+    second.write_bytes(b"seed 1")
+    with RunRecorder(command="x") as run:
+        run.record_file("checkpoint", first)
+        run.record_file("checkpoint", first)  # the same file again: one entry
+        with pytest.raises(ValueError, match="'checkpoint' to name one file in the run"):
+            run.record_file("checkpoint", second)
+        with run.labelled("seed 1: "):
+            run.record_file("checkpoint", second)
+            with run.labelled("part: "):
+                run.record_file("data", second)
+        run.record_file("after", first)
+    assert run.provenance.files["checkpoint"]["path"] == str(first)
+    assert run.provenance.files["seed 1: checkpoint"]["path"] == str(second)
+    assert set(run.provenance.files) == {"checkpoint", "seed 1: checkpoint", "seed 1: part: data", "after"}
+
+
 def test_provenance_is_unavailable_before_the_run_ends() -> None:
     run = RunRecorder(command="x")
     with pytest.raises(RuntimeError, match="only after"):

@@ -134,13 +134,13 @@ def run_seed_spread(
                 cache = _seed_cache(cache_dir, name, seed)
                 if not checkpoint_path(name, cache).is_file():
                     train_zoo_model(name, data_root, cache, progress, seed=seed)
-                file_hash, weights = record_checkpoint(run, f"{name} seed {seed} checkpoint",
-                                                       checkpoint_path(name, cache))
-                checkpoint_seed = load_checkpoint(checkpoint_path(name, cache)).metadata.get("seed")
-                if checkpoint_seed != seed:
-                    raise ValueError(f"Expected the cached {checkpoint_path(name, cache)} to be trained with seed "
-                                     f"{seed}, but its metadata says {checkpoint_seed}")
-                numbers = HEADLINES.get(name, _accuracy(name))(run, data_root, cache)
+                with run.labelled(f"{name} seed {seed}: "):  # the reproductions record their files too
+                    file_hash, weights = record_checkpoint(run, "checkpoint", checkpoint_path(name, cache))
+                    checkpoint_seed = load_checkpoint(checkpoint_path(name, cache)).metadata.get("seed")
+                    if checkpoint_seed != seed:
+                        raise ValueError(f"Expected the cached {checkpoint_path(name, cache)} to be trained with "
+                                         f"seed {seed}, but its metadata says {checkpoint_seed}")
+                    numbers = HEADLINES.get(name, _accuracy(name))(run, data_root, cache)
                 per_seed[str(seed)] = {"checkpoint_sha256": file_hash, "weights_sha256": weights,
                                        "numbers": numbers}
             keys = list(per_seed[str(seeds[0])]["numbers"])
