@@ -1,9 +1,8 @@
 r"""The leaderboard: every attribution method on every zoo model, scored by the faithfulness metrics.
 
 ``captum-text-ext benchmark leaderboard [--models A,B] [--n N] [--sensitivity-n M] [--processes P]`` explains ``n``
-seeded test
-sentences of each model with every method of :data:`~captum_text_ext.explain.METHODS` that applies to it (the
-exclusions, with their reasons, are part of the results), and scores each method with
+seeded test sentences of each model with every method of :data:`~captum_text_ext.explain.METHODS` that applies to
+it (the exclusions, with their reasons, are part of the results), and scores each method with
 :mod:`captum_text_ext.metrics`:
 
 - ``comp`` / ``suff``: ERASER comprehensiveness (higher is better) and sufficiency (lower is better), AOPC over

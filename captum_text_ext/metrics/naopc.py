@@ -180,9 +180,7 @@ def _beam_bound(values: SetValues, length: int, beam_width: int, highest: bool) 
     return next(iter(beams.values()))
 
 
-def _check(metric: str, embeddings: Tensor, steps: int, exact_max_tokens: int, beam_width: int) -> None:
-    if metric not in NAOPC_METRICS:
-        raise ValueError(f"Expected `metric` to be one of {list(NAOPC_METRICS)}, but got {metric!r}")
+def _check(embeddings: Tensor, steps: int, exact_max_tokens: int, beam_width: int) -> None:
     if not 0 <= exact_max_tokens <= _EXACT_LIMIT or beam_width < 1:
         raise ValueError(f"Expected 0 <= exact_max_tokens <= {_EXACT_LIMIT} and beam_width >= 1, but got "
                          f"{exact_max_tokens} and {beam_width}")
@@ -213,8 +211,7 @@ def aopc_bounds(
 
     Arguments as :func:`naopc` (without the scores, the metric and the order).
     """
-    _check("comprehensiveness", embeddings, embeddings.shape[1] if embeddings.dim() == 3 else -1, exact_max_tokens,
-           beam_width)
+    _check(embeddings, embeddings.shape[1] if embeddings.dim() == 3 else -1, exact_max_tokens, beam_width)
     removal = resolve_removal(removal, replacement, embeddings.shape[-1])
     classes = check_target(target, embeddings.shape[0], embeddings.device)
     args = tuple(additional_forward_args or ())
@@ -295,7 +292,9 @@ def naopc(
         (1.0, True)
     """
     check_scores(scores, lengths)
-    _check(metric, embeddings, scores.shape[1], exact_max_tokens, beam_width)
+    if metric not in NAOPC_METRICS:
+        raise ValueError(f"Expected `metric` to be one of {list(NAOPC_METRICS)}, but got {metric!r}")
+    _check(embeddings, scores.shape[1], exact_max_tokens, beam_width)
     if embeddings.shape[0] != scores.shape[0]:
         raise ValueError(f"Expected embeddings (N, T, E) matching scores {tuple(scores.shape)}, but got "
                          f"{tuple(embeddings.shape)}")
