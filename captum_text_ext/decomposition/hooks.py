@@ -88,12 +88,12 @@ class ModuleTracker:
 
     def __init__(self, roots: Sequence[nn.Module], hooks: ScopedHooks) -> None:
         self._stack: List[Tuple[str, nn.Module]] = []
-        names: Dict[int, str] = {}
+        named: Dict[int, Tuple[str, nn.Module]] = {}  # each module once, by its first qualified name
         for root in roots:
             for name, module in root.named_modules():
-                names.setdefault(id(module), name)
-        for module in _unique([m for root in roots for m in root.modules()]):
-            hooks.forward_pre(module, self._push(names[id(module)]))
+                named.setdefault(id(module), (name, module))
+        for name, module in named.values():
+            hooks.forward_pre(module, self._push(name))
             hooks.forward(module, self._pop, always_call=True)
 
     def _push(self, name: str) -> Callable[..., None]:

@@ -173,6 +173,24 @@ def test_activations_and_constant_products_pass_relevance_through(delta: float) 
         assert np.abs(relevance[n].numpy() - expected).max() < EXACT
 
 
+def test_in_place_activations_give_what_their_out_of_place_forms_give() -> None:
+    """``F.relu(h, inplace=True)`` and an in-place ``nn.Dropout`` in evaluation mode run on a copy under the method:
+    the relevance equals the out-of-place model's, and the tensor the preceding rule saved is left as it was."""
+    torch.manual_seed(6)
+    first, second = nn.Linear(3, 4).double(), nn.Linear(4, 2).double()
+    dropout = nn.Dropout(0.5, inplace=True).eval()
+
+    def model(inputs: Tensor, inplace: bool) -> Tensor:
+        hidden = torch.nn.functional.relu(first(inputs), inplace=inplace)
+        return second(dropout(hidden) if inplace else hidden)
+
+    x = torch.randn(5, 3, dtype=torch.float64)
+    explainer = LSTMLRP(model, epsilon=EPS)
+    in_place = explainer.attribute(x, target=1, additional_forward_args=(True,))
+    out_of_place = explainer.attribute(x, target=1, additional_forward_args=(False,))
+    assert torch.equal(in_place, out_of_place)
+
+
 def test_text_cnn_head_conserves_with_bias_factor_one() -> None:
     torch.manual_seed(6)
 

@@ -177,7 +177,11 @@ class EpsilonMap(torch.autograd.Function):
         x, z = ctx.saved_tensors
         rule: EpsilonRule = ctx.rule
         q = stabilized_quotient(relevance, z, rule.epsilon)
-        result = x * (_vjp(ctx.linear, x, q) if ctx.transposed is None else ctx.transposed(q))
+        if ctx.transposed is None:
+            result = x * _vjp(ctx.linear, x, q)
+        else:
+            mapped = ctx.transposed(q)  # a new tensor: multiplied in place unless the graph is being recorded
+            result = mapped.mul_(x) if mapped.shape == x.shape and not torch.is_grad_enabled() else x * mapped
         if rule.bias_factor != 0:
             spread = rule.epsilon * sign0(z)
             if ctx.bias is not None:

@@ -6,6 +6,8 @@ Every rule here is a factory ``rule(run)`` returning the handler the guard calls
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
@@ -232,8 +234,9 @@ def add_rule(run: LRPRun, zero_constant_passes: bool = False) -> Handler:
             if not is_tracked(term):
                 if isinstance(term, Tensor) and not term.is_floating_point():
                     term = term.to(operands[0].dtype)
-                constant = constant + coefficient * term
-        selection = _disjoint_selections(operands, constant, func(*args, **kwargs).shape)
+                alone = isinstance(constant, float) and constant == 0 and coefficient == 1
+                constant = term if alone else constant + coefficient * term
+        selection = _disjoint_selections(operands, constant, lambda: func(*args, **kwargs).shape)
         if selection is not None:
             masks, covered = selection
             return mark_selection(selection_sum(lambda: func(*args, **kwargs), masks, *operands), covered)
@@ -250,17 +253,16 @@ def add_rule(run: LRPRun, zero_constant_passes: bool = False) -> Handler:
 
 
 def _disjoint_selections(
-    operands: List[Tensor], constant: Any, shape: torch.Size
+    operands: List[Tensor], constant: Any, result_shape: Callable[[], torch.Size]
 ) -> Optional[Tuple[List[Tensor], Tensor]]:
     """When every relevance-carrying operand is a selection, no entry is selected twice and the constant part is 0
-    wherever an operand is selected: the operands' masks broadcast to ``shape`` and the entries some operand selects;
-    else ``None``."""
-    masks: List[Tensor] = []
-    for operand in operands:
-        mask = selection_mask(operand)
-        if mask is None:
-            return None
-        masks.append(torch.broadcast_to(mask, shape))
+    wherever an operand is selected: the operands' masks broadcast to the sum's shape (``result_shape()``, asked only
+    then) and the entries some operand selects; else ``None``."""
+    unbroadcast = [selection_mask(operand) for operand in operands]
+    if any(mask is None for mask in unbroadcast):
+        return None
+    shape = result_shape()
+    masks = [torch.broadcast_to(mask, shape) for mask in unbroadcast if mask is not None]
     covered = torch.zeros(shape, dtype=torch.bool, device=masks[0].device)
     for mask in masks:
         if bool((covered & mask).any()):
@@ -286,6 +288,25 @@ def _substitute(obj: Any, old: Tensor, new: Tensor) -> Any:
     return obj
 
 
+@functools.lru_cache(maxsize=None)
+def _inplace_position(func: Callable[..., Any]) -> Optional[int]:
+    """The position of ``func``'s ``inplace`` parameter (``None`` when it has none or no readable signature)."""
+    try:
+        names = list(inspect.signature(func).parameters)
+    except (TypeError, ValueError):
+        return None
+    return names.index("inplace") if "inplace" in names else None
+
+
+def _in_place(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> bool:
+    """Whether the call overwrites its input by ``inplace=True`` (ops named ``relu_`` never reach a rule: the guard
+    refuses them)."""
+    if kwargs.get("inplace"):
+        return True
+    position = _inplace_position(func)
+    return position is not None and len(args) > position and bool(args[position])
+
+
 def activation_rule(run: LRPRun) -> Handler:
     """Element-wise activations and dropout in evaluation mode: relevance passes through unchanged."""
 
@@ -294,11 +315,18 @@ def activation_rule(run: LRPRun) -> Handler:
         others = [t for t in list(args[1:]) + list(kwargs.values()) if is_tracked(t)]
         if not isinstance(x, Tensor) or not is_tracked(x) or others:
             raise run.refuse(func, "only the first argument of an activation may carry relevance")
-        copy = x.detach().clone()
-        call_args = tuple(_substitute(a, x, copy) for a in args)
-        call_kwargs = {k: _substitute(v, x, copy) for k, v in kwargs.items()}
+        # an in-place activation runs on a copy: the input stays as the rules that saved it saw it
+        in_place = _in_place(func, args, kwargs)
+        operand = x.detach().clone() if in_place else x.detach()
+        call_args = tuple(_substitute(a, x, operand) for a in args)
+        call_kwargs = {k: _substitute(v, x, operand) for k, v in kwargs.items()}
+        version = x._version
         with torch.no_grad():
             probe = func(*call_args, **call_kwargs)
+        if x._version != version:
+            raise run.refuse(func, "it changed its input in place without an `inplace` argument")
+        if probe is operand and not in_place:  # the identity (dropout in evaluation mode): no node needed
+            return x
         if not isinstance(probe, Tensor) or probe.shape != x.shape:
             raise run.refuse(func, "an element-wise activation must keep its input's shape")
         return pass_through(x, lambda: probe)

@@ -126,10 +126,10 @@ class SoftmaxTaylor(torch.autograd.Function):
         """The relevance of the logits from the relevance of the weights."""
         (relevance,) = grads
         x, p = ctx.saved_tensors
-        logits = torch.where(torch.isneginf(x), torch.zeros_like(x), x).to(p.dtype)
         relevance = relevance.to(p.dtype)
-        r_x = logits * (relevance - p * relevance.sum(ctx.dim, keepdim=True))
-        return r_x.to(x.dtype), None, None
+        # (R_p - p Σ R_p) ⊙ x in one new buffer; where x = -∞ (p = 0) the product is ±∞ or NaN and is set to 0
+        r_x = (p * relevance.sum(ctx.dim, keepdim=True)).neg_().add_(relevance).mul_(x)
+        return r_x.masked_fill_(torch.isneginf(x), 0).to(x.dtype), None, None
 
 
 class UniformProduct(torch.autograd.Function):
@@ -158,6 +158,11 @@ class UniformProduct(torch.autograd.Function):
             half = relevance / 2
             return half.sum_to_size(a.shape), half.sum_to_size(b.shape), None, None, None
         q = stabilized_quotient(relevance, z, ctx.epsilon)
+        if a.dim() >= 2 and b.dim() >= 2 and not torch.is_grad_enabled():
+            # the matrix product's vector-Jacobian products written out (no second forward product to differentiate)
+            grad_a = torch.matmul(q, b.transpose(-2, -1)).sum_to_size(a.shape)
+            grad_b = torch.matmul(a.transpose(-2, -1), q).sum_to_size(b.shape)
+            return grad_a.mul_(a).mul_(0.5), grad_b.mul_(b).mul_(0.5), None, None, None
         with torch.enable_grad():
             a_, b_ = a.detach().requires_grad_(True), b.detach().requires_grad_(True)
             grad_a, grad_b = torch.autograd.grad(ctx.product(a_, b_), (a_, b_), q)
@@ -225,10 +230,14 @@ def _normalization(
     connect: Callable[[Tensor], Tensor],
     bias: Optional[Tensor],
     transposed: Optional[Callable[[Tensor], Tensor]] = None,
+    value: Optional[Tensor] = None,
 ) -> Tensor:
+    """The ε-rule on a normalization with its scale held constant; ``value`` is the op's value when the rule has
+    already computed it (else the op is called)."""
     if not is_tracked(x) or any(is_tracked(p) for p in parameters):
         raise run.refuse(func, CONSTANT_SCALE)
-    return epsilon_map(x, lambda: func(*args, **kwargs), linear, connect, bias, False, run.rule, transposed)
+    result = (lambda: func(*args, **kwargs)) if value is None else (lambda: value)
+    return epsilon_map(x, result, linear, connect, bias, False, run.rule, transposed)
 
 
 def layer_norm_rule(run: LRPRun) -> Handler:
@@ -238,9 +247,10 @@ def layer_norm_rule(run: LRPRun) -> Handler:
         names = ("input", "normalized_shape", "weight", "bias", "eps")
         x, shape, weight, bias, eps = bind_args(args, kwargs, names, {"weight": None, "bias": None, "eps": 1e-5})
         dims = tuple(range(-len(tuple(shape)), 0))
-        # 1 / σ as the kernel computes it (one pass; a separate variance is several times slower)
+        # the value and 1 / σ from one call of the kernel ``layer_norm`` runs (a separate variance is several times
+        # slower)
         with torch.no_grad():
-            inverse_sigma = torch.native_layer_norm(x.detach(), tuple(shape), None, None, eps)[2]
+            value, _, inverse_sigma = torch.native_layer_norm(x.detach(), tuple(shape), weight, bias, eps)
 
         def linear(u: Tensor) -> Tensor:
             centered = (u - u.mean(dims, keepdim=True)) * inverse_sigma
@@ -248,13 +258,13 @@ def layer_norm_rule(run: LRPRun) -> Handler:
 
         # linear is w ⊙ (1/σ) ⊙ P u with P the centering (symmetric): its transpose is P (1/σ) w
         def transposed(q: Tensor) -> Tensor:
-            scaled = q * inverse_sigma if weight is None else q * weight * inverse_sigma
-            return scaled - scaled.mean(dims, keepdim=True)
+            scaled = q * inverse_sigma if weight is None else (q * weight).mul_(inverse_sigma)
+            return scaled.sub_(scaled.mean(dims, keepdim=True))
 
         def connect(u: Tensor) -> Tensor:
             return u.sum(dims, keepdim=True).expand_as(u)
 
-        return _normalization(run, func, args, kwargs, x, (weight, bias), linear, connect, bias, transposed)
+        return _normalization(run, func, args, kwargs, x, (weight, bias), linear, connect, bias, transposed, value)
 
     return handler
 
