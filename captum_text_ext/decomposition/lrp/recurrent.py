@@ -97,6 +97,17 @@ def _at_real_steps(active: Tensor, values: Tensor) -> Tensor:
     return torch.where(active.unsqueeze(-1), values, torch.zeros_like(values))
 
 
+def _passing_at_padding(active: Tensor, carry: Tensor, per_unit: Optional[Tensor]) -> Tuple[Tensor, Optional[Tensor]]:
+    """The carry ratio :math:`C` set to 1 and the stabilizer weights :math:`V` to 0 at padding, in place (tensors
+    made for the purpose): with :math:`Q = 0` there, a padded step hands its relevance on unchanged."""
+    if not bool(active.all()):
+        padding = ~active.unsqueeze(-1)
+        carry.masked_fill_(padding, 1.0)
+        if per_unit is not None:
+            per_unit.masked_fill_(padding, 0.0)
+    return carry, per_unit
+
+
 def _per_step(tensor: Optional[Tensor], steps: int) -> List[Optional[Tensor]]:
     return [None] * steps if tensor is None else list(tensor.unbind(0))
 
@@ -143,9 +154,10 @@ class DirectionWalk:
         active: :math:`(T, B)` bool, True at real steps.
         h_prev: :math:`(T, B, S)` the hidden state before each step.
         to_q: :math:`Q`, 0 at padding.
-        carry: :math:`C` (the LSTM's :math:`A` to :math:`c_{t-1}`, the GRU's :math:`A` to :math:`h_{t-1}` directly).
+        carry: :math:`C` (the LSTM's :math:`A` to :math:`c_{t-1}`, the GRU's :math:`A` to :math:`h_{t-1}` directly),
+            1 at padding.
         to_u: the GRU's :math:`U` (``None`` for the LSTM).
-        per_unit: :math:`V` (``None`` when :math:`\rho = 0`).
+        per_unit: :math:`V`, 0 at padding (``None`` when :math:`\rho = 0`).
         rho_q: :math:`\rho^q`, 0 at padding (``None`` when :math:`\rho = 0`).
         share: :math:`S` (``None`` when :math:`\delta = 0`).
         share_x: :math:`S^x` (``None`` when :math:`\delta = 0`).
@@ -188,6 +200,7 @@ def lstm_walk(trace: DirectionTrace, rule: EpsilonRule) -> DirectionWalk:
     )
     to_q = _at_real_steps(trace.active, to_g.mul_(inv_g))  # q_t = 0 at padding: padded steps send nothing to x_t
     rho_q = None if per_unit is None else _at_real_steps(trace.active, inv_g)
+    to_c_prev, per_unit = _passing_at_padding(trace.active, to_c_prev, per_unit)
     return DirectionWalk("lstm", trace.direction, weights, trace.inputs, trace.active, trace.h_prev, to_q, to_c_prev,
                          None, per_unit, rho_q, share_g, share_g, _projection_ratios(trace, rule))
 
@@ -212,6 +225,7 @@ def gru_walk(trace: DirectionTrace, rule: EpsilonRule) -> DirectionWalk:
     inv_a = _at_real_steps(trace.active, inv_a)  # q_t = 0 at padding
     to_u = (p if share_a is None else p + share_a).mul_(inv_m)
     rho_q = None if per_unit is None else inv_a
+    direct, per_unit = _passing_at_padding(trace.active, direct, per_unit)
     return DirectionWalk("gru", trace.direction, trace.weights, trace.inputs, trace.active, trace.h_prev,
                          new.mul_(inv_a), direct, to_u, per_unit, rho_q, share_m, share_a, (None, None, None))
 
@@ -221,15 +235,11 @@ def direction_walk(trace: DirectionTrace, rule: EpsilonRule) -> DirectionWalk:
     return lstm_walk(trace, rule) if trace.cell == "lstm" else gru_walk(trace, rule)
 
 
-def _step_views(
-    walk: DirectionWalk, r_out: Tensor
-) -> Tuple[List[Optional[Tensor]], List[bool], Tuple[Tensor, ...]]:
-    """Per step: the output relevance, 0 at padding (all ``None`` when it is 0 everywhere: a head on :math:`h_n`
-    alone); whether every column is active (no masking needed); the active mask."""
-    steps = walk.inputs.shape[0]
+def _output_steps(walk: DirectionWalk, r_out: Tensor) -> List[Optional[Tensor]]:
+    """Per step the output relevance, 0 at padding (all ``None`` when it is 0 everywhere: a head on :math:`h_n`
+    alone)."""
     masked = _at_real_steps(walk.active, r_out)
-    all_active: List[bool] = walk.active.all(dim=1).tolist()
-    return _per_step(masked if bool(masked.any()) else None, steps), all_active, walk.active.unsqueeze(-1).unbind(0)
+    return _per_step(masked if bool(masked.any()) else None, walk.inputs.shape[0])
 
 
 def _input_relevance(walk: DirectionWalk, q_steps: List[Tensor], w_x: Tensor) -> Tensor:
@@ -244,13 +254,104 @@ def _input_relevance(walk: DirectionWalk, q_steps: List[Tensor], w_x: Tensor) ->
     return r_x if share_x is None else r_x + share_x
 
 
+def _first_real_steps(walked: List[Tensor], index: Tensor) -> Tensor:
+    """Row ``index[b]`` of the per-step tensors ``walked`` (in walk order) for each column ``b``."""
+    stacked = torch.stack(walked)
+    return stacked[index, torch.arange(stacked.shape[1], device=index.device)]
+
+
+def _start_index(walk: DirectionWalk) -> Optional[Tensor]:
+    r"""Where a column's first real step in reading order (the walk's last one that is not padding) lies in the walk
+    order, when it is not the walk's last step for every column (the backward direction of a batch with padding):
+    :math:`L_b - 1` (0 for an empty column); else ``None``."""
+    if walk.direction == 0 or bool(walk.active.all()):
+        return None
+    return (walk.active.sum(0) - 1).clamp(min=0)
+
+
+def _step_quotient(
+    to_q: Tensor, r: Tensor, per_unit: Optional[Tensor], rho_q: Optional[Tensor]
+) -> Tuple[Tensor, Optional[Tensor]]:
+    r"""One step's :math:`q_t = Q_t \odot r_t + \rho^q_t \rho_t` and :math:`\rho_t` (``None`` when it is 0)."""
+    q = to_q * r
+    rho = _row_dot(per_unit, r)
+    if rho is not None and rho_q is not None:
+        q = torch.addcmul(q, rho_q, rho)
+    return q, rho
+
+
+def _previous_hidden(following: Optional[Tensor], h_prev: Tensor, mapped: Tensor, share: Optional[Tensor]) -> Tensor:
+    r""":math:`R^{out}_{t-1} + h_{t-1} \odot M_t + s_t`: what a step hands to :math:`h_{t-1}` from the mapped quotient
+    :math:`M_t` (:math:`W_h^\top q_t`; the GRU's :math:`W_h^\top u_t`) and the bias share :math:`s_t` (``None`` when
+    :math:`\delta = 0`), with the output relevance of the step walked next (``following``, ``None`` when it is 0)
+    added in the same fused op."""
+    r_h_prev = h_prev * mapped if following is None else torch.addcmul(following, h_prev, mapped)
+    return r_h_prev if share is None else r_h_prev + share
+
+
 def walk_lstm(walk: DirectionWalk, r_out: Tensor, r_h: Tensor, r_c: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     r"""LRP backwards through one LSTM direction from its ratios (:func:`lstm_walk`; the steps in
-    :func:`lstm_direction_relevance`). Returns ``(R_x (T, B, E), R_h0 (B, S), R_c0 (B, H))``."""
+    :func:`lstm_direction_relevance`). Returns ``(R_x (T, B, E), R_h0 (B, S), R_c0 (B, H))``.
+
+    Without a projection the walk carries one sum, :math:`r_t = R_{c_t} = R_c + R_{h_t}` (the relevance of
+    :math:`c_t` and of :math:`h_t` always meet there), and the output relevance of the step it walks next is added
+    in the same fused op: per step :math:`q_t = Q_t \odot r_t`, :math:`R_{h_{t-1}} = R^{out}_{t-1} + h_{t-1} \odot
+    W_h^	op q_t`, :math:`r_{t-1} = R_{h_{t-1}} + C_t \odot r_t`. A padded step has :math:`Q = 0, C = 1` and hands
+    :math:`r` on unchanged; the initial states' shares are read at each column's first real step."""
+    if walk.projection[0] is not None or walk.inputs.shape[0] == 0:
+        return _walk_projected_lstm(walk, r_out, r_h, r_c)
+    w_x, w_h, _, _ = walk.weights.gate("g")
+    steps = walk.inputs.shape[0]
+    outs = _output_steps(walk, r_out)
+    shares, rhos, rho_qs = (_per_step(t, steps) for t in (walk.share, walk.per_unit, walk.rho_q))
+    carries, to_qs, h_prevs = walk.carry.unbind(0), walk.to_q.unbind(0), walk.h_prev.unbind(0)
+    order = list(reversed(walk.reading_order()))
+    start = _start_index(walk)
+    first_out = outs[order[0]]
+    r = r_c + (r_h if first_out is None else r_h + first_out)
+    q_steps: List[Tensor] = []
+    entering: List[Tensor] = []
+    to_h: List[Tensor] = []
+    r_h_prev = r_h
+    for k, t in enumerate(order):
+        q, rho_t = _step_quotient(to_qs[t], r, rhos[t], rho_qs[t])
+        following = outs[order[k + 1]] if k + 1 < steps else None
+        r_h_prev = _previous_hidden(following, h_prevs[t], q @ w_h, _row_dot(shares[t], q))
+        if start is not None:
+            entering.append(r)
+            to_h.append(r_h_prev)
+        q_steps.append(q)
+        last_in, r = r, torch.addcmul(r_h_prev, carries[t], r)
+        if rho_t is not None:
+            r = r + rho_t
+    if start is None:
+        r_h0, r_c0 = r_h_prev, carries[order[-1]] * last_in
+        rho_last = _row_dot(rhos[order[-1]], last_in)
+    else:
+        last_in = _first_real_steps(entering, start)
+        r_h0 = _first_real_steps(to_h, start)
+        columns = torch.arange(last_in.shape[0], device=start.device)
+        r_c0 = walk.carry[start, columns] * last_in
+        rho_last = _row_dot(None if walk.per_unit is None else walk.per_unit[start, columns], last_in)
+    if rho_last is not None:
+        r_c0 = r_c0 + rho_last
+    empty = ~walk.active.any(0).unsqueeze(-1)
+    if bool(empty.any()):  # an empty column keeps the final states' relevance
+        r_h0, r_c0 = torch.where(empty, r_h, r_h0), torch.where(empty, r_c, r_c0)
+    return _input_relevance(walk, q_steps, w_x), r_h0, r_c0
+
+
+def _walk_projected_lstm(
+    walk: DirectionWalk, r_out: Tensor, r_h: Tensor, r_c: Tensor
+) -> Tuple[Tensor, Tensor, Tensor]:
+    r""":func:`walk_lstm` for ``nn.LSTM(proj_size > 0)`` (and no steps at all): :math:`R_{h_t}` passes the projection's
+    rule (:func:`_projection_ratios`) before it meets :math:`R_{c_t}`, so the walk carries the two apart."""
     weights = walk.weights
     w_x, w_h, _, _ = weights.gate("g")
     steps = walk.inputs.shape[0]
-    outs, all_active, actives = _step_views(walk, r_out)
+    outs = _output_steps(walk, r_out)
+    all_active: List[bool] = walk.active.all(dim=1).tolist()
+    actives = walk.active.unsqueeze(-1).unbind(0)
     shares, rhos, rho_qs = (_per_step(t, steps) for t in (walk.share, walk.per_unit, walk.rho_q))
     proj_m, proj_inv, proj_share = (_per_step(t, steps) for t in walk.projection)
     to_c_prevs, to_qs, h_prevs = walk.carry.unbind(0), walk.to_q.unbind(0), walk.h_prev.unbind(0)
@@ -286,31 +387,31 @@ def walk_lstm(walk: DirectionWalk, r_out: Tensor, r_h: Tensor, r_c: Tensor) -> T
 
 def walk_gru(walk: DirectionWalk, r_out: Tensor, r_h: Tensor) -> Tuple[Tensor, Tensor]:
     r"""LRP backwards through one GRU direction from its ratios (:func:`gru_walk`; the steps in
-    :func:`gru_direction_relevance`). Returns ``(R_x (T, B, E), R_h0 (B, H))``."""
+    :func:`gru_direction_relevance`). Returns ``(R_x (T, B, E), R_h0 (B, H))``.
+
+    As for the LSTM the output relevance of the step walked next is added in the step's fused op, and a padded step
+    (:math:`Q = 0, C = 1`) hands the relevance on unchanged."""
     assert walk.to_u is not None
     w_x, w_h, _, _ = walk.weights.gate("n")
     steps = walk.inputs.shape[0]
-    outs, all_active, actives = _step_views(walk, r_out)
+    outs = _output_steps(walk, r_out)
     shares, rhos, rho_qs = (_per_step(t, steps) for t in (walk.share, walk.per_unit, walk.rho_q))
     directs, to_qs, to_us = walk.carry.unbind(0), walk.to_q.unbind(0), walk.to_u.unbind(0)
     h_prevs = walk.h_prev.unbind(0)
+    order = list(reversed(walk.reading_order()))
+    first_out = outs[order[0]] if order else None
+    r = r_h if first_out is None else r_h + first_out
     q_steps: List[Tensor] = []
-    for t in reversed(walk.reading_order()):
-        out_t = outs[t]
-        r_ht = r_h if out_t is None else r_h + out_t
-        q, r_direct = to_qs[t] * r_ht, directs[t] * r_ht
-        rho_t = _row_dot(rhos[t], r_ht)
-        rho_q_t = rho_qs[t]
-        if rho_t is not None and rho_q_t is not None:
-            q, r_direct = q + rho_q_t * rho_t, r_direct + rho_t
+    for k, t in enumerate(order):
+        q, rho_t = _step_quotient(to_qs[t], r, rhos[t], rho_qs[t])
         u = to_us[t] * q
-        r_h_prev = r_direct + h_prevs[t] * (u @ w_h)
-        share = _row_dot(shares[t], u)
-        if share is not None:
-            r_h_prev = r_h_prev + share
+        following = outs[order[k + 1]] if k + 1 < steps else None
+        r_h_prev = _previous_hidden(following, h_prevs[t], u @ w_h, _row_dot(shares[t], u))
         q_steps.append(q)
-        r_h = r_h_prev if all_active[t] else torch.where(actives[t], r_h_prev, r_h)
-    return _input_relevance(walk, q_steps, w_x), r_h
+        r = torch.addcmul(r_h_prev, directs[t], r)
+        if rho_t is not None:
+            r = r + rho_t
+    return _input_relevance(walk, q_steps, w_x), r
 
 
 def lstm_direction_relevance(
