@@ -150,6 +150,7 @@ class OpTable:
         self.method = method
         self._rules: Dict[Any, Rule] = {}
         self._by_op: Dict[str, Rule] = {}
+        self._pending: List[Tuple[Tuple[Callable[..., Any], ...], Rule]] = []
 
     def register(
         self, group: OpGroup, rule: str, handler: Handler, ops: Optional[Sequence[str]] = None
@@ -166,21 +167,31 @@ class OpTable:
         self._add(group, ops, Rule(group.name, "refused", None, reason))
 
     def _add(self, group: OpGroup, ops: Optional[Sequence[str]], rule: Rule) -> None:
-        by_op, rules = self._by_op, self._rules
-        names = [op for op in group.ops if op not in by_op] if ops is None else ops
+        by_op = self._by_op
+        names = tuple(op for op in group.ops if op not in by_op) if ops is None else tuple(ops)
         for name in names:
             if name not in group.ops:
                 raise ValueError(f"Expected an op of the group {group.name!r}, but got {name!r}")
             by_op[name] = rule
-            for func in functions_named(name):
-                rules.setdefault(func, rule)
+        self._pending.append((_functions_of(names), rule))
 
     def lookup(self, func: Callable[..., Any]) -> Optional[Rule]:
         """The :class:`Rule` for ``func``, or ``None``."""
+        if self._pending:
+            self._settle()
         try:
             return self._rules.get(func)
         except TypeError:  # unhashable callables
             return None
+
+    def _settle(self) -> None:
+        """Map the functions of the ops registered since the last lookup (a method builds its table on every call:
+        whole dictionaries here, not one entry at a time). A function registered first keeps its rule."""
+        settled: Dict[Any, Rule] = {}
+        for functions, rule in reversed(self._pending):
+            settled.update(dict.fromkeys(functions, rule))
+        settled.update(self._rules)
+        self._rules, self._pending = settled, []
 
     def rule_for(self, op: str) -> Optional[Rule]:
         """The :class:`Rule` for the short op name ``op``, or ``None``."""
@@ -189,6 +200,12 @@ class OpTable:
     def coverage(self) -> Dict[str, Rule]:
         """Short op name → :class:`Rule`, for every op the table knows (rules and refusals)."""
         return dict(self._by_op)
+
+
+@functools.lru_cache(maxsize=None)
+def _functions_of(names: Tuple[str, ...]) -> Tuple[Callable[..., Any], ...]:
+    """The functions of every op in ``names`` (:func:`~captum_text_ext.decomposition.ops.functions_named`)."""
+    return tuple(func for name in names for func in functions_named(name))
 
 
 def _tensors(obj: Any) -> Iterator[Tensor]:
