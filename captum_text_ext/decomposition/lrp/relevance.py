@@ -181,7 +181,8 @@ class EpsilonMap(torch.autograd.Function):
             result = x * _vjp(ctx.linear, x, q)
         else:
             mapped = ctx.transposed(q)  # a new tensor: multiplied in place unless the graph is being recorded
-            result = mapped.mul_(x) if mapped.shape == x.shape and not torch.is_grad_enabled() else x * mapped
+            in_place = mapped.shape == x.shape and mapped.dtype == x.dtype and not torch.is_grad_enabled()
+            result = mapped.mul_(x) if in_place else x * mapped
         if rule.bias_factor != 0:
             spread = rule.epsilon * sign0(z)
             if ctx.bias is not None:

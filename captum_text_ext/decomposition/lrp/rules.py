@@ -303,7 +303,10 @@ def _in_place(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str,
     refuses them)."""
     if kwargs.get("inplace"):
         return True
-    position = _inplace_position(func)
+    try:
+        position = _inplace_position(func)
+    except TypeError:  # an unhashable callable
+        position = _inplace_position.__wrapped__(func)
     return position is not None and len(args) > position and bool(args[position])
 
 
