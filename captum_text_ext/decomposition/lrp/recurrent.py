@@ -338,7 +338,8 @@ def walk_lstm(
     carries, to_qs, h_prevs = carry.unbind(0), to_q.unbind(0), h_prev.unbind(0)
     w_h = torch.stack([walk.weights.gate("g")[1] for walk in walks])
     starts = [_start_index(walk) for walk in walks]
-    order = list(reversed(range(steps))) if len(walks) == 1 and walks[0].direction == 0 else list(range(steps))
+    backwards = len(walks) == 1 and walks[0].direction == 0  # one forward direction: its rows read backwards
+    order = list(reversed(range(steps))) if backwards else list(range(steps))
     first_out = outs[order[0]]
     r = r_c + (r_h if first_out is None else r_h + first_out)
     q_steps: List[Tensor] = []
@@ -368,7 +369,7 @@ def walk_lstm(
     empty = ~walks[0].active.any(0).unsqueeze(-1)
     if bool(empty.any()):  # an empty column keeps the final states' relevance
         r_h0, r_c0 = torch.where(empty, r_h, r_h0), torch.where(empty, r_c, r_c0)
-    q_all = torch.stack(q_steps[::-1] if order[0] != 0 else q_steps)  # one direction alone: in time order
+    q_all = torch.stack(q_steps[::-1] if backwards else q_steps)  # in row order
     r_x = _summed(
         _input_relevance(walk, q_all[:, d].flip(0) if len(walks) > 1 and walk.direction == 0 else q_all[:, d],
                          walk.weights.gate("g")[0])
