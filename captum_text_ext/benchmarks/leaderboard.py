@@ -29,6 +29,14 @@ reduction (:mod:`captum_text_ext.metrics.reduction`). The ground-truth metrics c
 classifies correctly (the truth describes the true label); the sign columns are left empty for unsigned reductions
 (Saliency's ℓ2 norm). A ``Random`` row (scores uniform in [-1, 1], seeded) is the floor.
 
+On a subword model (the WordPiece transformers ``transformer-sst2`` and ``transformer-synthetic``) the units are
+words (:mod:`~captum_text_ext.benchmarks.subword_sentences`): a method's per-subword scores are summed per word, a
+word is removed by zeroing every one of its subwords at the output of the embeddings module (the layer the methods
+attribute to; special tokens are never removed), and infidelity and sensitivity-max perturb the words' subword rows.
+Only the ``zero`` removal is computed there (:data:`SUBWORD_REMOVALS`): ``unk`` and ``pad`` have no one replacement
+vector at that layer, whose rows include the position embeddings, and the removal fine-tuning (``ft``) reads
+``forward_embeddings``, which the transformer has not; the model's table says so.
+
 Each cell is the mean over the sentences with its 95% percentile bootstrap interval; the best method of a column is
 in bold, and ``†`` marks a method whose difference from the best survives a paired bootstrap test with Holm's
 correction over the column's methods at :math:`\alpha = 0.05` (:mod:`~captum_text_ext.benchmarks.statistics`).
@@ -63,7 +71,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import math
 import multiprocessing
 import shlex
 import time
@@ -80,23 +87,23 @@ from captum_text_ext.benchmarks.leaderboard_columns import (
     FINE_TUNED,
     INFIDELITY_NOISE,
     JUDGED_AGAINST,
-    REMOVAL_COLUMNS,
     REMOVAL_VARIANTS,
     REMOVAL_WORDS,
     Column,
     judged_columns,
     variant_columns,
 )
-from captum_text_ext.benchmarks.metric_judging import FLIP_SHARE, RESAMPLES, judge_metrics
+from captum_text_ext.benchmarks.leaderboard_page import curve_figure, page_markdown
+from captum_text_ext.benchmarks.metric_judging import judge_metrics
 from captum_text_ext.benchmarks.method_rows import RANDOM, score_rows
-from captum_text_ext.benchmarks.markdown import markdown_cell, summary_cell
 from captum_text_ext.benchmarks.planted import ground_truth_section
-from captum_text_ext.benchmarks.sentences import SentenceBatch, Sentences, embed_sentences, predict
+from captum_text_ext.benchmarks.sentences import Forward, SentenceBatch, Sentences, embed_sentences, predict
+from captum_text_ext.benchmarks.subword_sentences import SubwordForward, embed_subword_sentences, pack, unpack
 from captum_text_ext.benchmarks.statistics import compare_methods
 from captum_text_ext.corpus.evaluation import removal_variants
-from captum_text_ext.datasets import load_synthetic
+from captum_text_ext.datasets import WordPieceTokenizer, aggregate_subword_scores, load_synthetic
 from captum_text_ext.datasets._paths import PathLike
-from captum_text_ext.explain import CD_BIAS_PRODUCT, METHODS, OUTPUTS, LayerBatch, Method, embedding_layer
+from captum_text_ext.explain import METHODS, LayerBatch, Method, embedding_layer
 from captum_text_ext.metrics import (
     GROUND_TRUTH_COLUMNS,
     AOPCBounds,
@@ -131,8 +138,11 @@ __all__ = [
     "summarize",
 ]
 
-DEFAULT_MODELS: Tuple[str, ...] = ("bilstm-sst5", "lstm-sst2", "textcnn-mr", "lstm-synthetic")
-"""The models of a full run."""
+DEFAULT_MODELS: Tuple[str, ...] = ("transformer-sst2", "lstm-sst2", "textcnn-mr", "bilstm-sst5", "transformer-synthetic",
+                                   "lstm-synthetic")
+"""The models of a full run, the longest first: ``--processes`` hands the models out in this order."""
+SYNTHETIC_MODELS: Tuple[str, ...] = ("lstm-synthetic", "transformer-synthetic")
+"""The models of the synthetic corpus, whose LRP and CD rows the goals quote."""
 DEFAULT_N = 500
 """Test sentences per model."""
 DEFAULT_SENSITIVITY_N = 100
@@ -152,6 +162,17 @@ EXPLAINED_OUTPUT = "logit"
 
 
 _SIGN_COLUMNS = ("sign", "neg sign")
+SUBWORD_REMOVALS: Dict[str, str] = {
+    "zero": "every subword of the word zeroed at the output of the embeddings module (token, position and "
+            "token-type embeddings, normalized), the layer the methods attribute to; special tokens are never removed",
+    "unk": "not computed: a token's vector at the embeddings module's output depends on its position, so no one "
+           "<unk> vector replaces a word",
+    "pad": "not computed (as `unk`)",
+    FINE_TUNED: "not computed: the removal fine-tuning reads a model's `forward_embeddings`, which the transformer "
+                "has not",
+}
+"""What each removal variant is on a subword (WordPiece transformer) model: zeroing only
+(:mod:`~captum_text_ext.benchmarks.subword_sentences`)."""
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -200,13 +221,15 @@ def score_model(
     replacements: Optional[Mapping[str, Tensor]] = None,
     fine_tuned: Optional[nn.Module] = None,
     timing: Optional[Dict[str, float]] = None,
+    forward: Optional[Forward] = None,
 ) -> Tuple[Dict[str, _Scores], Dict[str, str]]:
     """Explain and score every sentence with every method that applies, batch by batch.
 
     Args:
-        model: a zoo model (eval mode) with ``embedding`` and ``forward_embeddings``.
-        sentences: the embedded sentences (:func:`~captum_text_ext.benchmarks.sentences.embed_sentences`), in the
-            order of the seeded choice.
+        model: a zoo model (eval mode).
+        sentences: the embedded sentences (:func:`~captum_text_ext.benchmarks.sentences.embed_sentences`; a subword
+            model's: :func:`~captum_text_ext.benchmarks.subword_sentences.embed_subword_sentences`), in the order of
+            the seeded choice.
         examples: the synthetic examples of the sentences (ground truth), or ``None``.
         methods: the methods by key.
         sensitivity_n: sensitivity-max runs on sentences ``0 .. sensitivity_n - 1``.
@@ -217,17 +240,19 @@ def score_model(
         fine_tuned: the model fine-tuned with random token removal, same embedding layer: the removal columns are
             also computed by zeroing and scoring with it (keys ``comp@ft`` and so on).
         timing: receives the seconds the NAOPC bounds took (key ``"NAOPC bounds"``).
+        forward: the model on the sentences' embeddings (default: its ``forward_embeddings``; a subword model's:
+            :class:`~captum_text_ext.benchmarks.subword_sentences.SubwordForward`).
 
     Returns:
         ``(scores by method label, exclusions: label -> reason)``.
     """
-    predicted = predict(embedding_forward(model), sentences)
+    forward = embedding_forward(model) if forward is None else forward
+    predicted = predict(forward, sentences)
     correct = predicted == sentences.labels
-    layer = embedding_layer(model, "embedding")
+    layer = embedding_layer(model)
     first = sentences.batches[0]
     with torch.no_grad():
-        classes = int(embedding_forward(model)(first.embeddings[:1], first.lengths[:1]).shape[-1])
-    forward = embedding_forward(model)
+        classes = int(forward(first.embeddings, first.lengths, *first.forward_args).shape[-1])
     variants = {"zero": _Removal("zero", None, forward),
                 **{name: _Removal(name, vector, forward) for name, vector in (replacements or {}).items()}}
     if fine_tuned is not None:
@@ -238,7 +263,7 @@ def score_model(
         timing["NAOPC bounds"] = time.perf_counter() - started
     return score_rows(model, layer, methods, seed, lambda method: _score_method(
         model, method, sentences, examples, predicted, correct, sensitivity_n, seed, progress, layer, classes,
-        variants, bounds))
+        variants, bounds, forward))
 
 
 _NAOPC_COLUMNS = {"NAOPC comp": "comprehensiveness", "NAOPC suff": "sufficiency"}
@@ -263,7 +288,8 @@ def _naopc_bounds(sentences: Sentences, predicted: Tensor, variants: Mapping[str
         target = predicted[batch.index].to(batch.embeddings.device)
         for name, variant in variants.items():
             bounds[(number, name)] = aopc_bounds(variant.forward, batch.embeddings, batch.lengths, target,
-                                                 variant.removal, replacement=variant.replacement)
+                                                 variant.removal, additional_forward_args=batch.forward_args,
+                                                 replacement=variant.replacement)
     return bounds
 
 
@@ -281,8 +307,8 @@ def _score_method(
     classes: int,
     variants: Mapping[str, _Removal],
     bounds: Mapping[Tuple[int, str], AOPCBounds],
+    forward: Forward,
 ) -> _Scores:
-    forward = embedding_forward(model)
     values: Dict[str, List[Tuple[Tensor, Tensor]]] = {c.key: [] for c in (*COLUMNS, *variant_columns(list(variants)))}
     deletion, insertion, seconds, sensitivity_seconds = [], [], 0.0, 0.0
     row_started = time.perf_counter()
@@ -300,9 +326,11 @@ def _score_method(
         else:
             attributions = method.attribute(model, view, target)
             scores = token_scores(attributions.detach(), method.reduction)
+            if batch.layout is not None:
+                scores = aggregate_subword_scores(scores.double(), batch.layout.word_ids)
         seconds += time.perf_counter() - started
         common = dict(forward_func=forward, embeddings=embeddings, lengths=batch.lengths, scores=scores,
-                      target=target)
+                      target=target, additional_forward_args=batch.forward_args)
         values["comp"].append((batch.index, comprehensiveness(**common).aopc))
         values["suff"].append((batch.index, sufficiency(**common).aopc))
         deleted, inserted = deletion_curve(**common), insertion_curve(**common)
@@ -323,11 +351,11 @@ def _score_method(
                     **variant, metric=metric, bounds=bounds[(number, removal)]).naopc))
         if method is not None and attributions is not None:
             values["infid"].append((batch.index, text_infidelity(
-                forward, embeddings, _embedding_shaped(attributions.detach(), embeddings), batch.lengths, target,
-                noise_std=INFIDELITY_NOISE,
+                forward, embeddings, _unit_shaped(attributions.detach(), batch), batch.lengths, target,
+                additional_forward_args=batch.forward_args, noise_std=INFIDELITY_NOISE,
                 n_perturb_samples=PERTURBATION_SAMPLES, seed=seed)))
             started = time.perf_counter()
-            values["sens"] += _sensitivity(model, method, view, batch.index, target, sensitivity_n, seed)
+            values["sens"] += _sensitivity(model, method, view, batch, target, sensitivity_n, seed)
             sensitivity_seconds += time.perf_counter() - started
         if examples is not None:
             _ground_truth(model, method, batch, view, examples, scores, target, correct, values)
@@ -339,11 +367,22 @@ def _score_method(
 
 def _layer_batch(batch: SentenceBatch, layer: nn.Module, classes: int) -> LayerBatch:
     """The registry's view of a batch: the model read at its embedding layer, whose output is the batch's
-    embeddings."""
+    embeddings (a subword batch's: its layout's token rows)."""
     if batch.token_ids is None:
         raise ValueError("Expected sentences embedded by embed_sentences, which keeps their token ids")
+    if batch.layout is not None:
+        return LayerBatch(layer, batch.token_ids, batch.layout.token_lengths, classes, layer_output=batch.layout.base,
+                          output=EXPLAINED_OUTPUT)
     return LayerBatch(layer, batch.token_ids, batch.lengths, classes, layer_output=batch.embeddings,
                       output=EXPLAINED_OUTPUT)
+
+
+def _unit_shaped(attributions: Tensor, batch: SentenceBatch) -> Tensor:
+    """Attributions at the layer shaped like the batch's embeddings (:func:`_embedding_shaped`), a subword batch's
+    packed word by word like its embeddings."""
+    if batch.layout is None:
+        return _embedding_shaped(attributions, batch.embeddings)
+    return pack(_embedding_shaped(attributions, batch.layout.base), batch.layout.slots)
 
 
 def _embedding_shaped(attributions: Tensor, embeddings: Tensor) -> Tensor:
@@ -355,25 +394,32 @@ def _embedding_shaped(attributions: Tensor, embeddings: Tensor) -> Tensor:
     return attributions
 
 
-def _sensitivity(model: nn.Module, method: Method, view: LayerBatch, index: Tensor, target: Tensor,
+def _sensitivity(model: nn.Module, method: Method, view: LayerBatch, batch: SentenceBatch, target: Tensor,
                  sensitivity_n: int, seed: int) -> List[Tuple[Tensor, Tensor]]:
-    chosen = index < sensitivity_n
+    chosen = batch.index < sensitivity_n
     if not bool(chosen.any()):
         return []
-    embeddings, lengths, token_ids = view.at_layer(model)[chosen], view.lengths[chosen], view.token_ids[chosen]
+    embeddings, lengths, token_ids = batch.embeddings[chosen], batch.lengths[chosen], view.token_ids[chosen]
+    layout = None if batch.layout is None else batch.layout.select(chosen.nonzero().squeeze(1))
 
     def explain(perturbed: Tensor, perturbed_lengths: Tensor, classes: Tensor) -> Tensor:
         repeats = perturbed.shape[0] // len(lengths)  # Captum repeats each sentence in place
-        return _embedding_shaped(method.attribute(model, dataclasses.replace(
-            view, token_ids=token_ids.repeat_interleave(repeats, dim=0), lengths=perturbed_lengths,
-            layer_output=perturbed.detach()), classes), perturbed)
+        copied = None if layout is None else layout.select(torch.arange(len(lengths)).repeat_interleave(repeats))
+        copies = dataclasses.replace(batch, embeddings=perturbed, lengths=perturbed_lengths, layout=copied)
+        at_layer = perturbed if copies.layout is None else unpack(perturbed, copies.layout.slots, copies.layout.base)
+        attributions = method.attribute(model, dataclasses.replace(
+            view, token_ids=token_ids.repeat_interleave(repeats, dim=0),
+            lengths=perturbed_lengths if copies.layout is None else copies.layout.token_lengths,
+            layer_output=at_layer.detach()), classes)
+        return _unit_shaped(attributions, copies)
 
     value = text_sensitivity_max(explain, embeddings, lengths, target[chosen], n_perturb_samples=PERTURBATION_SAMPLES,
                                  seed=seed)
-    return [(index[chosen], value)]
+    return [(batch.index[chosen], value)]
 
 
-def _ground_truth(model: nn.Module, method: Optional[Method], batch: Any, view: LayerBatch, examples: Sequence[Any],
+def _ground_truth(model: nn.Module, method: Optional[Method], batch: SentenceBatch, view: LayerBatch,
+                  examples: Sequence[Any],
                   scores: Tensor, target: Tensor, correct: Tensor,
                   values: Dict[str, List[Tuple[Tensor, Tensor]]]) -> None:
     keep = correct[batch.index]  # on the CPU, like the values kept
@@ -386,10 +432,26 @@ def _ground_truth(model: nn.Module, method: Optional[Method], batch: Any, view: 
             continue
         values[column].append((batch.index, metric.compute()[key].cpu().masked_fill(~keep, float("nan"))))
     if method is not None and method.interaction is not None and truth.negations.shape[0]:
-        pairs = negation_interaction_sign(method.interaction(model, view), batch.embeddings, batch.lengths,
-                                          truth.negations, truth.token_effect, target, aggregate="none")
+        pairs = negation_interaction_sign(_word_interaction(method.interaction(model, view), batch),
+                                          batch.embeddings, batch.lengths, truth.negations, truth.token_effect, target,
+                                          aggregate="none")
         per_sentence = _per_sentence_mean(pairs.cpu(), truth.negations[:, 0], len(batch.index))
         values["neg×word"].append((batch.index, per_sentence.masked_fill(~keep, float("nan"))))
+
+
+def _word_interaction(interaction: Callable[..., Tensor], batch: SentenceBatch) -> Callable[..., Tensor]:
+    """The method's interaction on the batch's units: a subword batch's word masks become masks of their subwords,
+    read at the layer with the token lengths."""
+    layout = batch.layout
+    if layout is None:
+        return interaction
+
+    def on_words(inputs: Tensor, mask_a: Tensor, mask_b: Tensor, target: Tensor,
+                 additional_forward_args: Tuple[Any, ...]) -> Tensor:
+        return interaction(unpack(inputs, layout.slots, layout.base), layout.word_masks(mask_a),
+                           layout.word_masks(mask_b), target=target, additional_forward_args=(layout.token_lengths,))
+
+    return on_words
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -412,125 +474,6 @@ def summarize(results: Mapping[str, _Scores], seed: int = SEED,
         if cells:
             summary[column.key] = cells
     return summary
-
-
-def _model_markdown(name: str, model_result: Mapping[str, Any]) -> List[str]:
-    summary = model_result["summary"]
-    columns = [c for c in COLUMNS if c.key in summary]
-    head = "| method | reduction | " + " | ".join(
-        f"{c.key} {'↑' if c.higher_is_better else '↓'}" for c in columns) + " | s/100 |"
-    lines = [
-        f"## {name}",
-        "",
-        f"{model_result['n']} seeded test sentences (test accuracy of the model on them: "
-        f"{model_result['accuracy']:.3f}); `sens` on the first {model_result['sensitivity_n']}; the ground-truth "
-        f"columns on the {model_result['n_correct']} correctly classified ones. Cells: mean [95% bootstrap "
-        "interval]; **bold**: best; †: differs from the best (paired bootstrap, Holm, α = 0.05); n per cell in "
-        "the JSON file.",
-        "",
-        head,
-        "|---" * (len(columns) + 3) + "|",
-    ]
-    for method, info in model_result["methods"].items():
-        cells = " | ".join(summary_cell(summary[c.key].get(method)) for c in columns)
-        lines.append(f"| {markdown_cell(method)} | {info['reduction']} | {cells} | {info['seconds_per_100']:.2f} |")
-    variants = [c for c in variant_columns(REMOVAL_VARIANTS) if c.key in summary]
-    lines += ["", "Removal variants (the removal columns again, each token removed another way; `zero` is the table "
-              "above):", "", *[f"- `{removal}`: {what}" for removal, what in model_result["removals"].items()]]
-    tuning = model_result.get("fine_tuning")
-    if tuning:
-        accuracy = tuning["accuracy"]
-        lines += ["", f"`{FINE_TUNED}`: fine-tuning took {tuning['seconds']:.0f} s; accuracy on these sentences, "
-                  "clean / with a uniform count of their tokens zeroed (one seeded draw): original "
-                  f"{accuracy['original']['clean']:.3f} / {accuracy['original']['tokens removed']:.3f}, fine-tuned "
-                  f"{accuracy['fine-tuned']['clean']:.3f} / {accuracy['fine-tuned']['tokens removed']:.3f}."]
-    if variants:
-        lines += ["", "| method | " + " | ".join(f"{c.key} {'↑' if c.higher_is_better else '↓'}" for c in variants)
-                  + " |", "|---" * (len(variants) + 1) + "|"]
-        lines += [f"| {markdown_cell(method)} | " + " | ".join(summary_cell(summary[c.key].get(method))
-                                                                for c in variants) + " |"
-                  for method in model_result["methods"]]
-    if model_result["excluded"]:
-        lines += ["", "Not applicable:", ""]
-        lines += [f"- {markdown_cell(m)}: {reason}" for m, reason in model_result["excluded"].items()]
-    return lines
-
-
-def _judging_markdown(results: Mapping[str, Any]) -> List[str]:
-    """The metric-judging table of every model with a ground truth: the section that opens the page."""
-    lines = [
-        "## Which metric to believe: agreement with the ground truth",
-        "",
-        "For each metric and removal: Kendall's τ_b between the ranking of the methods by the metric (mean over the "
-        f"sentences) and by `{JUDGED_AGAINST}`, the top-1 precision against the synthetic corpus's decisive tokens "
-        "(correctly classified sentences), with its 95% bootstrap interval over the sentences "
-        f"({RESAMPLES} resamples). 1: the metric orders the methods as the ground truth does; -1: reversed. "
-        "`removal`: how the metric removes a token (`zero`: embedding zeroed, `unk` / `pad`: replaced by that "
-        f"token's embedding, `{FINE_TUNED}`: zeroed and scored by the model fine-tuned with random token removal; "
-        "`-`: the metric removes none). ⚠: the ranking flips between removal variants (a pair "
-        f"of methods ordered oppositely by two variants, each order in at least {FLIP_SHARE:.0%} of the "
-        "resamples); such a metric's verdict depends on how tokens are removed.",
-    ]
-    judged = {name: r["judging"] for name, r in results["models"].items() if r.get("judging")}
-    if not judged:
-        return lines + ["", "No model of this run has a ground truth (the synthetic corpus): no metric is judged."]
-    for name, judgements in judged.items():
-        lines += ["", f"### {name}", "", "| metric | removal | τ_b [95% interval] | sentences | best by the metric "
-                  "| flips between removals |", "|---|---|---|---|---|---|"]
-        for j in judgements:
-            column, flips = j["column"], j["flips"]
-            interval = "n/a" if math.isnan(j["tau"]) else f"{j['tau']:.3f} [{j['low']:.3f}, {j['high']:.3f}]"
-            lines.append(f"| {column['metric']} | {column['removal'] or '-'} | {interval} | {j['sentences']} | "
-                         f"{markdown_cell(j['ranking'][0])} | "
-                         f"{('⚠ ' + markdown_cell('; '.join(flips))) if flips else 'none'} |")
-    return lines
-
-
-def _markdown(results: Mapping[str, Any], ground_truth: Sequence[str]) -> str:
-    lines = [
-        "# Leaderboard",
-        "",
-        *_judging_markdown(results),
-        "",
-        *ground_truth,
-        "",
-        "## Faithfulness metrics, and the synthetic corpus as a sanity check",
-        "",
-        f"Every method explains the same quantity, {OUTPUTS[results['output']]} of the predicted class (CD "
-        f"included, with bias_product={CD_BIAS_PRODUCT!r}); removal zeroes the token's embedding (the other removals "
-        "follow each model's table); tokens are ranked by their signed score toward the predicted class. Columns:",
-        "",
-        *[f"- `{c.key}` ({'higher' if c.higher_is_better else 'lower'} is better): {c.description}"
-          for c in COLUMNS],
-        "- `s/100`: seconds of attribution per 100 sentences in this run",
-        "",
-        "Methods and their settings:",
-        "",
-        *[f"- {markdown_cell(label)}: {description}" for label, description in results["methods"].items()],
-        "",
-    ]
-    for name, model_result in results["models"].items():
-        lines += _model_markdown(name, model_result) + [""]
-    return "\n".join(lines)
-
-
-def _curve_figure(name: str, model_result: Mapping[str, Any]) -> Any:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(11, 4.2))
-    for column, (key, title) in enumerate((("deletion", "deletion (most important first)"),
-                                            ("insertion", "insertion (most important first)"))):
-        ax = fig.add_subplot(1, 2, column + 1)
-        for method, info in model_result["methods"].items():
-            style: Dict[str, Any] = {"linestyle": "--", "color": "0.4"} if method == RANDOM else {"marker": "."}
-            ax.plot(model_result["percents"], info[key], label=method, **style)
-        ax.set_xlabel("tokens removed (%)" if key == "deletion" else "tokens kept (%)")
-        ax.set_ylabel("mean probability of the predicted class")
-        ax.set_title(f"{name}: {title}")
-        ax.grid(alpha=0.3)
-    fig.axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -577,26 +520,34 @@ def _model_result(
     if n > len(pairs):
         raise ValueError(f"Expected --n at most {len(pairs)} for {name} (its test sentences), but got {n}")
     chosen = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed))[:n].tolist()
-    model, vocabulary = checkpoint.model.eval(), checkpoint.word_vocabulary
-    sentences = embed_sentences(model.get_submodule("embedding"), [vocabulary.encode(pairs[i][0]) for i in chosen],
-                                [pairs[i][1] for i in chosen], vocabulary.pad_index, BATCH_SIZE,
-                                checkpoint.metadata.get("fixed_len"))
+    model, vocabulary = checkpoint.model.eval(), checkpoint.vocabulary
+    texts, labels = [pairs[i][0] for i in chosen], [pairs[i][1] for i in chosen]
     chosen_examples = None if examples is None else [examples[i] for i in chosen]
-    named = [removal for removal in REMOVAL_VARIANTS if removal != FINE_TUNED]
-    variants, removals = removal_variants(model.get_submodule("embedding"), vocabulary, named)
-    replacements = {removal: vector for removal, vector in variants.items() if vector is not None}
-    fine_tuned, fine_tuning = _fine_tune(checkpoint, sentences, data_root, seed, progress)
-    removals[FINE_TUNED] = REMOVAL_WORDS[FINE_TUNED]
     timing: Dict[str, float] = {}
+    if isinstance(vocabulary, WordPieceTokenizer):
+        layer = embedding_layer(model)
+        sentences = embed_subword_sentences(model, layer, vocabulary, texts, labels, BATCH_SIZE)
+        forward: Forward = SubwordForward(model, layer)
+        replacements: Dict[str, Tensor] = {}
+        fine_tuned, fine_tuning, removals = None, None, dict(SUBWORD_REMOVALS)
+    else:
+        sentences = embed_sentences(model.get_submodule("embedding"), [vocabulary.encode(words) for words in texts],
+                                    labels, vocabulary.pad_index, BATCH_SIZE, checkpoint.metadata.get("fixed_len"))
+        forward = embedding_forward(model)
+        named = [removal for removal in REMOVAL_VARIANTS if removal != FINE_TUNED]
+        variants, removals = removal_variants(model.get_submodule("embedding"), vocabulary, named)
+        replacements = {removal: vector for removal, vector in variants.items() if vector is not None}
+        fine_tuned, fine_tuning = _fine_tune(checkpoint, sentences, data_root, seed, progress)
+        removals[FINE_TUNED] = REMOVAL_WORDS[FINE_TUNED]
     results, excluded = score_model(model, sentences, chosen_examples, methods, sensitivity_n, seed, progress,
-                                    replacements, fine_tuned, timing)
+                                    replacements, fine_tuned, timing, forward)
     rows = list(results.values())
     attribution, sensitivity = sum(r.seconds for r in rows), sum(r.sensitivity_seconds for r in rows)
-    seconds = {"fine-tuning": fine_tuning["seconds"], "NAOPC bounds": timing["NAOPC bounds"],
-               "attribution": attribution, "sensitivity-max": sensitivity,
+    seconds = {**({} if fine_tuning is None else {"fine-tuning": fine_tuning["seconds"]}),
+               "NAOPC bounds": timing["NAOPC bounds"], "attribution": attribution, "sensitivity-max": sensitivity,
                "other metrics": sum(r.row_seconds for r in rows) - attribution - sensitivity}
-    hits = int((predict(embedding_forward(model), sentences) == sentences.labels).sum())
-    computed = ["zero", *replacements, FINE_TUNED]
+    hits = int((predict(forward, sentences) == sentences.labels).sum())
+    computed = ["zero", *replacements, *([] if fine_tuned is None else [FINE_TUNED])]
     reductions = {m.label: m.reduction for m in methods.values()}
     return {
         "n": n,
@@ -740,25 +691,31 @@ def _goals(provenance: Provenance, results: Mapping[str, Any]) -> List[str]:
         stages = model_result["seconds"]
         lines.append(f"- where {name}'s time went: " + ", ".join(
             f"{stage} {seconds / 60:.1f} min" for stage, seconds in stages.items()))
-    synthetic = results["models"].get("lstm-synthetic")
-    if synthetic is not None:
-        top1 = synthetic["summary"].get("top1", {})
-        for label in ("LRP", "CD"):
-            if label in top1:
-                lines.append(f"- lstm-synthetic, top-1 ground-truth precision of {label}: {top1[label]['mean']:.3f} "
+    for name in SYNTHETIC_MODELS:
+        summary = results["models"].get(name, {}).get("summary", {})
+        for label in ("LRP", "TransformerLRP", "CD"):
+            if label in summary.get("top1", {}):
+                top1, auprc = summary["top1"][label]["mean"], summary["AUPRC"][label]["mean"]
+                lines.append(f"- {name}, top-1 ground-truth precision of {label}: {top1:.3f}, AUPRC {auprc:.3f} "
                              "(sanity check on the synthetic corpus, no goal; the goals on ground truth the model "
                              "provably uses are in `benchmark planted`)")
+    signs = {name: results["models"][name]["summary"]["neg×word"]["CD"] for name in SYNTHETIC_MODELS
+             if "CD" in results["models"].get(name, {}).get("summary", {}).get("neg×word", {})}
+    if signs:
+        lines.append("- CD's negator × word interactions with the sign the negation implies (`neg×word`): "
+                     + ", ".join(f"{name} {cell['mean']:.3f} [{cell['low']:.3f}, {cell['high']:.3f}]"
+                                 for name, cell in signs.items()))
     return lines
 
 
 def _write(out: Path, provenance: Provenance, results: Mapping[str, Any], planted_results: Path) -> List[str]:
-    body = "\n".join([_markdown(results, ground_truth_section(planted_results)), *_goals(provenance, results), ""])
+    body = "\n".join([page_markdown(results, ground_truth_section(planted_results)), *_goals(provenance, results), ""])
     write_markdown(out / "leaderboard.md", provenance, body)
     write_json(out / "leaderboard.json", provenance, results)
     written = [out / "leaderboard.md", out / "leaderboard.json"]
     for name, model_result in results["models"].items():
         path = out / f"curves-{name}.png"
-        _curve_figure(name, model_result).savefig(path, dpi=110, metadata=png_metadata(provenance))
+        curve_figure(name, model_result).savefig(path, dpi=110, metadata=png_metadata(provenance))
         written.append(path)
     return [*body.splitlines(), "", *(f"wrote {path}" for path in written)]
 

@@ -8,12 +8,15 @@ A benchmark that explains many sentences with one model embeds them once (:func:
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, List, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from captum_text_ext.datasets import pad_sequences
+
+if TYPE_CHECKING:
+    from captum_text_ext.benchmarks.subword_sentences import SubwordLayout
 
 __all__ = [
     "BATCH_SIZE",
@@ -30,7 +33,8 @@ __all__ = [
 BATCH_SIZE = 64
 """Sentences per batch."""
 Forward = Callable[..., Tensor]
-"""``forward(embeddings (N, T, E), lengths (N,)) -> logits (N, C)``."""
+"""``forward(embeddings (N, T, E), lengths (N,), *forward_args) -> logits (N, C)``
+(:attr:`SentenceBatch.forward_args`)."""
 WordRelevanceFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 """``(embeddings (N, T, E), lengths (N,), target (N,)) -> word relevance (N, T)``."""
 
@@ -44,12 +48,26 @@ class SentenceBatch:
         embeddings: :math:`(n, T, E)` their embeddings (detached), padded with the pad id's embedding.
         lengths: :math:`(n,)` their numbers of words.
         token_ids: :math:`(n, T)` the padded token ids the embeddings come from (set by :func:`embed_sentences`).
+        layout: for a subword model, where each word's subwords sit
+            (:class:`~captum_text_ext.benchmarks.subword_sentences.SubwordLayout`): ``embeddings`` then hold the
+            packed words and ``lengths`` the words; ``None`` for a word model.
     """
 
     index: Tensor
     embeddings: Tensor
     lengths: Tensor
     token_ids: Optional[Tensor] = None
+    layout: Optional["SubwordLayout"] = None
+
+    @property
+    def forward_args(self) -> Tuple[Tensor, ...]:
+        """What the batch's forward function reads after the embeddings and lengths: nothing for a word model, the
+        layout (:meth:`SubwordLayout.forward_args`) for a subword model."""
+        if self.layout is None:
+            return ()
+        if self.token_ids is None:
+            raise ValueError("Expected a subword batch to keep its token ids")
+        return self.layout.forward_args(self.token_ids)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +152,7 @@ def predict(forward: Forward, sentences: Sentences, deleted: Optional[Tensor] = 
             if deleted is not None:
                 keep = ~deleted[batch.index, : embeddings.shape[1]]
                 embeddings = embeddings * keep.unsqueeze(-1).to(embeddings.dtype)
-            predicted[batch.index] = forward(embeddings, batch.lengths).argmax(-1)
+            predicted[batch.index] = forward(embeddings, batch.lengths, *batch.forward_args).argmax(-1)
     return predicted
 
 
@@ -152,7 +170,7 @@ def target_scores(forward: Forward, sentences: Sentences, targets: Tensor) -> Te
     scores = torch.empty(len(sentences), dtype=torch.float64)
     with torch.no_grad():
         for batch in sentences.batches:
-            logits = forward(batch.embeddings, batch.lengths)
+            logits = forward(batch.embeddings, batch.lengths, *batch.forward_args)
             scores[batch.index] = logits.gather(1, targets[batch.index].unsqueeze(1)).squeeze(1).double()
     return scores
 

@@ -53,9 +53,10 @@ def test_leaderboard_runs_end_to_end_and_writes_what_it_prints(synthetic_zoo: di
         in markdown
     assert "- CD: sum over the embedding" in markdown and "bias_product='phrase'" in payload["results"]["methods"]["CD"]
     assert "(not the full run of the default models: no goal)" in markdown
-    top1 = lstm["summary"]["top1"]
+    top1, auprc = lstm["summary"]["top1"], lstm["summary"]["AUPRC"]
     for label in ("LRP", "CD"):
-        line = f"top-1 ground-truth precision of {label}: {top1[label]['mean']:.3f} (sanity check on the synthetic"
+        line = (f"lstm-synthetic, top-1 ground-truth precision of {label}: {top1[label]['mean']:.3f}, AUPRC "
+                f"{auprc[label]['mean']:.3f} (sanity check on the synthetic")
         assert line in markdown
     judging = body.index("## Which metric to believe: agreement with the ground truth")
     first, synthetic = body.index("## Ground truth the models provably use"), body.index("## Faithfulness metrics")
