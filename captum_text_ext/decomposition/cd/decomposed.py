@@ -84,12 +84,23 @@ class Decomposed(Tensor):
 
     @staticmethod
     def deferred(
-        value: Tensor, phrases: int, make_parts: Callable[[], Tuple[Tensor, Tensor]], origin: Optional[Tensor] = None
+        value: Tensor,
+        phrases: int,
+        make_parts: Callable[[], Tuple[Tensor, Tensor]],
+        origin: Optional[Tensor] = None,
+        pending: Optional[Tensor] = None,
     ) -> "Decomposed":
         """A :class:`Decomposed` tensor whose parts ``make_parts()`` computes when they are first read (outputs that
-        the model may never use)."""
-        out = Decomposed._make(value, phrases, origin, None)
-        out._make_parts = make_parts
+        the model may never use, and the projections whose only reader is the attention scores: the query and the
+        key, which CD needs by their value alone)."""
+        grad_enabled = torch.is_grad_enabled()
+
+        def made_as_now() -> Tuple[Tensor, Tensor]:  # in the grad mode of the op, whenever they are read
+            with torch.set_grad_enabled(grad_enabled):
+                return make_parts()
+
+        out = Decomposed._make(value, phrases, origin, pending)
+        out._make_parts = made_as_now
         return out
 
     @staticmethod
@@ -131,6 +142,12 @@ class Decomposed(Tensor):
             self._parts = self._make_parts()
         return self._parts
 
+    @property
+    def parts_deferred(self) -> bool:
+        """Whether the parts are still to be computed by the deferred ``make_parts`` (not a phrase mask's split, not a
+        value-only tensor's refusal)."""
+        return self._parts is None and self.mask is None and self.unsplit is None
+
     def lazy_mask(self, dims: int) -> Optional[Tensor]:
         """The phrase mask when the parts have not been made and it covers at least the first ``dims`` dimensions;
         else ``None``."""
@@ -166,8 +183,9 @@ def split_bias(beta: Tensor, gamma: Tensor, bias: Optional[Tensor]) -> Tuple[Ten
         return beta, gamma
     share = beta.abs()
     share.div_(gamma.abs().add_(share)).nan_to_num_(nan=0.5)  # 0 / 0 where both parts are 0: halves
-    to_beta = share.mul_(bias)
-    return beta + to_beta, gamma + (bias - to_beta)
+    new_beta = torch.addcmul(beta, share, bias)
+    # γ + (1 - s) b: a share of exactly 1 (γ = 0) adds exactly 0, so a whole-sentence phrase keeps γ exactly 0
+    return new_beta, torch.addcmul(gamma, share.neg_().add_(1), bias)
 
 
 class CDRun(Run):

@@ -13,6 +13,7 @@ from torch.utils._pytree import tree_unflatten
 from captum_text_ext.decomposition.cd.call import (
     Call,
     fills_for,
+    is_float_tensor,
     origin_of,
     pending_of,
     plain_of,
@@ -100,8 +101,12 @@ def route_call(call: Call, name: str = "") -> Any:
     fills = fills_for(name)
     inputs = call.inputs()
     value = call.value()
-    beta = call.run([x.beta for x in inputs], zero_constant, fills=fills)
-    gamma = call.run([x.gamma for x in inputs])
+
+    def parts() -> Tuple[Any, Any]:
+        return call.run([x.beta for x in inputs], zero_constant, fills=fills), call.run([x.gamma for x in inputs])
+
+    deferred = is_float_tensor(value) and any(x.parts_deferred for x in inputs)
+    beta, gamma = (None, None) if deferred else parts()
     pending = None
     if any(x.pending is not None for x in inputs):
         pending = call.run([pending_of(x) for x in inputs], zero_constant, batched=False, fills=fills)
@@ -111,6 +116,8 @@ def route_call(call: Call, name: str = "") -> Any:
             origin = origin_of(inputs[0]).to(device=value.device)  # origins stay float64
         else:
             origin = call.run([origin_of(x) for x in inputs], zero_constant, batched=False, fills=fills)
+    if deferred:  # a view of deferred parts (the query's and key's heads) stays deferred
+        return Decomposed.deferred(value, inputs[0].phrases, parts, origin, pending)
     return wrap_tree(value, beta, gamma, pending, origin)
 
 

@@ -121,18 +121,21 @@ def _linear_map(
     bias_free: Tuple[Tuple[Any, ...], Dict[str, Any]],
     origin_rule: Callable[[Decomposed, Tensor], Optional[Tensor]],
 ) -> Decomposed:
-    """A weighted layer: the linear map on the resolved parts, its bias pending."""
+    """A weighted layer: the linear map on the resolved parts (computed when first read), its bias pending."""
     call = Call(func, args, kwargs)
     if len(call.tracked) != 1:
         raise run.refuse(func, "a product of two decomposed tensors (the weights must be constants)")
     x = call.inputs()[0]
     value = call.value()
-    beta, gamma = x.resolved()
     core = Call(func, *bias_free)
-    out_beta = core.run([beta])
-    out_gamma = core.run([gamma])
+
+    def parts() -> Tuple[Tensor, Tensor]:
+        beta, gamma = x.resolved()
+        return core.run([beta]), core.run([gamma])
+
     pending = None if bias is None else torch.broadcast_to(bias, value.shape).clone()
-    return Decomposed.wrap(value, out_beta, out_gamma, pending, origin_rule(x, value))
+    # the parts when first read: an attention's query and key projections are read only by their value
+    return Decomposed.deferred(value, x.phrases, parts, origin_rule(x, value), pending)
 
 
 def linear_rule(run: CDRun) -> Handler:
