@@ -120,20 +120,22 @@ def test_method_guide_range_claims_hold_on_the_recorded_leaderboard() -> None:
     removal = ("comp", "suff", "del", "ins", "NAOPC comp", "NAOPC suff")
     for name, model in results["models"].items():
         summary = model["summary"]
-        # LRP_cons stays within 0.03 of LRP in every removal column
+        # LRP_cons stays within 0.03 of LRP in every removal column of every model it applies to
         for column, cells in summary.items():
-            if column.split("@")[0] in removal:
+            if column.split("@")[0] in removal and "LRP_cons" in cells:
                 assert abs(cells["LRP_cons"]["mean"] - cells["LRP"]["mean"]) < 0.03, (name, column)
-        # Saliency is best only in infidelity, on every model
+        # Saliency is best only in infidelity, on every model but transformer-synthetic, where it also leads AUPRC
         for column, cells in summary.items():
             if "Saliency" in cells:
-                assert cells["Saliency"]["best"] == (column == "infid"), (name, column)
-        # with zeroing, ShapleyValueSampling or Lime best or tied in every removal column but lstm-sst2's deletion and
-        # normalized comprehensiveness, where CD is best
+                leads = column == "infid" or (name, column) == ("transformer-synthetic", "AUPRC")
+                assert cells["Saliency"]["best"] == leads, (name, column)
+        # with zeroing, ShapleyValueSampling or Lime best or tied in every removal column but these, where CD is best
+        exceptions = {"lstm-sst2": ("del", "NAOPC comp"), "transformer-sst2": ("comp", "del", "NAOPC comp"),
+                      "transformer-synthetic": ("ins",)}
         for column in removal:
             cells = summary[column]
             leads = any(not cells[m]["differs"] for m in ("ShapleyValueSampling", "Lime"))
-            exception = name == "lstm-sst2" and column in ("del", "NAOPC comp")
+            exception = column in exceptions.get(name, ())
             assert leads != exception, (name, column)
             if exception:
                 assert cells["CD"]["best"]

@@ -25,6 +25,7 @@ GUIDE_ANSWERS: Dict[str, Tuple[str, ...]] = {
     "sampling": ("ShapleyValueSampling", "Lime"),
     "occlusion": ("Occlusion",),
     "cnn": ("LRP", "InputXGradient", "Integrated Gradients", "DeepLift", "ShapleyValueSampling"),
+    "transformer": ("TransformerLRP", "CD", "Integrated Gradients", "ShapleyValueSampling"),
     "saliency": ("Saliency", "Random"),
     "lrp-cons": ("LRP_cons", "LRP"),
 }
