@@ -94,6 +94,8 @@ def _judging_markdown(results: Mapping[str, Any]) -> List[str]:
 
 
 def page_markdown(results: Mapping[str, Any], ground_truth: Sequence[str]) -> str:
+    """``leaderboard.md``'s body before the goals: the metric-judging table, the ground truth the models provably use
+    (``ground_truth``, lines of Markdown), the columns and methods, then one table per model of ``results``."""
     lines = [
         "# Leaderboard",
         "",
@@ -122,6 +124,7 @@ def page_markdown(results: Mapping[str, Any], ground_truth: Sequence[str]) -> st
 
 
 def curve_figure(name: str, model_result: Mapping[str, Any]) -> Any:
+    """The mean deletion and insertion curves of every method on one model (a matplotlib ``Figure``)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(11, 4.2))
