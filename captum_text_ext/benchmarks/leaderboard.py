@@ -98,7 +98,13 @@ from captum_text_ext.benchmarks.metric_judging import judge_metrics
 from captum_text_ext.benchmarks.method_rows import RANDOM, score_rows
 from captum_text_ext.benchmarks.planted import ground_truth_section
 from captum_text_ext.benchmarks.sentences import Forward, SentenceBatch, Sentences, embed_sentences, predict
-from captum_text_ext.benchmarks.subword_sentences import SubwordForward, embed_subword_sentences, pack, unpack
+from captum_text_ext.benchmarks.subword_sentences import (
+    SubwordForward,
+    SubwordLayout,
+    embed_subword_sentences,
+    pack,
+    unpack,
+)
 from captum_text_ext.benchmarks.statistics import compare_methods
 from captum_text_ext.corpus.evaluation import removal_variants
 from captum_text_ext.datasets import WordPieceTokenizer, aggregate_subword_scores, load_synthetic
@@ -351,7 +357,7 @@ def _score_method(
                     **variant, metric=metric, bounds=bounds[(number, removal)]).naopc))
         if method is not None and attributions is not None:
             values["infid"].append((batch.index, text_infidelity(
-                forward, embeddings, _unit_shaped(attributions.detach(), batch), batch.lengths, target,
+                forward, embeddings, _unit_shaped(attributions.detach(), embeddings, batch.layout), batch.lengths, target,
                 additional_forward_args=batch.forward_args, noise_std=INFIDELITY_NOISE,
                 n_perturb_samples=PERTURBATION_SAMPLES, seed=seed)))
             started = time.perf_counter()
@@ -377,12 +383,12 @@ def _layer_batch(batch: SentenceBatch, layer: nn.Module, classes: int) -> LayerB
                       output=EXPLAINED_OUTPUT)
 
 
-def _unit_shaped(attributions: Tensor, batch: SentenceBatch) -> Tensor:
-    """Attributions at the layer shaped like the batch's embeddings (:func:`_embedding_shaped`), a subword batch's
-    packed word by word like its embeddings."""
-    if batch.layout is None:
-        return _embedding_shaped(attributions, batch.embeddings)
-    return pack(_embedding_shaped(attributions, batch.layout.base), batch.layout.slots)
+def _unit_shaped(attributions: Tensor, embeddings: Tensor, layout: Optional[SubwordLayout]) -> Tensor:
+    """Attributions at the layer shaped like the batch's ``embeddings`` (:func:`_embedding_shaped`); with a subword
+    ``layout``, packed word by word like them."""
+    if layout is None:
+        return _embedding_shaped(attributions, embeddings)
+    return pack(_embedding_shaped(attributions, layout.base), layout.slots)
 
 
 def _embedding_shaped(attributions: Tensor, embeddings: Tensor) -> Tensor:
@@ -405,13 +411,12 @@ def _sensitivity(model: nn.Module, method: Method, view: LayerBatch, batch: Sent
     def explain(perturbed: Tensor, perturbed_lengths: Tensor, classes: Tensor) -> Tensor:
         repeats = perturbed.shape[0] // len(lengths)  # Captum repeats each sentence in place
         copied = None if layout is None else layout.select(torch.arange(len(lengths)).repeat_interleave(repeats))
-        copies = dataclasses.replace(batch, embeddings=perturbed, lengths=perturbed_lengths, layout=copied)
-        at_layer = perturbed if copies.layout is None else unpack(perturbed, copies.layout.slots, copies.layout.base)
+        at_layer = perturbed if copied is None else unpack(perturbed, copied.slots, copied.base)
         attributions = method.attribute(model, dataclasses.replace(
             view, token_ids=token_ids.repeat_interleave(repeats, dim=0),
-            lengths=perturbed_lengths if copies.layout is None else copies.layout.token_lengths,
+            lengths=perturbed_lengths if copied is None else copied.token_lengths,
             layer_output=at_layer.detach()), classes)
-        return _unit_shaped(attributions, copies)
+        return _unit_shaped(attributions, perturbed, copied)
 
     value = text_sensitivity_max(explain, embeddings, lengths, target[chosen], n_perturb_samples=PERTURBATION_SAMPLES,
                                  seed=seed)

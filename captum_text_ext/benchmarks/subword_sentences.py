@@ -66,7 +66,7 @@ class SubwordLayout:
         """
         n, steps = word_ids.shape
         real = word_ids != NO_WORD
-        words = torch.where(real, word_ids, torch.full_like(word_ids, -1)).amax(1) + 1
+        words = word_ids.amax(1) + 1  # NO_WORD is -1
         if bool((words < 1).any()):
             raise ValueError("Expected every sentence to hold at least one word")
         positions = torch.arange(steps, device=word_ids.device).expand(n, steps)
@@ -91,7 +91,7 @@ class SubwordLayout:
     @property
     def word_lengths(self) -> Tensor:
         """:math:`(n,)` words per sentence."""
-        return (self.slots[:, :, 0] < self.word_ids.shape[1]).sum(1)
+        return _word_counts(self.slots, self.word_ids.shape[1])
 
     def forward_args(self, token_ids: Tensor) -> Tuple[Tensor, ...]:
         """What :class:`SubwordForward` reads after the packed rows and the word lengths."""
@@ -107,6 +107,11 @@ class SubwordLayout:
         padded = torch.cat([masks, torch.zeros_like(masks[..., :1])], dim=-1)
         index = torch.where(self.word_ids == NO_WORD, torch.full_like(self.word_ids, masks.shape[-1]), self.word_ids)
         return padded.gather(-1, index.expand(*masks.shape[:-1], -1))
+
+
+def _word_counts(slots: Tensor, steps: int) -> Tensor:
+    """Words per sentence of a layout's ``slots`` over ``steps`` token positions (a word's first slot is real)."""
+    return (slots[:, :, 0] < steps).sum(1)
 
 
 def pack(values: Tensor, slots: Tensor) -> Tensor:
@@ -144,7 +149,7 @@ class SubwordForward:
 
     def __call__(self, packed: Tensor, word_lengths: Tensor, token_ids: Tensor, token_lengths: Tensor,
                  slots: Tensor, base: Tensor) -> Tensor:
-        words = (slots[:, :, 0] < base.shape[1]).sum(1)
+        words = _word_counts(slots, base.shape[1])
         if not torch.equal(word_lengths.to(words.device), words):
             raise ValueError("Expected the words of each sentence in place (removal 'zero' or a replacement): a "
                              "subword model's words cannot be dropped, because their positions would not move")
