@@ -12,11 +12,42 @@ from torch import Tensor
 from captum_text_ext.decomposition.guard import UnsupportedOperationError
 from captum_text_ext.decomposition.run import Run
 
-__all__ = ["BIAS_PRODUCTS", "CDRun", "Decomposed", "is_decomposed", "split_bias"]
+__all__ = ["BIAS_PRODUCTS", "CDRun", "Decomposed", "RowGather", "is_decomposed", "split_bias", "zero_rows"]
 
 
 BIAS_PRODUCTS = ("phrase", "reference", "never")
 """Where the bias-only product of a recurrent cell goes (see the module docstring)."""
+
+
+class RowGather:
+    """A routing op that copies whole rows (vectors along the last dimension) of its input: the output's row ``k`` is
+    the input's row ``index[k]`` (rows counted over the flattened leading dimensions). It commutes with every op that
+    works row by row (``Linear``, element-wise ops, LayerNorm over the last dimension), whatever the row width, so a
+    row-wise op's parts can be computed at the gathered rows only (the [CLS] row a classifier head reads).
+
+    Args:
+        index: :math:`(R,)` int64, the input row of each output row.
+        shape: the output's leading dimensions (its shape without the last dimension).
+    """
+
+    def __init__(self, index: Tensor, shape: Tuple[int, ...]) -> None:
+        self.index, self.shape = index, shape
+
+    def __call__(self, part: Tensor, batched: bool) -> Tensor:
+        """``part`` (with a leading phrase dimension when ``batched``) at the gathered rows.
+
+        >>> RowGather(torch.tensor([2, 0]), (2,))(torch.arange(6.0).reshape(3, 2), batched=False)
+        tensor([[4., 5.],
+                [0., 1.]])
+        """
+        lead = 1 if batched else 0
+        rows = part.reshape(*part.shape[:lead], -1, part.shape[-1])
+        picked = rows.index_select(lead, self.index.to(part.device))
+        return picked.reshape(*part.shape[:lead], *self.shape, part.shape[-1])
+
+    def after(self, first: "RowGather") -> "RowGather":
+        """The gather that applies ``first``, then this one."""
+        return RowGather(first.index.to(self.index.device)[self.index], self.shape)
 
 
 class Decomposed(Tensor):
@@ -30,7 +61,9 @@ class Decomposed(Tensor):
     along the batch and time dimensions, dropout in evaluation mode) and the recurrent layers work on the mask, so
     the inputs are never copied once per phrase on the way to the first recurrent layer.
 
-    The parts are the properties :attr:`beta` and :attr:`gamma`, one slice per phrase.
+    The parts are the properties :attr:`beta` and :attr:`gamma`, one slice per phrase. A tensor whose parts a row-wise
+    rule deferred can also compute them at some rows only (:meth:`rows`), which a routing op that keeps whole rows
+    asks for: the layers after a transformer's last attention then work on the rows the head reads.
 
     Attributes:
         plain: the value as a plain tensor.
@@ -54,6 +87,8 @@ class Decomposed(Tensor):
     _parts: Optional[Tuple[Tensor, Tensor]]
     _resolved: Optional[Tuple[Tensor, Tensor]]
     _make_parts: Optional[Callable[[], Tuple[Tensor, Tensor]]]
+    _make_rows: Optional[Callable[[RowGather], Tuple[Tensor, Tensor]]]
+    _rows: Optional[Tuple[RowGather, Tuple[Tensor, Tensor]]]
 
     @staticmethod
     def wrap(
@@ -89,10 +124,12 @@ class Decomposed(Tensor):
         make_parts: Callable[[], Tuple[Tensor, Tensor]],
         origin: Optional[Tensor] = None,
         pending: Optional[Tensor] = None,
+        make_rows: Optional[Callable[[RowGather], Tuple[Tensor, Tensor]]] = None,
     ) -> "Decomposed":
         """A :class:`Decomposed` tensor whose parts ``make_parts()`` computes when they are first read (outputs that
         the model may never use, and the projections whose only reader is the attention scores: the query and the
-        key, which CD needs by their value alone)."""
+        key, which CD needs by their value alone); ``make_rows(gather)``, when given, computes them at the rows
+        ``gather`` picks only (for ops that work row by row)."""
         grad_enabled = torch.is_grad_enabled()
 
         def made_as_now() -> Tuple[Tensor, Tensor]:  # in the grad mode of the op, whenever they are read
@@ -101,6 +138,14 @@ class Decomposed(Tensor):
 
         out = Decomposed._make(value, phrases, origin, pending)
         out._make_parts = made_as_now
+        if make_rows is not None:
+            rows_of = make_rows
+
+            def rows_as_now(gather: RowGather) -> Tuple[Tensor, Tensor]:
+                with torch.set_grad_enabled(grad_enabled):
+                    return rows_of(gather)
+
+            out._make_rows = rows_as_now
         return out
 
     @staticmethod
@@ -124,6 +169,7 @@ class Decomposed(Tensor):
         out = Tensor._make_subclass(Decomposed, plain, False)
         out.plain, out.origin, out.pending, out._phrases = plain, origin, pending, phrases
         out._parts = out._resolved = out._make_parts = out.mask = out.unsplit = None
+        out._make_rows = out._rows = None
         return out
 
     @property
@@ -140,7 +186,31 @@ class Decomposed(Tensor):
         if self._parts is None:
             assert self._make_parts is not None
             self._parts = self._make_parts()
+            self._make_parts = self._make_rows = self._rows = None  # the inputs they hold can go
         return self._parts
+
+    @property
+    def rows_deferred(self) -> bool:
+        """Whether the parts are deferred by a row-wise rule, which can compute them at some rows only."""
+        return self._parts is None and self._make_rows is not None
+
+    def rows(self, gather: RowGather) -> Tuple[Tensor, Tensor]:
+        """``(gather(β), gather(γ))``: computed at the gathered rows only where the parts are :attr:`rows_deferred`
+        (kept for the next read with the same ``gather``: a residual connection reads a tensor twice)."""
+        if self._rows is not None and self._rows[0] is gather:
+            return self._rows[1]
+        if self._make_rows is None or self._parts is not None:
+            return gather(self.beta, True), gather(self.gamma, True)
+        parts = self._make_rows(gather)
+        self._rows = (gather, parts)
+        return parts
+
+    def resolved_rows(self, gather: RowGather) -> Tuple[Tensor, Tensor]:
+        """:meth:`resolved` at the gathered rows."""
+        if self._resolved is not None:
+            return gather(self._resolved[0], True), gather(self._resolved[1], True)
+        beta, gamma = self.rows(gather)  # the split is element-wise: at the gathered rows alone
+        return split_bias(beta, gamma, None if self.pending is None else gather(self.pending, False))
 
     @property
     def parts_deferred(self) -> bool:
@@ -171,6 +241,25 @@ class Decomposed(Tensor):
 def is_decomposed(obj: Any) -> bool:
     """Whether ``obj`` carries CD parts (the guard's ``tracked`` predicate for a CD run)."""
     return isinstance(obj, Decomposed)
+
+
+SAMPLED_ENTRIES = 8
+""":func:`zero_rows` looks at this many entries of each row first."""
+
+
+def zero_rows(part: Tensor) -> Tensor:
+    """The rows (vectors along the last dimension, counted over all the others) of ``part`` that are exactly 0, as flat
+    indices. The first :data:`SAMPLED_ENTRIES` entries of each row rule out most rows at once; only the others are
+    read whole.
+
+    >>> zero_rows(torch.tensor([[[0.0, 0.0], [0.0, 2.0]], [[1.0, 0.0], [0.0, 0.0]]]))
+    tensor([0, 3])
+    """
+    rows = part.reshape(-1, part.shape[-1]) if part.dim() else part.reshape(1, 1)
+    candidates = (~rows[:, :SAMPLED_ENTRIES].any(1)).nonzero().squeeze(1)
+    if candidates.numel() == 0:
+        return candidates
+    return candidates[~rows.index_select(0, candidates).any(1)]
 
 
 def split_bias(beta: Tensor, gamma: Tensor, bias: Optional[Tensor]) -> Tuple[Tensor, Tensor]:

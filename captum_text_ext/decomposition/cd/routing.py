@@ -22,7 +22,7 @@ from captum_text_ext.decomposition.cd.call import (
     wrap_tree,
     zero_constant,
 )
-from captum_text_ext.decomposition.cd.decomposed import CDRun, Decomposed
+from captum_text_ext.decomposition.cd.decomposed import CDRun, Decomposed, RowGather
 from captum_text_ext.decomposition.guard import Handler
 
 __all__ = [
@@ -101,6 +101,7 @@ def route_call(call: Call, name: str = "") -> Any:
     fills = fills_for(name)
     inputs = call.inputs()
     value = call.value()
+    gather = _row_gather(call, inputs, value, name)
 
     def parts() -> Tuple[Any, Any]:
         return call.run([x.beta for x in inputs], zero_constant, fills=fills), call.run([x.gamma for x in inputs])
@@ -116,9 +117,47 @@ def route_call(call: Call, name: str = "") -> Any:
             origin = origin_of(inputs[0]).to(device=value.device)  # origins stay float64
         else:
             origin = call.run([origin_of(x) for x in inputs], zero_constant, batched=False, fills=fills)
+    if gather is not None:  # whole rows of row-wise deferred parts: computed at those rows only
+        x = inputs[0]
+        return Decomposed.deferred(
+            value, x.phrases, lambda: x.rows(gather), origin, pending, lambda later: x.rows(later.after(gather))
+        )
     if deferred:  # a view of deferred parts (the query's and key's heads) stays deferred
         return Decomposed.deferred(value, inputs[0].phrases, parts, origin, pending)
     return wrap_tree(value, beta, gamma, pending, origin)
+
+
+def _row_gather(call: Call, inputs: List[Decomposed], value: Any, name: str) -> Optional[RowGather]:
+    """The rows a routing op on one row-wise deferred tensor copies whole (each output row one input row, the last
+    dimension untouched), found by running it on the flat indices; ``None`` for any other op or input."""
+    if len(inputs) != 1 or not inputs[0].rows_deferred or name in DTYPE_OPS or fills_for(name) is not None:
+        return None
+    x = inputs[0]
+    others = [leaf for i, leaf in enumerate(call.flat) if i not in call.tracked]
+    if (
+        not isinstance(value, Tensor)
+        or value.dim() == 0
+        or value.numel() == 0
+        or value.shape[-1] != x.shape[-1]
+        or (value.dtype, value.device) != (x.dtype, x.device)
+        or any(is_float_tensor(leaf) or isinstance(leaf, float) for leaf in others)  # nothing brings values in
+    ):
+        return None
+    width = x.shape[-1]
+    index = torch.arange(x.numel(), dtype=torch.float64, device=x.device).reshape(x.shape)
+    moved = call.run([index], batched=False)
+    if not isinstance(moved, Tensor) or moved.shape != value.shape or not moved.is_floating_point():
+        return None
+    flat = moved.reshape(-1, width)
+    row = torch.div(flat, width, rounding_mode="floor")
+    column = torch.arange(width, dtype=torch.float64, device=x.device)
+    if not (
+        torch.equal(flat - row * width, column.expand_as(flat))
+        and bool((row == row[:, :1]).all())
+        and bool((row >= 0).all())
+    ):
+        return None
+    return RowGather(row[:, 0].long(), tuple(value.shape[:-1]))
 
 
 def take(part: Tensor, dim: int, index: Tensor) -> Tensor:
@@ -247,6 +286,10 @@ def dropout_rule(run: CDRun) -> Handler:
         mask = x.lazy_mask(1)
         if mask is not None:
             return Decomposed.masked(value, mask, x.origin)
+        if x.parts_deferred:
+            return Decomposed.deferred(
+                value, x.phrases, lambda: (x.beta, x.gamma), x.origin, x.pending, x.rows if x.rows_deferred else None
+            )
         return Decomposed.wrap(value, x.beta, x.gamma, x.pending, x.origin)
 
     return handler

@@ -21,7 +21,7 @@ from captum_text_ext.decomposition.cd.call import (
     short_name,
     values_of,
 )
-from captum_text_ext.decomposition.cd.decomposed import CDRun, Decomposed
+from captum_text_ext.decomposition.cd.decomposed import CDRun, Decomposed, RowGather, zero_rows
 from captum_text_ext.decomposition.cd.routing import route_call
 from captum_text_ext.decomposition.guard import Handler
 from captum_text_ext.decomposition.ops import bind_args
@@ -60,8 +60,10 @@ def add_rule(run: CDRun) -> Handler:
         inputs = call.inputs()
         value = call.value()
         parts = Call(func, *zero_operands(args, kwargs))
-        beta = parts.run([x.beta for x in inputs])
-        gamma = parts.run([x.gamma for x in inputs])
+
+        def added(pairs: List[Tuple[Tensor, Tensor]]) -> Tuple[Tensor, Tensor]:
+            return parts.run([beta for beta, _ in pairs]), parts.run([gamma for _, gamma in pairs])
+
         operands = list(args[:2]) + [kwargs[k] for k in ("input", "other") if k in kwargs]
         has_constant = any(not isinstance(a, Decomposed) and (is_number(a) or is_float_tensor(a)) for a in operands)
         pending = None
@@ -73,7 +75,19 @@ def add_rule(run: CDRun) -> Handler:
             origin = origins[0]
             for other in origins[1:]:
                 origin = torch.where(origin == other, origin, torch.zeros_like(origin))
-        return Decomposed.wrap(value, beta, gamma, pending, origin)
+        row_wise = all(x.shape == value.shape for x in inputs) and all(
+            a.dim() <= 1 for a in parts.flat if is_float_tensor(a) and not isinstance(a, Decomposed)
+        )  # no operand is broadcast over rows: the sum of gathered rows is the gathered sum
+        if row_wise and any(x.rows_deferred for x in inputs):
+
+            def rows(gather: RowGather) -> Tuple[Tensor, Tensor]:
+                return added([x.rows(gather) for x in inputs])
+
+            def whole() -> Tuple[Tensor, Tensor]:
+                return added([(x.beta, x.gamma) for x in inputs])
+
+            return Decomposed.deferred(value, inputs[0].phrases, whole, origin, pending, rows)
+        return Decomposed.wrap(value, *added([(x.beta, x.gamma) for x in inputs]), pending, origin)
 
     return handler
 
@@ -120,22 +134,39 @@ def _linear_map(
     bias: Optional[Tensor],
     bias_free: Tuple[Tuple[Any, ...], Dict[str, Any]],
     origin_rule: Callable[[Decomposed, Tensor], Optional[Tensor]],
+    row_wise: bool = False,
 ) -> Decomposed:
-    """A weighted layer: the linear map on the resolved parts (computed when first read), its bias pending."""
+    r"""A weighted layer: the linear map on the resolved parts (computed when first read), its bias pending.
+
+    ``row_wise`` (a map of the last dimension alone, ``Linear``): the parts can be computed at some rows only, and only
+    β goes through the map: :math:`\gamma' = W\gamma = Wx - W\beta` is the actual output without its bias minus
+    :math:`\beta'` (the resolved parts add up to the actual input :math:`x`), one subtraction instead of a second
+    product; a row whose γ is exactly 0 (inside a phrase that covers it) gets exactly 0, as :math:`W\gamma` would."""
     call = Call(func, args, kwargs)
     if len(call.tracked) != 1:
         raise run.refuse(func, "a product of two decomposed tensors (the weights must be constants)")
     x = call.inputs()[0]
     value = call.value()
     core = Call(func, *bias_free)
-
-    def parts() -> Tuple[Tensor, Tensor]:
-        beta, gamma = x.resolved()
-        return core.run([beta]), core.run([gamma])
-
     pending = None if bias is None else torch.broadcast_to(bias, value.shape).clone()
+
+    def mapped(beta: Tensor, gamma: Tensor, unbiased: Tensor) -> Tuple[Tensor, Tensor]:
+        new_beta = core.run([beta])
+        if not row_wise:
+            return new_beta, core.run([gamma])
+        new_gamma = torch.sub(unbiased, new_beta)
+        new_gamma.view(-1, new_gamma.shape[-1])[zero_rows(gamma)] = 0
+        return new_beta, new_gamma
+
+    def whole() -> Tuple[Tensor, Tensor]:
+        return mapped(*x.resolved(), value if pending is None else value - pending)
+
+    def rows(gather: RowGather) -> Tuple[Tensor, Tensor]:
+        unbiased = gather(value, False) if pending is None else gather(value, False) - gather(pending, False)
+        return mapped(*x.resolved_rows(gather), unbiased)
+
     # the parts when first read: an attention's query and key projections are read only by their value
-    return Decomposed.deferred(value, x.phrases, parts, origin_rule(x, value), pending)
+    return Decomposed.deferred(value, x.phrases, whole, origin_rule(x, value), pending, rows if row_wise else None)
 
 
 def linear_rule(run: CDRun) -> Handler:
@@ -150,7 +181,7 @@ def linear_rule(run: CDRun) -> Handler:
             common = None if inp.origin is None else same_origin(inp.origin, [-1], keepdim=True)
             return None if common is None else torch.broadcast_to(common, value.shape)
 
-        return _linear_map(run, func, (x, weight, bias), {}, bias, ((x, weight), {}), origin)
+        return _linear_map(run, func, (x, weight, bias), {}, bias, ((x, weight), {}), origin, row_wise=x.dim() > 1)
 
     return handler
 
@@ -208,6 +239,23 @@ def linear_map_rule(run: CDRun) -> Handler:
 
 
 
+def _element_wise(
+    x: Decomposed,
+    value: Tensor,
+    split: Callable[[Tensor, Tensor], Tuple[Tensor, Tensor]],
+    pending: Optional[Tensor],
+) -> Decomposed:
+    """The output of an element-wise rule ``split`` on ``x``'s resolved parts; deferred, row by row, when ``x``'s parts
+    are."""
+    if x.rows_deferred:
+
+        def rows(gather: RowGather) -> Tuple[Tensor, Tensor]:
+            return split(*x.resolved_rows(gather))
+
+        return Decomposed.deferred(value, x.phrases, lambda: split(*x.resolved()), x.origin, pending, rows)
+    return Decomposed.wrap(value, *split(*x.resolved()), pending, x.origin)
+
+
 def _activation_call(
     x: Decomposed, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]
 ) -> Tuple[Callable[[Tensor, bool], Tensor], Any]:
@@ -241,12 +289,14 @@ def relu_rule(run: CDRun) -> Handler:
     r"""ReLU: :math:`\beta' = \mathrm{ReLU}(\beta)`,
     :math:`\gamma' = \mathrm{ReLU}(\beta + \gamma) - \mathrm{ReLU}(\beta)`."""
 
+    def split(beta: Tensor, gamma: Tensor) -> Tuple[Tensor, Tensor]:
+        relu_beta = torch.relu(beta)
+        return relu_beta, torch.relu(beta + gamma) - relu_beta
+
     def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         x = _check_activation(run, func, args, kwargs)
-        beta, gamma = x.resolved()
         value = func(*values_of(args), **values_of(kwargs))
-        relu_beta = torch.relu(beta)
-        return Decomposed.wrap(value, relu_beta, torch.relu(beta + gamma) - relu_beta, None, x.origin)
+        return _element_wise(x, value, split, None)
 
     return handler
 
@@ -256,24 +306,27 @@ def shapley_rule(run: CDRun) -> Handler:
 
     def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         x = _check_activation(run, func, args, kwargs)
-        beta, gamma = x.resolved()
         apply, value = _activation_call(x, func, args, kwargs)
         if not isinstance(value, Tensor) or value.shape != x.shape:
             raise run.refuse(func, "an element-wise activation must keep its input's shape")
         constant = apply(torch.zeros_like(x.plain), False)
         pending = constant if bool((constant != 0).any()) else None
-        a_beta, a_gamma, a_sum = apply(beta, True), apply(gamma, True), apply(beta + gamma, True)
-        new_beta = torch.sub(a_sum, a_gamma)
-        if pending is not None:
-            # a(0) on the parts' layout: element-wise kernels take SIMD or scalar paths by position, and only the
-            # same path makes a part that is exactly 0 stay exactly 0 (where a(0) = 0, every path gives 0)
-            at_zero = apply(torch.zeros_like(beta), True)
-            a_beta.sub_(at_zero)
-            a_sum.sub_(at_zero)
-        # β' = ½[(a(β) - a(0)) + (a(β + γ) - a(γ))] and γ' = a(β + γ) - a(0) - β', in this order so that a part that
-        # is exactly 0 gives exactly 0
-        new_beta.add_(a_beta).mul_(0.5)
-        return Decomposed.wrap(value, new_beta, a_sum.sub_(new_beta), pending, x.origin)
+
+        def split(beta: Tensor, gamma: Tensor) -> Tuple[Tensor, Tensor]:
+            a_beta, a_gamma, a_sum = apply(beta, True), apply(gamma, True), apply(beta + gamma, True)
+            new_beta = torch.sub(a_sum, a_gamma)
+            if pending is not None:
+                # a(0) on the parts' layout: element-wise kernels take SIMD or scalar paths by position, and only the
+                # same path makes a part that is exactly 0 stay exactly 0 (where a(0) = 0, every path gives 0)
+                at_zero = apply(torch.zeros_like(beta), True)
+                a_beta.sub_(at_zero)
+                a_sum.sub_(at_zero)
+            # β' = ½[(a(β) - a(0)) + (a(β + γ) - a(γ))] and γ' = a(β + γ) - a(0) - β', in this order so that a part
+            # that is exactly 0 gives exactly 0
+            new_beta.add_(a_beta).mul_(0.5)
+            return new_beta, a_sum.sub_(new_beta)
+
+        return _element_wise(x, value, split, pending)
 
     return handler
 

@@ -22,7 +22,7 @@ from torch import Tensor
 from torch.utils._pytree import tree_flatten, tree_map
 
 from captum_text_ext.decomposition.cd.call import Call, is_float_tensor, same_origin, values_of
-from captum_text_ext.decomposition.cd.decomposed import CDRun, Decomposed
+from captum_text_ext.decomposition.cd.decomposed import CDRun, Decomposed, RowGather
 from captum_text_ext.decomposition.cd.routing import route_call
 from captum_text_ext.decomposition.cd.rules import linear_map_rule, linear_rule
 from captum_text_ext.decomposition.guard import RANDOM_REASON, Handler, UnsupportedOperationError
@@ -259,11 +259,19 @@ def layer_norm_rule(run: CDRun) -> Handler:
         scale = torch.rsqrt(x.plain.var(dims, unbiased=False, keepdim=True) + float(eps))
         if weight is not None:
             scale = scale * weight
-        beta, gamma = x.resolved()
-        new_beta = (beta - beta.mean(dims, keepdim=True)) * scale
-        new_gamma = (gamma - gamma.mean(dims, keepdim=True)) * scale
+
+        def normalized(beta: Tensor, gamma: Tensor, scale: Tensor) -> Tuple[Tensor, Tensor]:
+            return (beta - beta.mean(dims, keepdim=True)) * scale, (gamma - gamma.mean(dims, keepdim=True)) * scale
+
         pending = None if bias is None else torch.broadcast_to(bias, value.shape).clone()
-        return Decomposed.wrap(value, new_beta, new_gamma, pending, _keep_origin(x, dims, value))
+        origin = _keep_origin(x, dims, value)
+        if dims == (-1,) and x.rows_deferred:  # row by row
+
+            def rows(gather: RowGather) -> Tuple[Tensor, Tensor]:
+                return normalized(*x.resolved_rows(gather), gather(scale.expand(value.shape), False))
+
+            return Decomposed.deferred(value, x.phrases, lambda: normalized(*x.resolved(), scale), origin, pending, rows)
+        return Decomposed.wrap(value, *normalized(*x.resolved(), scale), pending, origin)
 
     return handler
 
