@@ -139,3 +139,71 @@ def test_a_bert_pooler_reads_the_cls_row_of_the_last_layer_only(
     everywhere = cd.decompose(ids, masks, (mask,), return_bias=True)
     for a, b in zip(at_rows, everywhere):
         assert (a - b).abs().max() < SAME
+
+
+@pytest.mark.parametrize("block_rows", [1, 7])
+def test_parts_computed_block_by_block_are_the_parts_computed_whole(
+    block_rows: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    case = build_case("bert-sdpa", tmp_path)
+    ids, mask = case.batch()
+    lengths = mask.sum(1)
+    masks = torch.rand(4, *ids.shape, generator=torch.Generator().manual_seed(2)) < 0.4
+    masks[0] = torch.arange(ids.shape[1]) < lengths.unsqueeze(1)  # each whole sentence
+    masks[1] = False
+    cd = LayerContextualDecomposition(case.model, case.embeddings)
+    monkeypatch.setattr(decomposed, "BLOCK_ROWS", 10**9)
+    whole = cd.decompose(ids, masks, (mask,), return_bias=True)
+    blocks: List[int] = []
+    block = decomposed.RowGather.block
+
+    def counted(start: int, stop: int, device: torch.device) -> decomposed.RowGather:
+        blocks.append(stop - start)
+        return block(start, stop, device)
+
+    monkeypatch.setattr(decomposed, "BLOCK_ROWS", block_rows)
+    monkeypatch.setattr(decomposed.RowGather, "block", staticmethod(counted))
+    relevant, irrelevant, bias = cd.decompose(ids, masks, (mask,), return_bias=True)
+    assert len(blocks) > 10 and min(blocks) >= 1
+    for a, b in zip((relevant, irrelevant, bias), whole):
+        assert (a - b).abs().max() < SAME
+    with torch.no_grad():
+        logits = case.model(ids, mask)
+    assert (relevant + irrelevant + bias - logits).abs().max() < 1e-8
+    assert torch.equal(irrelevant[0], torch.zeros_like(irrelevant[0]))
+    assert torch.equal(relevant[1], torch.zeros_like(relevant[1]))
+
+
+class MatrixProducts(nn.Module):
+    """``x W`` (a map of each row), tanh, ``A h`` with a constant lower-triangular ``A`` (row ``t`` mixes the rows
+    ``s <= t``, as causal attention weights do), a linear output on two of the rows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(3)
+        self.register_buffer("weight", torch.randn(6, 6, generator=generator))
+        self.register_buffer("mixing", torch.rand(5, 5, generator=generator).tril())
+        self.output = nn.Linear(6, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        mixed = torch.matmul(self.mixing, torch.tanh(x @ self.weight))
+        return self.output(mixed[:, 0] + mixed[:, 2])
+
+
+def test_matrix_products_carry_beta_alone_and_keep_exact_zeros(monkeypatch: pytest.MonkeyPatch) -> None:
+    from captum_text_ext.decomposition.cd import rules
+
+    torch.manual_seed(0)
+    model = MatrixProducts().double().eval()
+    x, masks = _inputs()
+    masks[2] = torch.arange(5) < 4  # all but the last position, which rows 0 and 2 never mix in: γ exactly 0
+    relevant, irrelevant, bias = _decompose(model, x, masks)
+    with torch.no_grad():
+        logits = model(x)
+    assert (relevant + irrelevant + bias - logits).abs().max() < SAME
+    assert torch.equal(irrelevant[0], torch.zeros_like(irrelevant[0]))
+    assert torch.equal(irrelevant[2], torch.zeros_like(irrelevant[2]))
+    assert torch.equal(relevant[1], torch.zeros_like(relevant[1]))
+    monkeypatch.setattr(rules, "MATRIX_PRODUCTS", ())  # both parts through both products
+    for a, b in zip((relevant, irrelevant, bias), _decompose(model, x, masks)):
+        assert (a - b).abs().max() < SAME

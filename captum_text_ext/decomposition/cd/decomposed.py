@@ -19,6 +19,10 @@ BIAS_PRODUCTS = ("phrase", "reference", "never")
 """Where the bias-only product of a recurrent cell goes (see the module docstring)."""
 
 
+BLOCK_ROWS = 4096
+"""The rows (phrases × rows of the value) of each block in which a row-wise deferred tensor's parts are computed."""
+
+
 class RowGather:
     """A routing op that copies whole rows (vectors along the last dimension) of its input: the output's row ``k`` is
     the input's row ``index[k]`` (rows counted over the flattened leading dimensions). It commutes with every op that
@@ -28,10 +32,16 @@ class RowGather:
     Args:
         index: :math:`(R,)` int64, the input row of each output row.
         shape: the output's leading dimensions (its shape without the last dimension).
+        start: when ``index`` is ``start, start + 1, ...``: ``start`` (the rows are then a view, not a copy).
     """
 
-    def __init__(self, index: Tensor, shape: Tuple[int, ...]) -> None:
-        self.index, self.shape = index, shape
+    def __init__(self, index: Tensor, shape: Tuple[int, ...], start: Optional[int] = None) -> None:
+        self.index, self.shape, self.start = index, shape, start
+
+    @classmethod
+    def block(cls, start: int, stop: int, device: torch.device) -> "RowGather":
+        """The rows ``start`` to ``stop - 1``, flat."""
+        return cls(torch.arange(start, stop, device=device), (stop - start,), start)
 
     def __call__(self, part: Tensor, batched: bool) -> Tensor:
         """``part`` (with a leading phrase dimension when ``batched``) at the gathered rows.
@@ -42,7 +52,10 @@ class RowGather:
         """
         lead = 1 if batched else 0
         rows = part.reshape(*part.shape[:lead], -1, part.shape[-1])
-        picked = rows.index_select(lead, self.index.to(part.device))
+        if self.start is not None:
+            picked = rows.narrow(lead, self.start, self.index.numel())
+        else:
+            picked = rows.index_select(lead, self.index.to(part.device))
         return picked.reshape(*part.shape[:lead], *self.shape, part.shape[-1])
 
     def after(self, first: "RowGather") -> "RowGather":
@@ -185,9 +198,30 @@ class Decomposed(Tensor):
     def _made(self) -> Tuple[Tensor, Tensor]:
         if self._parts is None:
             assert self._make_parts is not None
-            self._parts = self._make_parts()
+            width = self.shape[-1] if self.dim() else 1
+            rows = self.numel() // max(width, 1)
+            if self._make_rows is not None and self._phrases * rows > 2 * BLOCK_ROWS:
+                self._parts = self._made_in_blocks(rows, width)
+            else:
+                self._parts = self._make_parts()
             self._make_parts = self._make_rows = self._rows = None  # the inputs they hold can go
         return self._parts
+
+    def _made_in_blocks(self, rows: int, width: int) -> Tuple[Tensor, Tensor]:
+        """The parts of a row-wise deferred tensor, :data:`BLOCK_ROWS` rows (counting each phrase's) at a time: the
+        row-wise ops before it then run on blocks that stay in the processor's cache, op after op."""
+        assert self._make_rows is not None
+        step = max(1, BLOCK_ROWS // self._phrases)
+        parts: Optional[Tuple[Tensor, Tensor]] = None
+        for start in range(0, rows, step):
+            stop = min(rows, start + step)
+            beta, gamma = self._make_rows(RowGather.block(start, stop, self.device))
+            if parts is None:
+                parts = (beta.new_empty(self._phrases, rows, width), gamma.new_empty(self._phrases, rows, width))
+            parts[0][:, start:stop] = beta
+            parts[1][:, start:stop] = gamma
+        assert parts is not None
+        return parts[0].reshape(self._phrases, *self.shape), parts[1].reshape(self._phrases, *self.shape)
 
     @property
     def rows_deferred(self) -> bool:

@@ -4,6 +4,7 @@ handler the guard calls as ``handler(func, args, kwargs)``."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
@@ -135,13 +136,16 @@ def _linear_map(
     bias_free: Tuple[Tuple[Any, ...], Dict[str, Any]],
     origin_rule: Callable[[Decomposed, Tensor], Optional[Tensor]],
     row_wise: bool = False,
+    mixing: Optional[Tensor] = None,
 ) -> Decomposed:
     r"""A weighted layer: the linear map on the resolved parts (computed when first read), its bias pending.
 
     ``row_wise`` (a map of the last dimension alone, ``Linear``): the parts can be computed at some rows only, and only
     β goes through the map: :math:`\gamma' = W\gamma = Wx - W\beta` is the actual output without its bias minus
     :math:`\beta'` (the resolved parts add up to the actual input :math:`x`), one subtraction instead of a second
-    product; a row whose γ is exactly 0 (inside a phrase that covers it) gets exactly 0, as :math:`W\gamma` would."""
+    product; a row whose γ is exactly 0 (inside a phrase that covers it) gets exactly 0, as :math:`W\gamma` would.
+    ``mixing`` (:math:`A x` with a constant :math:`A`, attention weights): likewise, where a row of :math:`A\gamma`
+    is exactly 0 when every row of γ it mixes (:math:`A_{ts} \neq 0`) is."""
     call = Call(func, args, kwargs)
     if len(call.tracked) != 1:
         raise run.refuse(func, "a product of two decomposed tensors (the weights must be constants)")
@@ -149,13 +153,16 @@ def _linear_map(
     value = call.value()
     core = Call(func, *bias_free)
     pending = None if bias is None else torch.broadcast_to(bias, value.shape).clone()
+    zero_rows_of: Optional[Callable[[Tensor], Tensor]] = zero_rows if row_wise else None
+    if mixing is not None:
+        zero_rows_of = partial(_zero_mixed_rows, mixing)
 
     def mapped(beta: Tensor, gamma: Tensor, unbiased: Tensor) -> Tuple[Tensor, Tensor]:
         new_beta = core.run([beta])
-        if not row_wise:
+        if zero_rows_of is None:
             return new_beta, core.run([gamma])
         new_gamma = torch.sub(unbiased, new_beta)
-        new_gamma.view(-1, new_gamma.shape[-1])[zero_rows(gamma)] = 0
+        new_gamma.view(-1, new_gamma.shape[-1])[zero_rows_of(gamma)] = 0
         return new_beta, new_gamma
 
     def whole() -> Tuple[Tensor, Tensor]:
@@ -167,6 +174,15 @@ def _linear_map(
 
     # the parts when first read: an attention's query and key projections are read only by their value
     return Decomposed.deferred(value, x.phrases, whole, origin_rule(x, value), pending, rows if row_wise else None)
+
+
+def _zero_mixed_rows(mixing: Tensor, gamma: Tensor) -> Tensor:
+    r"""The rows of :math:`A\gamma` (``torch.matmul(mixing, γ)`` for each phrase) that are exactly 0, as flat indices:
+    those whose every term :math:`A_{ts}\gamma_s` is, since :math:`A_{ts} = 0` or the row :math:`\gamma_s` is 0."""
+    nonzero = torch.ones(gamma.shape[:-1], dtype=gamma.dtype, device=gamma.device)
+    nonzero.view(-1)[zero_rows(gamma)] = 0
+    reach = torch.matmul((mixing != 0).to(gamma.dtype), nonzero.unsqueeze(-1))
+    return (reach.reshape(-1) == 0).nonzero().squeeze(1)
 
 
 def linear_rule(run: CDRun) -> Handler:
@@ -229,11 +245,30 @@ def reduction_rule(run: CDRun) -> Handler:
     return handler
 
 
+MATRIX_PRODUCTS = ("matmul", "mm", "bmm", "__matmul__")
+"""The matrix products :func:`linear_map_rule` maps with one constant operand."""
+
+
 def linear_map_rule(run: CDRun) -> Handler:
     """``matmul`` / ``mm`` / ``bmm`` with one constant operand, average pooling: linear maps without bias."""
 
     def handler(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
-        return _linear_map(run, func, args, kwargs, None, (args, kwargs), lambda inp, value: None)
+        first = args[0] if args else kwargs.get("input")
+        second = args[1] if len(args) > 1 else kwargs.get("other", kwargs.get("mat2"))
+        row_wise, mixing = False, None
+        if (
+            short_name(func) in MATRIX_PRODUCTS
+            and isinstance(first, Tensor)
+            and isinstance(second, Tensor)
+            and min(first.dim(), second.dim()) >= 2
+        ):
+            if isinstance(first, Decomposed) and not isinstance(second, Decomposed):
+                row_wise = second.dim() == 2  # x W: a map of the last dimension alone
+            elif isinstance(second, Decomposed) and not isinstance(first, Decomposed):
+                mixing = first  # A x: the rows mixed by constant weights
+        return _linear_map(
+            run, func, args, kwargs, None, (args, kwargs), lambda inp, value: None, row_wise=row_wise, mixing=mixing
+        )
 
     return handler
 
