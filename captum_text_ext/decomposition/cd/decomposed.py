@@ -12,7 +12,9 @@ from torch import Tensor
 from captum_text_ext.decomposition.guard import UnsupportedOperationError
 from captum_text_ext.decomposition.run import Run
 
-__all__ = ["BIAS_PRODUCTS", "CDRun", "Decomposed", "RowGather", "is_decomposed", "split_bias", "zero_rows"]
+__all__ = [
+    "BIAS_PRODUCTS", "CDRun", "Decomposed", "RowGather", "clear_rows", "is_decomposed", "split_bias", "zero_rows",
+]
 
 
 BIAS_PRODUCTS = ("phrase", "reference", "never")
@@ -289,11 +291,20 @@ def zero_rows(part: Tensor) -> Tensor:
     >>> zero_rows(torch.tensor([[[0.0, 0.0], [0.0, 2.0]], [[1.0, 0.0], [0.0, 0.0]]]))
     tensor([0, 3])
     """
-    rows = part.reshape(-1, part.shape[-1]) if part.dim() else part.reshape(1, 1)
-    candidates = (~rows[:, :SAMPLED_ENTRIES].any(1)).nonzero().squeeze(1)
+    if part.dim() < 2:
+        part = part.unsqueeze(-1)
+    # on the part as it lies (a view of heads is not copied): the sampled entries first, then the candidates' rows
+    candidates = (~part[..., :SAMPLED_ENTRIES].any(-1)).reshape(-1).nonzero().squeeze(1)
     if candidates.numel() == 0:
         return candidates
-    return candidates[~rows.index_select(0, candidates).any(1)]
+    rows = part[torch.unravel_index(candidates, part.shape[:-1])]
+    return candidates[~rows.any(-1)]
+
+
+def clear_rows(part: Tensor, rows: Tensor) -> None:
+    """Set the rows ``rows`` (flat indices, as :func:`zero_rows` gives them) of ``part`` to exactly 0, in place."""
+    lined = part if part.dim() >= 2 else part.unsqueeze(-1)
+    lined[torch.unravel_index(rows, lined.shape[:-1])] = 0
 
 
 def split_bias(beta: Tensor, gamma: Tensor, bias: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
@@ -304,11 +315,12 @@ def split_bias(beta: Tensor, gamma: Tensor, bias: Optional[Tensor]) -> Tuple[Ten
     """
     if bias is None:
         return beta, gamma
-    share = beta.abs()
-    share.div_(gamma.abs().add_(share)).nan_to_num_(nan=0.5)  # 0 / 0 where both parts are 0: halves
-    new_beta = torch.addcmul(beta, share, bias)
-    # γ + (1 - s) b: a share of exactly 1 (γ = 0) adds exactly 0, so a whole-sentence phrase keeps γ exactly 0
-    return new_beta, torch.addcmul(gamma, share.neg_().add_(1), bias)
+    share, rest = beta.abs(), gamma.abs()
+    share.div_(rest.add_(share)).nan_to_num_(nan=0.5)  # 0 / 0 where both parts are 0: halves
+    # γ + b - s b: a share of exactly 1 (γ = 0) gives exactly 0, so a whole-sentence phrase keeps γ exactly 0; the
+    # results go where the shares were (fewer fresh tensors: allocating large ones costs as much as the arithmetic)
+    new_gamma = torch.add(gamma, bias, out=rest).addcmul_(share, bias, value=-1)
+    return torch.addcmul(beta, share, bias, out=share), new_gamma
 
 
 class CDRun(Run):

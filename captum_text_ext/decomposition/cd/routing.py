@@ -103,7 +103,11 @@ def route_call(call: Call, name: str = "") -> Any:
     value = call.value()
     gather = _row_gather(call, inputs, value, name)
 
+    direct = _layout_op(call, name) if len(inputs) == 1 else None
+
     def parts() -> Tuple[Any, Any]:
+        if direct is not None:
+            return direct(inputs[0].beta), direct(inputs[0].gamma)
         return call.run([x.beta for x in inputs], zero_constant, fills=fills), call.run([x.gamma for x in inputs])
 
     deferred = is_float_tensor(value) and any(x.parts_deferred for x in inputs)
@@ -125,6 +129,37 @@ def route_call(call: Call, name: str = "") -> Any:
     if deferred:  # a view of deferred parts (the query's and key's heads) stays deferred
         return Decomposed.deferred(value, inputs[0].phrases, parts, origin, pending)
     return wrap_tree(value, beta, gamma, pending, origin)
+
+
+LAYOUT_OPS = ("contiguous", "transpose", "permute", "view", "reshape")
+"""Routing ops :func:`_layout_op` applies to a part directly (the phrase dimension first), without vmap."""
+
+
+def _layout_op(call: Call, name: str) -> Optional[Callable[[Tensor], Tensor]]:
+    """For a call of :data:`LAYOUT_OPS` on one tensor with integer arguments: the op on a part with a leading phrase
+    dimension (dimensions shifted, shapes extended by it); ``None`` otherwise (vmap applies it)."""
+    args, kwargs = tree_unflatten(call.flat, call.spec)
+    if name not in LAYOUT_OPS or kwargs or not args or call.tracked != [0]:
+        return None
+    rest = list(args[1:])
+    if name in ("view", "reshape", "permute") and len(rest) == 1 and isinstance(rest[0], (tuple, list, torch.Size)):
+        rest = list(rest[0])
+    if not all(isinstance(a, int) and not isinstance(a, bool) for a in rest):
+        return None
+    rank = int(args[0].dim())
+
+    def shifted(dim: int) -> int:
+        return int(dim) % rank + 1
+
+    if name == "contiguous" and not rest:
+        return lambda part: part.contiguous()
+    if name == "transpose" and len(rest) == 2 and rank:
+        return lambda part: part.transpose(shifted(rest[0]), shifted(rest[1]))
+    if name == "permute" and len(rest) == rank and rank:
+        return lambda part: part.permute(0, *(shifted(d) for d in rest))
+    if name in ("view", "reshape"):
+        return lambda part: getattr(part, name)(part.shape[0], *rest)
+    return None
 
 
 def _row_gather(call: Call, inputs: List[Decomposed], value: Any, name: str) -> Optional[RowGather]:

@@ -22,7 +22,7 @@ from captum_text_ext.decomposition.cd.call import (
     short_name,
     values_of,
 )
-from captum_text_ext.decomposition.cd.decomposed import CDRun, Decomposed, RowGather, zero_rows
+from captum_text_ext.decomposition.cd.decomposed import CDRun, Decomposed, RowGather, clear_rows, zero_rows
 from captum_text_ext.decomposition.cd.routing import route_call
 from captum_text_ext.decomposition.guard import Handler
 from captum_text_ext.decomposition.ops import bind_args
@@ -62,8 +62,13 @@ def add_rule(run: CDRun) -> Handler:
         value = call.value()
         parts = Call(func, *zero_operands(args, kwargs))
 
+        # the phrase dimension leads every part: when all operands have the value's dimensions, broadcasting lines
+        # them up without vmap
+        batched = any(x.dim() != value.dim() for x in inputs)
+
         def added(pairs: List[Tuple[Tensor, Tensor]]) -> Tuple[Tensor, Tensor]:
-            return parts.run([beta for beta, _ in pairs]), parts.run([gamma for _, gamma in pairs])
+            betas, gammas = [beta for beta, _ in pairs], [gamma for _, gamma in pairs]
+            return parts.run(betas, batched=batched), parts.run(gammas, batched=batched)
 
         operands = list(args[:2]) + [kwargs[k] for k in ("input", "other") if k in kwargs]
         has_constant = any(not isinstance(a, Decomposed) and (is_number(a) or is_float_tensor(a)) for a in operands)
@@ -158,11 +163,14 @@ def _linear_map(
         zero_rows_of = partial(_zero_mixed_rows, mixing)
 
     def mapped(beta: Tensor, gamma: Tensor, unbiased: Tensor) -> Tuple[Tensor, Tensor]:
-        new_beta = core.run([beta])
+        if mixing is not None:
+            new_beta = _mixed(mixing, beta)
+        else:  # a map of the last dimension takes the phrase dimension as one more leading one, without vmap
+            new_beta = core.run([beta], batched=not row_wise)
         if zero_rows_of is None:
             return new_beta, core.run([gamma])
         new_gamma = torch.sub(unbiased, new_beta)
-        new_gamma.view(-1, new_gamma.shape[-1])[zero_rows_of(gamma)] = 0
+        clear_rows(new_gamma, zero_rows_of(gamma))
         return new_beta, new_gamma
 
     def whole() -> Tuple[Tensor, Tensor]:
@@ -176,13 +184,23 @@ def _linear_map(
     return Decomposed.deferred(value, x.phrases, whole, origin_rule(x, value), pending, rows if row_wise else None)
 
 
+def _mixed(mixing: Tensor, part: Tensor) -> Tensor:
+    """``torch.matmul(mixing, part[p])`` for every phrase ``p``, the phrases side by side as columns (one product,
+    and the weights are not copied once per phrase, as a batched product would)."""
+    phrases, width = part.shape[0], part.shape[-1]
+    columns = part.movedim(0, -2).reshape(*part.shape[1:-1], phrases * width)
+    out = torch.matmul(mixing, columns)
+    return out.reshape(*out.shape[:-1], phrases, width).movedim(-2, 0)
+
+
 def _zero_mixed_rows(mixing: Tensor, gamma: Tensor) -> Tensor:
     r"""The rows of :math:`A\gamma` (``torch.matmul(mixing, γ)`` for each phrase) that are exactly 0, as flat indices:
     those whose every term :math:`A_{ts}\gamma_s` is, since :math:`A_{ts} = 0` or the row :math:`\gamma_s` is 0."""
     nonzero = torch.ones(gamma.shape[:-1], dtype=gamma.dtype, device=gamma.device)
     nonzero.view(-1)[zero_rows(gamma)] = 0
-    reach = torch.matmul((mixing != 0).to(gamma.dtype), nonzero.unsqueeze(-1))
-    return (reach.reshape(-1) == 0).nonzero().squeeze(1)
+    # the phrases side by side as columns: (…, T, P), so that A is not copied once per phrase
+    reach = torch.matmul((mixing != 0).to(gamma.dtype), nonzero.movedim(0, -1))
+    return (reach.movedim(-1, 0).reshape(-1) == 0).nonzero().squeeze(1)
 
 
 def linear_rule(run: CDRun) -> Handler:
@@ -274,21 +292,29 @@ def linear_map_rule(run: CDRun) -> Handler:
 
 
 
+RowsOf = Callable[[Tensor], Tensor]
+"""Maps a value-shaped tensor to the rows whose parts a rule computes (all of them, or a :class:`RowGather`'s)."""
+
+
 def _element_wise(
     x: Decomposed,
     value: Tensor,
-    split: Callable[[Tensor, Tensor], Tuple[Tensor, Tensor]],
+    split: Callable[[Tensor, Tensor, RowsOf], Tuple[Tensor, Tensor]],
     pending: Optional[Tensor],
 ) -> Decomposed:
-    """The output of an element-wise rule ``split`` on ``x``'s resolved parts; deferred, row by row, when ``x``'s parts
-    are."""
+    """The output of an element-wise rule ``split(β, γ, rows_of)`` on ``x``'s resolved parts; deferred, row by row,
+    when ``x``'s parts are."""
+
+    def every_row(tensor: Tensor) -> Tensor:
+        return tensor
+
     if x.rows_deferred:
 
         def rows(gather: RowGather) -> Tuple[Tensor, Tensor]:
-            return split(*x.resolved_rows(gather))
+            return split(*x.resolved_rows(gather), partial(gather, batched=False))
 
-        return Decomposed.deferred(value, x.phrases, lambda: split(*x.resolved()), x.origin, pending, rows)
-    return Decomposed.wrap(value, *split(*x.resolved()), pending, x.origin)
+        return Decomposed.deferred(value, x.phrases, lambda: split(*x.resolved(), every_row), x.origin, pending, rows)
+    return Decomposed.wrap(value, *split(*x.resolved(), every_row), pending, x.origin)
 
 
 def _activation_call(
@@ -296,10 +322,15 @@ def _activation_call(
 ) -> Tuple[Callable[[Tensor, bool], Tensor], Any]:
     rest_args = tuple(values_of(a) for a in args[1:])
     rest_kwargs = {k: values_of(v) for k, v in kwargs.items() if k != "input"}
+    # entry by entry, the phrase dimension needs no vmap, unless another argument is a tensor (PReLU's weight is
+    # per channel, dimension 1)
+    per_entry = not any(isinstance(a, Tensor) for a in list(rest_args) + list(rest_kwargs.values()))
 
     def apply(u: Tensor, batched: bool) -> Tensor:
         result: Tensor = (
-            torch.vmap(lambda w: func(w, *rest_args, **rest_kwargs))(u) if batched else func(u, *rest_args, **rest_kwargs)
+            torch.vmap(lambda w: func(w, *rest_args, **rest_kwargs))(u)
+            if batched and not per_entry
+            else func(u, *rest_args, **rest_kwargs)
         )
         return result
 
@@ -324,7 +355,7 @@ def relu_rule(run: CDRun) -> Handler:
     r"""ReLU: :math:`\beta' = \mathrm{ReLU}(\beta)`,
     :math:`\gamma' = \mathrm{ReLU}(\beta + \gamma) - \mathrm{ReLU}(\beta)`."""
 
-    def split(beta: Tensor, gamma: Tensor) -> Tuple[Tensor, Tensor]:
+    def split(beta: Tensor, gamma: Tensor, rows_of: RowsOf) -> Tuple[Tensor, Tensor]:
         relu_beta = torch.relu(beta)
         return relu_beta, torch.relu(beta + gamma) - relu_beta
 
@@ -347,19 +378,19 @@ def shapley_rule(run: CDRun) -> Handler:
         constant = apply(torch.zeros_like(x.plain), False)
         pending = constant if bool((constant != 0).any()) else None
 
-        def split(beta: Tensor, gamma: Tensor) -> Tuple[Tensor, Tensor]:
-            a_beta, a_gamma, a_sum = apply(beta, True), apply(gamma, True), apply(beta + gamma, True)
-            new_beta = torch.sub(a_sum, a_gamma)
+        def split(beta: Tensor, gamma: Tensor, rows_of: RowsOf) -> Tuple[Tensor, Tensor]:
+            # a(β + γ) is the actual output: a(x), computed once, not once per phrase
+            a_beta, a_gamma, actual = apply(beta, True), apply(gamma, True), rows_of(value)
+            new_beta = torch.sub(actual, a_gamma, out=a_gamma)  # in place: fewer fresh tensors
             if pending is not None:
-                # a(0) on the parts' layout: element-wise kernels take SIMD or scalar paths by position, and only the
-                # same path makes a part that is exactly 0 stay exactly 0 (where a(0) = 0, every path gives 0)
-                at_zero = apply(torch.zeros_like(beta), True)
-                a_beta.sub_(at_zero)
-                a_sum.sub_(at_zero)
-            # β' = ½[(a(β) - a(0)) + (a(β + γ) - a(γ))] and γ' = a(β + γ) - a(0) - β', in this order so that a part
-            # that is exactly 0 gives exactly 0
-            new_beta.add_(a_beta).mul_(0.5)
-            return new_beta, a_sum.sub_(new_beta)
+                a_beta.sub_(rows_of(constant))
+                actual = actual - rows_of(constant)
+            new_beta.add_(a_beta).mul_(0.5)  # β' = ½[(a(β) - a(0)) + (a(x) - a(γ))]
+            new_gamma = torch.sub(actual, new_beta, out=a_beta)  # γ' = a(x) - a(0) - β'
+            # a part that is exactly 0 in a row gives exactly 0 there, as a(β) - a(0) and a(x) - a(x) would
+            clear_rows(new_beta, zero_rows(beta))
+            clear_rows(new_gamma, zero_rows(gamma))
+            return new_beta, new_gamma
 
         return _element_wise(x, value, split, pending)
 

@@ -261,7 +261,7 @@ def layer_norm_rule(run: CDRun) -> Handler:
             scale = scale * weight
 
         def normalized(beta: Tensor, gamma: Tensor, scale: Tensor) -> Tuple[Tensor, Tensor]:
-            return (beta - beta.mean(dims, keepdim=True)) * scale, (gamma - gamma.mean(dims, keepdim=True)) * scale
+            return (beta - beta.mean(dims, keepdim=True)).mul_(scale), (gamma - gamma.mean(dims, keepdim=True)).mul_(scale)
 
         pending = None if bias is None else torch.broadcast_to(bias, value.shape).clone()
         origin = _keep_origin(x, dims, value)
