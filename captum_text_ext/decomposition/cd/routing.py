@@ -157,8 +157,8 @@ def _layout_op(call: Call, name: str) -> Optional[Callable[[Tensor], Tensor]]:
         return lambda part: part.transpose(shifted(rest[0]), shifted(rest[1]))
     if name == "permute" and len(rest) == rank and rank:
         return lambda part: part.permute(0, *(shifted(d) for d in rest))
-    if name in ("view", "reshape"):
-        return lambda part: getattr(part, name)(part.shape[0], *rest)
+    if name in ("view", "reshape"):  # parts alias nothing: a copy where the layout needs one (a part's phrase
+        return lambda part: part.reshape(part.shape[0], *rest)  # dimension need not be the outermost in memory)
     return None
 
 
