@@ -202,7 +202,7 @@ class Decomposed(Tensor):
             assert self._make_parts is not None
             width = self.shape[-1] if self.dim() else 1
             rows = self.numel() // max(width, 1)
-            if self._make_rows is not None and self._phrases * rows > 2 * BLOCK_ROWS:
+            if self._make_rows is not None and self.dim() and self._phrases * rows > 2 * BLOCK_ROWS:
                 self._parts = self._made_in_blocks(rows, width)
             else:
                 self._parts = self._make_parts()
