@@ -235,7 +235,7 @@ class Decomposed(Tensor):
         (kept for the next read with the same ``gather``: a residual connection reads a tensor twice)."""
         if self._rows is not None and self._rows[0] is gather:
             return self._rows[1]
-        if self._make_rows is None or self._parts is not None:
+        if self._make_rows is None:  # not deferred row by row, or the parts are made
             return gather(self.beta, True), gather(self.gamma, True)
         parts = self._make_rows(gather)
         self._rows = (gather, parts)

@@ -291,7 +291,6 @@ def linear_map_rule(run: CDRun) -> Handler:
     return handler
 
 
-
 RowsOf = Callable[[Tensor], Tensor]
 """Maps a value-shaped tensor to the rows whose parts a rule computes (all of them, or a :class:`RowGather`'s)."""
 

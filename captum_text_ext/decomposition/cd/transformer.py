@@ -261,7 +261,10 @@ def layer_norm_rule(run: CDRun) -> Handler:
             scale = scale * weight
 
         def normalized(beta: Tensor, gamma: Tensor, scale: Tensor) -> Tuple[Tensor, Tensor]:
-            return (beta - beta.mean(dims, keepdim=True)).mul_(scale), (gamma - gamma.mean(dims, keepdim=True)).mul_(scale)
+            def centred(part: Tensor) -> Tensor:
+                return (part - part.mean(dims, keepdim=True)).mul_(scale)
+
+            return centred(beta), centred(gamma)
 
         pending = None if bias is None else torch.broadcast_to(bias, value.shape).clone()
         origin = _keep_origin(x, dims, value)
@@ -270,7 +273,10 @@ def layer_norm_rule(run: CDRun) -> Handler:
             def rows(gather: RowGather) -> Tuple[Tensor, Tensor]:
                 return normalized(*x.resolved_rows(gather), gather(scale.expand(value.shape), False))
 
-            return Decomposed.deferred(value, x.phrases, lambda: normalized(*x.resolved(), scale), origin, pending, rows)
+            def whole() -> Tuple[Tensor, Tensor]:
+                return normalized(*x.resolved(), scale)
+
+            return Decomposed.deferred(value, x.phrases, whole, origin, pending, rows)
         return Decomposed.wrap(value, *normalized(*x.resolved(), scale), pending, origin)
 
     return handler
