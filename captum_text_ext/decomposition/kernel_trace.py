@@ -237,9 +237,8 @@ def kernel_unroll(
     Raises:
         ValueError: as :func:`~captum_text_ext.decomposition.cells.unroll`.
     """
-    _check_inputs(spec, inputs, c0)
-    if inputs.shape[0] == 0 or inputs.shape[1] == 0:
-        return unroll(spec, inputs, lengths, h0, c0)
+    if inputs.dim() == 3 and 0 in inputs.shape[:2]:
+        return unroll(spec, inputs, lengths, h0, c0)  # it checks the arguments; kernel_direction_traces does below
     layers: List[List[DirectionTrace]] = [[] for _ in range(spec.num_layers)]
     outputs = inputs
     for trace, outputs in kernel_direction_traces(spec, inputs, lengths, h0, c0, lean):
