@@ -282,8 +282,8 @@ def linear_map_rule(run: CDRun) -> Handler:
         ):
             if isinstance(first, Decomposed) and not isinstance(second, Decomposed):
                 row_wise = second.dim() == 2  # x W: a map of the last dimension alone
-            elif isinstance(second, Decomposed) and not isinstance(first, Decomposed):
-                mixing = first  # A x: the rows mixed by constant weights
+            elif isinstance(second, Decomposed) and not isinstance(first, Decomposed) and len(args) == 2 and not kwargs:
+                mixing = first  # A x: the rows mixed by constant weights (computed as torch.matmul: no other argument)
         return _linear_map(
             run, func, args, kwargs, None, (args, kwargs), lambda inp, value: None, row_wise=row_wise, mixing=mixing
         )
