@@ -66,8 +66,8 @@ def test_kernel_unroll_records_what_unroll_records(
 def test_a_lean_trace_holds_the_full_traces_values_without_o_and_pre_x(
     layers: int, bidirectional: bool, bias: bool, lengths: Optional[List[int]]
 ) -> None:
-    """``lean=True`` (what LRP reads): ``pre`` is the i, f, g blocks from one product over [x; h_prev], the gates lack
-    o, ``pre_x`` is None, and everything else is the full trace's (float64)."""
+    """``lean=True`` (what LRP reads): ``pre`` is the g block (the gates i, f, g come from one product over
+    [x; h_prev]), the gates lack o, ``pre_x`` is None, and everything else is the full trace's (float64)."""
     torch.manual_seed(2)
     module = nn.LSTM(5, 4, num_layers=layers, bidirectional=bidirectional, bias=bias).double()
     spec = RecurrentSpec.from_module(module).detached()
@@ -78,8 +78,8 @@ def test_a_lean_trace_holds_the_full_traces_values_without_o_and_pre_x(
     assert lean.c_n is not None and full.c_n is not None and (lean.c_n - full.c_n).abs().max() < EXACT
     for lean_layer, full_layer in zip(lean.layers, full.layers, strict=True):
         for mine, theirs in zip(lean_layer, full_layer, strict=True):
-            assert mine.pre_x is None and set(mine.gates) == {"i", "f", "g"} and mine.pre.shape[-1] == 12
-            assert (mine.pre - theirs.pre[..., :12]).abs().max() < EXACT
+            assert mine.pre_x is None and set(mine.gates) == {"i", "f", "g"} and mine.pre.shape[-1] == 4
+            assert (mine.pre - theirs.pre[..., 8:12]).abs().max() < EXACT
             for name in ("i", "f", "g"):
                 assert (mine.gates[name] - theirs.gates[name]).abs().max() < EXACT, name
             for name in ("h_prev", "c_prev", "c"):

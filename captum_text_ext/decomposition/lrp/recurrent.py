@@ -17,6 +17,7 @@ from captum_text_ext.decomposition.cells import (
     RecurrentTrace,
 )
 from captum_text_ext.decomposition.kernel_trace import kernel_direction_traces
+from captum_text_ext.decomposition.stepped_trace import stepped_direction_traces, uses_stepped_loop
 from captum_text_ext.decomposition.guard import RANDOM_REASON, Handler, is_tracked
 from captum_text_ext.decomposition.lrp.relevance import EpsilonRule, LRPRun, sign0, stabilized
 
@@ -195,9 +196,8 @@ def lstm_walk(trace: DirectionTrace, rule: EpsilonRule) -> DirectionWalk:
     hidden = weights.hidden_size
     gates = trace.gates
     to_c_prev, to_g, per_unit = _cell_sum_ratios(trace.c, gates["f"] * trace.c_prev, gates["i"] * gates["g"], rule)
-    inv_g, share_g = _epsilon_ratios(
-        trace.pre[..., 2 * hidden : 3 * hidden], weights.gate_bias("g"), weights.input_size + weights.state_size, rule
-    )
+    z_g = trace.pre if trace.pre_x is None else trace.pre[..., 2 * hidden : 3 * hidden]  # a lean trace's is z^g
+    inv_g, share_g = _epsilon_ratios(z_g, weights.gate_bias("g"), weights.input_size + weights.state_size, rule)
     to_q = _at_real_steps(trace.active, to_g.mul_(inv_g))  # q_t = 0 at padding: padded steps send nothing to x_t
     rho_q = None if per_unit is None else _at_real_steps(trace.active, inv_g)
     to_c_prev, per_unit = _passing_at_padding(trace.active, to_c_prev, per_unit)
@@ -582,9 +582,11 @@ def walks_relevance(
 
 
 class RecurrentLRP(torch.autograd.Function):
-    """Forward: the module's values by the fused kernels, one direction's trace at a time
-    (:func:`~captum_text_ext.decomposition.kernel_trace.kernel_direction_traces`), each turned into the ratios its
-    backward walk reads (:func:`direction_walk`) and dropped; backward: :func:`walks_relevance`.
+    """Forward: the module's values and one direction's trace at a time, by the fused kernels
+    (:func:`~captum_text_ext.decomposition.kernel_trace.kernel_direction_traces`) or, for an LSTM on a large batch on
+    the CPU, by one loop over the steps that keeps its gates
+    (:func:`~captum_text_ext.decomposition.stepped_trace.stepped_direction_traces`), each trace turned into the ratios
+    its backward walk reads (:func:`direction_walk`) and dropped; backward: :func:`walks_relevance`.
 
     ``RecurrentLRP.apply(x, h0, c0, spec, lengths, rule)``.
     """
@@ -598,7 +600,11 @@ class RecurrentLRP(torch.autograd.Function):
         h_n: List[Tensor] = []
         c_n: List[Tensor] = []
         outputs = x
-        for trace, outputs in kernel_direction_traces(spec, x, lengths, h0, c0, lean=not projected):
+        traces = (
+            stepped_direction_traces(spec, x, lengths, h0, c0) if uses_stepped_loop(spec, x)
+            else kernel_direction_traces(spec, x, lengths, h0, c0, lean=not projected)
+        )
+        for trace, outputs in traces:
             layers[trace.layer].append(direction_walk(trace, rule))
             h_n.append(trace.h_n)
             if trace.c_n is not None:
