@@ -21,7 +21,7 @@ as the gates at padding are in every trace. The trace is then the kernel path's,
 (0 at padding), :math:`h_{t-1}` and :math:`c_{t-1}` gathered the same way, ``pre`` the blocks :math:`i, f, g`.
 
 Each step is about ten small ops of Python dispatch, so at small batches the fused kernel is faster: the loop runs
-on the CPU from :data:`STEPPED_MIN_BATCH` columns on (:func:`uses_stepped_loop`).
+on the CPU from :data:`STEPPED_MIN_BATCH` columns per torch thread on (:func:`uses_stepped_loop`).
 """
 
 from __future__ import annotations
@@ -45,19 +45,22 @@ from captum_text_ext.decomposition.kernel_trace import _tanh_from_sigmoid_
 __all__ = ["STEPPED_MIN_BATCH", "stepped_direction_traces", "uses_stepped_loop"]
 
 STEPPED_MIN_BATCH = 64
-"""The smallest batch whose LSTM trace comes from :func:`stepped_direction_traces` (on the CPU). Measured on a
-bi-LSTM of 60 units, one thread, the trace alone against the kernel path: 1.7 times faster at 64 sentences of 8
-steps, 2.7 times at 256 of 40, 1.3 times at 8 of 8, but 1.5 times slower at 8 of 40 and 2.5 times at 1 of 40."""
+"""The smallest batch, per torch thread, whose LSTM trace comes from :func:`stepped_direction_traces` (on the CPU).
+Measured on a bi-LSTM of 60 units, the trace alone, the fastest of 15 interleaved timings: with one thread the loop
+takes 0.78 of the kernel path's time at 64 sentences of 8 steps, 0.56 at 64 of 40, 0.61 at 256 of 40, about the
+same at 32, 1.2 to 1.6 times it at 16; with two threads a whole LSTMLRP call at 64 sentences took 1.14 to 1.18 times
+longer with the loop (its per-step ops are too small for a second thread; the kernel path's products over all steps
+are not) and 0.78 to 0.80 of the time at 256 of 40."""
 
 
 def uses_stepped_loop(spec: RecurrentSpec, inputs: Tensor) -> bool:
     """Whether LRP traces this LSTM with :func:`stepped_direction_traces`: an LSTM without a projection, on the CPU,
-    with at least :data:`STEPPED_MIN_BATCH` columns (``inputs`` :math:`(T, B, E)`). Elsewhere the fused kernels'
-    path runs (on a GPU it has not been measured against this loop)."""
+    with at least :data:`STEPPED_MIN_BATCH` columns (``inputs`` :math:`(T, B, E)`) per torch thread. Elsewhere the
+    fused kernels' path runs (on a GPU it has not been measured against this loop)."""
     projected = any(w.weight_hr is not None for w in spec.weights)
     return (
         spec.cell == "lstm" and not projected and inputs.device.type == "cpu" and inputs.dim() == 3
-        and inputs.shape[0] > 0 and inputs.shape[1] >= STEPPED_MIN_BATCH
+        and inputs.shape[0] > 0 and inputs.shape[1] >= STEPPED_MIN_BATCH * torch.get_num_threads()
     )
 
 

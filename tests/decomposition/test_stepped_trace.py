@@ -59,9 +59,10 @@ def test_the_stepped_trace_records_the_lean_kernel_trace(
             assert (_at_real_steps(value - reference, mine.active)).abs().max() < EXACT, name
 
 
-def test_uses_stepped_loop_only_for_a_plain_lstm_on_a_large_cpu_batch() -> None:
+def test_uses_stepped_loop_only_for_a_plain_lstm_on_a_large_cpu_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     lstm, gru = RecurrentSpec.from_module(nn.LSTM(3, 2)), RecurrentSpec.from_module(nn.GRU(3, 2))
     projected = RecurrentSpec.from_module(nn.LSTM(3, 4, proj_size=2))
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
     large = torch.zeros(4, STEPPED_MIN_BATCH, 3)
     assert uses_stepped_loop(lstm, large)
     assert not uses_stepped_loop(lstm, large[:, 1:])
@@ -69,6 +70,9 @@ def test_uses_stepped_loop_only_for_a_plain_lstm_on_a_large_cpu_batch() -> None:
     assert not uses_stepped_loop(projected, large)
     assert not uses_stepped_loop(lstm, large.to("meta"))
     assert not uses_stepped_loop(lstm, large[:0])
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)  # the loop's per-step ops do not use a second thread
+    assert not uses_stepped_loop(lstm, large)
+    assert uses_stepped_loop(lstm, torch.zeros(4, 2 * STEPPED_MIN_BATCH, 3))
 
 
 def test_the_stepped_trace_refuses_what_it_does_not_trace() -> None:
@@ -103,6 +107,7 @@ def test_lstmlrp_gives_the_same_relevance_from_either_trace(
     """A batch of :data:`STEPPED_MIN_BATCH` padded sentences through two bidirectional layers: the stepped trace (the
     default there) and the kernel trace give the same relevance to 1e-12."""
     torch.manual_seed(4)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
     model = _PaddedBiLSTM().double().eval()
     batch = STEPPED_MIN_BATCH
     x = torch.randn(batch, 7, 4, dtype=torch.float64)
