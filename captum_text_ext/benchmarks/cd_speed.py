@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import shlex
 import statistics
 import time
@@ -51,6 +52,7 @@ from torch import Tensor, nn
 from captum_text_ext.attr import ContextualDecomposition, LayerContextualDecomposition
 from captum_text_ext.benchmarks import long_documents
 from captum_text_ext.benchmarks.cdt_loop import comp_cd_scores
+from captum_text_ext.benchmarks.op_profile import op_profile, op_profile_lines
 from captum_text_ext.benchmarks.sentences import SentenceBatch, Sentences, embed_sentences
 from captum_text_ext.datasets import Vocabulary, load_sst, pad_sequences
 from captum_text_ext.datasets._paths import PathLike, find_dataset_file
@@ -440,6 +442,7 @@ def _measure(run: RunRecorder, data_root: Optional[PathLike], repeats: int) -> D
 
     seconds, words = _interleaved({METHODS[0]: run_cd, METHODS[1]: run_loop}, sentences.batches, repeats)
     rates, ratios = _rates(seconds, words, METHODS)
+    profile = op_profile({METHODS[0]: functools.partial(run_cd, longest)})
     loop_sentences = sum(1 for n in range(len(sentences)) if n % LOOP_EVERY == 0)
     return {
         "model": f"1-layer LSTM classifier (embedding {EMBEDDING_DIM}, hidden {HIDDEN_SIZE}, 2 classes, random "
@@ -467,6 +470,8 @@ def _measure(run: RunRecorder, data_root: Optional[PathLike], repeats: int) -> D
         "target_ratio": TARGET_RATIO,
         "target_met": statistics.median(ratios) >= TARGET_RATIO,
         "sanity_relative_difference": sanity,
+        "profile": {"sentences": int(longest.lengths.numel()), "steps": int(longest.lengths.max()),
+                    "methods": profile},
     }
 
 
@@ -636,6 +641,10 @@ def _write(out: Path, provenance: Provenance, result: Dict[str, Any]) -> List[st
         "",
         f"Sanity check (float64, {SANITY_SENTENCES} sentences of the longest batch): the NumPy loop and "
         f"ContextualDecomposition agree to a relative difference of {result['sanity_relative_difference']:.1e}.",
+        "",
+        *op_profile_lines(result["profile"]["methods"], f"the batch of the longest sentences, "
+                          f"{result['profile']['sentences']} sentences of at most {result['profile']['steps']} words, "
+                          "one thread"),
         *_transformer_lines(result["transformer"]),
         *_long_document_lines(result["long_documents"]),
     ]

@@ -33,6 +33,7 @@ from captum.attr import Saliency
 from torch import Tensor, nn
 
 from captum_text_ext.attr import LSTMLRP
+from captum_text_ext.benchmarks.op_profile import op_profile
 
 __all__ = [
     "CLASSES",
@@ -48,6 +49,7 @@ __all__ = [
     "THROUGHPUT_TARGET",
     "TIMINGS",
     "calls_per_timing",
+    "cell_op_profile",
     "form_inputs",
     "measure_grid",
     "time_pair",
@@ -309,6 +311,23 @@ def profile_call(forward: Forward, inputs: Tuple[Tensor, Tensor, Tensor], calls:
                       "cumulative_ms": 1e3 * entry.cumtime / calls})
     table.sort(key=lambda row: row["own_ms"], reverse=True)
     return {"seconds_per_call": elapsed, "rows": table[:rows]}
+
+
+def cell_op_profile(forward: Forward, cell: Dict[str, Any], width: int = EMBEDDING_DIM) -> Dict[str, Any]:
+    """:func:`~captum_text_ext.benchmarks.op_profile.op_profile` of LSTMLRP and Saliency in one cell of a grid (its
+    form's ``forward``, its batch size, :math:`T` and thread count; the thread count is restored afterwards).
+
+    Returns:
+        The cell's ``form``, ``batch``, ``steps`` and ``threads``, and ``methods``: the profile by method.
+    """
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(cell["threads"])
+        inputs = form_inputs(cell["form"], cell["batch"], cell["steps"], width)
+        profiles = op_profile(_methods(forward, inputs))
+    finally:
+        torch.set_num_threads(before)
+    return {**{key: cell[key] for key in ("form", "batch", "steps", "threads")}, "methods": profiles}
 
 
 def _short_path(path: str) -> str:

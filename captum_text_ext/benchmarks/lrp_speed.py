@@ -47,6 +47,7 @@ from torch import Tensor, nn
 
 from captum_text_ext.attr import LSTMLRP
 from captum_text_ext.benchmarks import lrp_forms, lrp_memory
+from captum_text_ext.benchmarks.op_profile import op_profile_lines
 from captum_text_ext.benchmarks.sentences import SentenceBatch, embed_sentences
 from captum_text_ext.benchmarks.transformer_lrp_speed import (
     load_zoo_transformer,
@@ -434,6 +435,8 @@ def _measure(run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optiona
         name: lrp_forms.measure_grid(forwards, batches, lrp_forms.STEPS, lrp_forms.THREADS, lrp_forms.TIMINGS, widths)
         for name, batches in (("throughput", lrp_forms.LARGE_BATCHES), ("latency", lrp_forms.SMALL_BATCHES))
     }
+    bad = lrp_forms.worst(grids["throughput"])
+    worst_profile = lrp_forms.cell_op_profile(forwards[bad["form"]], bad, widths.get(bad["form"], lrp_forms.EMBEDDING_DIM))
     profile_form, profile_steps = "h_n head", max(lrp_forms.STEPS)
     profile = lrp_forms.profile_call(forwards[profile_form], lrp_forms.form_inputs(profile_form, 1, profile_steps),
                                      lrp_forms.PROFILE_CALLS)
@@ -465,6 +468,7 @@ def _measure(run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optiona
             "latency_target": lrp_forms.LATENCY_TARGET,
             "latency_met": 1 / lrp_forms.worst(grids["latency"])["ratio"] <= lrp_forms.LATENCY_TARGET,
             "profile": {"form": profile_form, "batch": 1, "steps": profile_steps, **profile},
+            "worst_throughput_profile": worst_profile,
         },
         "memory": memory,
         "memory_target": lrp_memory.MEMORY_TARGET,
@@ -480,6 +484,7 @@ def _write(out: Path, provenance: Provenance, result: Dict[str, Any]) -> List[st
     loop_speedup = rates["LSTMLRP"] / rates["NumPy loop"]
     sanity = ", ".join(f"{k}: {v:.1e}" for k, v in result["sanity_relative_difference"].items())
     forms = result["forms"]
+    worst_cell = forms["worst_throughput_profile"]
     lines = [
         "# LSTMLRP speed",
         "",
@@ -527,6 +532,10 @@ def _write(out: Path, provenance: Provenance, result: Dict[str, Any]) -> List[st
         "",
         *lrp_forms.profile_lines(forms["profile"], f"form {forms['profile']['form']}, batch 1, "
                                  f"T = {forms['profile']['steps']}, one thread"),
+        "",
+        *op_profile_lines(forms["worst_throughput_profile"]["methods"], "the worst throughput cell: form "
+                          f"{worst_cell['form']}, batch {worst_cell['batch']}, T = {worst_cell['steps']}, "
+                          f"{worst_cell['threads']} thread(s)"),
         "",
         "## Memory",
         "",

@@ -11,6 +11,7 @@ the median of the per-repetition ratios (target: :data:`TARGET_RATIO`).
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -20,6 +21,7 @@ from captum.attr import Saliency
 from torch import Tensor
 
 from captum_text_ext.attr import TransformerLRP
+from captum_text_ext.benchmarks.op_profile import op_profile, op_profile_lines
 from captum_text_ext.datasets import SSTTree
 from captum_text_ext.datasets._paths import PathLike
 from captum_text_ext.datasets.wordpiece import WordPieceTokenizer
@@ -158,6 +160,8 @@ def measure_transformer_rows(
     finally:
         torch.set_num_threads(before)
     worst = min(min(row["ratio_attnlrp_to_saliency"], row["ratio_cp_to_saliency"]) for row in rows)
+    worst_row = min(rows, key=lambda row: min(row["ratio_attnlrp_to_saliency"], row["ratio_cp_to_saliency"]))
+    largest = max(batches, key=lambda batch: batch[0].numel())
     return {
         "model": MODEL,
         "sentences": count,
@@ -167,7 +171,23 @@ def measure_transformer_rows(
         "rows": rows,
         "target_ratio": TARGET_RATIO,
         "target_met": worst >= TARGET_RATIO,
+        "profile": _batch_profile(timers, largest, worst_row["threads"]),
     }
+
+
+def _batch_profile(
+    timers: Dict[str, Callable[[TransformerBatch], Any]], batch: TransformerBatch, threads: int
+) -> Dict[str, Any]:
+    """:func:`~captum_text_ext.benchmarks.op_profile.op_profile` of every method on one batch with ``threads``
+    torch threads (restored afterwards)."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        profiles = op_profile({name: functools.partial(timer, batch) for name, timer in timers.items()})
+    finally:
+        torch.set_num_threads(before)
+    return {"threads": threads, "sentences": int(batch[2].numel()), "tokens": int(batch[0].shape[1]),
+            "methods": profiles}
 
 
 def transformer_lines(result: Dict[str, Any]) -> List[str]:
@@ -194,6 +214,10 @@ def transformer_lines(result: Dict[str, Any]) -> List[str]:
     lines += ["", f"Lowest TransformerLRP / Saliency ratio (medians over passes): **{worst:.3f}**; the transformer "
                   f"issue's target ≥ {result['target_ratio']}: {met}; the speed issue's ≥ {SPEED_ISSUE_RATIO}: "
                   f"{speed_met}."]
+    profile = result["profile"]
+    lines += ["", *op_profile_lines(profile["methods"], f"the batch with the most subwords, {profile['sentences']} "
+                                    f"sentences of {profile['tokens']} positions, {profile['threads']} thread(s), "
+                                    "the thread count of the lowest ratio")]
     return lines
 
 

@@ -156,6 +156,9 @@ def test_command_writes_its_results_with_the_provenance_first(tmp_path: Path, mo
     ratio = f"{results['ratio']:.1f}"
     assert f"NumPy loop = {ratio}" in printed and f"NumPy loop: **{ratio}×**" in markdown
     assert results["sanity_relative_difference"] < 1e-8
+    [(name, profiled)] = results["profile"]["methods"].items()
+    assert name == "ContextualDecomposition" and profiled["rows"] and profiled["matrix_product_ms_per_call"] > 0
+    assert "Profile by op (the batch of the longest sentences" in markdown
     transformer = results["transformer"]
     assert transformer["sentences"] == 5 and transformer["dtype"] == "float32"
     assert transformer["tokens"] == sum(len(tokenizer.encode_batch([t.tokens]).tokens[0])

@@ -111,6 +111,11 @@ def test_command_writes_its_results_with_the_provenance_first(tmp_path: Path, mo
     worst = lrp_forms.worst(forms["throughput"])
     assert forms["throughput_met"] == (worst["ratio"] >= 0.9) and f"**{worst['ratio']:.2f}**" in markdown
     assert forms["profile"]["rows"] and "### Where the time goes" in markdown
+    profiled = forms["worst_throughput_profile"]
+    assert {key: profiled[key] for key in ("form", "batch", "steps", "threads")} == {
+        key: worst[key] for key in ("form", "batch", "steps", "threads")}
+    assert set(profiled["methods"]) == {"LSTMLRP", "Saliency"} and all(m["rows"] for m in profiled["methods"].values())
+    assert f"the worst throughput cell: form {worst['form']}, batch 3, T = {worst['steps']}" in markdown
     [memory] = results["memory"]
     assert memory["form"] == "h_n head" and memory["steps"] == 3 and min(memory["increase_mb"].values()) >= 0
     assert "## Memory" in markdown and "| h_n head | 3 |" in markdown
@@ -123,6 +128,8 @@ def test_command_writes_its_results_with_the_provenance_first(tmp_path: Path, mo
         ratio = f"{row['ratio_attnlrp_to_saliency']:.3f}"
         assert f"{row['threads']} thread(s): TransformerLRP / Saliency = {ratio} (attnlrp)" in printed
     assert "## TransformerLRP" in markdown and "| 2 | Saliency |" in markdown
+    assert set(transformer["profile"]["methods"]) == set(transformer["rows"][0]["sentences_per_second"])
+    assert transformer["profile"]["threads"] in (1, 2) and "the batch with the most subwords" in markdown
 
 
 def test_wrong_test_set_size_is_a_one_line_error(tmp_path: Path, capsys) -> None:
