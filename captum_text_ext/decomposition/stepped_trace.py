@@ -1,9 +1,10 @@
-r"""A lean LSTM trace (what LRP's backward walk reads) from one loop over the steps that keeps the gates it computes,
-for large batches on the CPU.
+r"""A lean LSTM or GRU trace (what LRP's backward walk reads) from one loop over the steps that keeps what it
+computes, for large batches on the CPU.
 
 :func:`~captum_text_ext.decomposition.kernel_trace.kernel_direction_traces` runs PyTorch's fused kernel for the
 hidden states and then computes the gates of all steps again (one product over :math:`[x_t; h_{t-1}]`), so every
-gate is computed twice. Here a layer's directions run side by side in one loop over the steps, each step once:
+gate is computed twice. Here a layer's directions run side by side in one loop over the steps, each step once, the
+LSTM's as
 
 .. math::
     z_t = W_i x_t + b_i + W_h h_{t-1} + b_h, \qquad
@@ -13,12 +14,13 @@ gate is computed twice. Here a layer's directions run side by side in one loop o
 .. math::
     c_t = f_t \odot c_{t-1} + i_t \odot g_t, \qquad h_t = o_t \odot \big(2\,\sigma(2 c_t) - 1\big)
 
-(:math:`\tanh` by the sigmoid: on the CPU PyTorch's tanh costs about six times its sigmoid; doubling rows of the
-weights doubles :math:`z^g` exactly, a power of two), with the input part :math:`W_i x_t + b_i` of every step in one
-batched product beforehand. The backward direction reads every sequence reversed within its length, so both
-directions read their real steps first; what follows a column's last real step there is computed and meaningless,
-as the gates at padding are in every trace. The trace is then the kernel path's, up to float rounding: the outputs
-(0 at padding), :math:`h_{t-1}` and :math:`c_{t-1}` gathered the same way, ``pre`` the blocks :math:`i, f, g`.
+and the GRU's as in :func:`_gru_steps` (:math:`\tanh` by the sigmoid: on the CPU PyTorch's tanh costs about six times
+its sigmoid; doubling rows of the weights doubles :math:`z^g` exactly, a power of two), with the input part
+:math:`W_i x_t + b_i` of every step in one batched product beforehand. Everything stays in time order: step
+:math:`k` is time :math:`k` of the forward direction and :math:`T - 1 - k` of the backward one, read and written
+through one strided view of both (:class:`_Rows`), and a column at padding keeps the state it read, so the backward
+direction starts each sequence from its initial state at its last real step. The traces are the kernel path's up to
+float rounding (the gates at padding are meaningless in both).
 
 Each step is about ten small ops of Python dispatch, so at small batches the fused kernel is faster: the loop runs
 on the CPU from :data:`STEPPED_MIN_BATCH` columns per torch thread on (:func:`uses_stepped_loop`).
@@ -45,21 +47,22 @@ from captum_text_ext.decomposition.kernel_trace import _tanh_from_sigmoid_
 __all__ = ["STEPPED_MIN_BATCH", "stepped_direction_traces", "uses_stepped_loop"]
 
 STEPPED_MIN_BATCH = 64
-"""The smallest batch, per torch thread, whose LSTM trace comes from :func:`stepped_direction_traces` (on the CPU).
+"""The smallest batch, per torch thread, whose trace comes from :func:`stepped_direction_traces` (on the CPU).
 Measured on a bi-LSTM of 60 units, the trace alone, the fastest of 15 interleaved timings: with one thread the loop
 takes 0.78 of the kernel path's time at 64 sentences of 8 steps, 0.56 at 64 of 40, 0.61 at 256 of 40, about the
-same at 32, 1.2 to 1.6 times it at 16; with two threads a whole LSTMLRP call at 64 sentences took 1.14 to 1.18 times
+same at 32, 1.2 to 1.6 times it at 16 (a bi-GRU: 0.78 to 0.85 at 64, 0.59 to 0.70 at 256, 0.82 to 0.93 at 32, 1.1 to
+1.2 times at 16); with two threads a whole LSTMLRP call at 64 sentences took 1.14 to 1.18 times
 longer with the loop (its per-step ops are too small for a second thread; the kernel path's products over all steps
 are not) and 0.78 to 0.80 of the time at 256 of 40."""
 
 
 def uses_stepped_loop(spec: RecurrentSpec, inputs: Tensor) -> bool:
-    """Whether LRP traces this LSTM with :func:`stepped_direction_traces`: an LSTM without a projection, on the CPU,
-    with at least :data:`STEPPED_MIN_BATCH` columns (``inputs`` :math:`(T, B, E)`) per torch thread. Elsewhere the
-    fused kernels' path runs (on a GPU it has not been measured against this loop)."""
+    """Whether LRP traces this layer with :func:`stepped_direction_traces`: a GRU or an LSTM without a projection, on
+    the CPU, with at least :data:`STEPPED_MIN_BATCH` columns (``inputs`` :math:`(T, B, E)`) per torch thread.
+    Elsewhere the fused kernels' path runs (on a GPU it has not been measured against this loop)."""
     projected = any(w.weight_hr is not None for w in spec.weights)
     return (
-        spec.cell == "lstm" and not projected and inputs.device.type == "cpu" and inputs.dim() == 3
+        not projected and inputs.device.type == "cpu" and inputs.dim() == 3
         and inputs.shape[0] > 0 and inputs.shape[1] >= STEPPED_MIN_BATCH * torch.get_num_threads()
     )
 
@@ -72,82 +75,172 @@ def _doubled_g(weight: Tensor, hidden: int) -> Tensor:
     return doubled
 
 
-def _rows(buffer: Tensor, rows: Sequence[int]) -> Tensor:
-    """Row ``rows[d]`` of direction ``d`` of ``buffer`` :math:`(D, R, \\ldots)` for every direction, as one view
-    :math:`(D, \\ldots)` (the directions' rows are apart by a positive stride: the backward direction's lies later in
-    memory)."""
-    first = buffer[0, rows[0]]
-    if len(rows) == 1:
-        return first.unsqueeze(0)
-    gap = buffer.stride(0) + (rows[1] - rows[0]) * buffer.stride(1)
-    return buffer.as_strided((len(rows), *first.shape), (gap, *first.stride()), first.storage_offset())
+class _Rows:
+    """One row per direction of ``buffer`` :math:`(D, R, \\ldots)` as one view :math:`(D, \\ldots)`:
+    ``rows[d]`` of direction ``d`` (the directions' rows are apart by a positive stride, since the backward
+    direction's lie later in memory; the strides are read once, a view is then one ``as_strided``)."""
+
+    def __init__(self, buffer: Tensor) -> None:
+        self.buffer = buffer
+        self.size = (buffer.shape[0], *buffer.shape[2:])
+        self.inner = buffer.stride()[2:]
+        self.direction, self.row = buffer.stride(0), buffer.stride(1)
+        self.offset = buffer.storage_offset()
+
+    def __call__(self, rows: Sequence[int]) -> Tensor:
+        gap = self.direction + (rows[-1] - rows[0]) * self.row
+        return self.buffer.as_strided(self.size, (gap, *self.inner), self.offset + rows[0] * self.row)
 
 
 @dataclass(frozen=True)
 class _SteppedLayer:
     """What the loop over one layer's steps keeps, in time order, the directions side by side: ``gates``
-    :math:`(D, T, B, 4H)` (:math:`i, f, g, o`), ``pre_g`` :math:`(D, T, B, H)` (:math:`z^g`), and ``states`` and
-    ``cells`` :math:`(D, T + 2, B, \\cdot)` holding :math:`h_t, c_t` at row :math:`t + 1`, the forward direction's
-    initial state at row 0 and the backward one's at row :math:`T + 1`; at padding the state read is carried."""
+    :math:`(D, T, B, \\cdot)` (the LSTM's :math:`i, f, g, o`, the GRU's :math:`r, z, n`), ``pre`` (the LSTM's
+    :math:`z^g`, the GRU's input part :math:`W_i x_t + b_i`), ``pre_h`` (the GRU's :math:`W_h h_{t-1} + b_h`, else
+    ``None``), and ``states`` and ``cells`` (the LSTM's, else ``None``) :math:`(D, T + 2, B, H)` holding
+    :math:`h_t, c_t` at row :math:`t + 1`, the forward direction's initial state at row 0 and the backward one's at
+    row :math:`T + 1`; at padding the state read is carried."""
 
     gates: Tensor
-    pre_g: Tensor
+    pre: Tensor
+    pre_h: Optional[Tensor]
     states: Tensor
-    cells: Tensor
+    cells: Optional[Tensor]
 
-    def before(self, buffer: Tensor, direction: int) -> Tensor:
-        """:math:`(T, B, \\cdot)` the state before each step of ``direction``."""
+    @staticmethod
+    def before(buffer: Tensor, direction: int) -> Tensor:
+        """:math:`(T, B, H)` the state before each step of ``direction``."""
         steps = buffer.shape[1] - 2
         return buffer[0, :steps] if direction == 0 else buffer[1, 2:]
 
-    def final(self, buffer: Tensor, direction: int) -> Tensor:
-        """:math:`(B, \\cdot)` the state after the direction's last step (the carried state after its last real
-        one)."""
+    @staticmethod
+    def final(buffer: Tensor, direction: int) -> Tensor:
+        """:math:`(B, H)` the state after the direction's last step (the carried state after its last real one)."""
         return buffer[0, -2] if direction == 0 else buffer[1, 1]
 
 
-@torch.no_grad()
-def _run_steps(weights: Tuple[CellWeights, ...], inputs: Tensor, active: Tensor, h0: Tensor, c0: Tensor) -> _SteppedLayer:
-    """The loop over one layer's steps for its directions side by side: step :math:`k` is time :math:`k` of the
-    forward direction and :math:`T - 1 - k` of the backward one (``inputs`` :math:`(T, B, E)`, ``active``
-    :math:`(T, B)`, ``h0``, ``c0`` :math:`(D, B, H)`)."""
+def _state_buffer(initial: Tensor, steps: int) -> Tensor:
+    """:math:`(D, T + 2, B, H)` with the initial states ``initial`` :math:`(D, B, H)` in place
+    (:class:`_SteppedLayer`)."""
+    buffer = initial.new_empty(initial.shape[0], steps + 2, *initial.shape[1:])
+    buffer[0, 0] = initial[0]
+    buffer[-1, -1] = initial[-1]
+    return buffer
+
+
+def _input_part(weights: Tuple[CellWeights, ...], inputs: Tensor, w_x: Tensor, bias: Optional[Tensor]) -> Tensor:
+    """:math:`(D, T, B, G)` the input part of every step's pre-activations, one batched product (``w_x``
+    :math:`(D, E, G)`, ``bias`` :math:`(D, G)` or ``None``)."""
     steps, batch, width = inputs.shape
-    directions, hidden = len(weights), weights[0].hidden_size
+    flat = inputs.reshape(1, steps * batch, width).expand(len(weights), -1, -1)
+    product = torch.bmm(flat, w_x) if bias is None else torch.baddbmm(bias.unsqueeze(1), flat, w_x)
+    return product.view(len(weights), steps, batch, w_x.shape[-1])
+
+
+class _Steps:
+    """The rows step :math:`k` reads and writes: time :math:`k` of the forward direction, :math:`T - 1 - k` of the
+    backward one (``active`` :math:`(T, B)`), and whether a column is padding there."""
+
+    def __init__(self, active: Tensor, directions: int) -> None:
+        self.steps = active.shape[0]
+        self.directions = directions
+        self.active = torch.stack([active, active.flip(0)][:directions], dim=1).unsqueeze(-1)  # (T, D, B, 1)
+        self.padded: List[bool] = (~self.active).flatten(1).any(dim=1).tolist()
+
+    def at(self, k: int) -> Tuple[int, ...]:
+        """The rows of a :math:`(D, T, \\ldots)` buffer."""
+        return (k, self.steps - 1 - k)[: self.directions]
+
+    def read(self, k: int) -> Tuple[int, ...]:
+        """The rows of a state buffer holding the state before the step."""
+        return (k, self.steps + 1 - k)[: self.directions]
+
+    def written(self, k: int) -> Tuple[int, ...]:
+        """The rows of a state buffer receiving the step's state."""
+        return (k + 1, self.steps - k)[: self.directions]
+
+    def keep(self, k: int, new: Tensor, read: Tensor, out: Tensor) -> Tensor:
+        """``new`` into ``out``, where a column is padding at step ``k`` the state it ``read``."""
+        if self.padded[k]:
+            return torch.where(self.active[k], new, read, out=out)
+        return out.copy_(new)
+
+
+@torch.no_grad()
+def _lstm_steps(weights: Tuple[CellWeights, ...], inputs: Tensor, active: Tensor, h0: Tensor, c0: Tensor
+                ) -> _SteppedLayer:
+    """The loop over one LSTM layer's steps, its directions side by side (``inputs`` :math:`(T, B, E)`,
+    ``active`` :math:`(T, B)`, ``h0``, ``c0`` :math:`(D, B, H)`)."""
+    hidden = weights[0].hidden_size
     w_x = _doubled_g(torch.stack([w.weight_ih for w in weights]).transpose(1, 2), hidden)
     w_h = _doubled_g(torch.stack([w.weight_hh for w in weights]).transpose(1, 2), hidden)
-    flat = inputs.reshape(1, steps * batch, width).expand(directions, -1, -1)
+    bias = None
     if weights[0].bias_ih is not None:
-        bias = torch.stack([w.bias_ih + w.bias_hh for w in weights])  # type: ignore[operator]
-        gates = torch.baddbmm(_doubled_g(bias, hidden).unsqueeze(1), flat, w_x)
-    else:
-        gates = torch.bmm(flat, w_x)
-    layer = _SteppedLayer(
-        gates.view(directions, steps, batch, 4 * hidden), gates.new_empty(directions, steps, batch, hidden),
-        gates.new_empty(directions, steps + 2, batch, hidden), gates.new_empty(directions, steps + 2, batch, hidden),
-    )
-    for buffer, initial in ((layer.states, h0), (layer.cells, c0)):
-        buffer[0, 0] = initial[0]
-        buffer[-1, -1] = initial[-1]
-    step_active = torch.stack([active, active.flip(0)][:directions], dim=1).unsqueeze(-1)  # (T, D, B, 1)
-    padded: List[bool] = (~step_active).any(dim=3).any(dim=2).any(dim=1).tolist()
-    for k in range(steps):
-        at = (k, steps - 1 - k)[:directions]
-        read, written = (k, steps + 1 - k)[:directions], (k + 1, steps - k)[:directions]
-        z = _rows(layer.gates, at).baddbmm_(_rows(layer.states, read), w_h)
-        torch.mul(z[..., 2 * hidden : 3 * hidden], 0.5, out=_rows(layer.pre_g, at))
+        bias = _doubled_g(torch.stack([w.bias_ih + w.bias_hh for w in weights]), hidden)  # type: ignore[operator]
+    gates = _input_part(weights, inputs, w_x, bias)
+    layer = _SteppedLayer(gates, gates.new_empty(*gates.shape[:-1], hidden), None, _state_buffer(h0, gates.shape[1]),
+                          _state_buffer(c0, gates.shape[1]))
+    assert layer.cells is not None
+    plan = _Steps(active, len(weights))
+    gate_rows, pre_rows, state_rows, cell_rows = (_Rows(t) for t in (gates, layer.pre, layer.states, layer.cells))
+    for k in range(plan.steps):
+        h_read, c_read = state_rows(plan.read(k)), cell_rows(plan.read(k))
+        z = gate_rows(plan.at(k)).baddbmm_(h_read, w_h)
+        torch.mul(z[..., 2 * hidden : 3 * hidden], 0.5, out=pre_rows(plan.at(k)))
         s = z.sigmoid_()
         g = _tanh_from_sigmoid_(s[..., 2 * hidden : 3 * hidden])
-        c_read, c_written = _rows(layer.cells, read), _rows(layer.cells, written)
-        h_read, h_written = _rows(layer.states, read), _rows(layer.states, written)
-        if padded[k]:  # a padded column keeps the state it read
-            torch.where(step_active[k], torch.addcmul(s[..., :hidden] * g, s[..., hidden : 2 * hidden], c_read),
-                        c_read, out=c_written)
-            h = torch.mul(s[..., 3 * hidden :], _tanh_from_sigmoid_(torch.mul(c_written, 2).sigmoid_()))
-            torch.where(step_active[k], h, h_read, out=h_written)
-        else:
-            torch.addcmul(s[..., :hidden] * g, s[..., hidden : 2 * hidden], c_read, out=c_written)
-            torch.mul(s[..., 3 * hidden :], _tanh_from_sigmoid_(torch.mul(c_written, 2).sigmoid_()), out=h_written)
+        c = plan.keep(k, torch.addcmul(s[..., :hidden] * g, s[..., hidden : 2 * hidden], c_read), c_read,
+                      cell_rows(plan.written(k)))
+        h = torch.mul(s[..., 3 * hidden :], _tanh_from_sigmoid_(torch.mul(c, 2).sigmoid_()))
+        plan.keep(k, h, h_read, state_rows(plan.written(k)))
     return layer
+
+
+@torch.no_grad()
+def _gru_steps(weights: Tuple[CellWeights, ...], inputs: Tensor, active: Tensor, h0: Tensor) -> _SteppedLayer:
+    r"""The loop over one GRU layer's steps, its directions side by side: :math:`m_t = W_h h_{t-1} + b_h`,
+    :math:`(r_t, z_t) = \sigma(W_{i\{r,z\}} x_t + b_{i\{r,z\}} + m^{r,z}_t)`,
+    :math:`n_t = 2\,\sigma\big(2 (W_{in} x_t + b_{in} + r_t \odot m^n_t)\big) - 1`,
+    :math:`h_t = n_t + z_t \odot (h_{t-1} - n_t)`."""
+    hidden = weights[0].hidden_size
+    w_x = torch.stack([w.weight_ih for w in weights]).transpose(1, 2)
+    w_h = torch.stack([w.weight_hh for w in weights]).transpose(1, 2)
+    b_x = [w.bias_ih for w in weights if w.bias_ih is not None]
+    b_h = [w.bias_hh for w in weights if w.bias_hh is not None]
+    pre_x = _input_part(weights, inputs, w_x, torch.stack(b_x) if b_x else None)
+    pre_h = torch.stack(b_h)[:, None, None].expand_as(pre_x).clone() if b_h else torch.zeros_like(pre_x)
+    layer = _SteppedLayer(torch.empty_like(pre_x), pre_x, pre_h, _state_buffer(h0, pre_x.shape[1]), None)
+    plan = _Steps(active, len(weights))
+    state_rows, pre_h_rows, pre_x_rows, gate_rows = (_Rows(t) for t in (layer.states, pre_h, pre_x, layer.gates))
+    for k in range(plan.steps):
+        h_read = state_rows(plan.read(k))
+        m = pre_h_rows(plan.at(k)).baddbmm_(h_read, w_h)
+        x, s = pre_x_rows(plan.at(k)), gate_rows(plan.at(k))
+        rz = torch.add(x[..., : 2 * hidden], m[..., : 2 * hidden], out=s[..., : 2 * hidden]).sigmoid_()
+        candidate = torch.addcmul(x[..., 2 * hidden :], rz[..., :hidden], m[..., 2 * hidden :], out=s[..., 2 * hidden :])
+        n = _tanh_from_sigmoid_(candidate.mul_(2).sigmoid_())
+        plan.keep(k, torch.addcmul(n, rz[..., hidden:], h_read - n), h_read, state_rows(plan.written(k)))
+    return layer
+
+
+def _direction_trace(layer: _SteppedLayer, index: int, direction: int, weights: CellWeights, inputs: Tensor,
+                     active: Tensor, outputs: Tensor) -> DirectionTrace:
+    """One direction's trace from its layer's buffers (``outputs`` its :math:`h_t`, 0 at padding)."""
+    hidden = weights.hidden_size
+    gates = layer.gates[direction]
+    h_prev, h_n = layer.before(layer.states, direction), layer.final(layer.states, direction)
+    if layer.cells is None:
+        assert layer.pre_h is not None
+        pre_x = layer.pre[direction]
+        named = {"r": gates[..., :hidden], "z": gates[..., hidden : 2 * hidden], "n": gates[..., 2 * hidden :]}
+        return DirectionTrace("gru", index, direction, weights, inputs, active, h_prev, None, named, pre_x, pre_x,
+                              layer.pre_h[direction], None, outputs, h_n, None)
+    named = {"i": gates[..., :hidden], "f": gates[..., hidden : 2 * hidden], "g": gates[..., 2 * hidden : 3 * hidden]}
+    return DirectionTrace(
+        "lstm", index, direction, weights, inputs, active, h_prev, layer.before(layer.cells, direction), named,
+        layer.pre[direction], None, None, layer.cells[direction, 1:-1], outputs, h_n,
+        layer.final(layer.cells, direction),
+    )
 
 
 def stepped_direction_traces(
@@ -159,21 +252,22 @@ def stepped_direction_traces(
 ) -> Iterator[Tuple[DirectionTrace, Tensor]]:
     """The lean traces of
     :func:`~captum_text_ext.decomposition.kernel_trace.kernel_direction_traces` (``lean=True``, same arguments),
-    one direction at a time with its layer's outputs, for an LSTM without a projection and at least one step and
-    one column. The loop writes into its buffers, so the traces are values without autograd history (what LRP's
-    forward reads).
+    one direction at a time with its layer's outputs, for an LSTM without a projection or a GRU, with at least one
+    step and one column. The loop writes into its buffers, so the traces are values without autograd history (what
+    LRP's forward reads).
 
     Raises:
-        ValueError: as :func:`~captum_text_ext.decomposition.cells.unroll`, or for a GRU, a projection, no steps or
-            no columns.
+        ValueError: as :func:`~captum_text_ext.decomposition.cells.unroll`, or for a projection, no steps or no
+            columns.
     """
     _check_inputs(spec, inputs, c0)
-    if spec.cell != "lstm" or any(w.weight_hr is not None for w in spec.weights) or 0 in inputs.shape[:2]:
-        raise ValueError("The stepped trace needs an LSTM without a projection and at least one step and column")
+    if any(w.weight_hr is not None for w in spec.weights) or 0 in inputs.shape[:2]:
+        raise ValueError("The stepped trace needs an LSTM without a projection or a GRU, and at least one step and "
+                         "column")
     steps, batch = inputs.shape[:2]
     full = _check_lengths(lengths, steps, batch, inputs.device)
     h0_full = _initial_state(h0, spec, batch, inputs, "h0")
-    c0_full = _initial_state(c0, spec, batch, inputs, "c0")
+    c0_full = _initial_state(c0, spec, batch, inputs, "c0") if spec.cell == "lstm" else None
     active = torch.arange(steps, device=inputs.device).unsqueeze(1) < full.unsqueeze(0)
     ragged = bool((full < steps).any())
     layer_input = inputs
@@ -181,20 +275,14 @@ def stepped_direction_traces(
     for k in range(spec.num_layers):
         rows = slice(k * directions, (k + 1) * directions)
         weights = spec.weights[rows]
-        hidden = weights[0].hidden_size
-        layer = _run_steps(weights, layer_input, active, h0_full[rows], c0_full[rows])
+        if c0_full is None:
+            layer = _gru_steps(weights, layer_input, active, h0_full[rows])
+        else:
+            layer = _lstm_steps(weights, layer_input, active, h0_full[rows], c0_full[rows])
         outputs = [layer.states[d, 1:-1] for d in range(directions)]
         if ragged:  # the outputs are 0 at padding, where the buffer holds the carried state
             outputs = [torch.where(active.unsqueeze(-1), out, torch.zeros_like(out)) for out in outputs]
         layer_outputs = torch.cat(outputs, dim=-1) if directions > 1 else outputs[0]
         for d in range(directions):
-            gates = layer.gates[d]
-            trace = DirectionTrace(
-                "lstm", k, d, weights[d], layer_input, active, layer.before(layer.states, d),
-                layer.before(layer.cells, d),
-                {"i": gates[..., :hidden], "f": gates[..., hidden : 2 * hidden], "g": gates[..., 2 * hidden : 3 * hidden]},
-                layer.pre_g[d], None, None, layer.cells[d, 1:-1], outputs[d], layer.final(layer.states, d),
-                layer.final(layer.cells, d),
-            )
-            yield trace, layer_outputs
+            yield _direction_trace(layer, k, d, weights[d], layer_input, active, outputs[d]), layer_outputs
         layer_input = layer_outputs
