@@ -36,7 +36,7 @@ def op_profile(
         rows: entries kept per method.
 
     Returns:
-        By method: ``ms_per_call`` (wall time under the profiler), ``own_ms_per_call`` (the own CPU time of every
+        By method: ``calls`` (profiled), ``ms_per_call`` (wall time under the profiler), ``own_ms_per_call`` (the own CPU time of every
         entry together), ``matrix_product_ms_per_call`` (that of the :data:`MATRIX_PRODUCTS`) and ``rows``: ``op``,
         ``calls`` per method call and ``own_ms`` per method call, the most first.
     """
@@ -54,6 +54,7 @@ def op_profile(
         ]
         entries.sort(key=lambda entry: entry["own_ms"], reverse=True)
         result[name] = {
+            "calls": calls,
             "ms_per_call": 1e3 * elapsed / calls,
             "own_ms_per_call": sum(entry["own_ms"] for entry in entries),
             "matrix_product_ms_per_call": sum(entry["own_ms"] for entry in entries if entry["op"] in MATRIX_PRODUCTS),
@@ -65,12 +66,12 @@ def op_profile(
 def op_profile_lines(profiles: Dict[str, Dict[str, Any]], where: str) -> List[str]:
     """The profiles side by side as markdown: a line saying what was profiled (``where``), then a table per
     method."""
-    lines = [f"Profile by op ({where}; torch.profiler, {OP_PROFILE_CALLS} calls per method, its own cost included): "
-             "the entries with the most own CPU time, per call."]
+    lines = [f"Profile by op ({where}; torch.profiler, its own cost included): the entries with the most own CPU time, "
+             "per call."]
     for name, profiled in profiles.items():
         lines += [
             "",
-            f"{name}: {profiled['ms_per_call']:.2f} ms per call under the profiler, {profiled['own_ms_per_call']:.2f} "
+            f"{name}, {profiled['calls']} calls: {profiled['ms_per_call']:.2f} ms per call under the profiler, {profiled['own_ms_per_call']:.2f} "
             f"ms own CPU time in all entries, of which the matrix products "
             f"{profiled['matrix_product_ms_per_call']:.2f} ms.",
             "",
