@@ -351,10 +351,11 @@ class DirectionTrace:
         gates: gate values by name, each :math:`(T, B, H)` (:math:`i, f, g, o` or :math:`r, z, n`).
         pre: :math:`(T, B, 4H)` LSTM gate pre-activations; for the GRU the input part :math:`(T, B, 3H)`.
         pre_x: the input part :math:`W_i x_t + b_i` of the pre-activations, :math:`(T, B, 4H)` or :math:`(T, B, 3H)`
-            (for the GRU the same tensor as ``pre``); ``None`` in a lean LSTM trace
-            (:func:`~captum_text_ext.decomposition.kernel_trace.kernel_unroll`), whose ``pre`` is the pre-activation
-            of :math:`g` alone, :math:`(T, B, H)`, and whose ``gates`` have no :math:`o`.
-        pre_h: the GRU's hidden part :math:`W_h h_{t-1} + b_h`, :math:`(T, B, 3H)` (``None`` for the LSTM).
+            (for the GRU the same tensor as ``pre``); ``None`` in a lean trace
+            (:func:`~captum_text_ext.decomposition.kernel_trace.kernel_unroll`): a lean LSTM trace's ``pre`` is the
+            pre-activation of :math:`g` alone, :math:`(T, B, H)`, and its ``gates`` have no :math:`o`.
+        pre_h: the GRU's hidden part :math:`W_h h_{t-1} + b_h`, :math:`(T, B, 3H)` (in a lean trace its block of
+            :math:`n` alone, :math:`(T, B, H)`; ``None`` for the LSTM).
         c: :math:`(T, B, H)` new cell states (LSTM; ``None`` for the GRU).
         h: :math:`(T, B, S)` new hidden states (at real steps; meaningless at padding).
         h_n: :math:`(B, S)` final hidden state (after the last real step in reading order).

@@ -200,6 +200,9 @@ def _direction_trace(
         doubled = torch.addcmul(pre_x[..., 2 * hidden :], reset, pre_h[..., 2 * hidden :]).mul_(2).sigmoid_()
         candidate = _tanh_from_sigmoid_(doubled)
         gates = {"r": reset, "z": update, "n": candidate}
+        if lean:  # the backward walk reads the hidden part of n alone
+            return DirectionTrace("gru", layer, direction, weights, inputs, active, h_prev, None, gates, pre_x, None,
+                                  pre_h[..., 2 * hidden :], None, outputs, h_n, None)
         return DirectionTrace(
             "gru", layer, direction, weights, inputs, active, h_prev, None, gates, pre_x, pre_x, pre_h, None,
             outputs, h_n, None,
@@ -248,7 +251,8 @@ def kernel_unroll(
 
     With ``lean`` an LSTM's trace holds only what LRP's backward walk reads: ``pre`` is the pre-activation of
     :math:`g` alone (:math:`(T, B, H)`; the gates :math:`i, f, g` come from one product over :math:`[x_t; h_{t-1}]`),
-    ``gates`` has no output gate :math:`o`, and ``pre_x`` is ``None``; the states are the same. A GRU's trace is the same either way.
+    ``gates`` has no output gate :math:`o`, and ``pre_x`` is ``None``; the states are the same. A lean GRU trace's
+    ``pre_x`` is ``None`` too and its ``pre_h`` the block of :math:`n` alone, :math:`(T, B, H)`.
 
     Raises:
         ValueError: as :func:`~captum_text_ext.decomposition.cells.unroll`.

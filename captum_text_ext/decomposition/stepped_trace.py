@@ -96,8 +96,8 @@ class _Rows:
 class _SteppedLayer:
     """What the loop over one layer's steps keeps, in time order, the directions side by side: ``gates``
     :math:`(D, T, B, \\cdot)` (the LSTM's :math:`i, f, g, o`, the GRU's :math:`r, z, n`), ``pre`` (the LSTM's
-    :math:`z^g`, the GRU's input part :math:`W_i x_t + b_i`), ``pre_h`` (the GRU's :math:`W_h h_{t-1} + b_h`, else
-    ``None``), and ``states`` and ``cells`` (the LSTM's, else ``None``) :math:`(D, T + 2, B, H)` holding
+    :math:`z^g`, the GRU's input part :math:`W_i x_t + b_i`), ``pre_h`` (the block of :math:`n` of the GRU's
+    :math:`W_h h_{t-1} + b_h`, else ``None``), and ``states`` and ``cells`` (the LSTM's, else ``None``) :math:`(D, T + 2, B, H)` holding
     :math:`h_t, c_t` at row :math:`t + 1`, the forward direction's initial state at row 0 and the backward one's at
     row :math:`T + 1`; at padding the state read is carried."""
 
@@ -201,20 +201,28 @@ def _gru_steps(weights: Tuple[CellWeights, ...], inputs: Tensor, active: Tensor,
     r"""The loop over one GRU layer's steps, its directions side by side: :math:`m_t = W_h h_{t-1} + b_h`,
     :math:`(r_t, z_t) = \sigma(W_{i\{r,z\}} x_t + b_{i\{r,z\}} + m^{r,z}_t)`,
     :math:`n_t = 2\,\sigma\big(2 (W_{in} x_t + b_{in} + r_t \odot m^n_t)\big) - 1`,
-    :math:`h_t = n_t + z_t \odot (h_{t-1} - n_t)`."""
+    :math:`h_t = n_t + z_t \odot (h_{t-1} - n_t)`; of :math:`m_t` only the block of :math:`n` is kept."""
     hidden = weights[0].hidden_size
     w_x = torch.stack([w.weight_ih for w in weights]).transpose(1, 2)
     w_h = torch.stack([w.weight_hh for w in weights]).transpose(1, 2)
     b_x = [w.bias_ih for w in weights if w.bias_ih is not None]
     b_h = [w.bias_hh for w in weights if w.bias_hh is not None]
     pre_x = _input_part(weights, inputs, w_x, torch.stack(b_x) if b_x else None)
-    pre_h = torch.stack(b_h)[:, None, None].expand_as(pre_x).clone() if b_h else torch.zeros_like(pre_x)
-    layer = _SteppedLayer(torch.empty_like(pre_x), pre_x, pre_h, _state_buffer(h0, pre_x.shape[1]), None)
+    directions, steps, batch = pre_x.shape[:3]
+    layer = _SteppedLayer(torch.empty_like(pre_x), pre_x, pre_x.new_empty(directions, steps, batch, hidden),
+                          _state_buffer(h0, steps), None)
+    assert layer.pre_h is not None
+    m = pre_x.new_empty(directions, batch, 3 * hidden)
+    bias_h = torch.stack(b_h).unsqueeze(1) if b_h else None
     plan = _Steps(active, len(weights))
-    state_rows, pre_h_rows, pre_x_rows, gate_rows = (_Rows(t) for t in (layer.states, pre_h, pre_x, layer.gates))
+    state_rows, pre_h_rows, pre_x_rows, gate_rows = (_Rows(t) for t in (layer.states, layer.pre_h, pre_x, layer.gates))
     for k in range(plan.steps):
         h_read = state_rows(plan.read(k))
-        m = pre_h_rows(plan.at(k)).baddbmm_(h_read, w_h)
+        if bias_h is None:
+            torch.bmm(h_read, w_h, out=m)
+        else:
+            torch.baddbmm(bias_h, h_read, w_h, out=m)
+        pre_h_rows(plan.at(k)).copy_(m[..., 2 * hidden :])
         x, s = pre_x_rows(plan.at(k)), gate_rows(plan.at(k))
         rz = torch.add(x[..., : 2 * hidden], m[..., : 2 * hidden], out=s[..., : 2 * hidden]).sigmoid_()
         candidate = torch.addcmul(x[..., 2 * hidden :], rz[..., :hidden], m[..., 2 * hidden :], out=s[..., 2 * hidden :])
@@ -231,10 +239,9 @@ def _direction_trace(layer: _SteppedLayer, index: int, direction: int, weights: 
     h_prev, h_n = layer.before(layer.states, direction), layer.final(layer.states, direction)
     if layer.cells is None:
         assert layer.pre_h is not None
-        pre_x = layer.pre[direction]
         named = {"r": gates[..., :hidden], "z": gates[..., hidden : 2 * hidden], "n": gates[..., 2 * hidden :]}
-        return DirectionTrace("gru", index, direction, weights, inputs, active, h_prev, None, named, pre_x, pre_x,
-                              layer.pre_h[direction], None, outputs, h_n, None)
+        return DirectionTrace("gru", index, direction, weights, inputs, active, h_prev, None, named,
+                              layer.pre[direction], None, layer.pre_h[direction], None, outputs, h_n, None)
     named = {"i": gates[..., :hidden], "f": gates[..., hidden : 2 * hidden], "g": gates[..., 2 * hidden : 3 * hidden]}
     return DirectionTrace(
         "lstm", index, direction, weights, inputs, active, h_prev, layer.before(layer.cells, direction), named,

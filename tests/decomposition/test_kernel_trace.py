@@ -86,6 +86,26 @@ def test_a_lean_trace_holds_the_full_traces_values_without_o_and_pre_x(
                 assert (getattr(mine, name) - getattr(theirs, name)).abs().max() < EXACT, name
 
 
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("lengths", LENGTHS)
+def test_a_lean_gru_trace_holds_the_n_block_of_pre_h_and_no_pre_x(bidirectional: bool, lengths: Optional[List[int]]
+                                                                  ) -> None:
+    """A lean GRU trace: ``pre_x`` is None, ``pre_h`` the hidden part's block of n, the rest the full trace's."""
+    torch.manual_seed(3)
+    module = nn.GRU(5, 4, num_layers=2, bidirectional=bidirectional).double()
+    spec = RecurrentSpec.from_module(module).detached()
+    x = torch.randn(6, 4, 5, dtype=torch.float64)
+    length_tensor = None if lengths is None else torch.tensor(lengths)
+    lean, full = kernel_unroll(spec, x, length_tensor, lean=True), kernel_unroll(spec, x, length_tensor)
+    assert torch.equal(lean.outputs, full.outputs) and torch.equal(lean.h_n, full.h_n)
+    for lean_layer, full_layer in zip(lean.layers, full.layers, strict=True):
+        for mine, theirs in zip(lean_layer, full_layer, strict=True):
+            assert mine.pre_x is None and mine.pre_h is not None and theirs.pre_h is not None
+            assert torch.equal(mine.pre_h, theirs.pre_h[..., 8:]) and torch.equal(mine.pre, theirs.pre)
+            for name in ("r", "z", "n"):
+                assert torch.equal(mine.gates[name], theirs.gates[name]), name
+
+
 def test_kernel_unroll_returns_the_modules_values() -> None:
     """Without padding the outputs and h_n are the fused kernel's, i.e. ``nn.LSTM``'s exactly; with padding (each
     direction on the padded tensor) they equal ``nn.LSTM`` on the packed sequences up to rounding."""

@@ -217,7 +217,7 @@ def gru_walk(trace: DirectionTrace, rule: EpsilonRule) -> DirectionWalk:
     gates = trace.gates
     kept = gates["z"] * trace.h_prev
     direct, new, per_unit = _cell_sum_ratios(trace.h, kept, torch.sub(1, gates["z"]).mul_(gates["n"]), rule)
-    m = trace.pre_h[..., 2 * hidden :]
+    m = trace.pre_h if trace.pre_x is None else trace.pre_h[..., 2 * hidden :]  # a lean trace's is the n block
     p = gates["r"] * m
     inv_a, share_a = _epsilon_ratios(trace.pre[..., 2 * hidden :] + p, b_x, trace.weights.input_size + 1, rule,
                                      overwrite=True)
