@@ -174,10 +174,8 @@ def _lstm_steps(weights: Tuple[CellWeights, ...], inputs: Tensor, active: Tensor
     hidden = weights[0].hidden_size
     w_x = _doubled_g(torch.stack([w.weight_ih for w in weights]).transpose(1, 2), hidden)
     w_h = _doubled_g(torch.stack([w.weight_hh for w in weights]).transpose(1, 2), hidden)
-    bias = None
-    if weights[0].bias_ih is not None:
-        bias = _doubled_g(torch.stack([w.bias_ih + w.bias_hh for w in weights]), hidden)  # type: ignore[operator]
-    gates = _input_part(weights, inputs, w_x, bias)
+    biases = [w.bias_ih + w.bias_hh for w in weights if w.bias_ih is not None and w.bias_hh is not None]
+    gates = _input_part(weights, inputs, w_x, _doubled_g(torch.stack(biases), hidden) if biases else None)
     layer = _SteppedLayer(gates, gates.new_empty(*gates.shape[:-1], hidden), None, _state_buffer(h0, gates.shape[1]),
                           _state_buffer(c0, gates.shape[1]))
     assert layer.cells is not None
