@@ -436,7 +436,8 @@ def _measure(run: RunRecorder, data_root: Optional[PathLike], cache_dir: Optiona
         for name, batches in (("throughput", lrp_forms.LARGE_BATCHES), ("latency", lrp_forms.SMALL_BATCHES))
     }
     bad = lrp_forms.worst(grids["throughput"])
-    worst_profile = lrp_forms.cell_op_profile(forwards[bad["form"]], bad, widths.get(bad["form"], lrp_forms.EMBEDDING_DIM))
+    bad_width = widths.get(bad["form"], lrp_forms.EMBEDDING_DIM)
+    worst_profile = lrp_forms.cell_op_profile(forwards[bad["form"]], bad, bad_width)
     profile_form, profile_steps = "h_n head", max(lrp_forms.STEPS)
     profile = lrp_forms.profile_call(forwards[profile_form], lrp_forms.form_inputs(profile_form, 1, profile_steps),
                                      lrp_forms.PROFILE_CALLS)

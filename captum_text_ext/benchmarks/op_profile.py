@@ -36,9 +36,10 @@ def op_profile(
         rows: entries kept per method.
 
     Returns:
-        By method: ``calls`` (profiled), ``ms_per_call`` (wall time under the profiler), ``own_ms_per_call`` (the own CPU time of every
-        entry together), ``matrix_product_ms_per_call`` (that of the :data:`MATRIX_PRODUCTS`) and ``rows``: ``op``,
-        ``calls`` per method call and ``own_ms`` per method call, the most first.
+        By method: ``calls`` (profiled), ``ms_per_call`` (wall time under the profiler), ``own_ms_per_call``
+        (the own CPU time of every entry together), ``matrix_product_ms_per_call`` (that of the
+        :data:`MATRIX_PRODUCTS`) and ``rows``: ``op``, ``calls`` per method call and ``own_ms`` per method call, the
+        most first.
     """
     result: Dict[str, Dict[str, Any]] = {}
     for name, run in methods.items():
@@ -71,8 +72,8 @@ def op_profile_lines(profiles: Dict[str, Dict[str, Any]], where: str) -> List[st
     for name, profiled in profiles.items():
         lines += [
             "",
-            f"{name}, {profiled['calls']} calls: {profiled['ms_per_call']:.2f} ms per call under the profiler, {profiled['own_ms_per_call']:.2f} "
-            f"ms own CPU time in all entries, of which the matrix products "
+            f"{name}, {profiled['calls']} calls: {profiled['ms_per_call']:.2f} ms per call under the profiler, "
+            f"{profiled['own_ms_per_call']:.2f} ms own CPU time in all entries, of which the matrix products "
             f"{profiled['matrix_product_ms_per_call']:.2f} ms.",
             "",
             "| entry | calls | own ms |",

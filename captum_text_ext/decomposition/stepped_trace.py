@@ -97,9 +97,9 @@ class _SteppedLayer:
     """What the loop over one layer's steps keeps, in time order, the directions side by side: ``gates``
     :math:`(D, T, B, \\cdot)` (the LSTM's :math:`i, f, g, o`, the GRU's :math:`r, z, n`), ``pre`` (the LSTM's
     :math:`z^g`, the GRU's input part :math:`W_i x_t + b_i`), ``pre_h`` (the block of :math:`n` of the GRU's
-    :math:`W_h h_{t-1} + b_h`, else ``None``), and ``states`` and ``cells`` (the LSTM's, else ``None``) :math:`(D, T + 2, B, H)` holding
-    :math:`h_t, c_t` at row :math:`t + 1`, the forward direction's initial state at row 0 and the backward one's at
-    row :math:`T + 1`; at padding the state read is carried."""
+    :math:`W_h h_{t-1} + b_h`, else ``None``), and ``states`` and ``cells`` (the LSTM's, else ``None``)
+    :math:`(D, T + 2, B, H)` holding :math:`h_t, c_t` at row :math:`t + 1`, the forward direction's initial state at
+    row 0 and the backward one's at row :math:`T + 1`; at padding the state read is carried."""
 
     gates: Tensor
     pre: Tensor
@@ -223,7 +223,8 @@ def _gru_steps(weights: Tuple[CellWeights, ...], inputs: Tensor, active: Tensor,
         pre_h_rows(plan.at(k)).copy_(m[..., 2 * hidden :])
         x, s = pre_x_rows(plan.at(k)), gate_rows(plan.at(k))
         rz = torch.add(x[..., : 2 * hidden], m[..., : 2 * hidden], out=s[..., : 2 * hidden]).sigmoid_()
-        candidate = torch.addcmul(x[..., 2 * hidden :], rz[..., :hidden], m[..., 2 * hidden :], out=s[..., 2 * hidden :])
+        n_rows = slice(2 * hidden, 3 * hidden)
+        candidate = torch.addcmul(x[..., n_rows], rz[..., :hidden], m[..., n_rows], out=s[..., n_rows])
         n = _tanh_from_sigmoid_(candidate.mul_(2).sigmoid_())
         plan.keep(k, torch.addcmul(n, rz[..., hidden:], h_read - n), h_read, state_rows(plan.written(k)))
     return layer

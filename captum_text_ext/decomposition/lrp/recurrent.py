@@ -583,8 +583,8 @@ def walks_relevance(
 
 class RecurrentLRP(torch.autograd.Function):
     """Forward: the module's values and one direction's trace at a time, by the fused kernels
-    (:func:`~captum_text_ext.decomposition.kernel_trace.kernel_direction_traces`) or, for an LSTM on a large batch on
-    the CPU, by one loop over the steps that keeps its gates
+    (:func:`~captum_text_ext.decomposition.kernel_trace.kernel_direction_traces`) or, for a large batch on the CPU,
+    by one loop over the steps that keeps its gates
     (:func:`~captum_text_ext.decomposition.stepped_trace.stepped_direction_traces`), each trace turned into the ratios
     its backward walk reads (:func:`direction_walk`) and dropped; backward: :func:`walks_relevance`.
 
