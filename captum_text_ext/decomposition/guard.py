@@ -168,11 +168,14 @@ class OpTable:
 
     def _add(self, group: OpGroup, ops: Optional[Sequence[str]], rule: Rule) -> None:
         by_op = self._by_op
-        names = tuple(op for op in group.ops if op not in by_op) if ops is None else tuple(ops)
-        for name in names:
-            if name not in group.ops:
-                raise ValueError(f"Expected an op of the group {group.name!r}, but got {name!r}")
-            by_op[name] = rule
+        if ops is None:
+            names = tuple(op for op in group.ops if op not in by_op)
+        else:
+            names = tuple(ops)
+            for name in names:
+                if name not in group.ops:
+                    raise ValueError(f"Expected an op of the group {group.name!r}, but got {name!r}")
+        by_op.update(dict.fromkeys(names, rule))
         self._pending.append((_functions_of(names), rule))
 
     def lookup(self, func: Callable[..., Any]) -> Optional[Rule]:
@@ -203,8 +206,10 @@ class OpTable:
 
 
 @functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=None)
 def _functions_of(names: Tuple[str, ...]) -> Tuple[Callable[..., Any], ...]:
-    """The functions of every op in ``names`` (:func:`~captum_text_ext.decomposition.ops.functions_named`)."""
+    """The functions of every op in ``names`` (:func:`~captum_text_ext.decomposition.ops.functions_named`), cached:
+    every call of a method builds its op table from the same few tuples."""
     return tuple(func for name in names for func in functions_named(name))
 
 

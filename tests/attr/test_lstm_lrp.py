@@ -77,8 +77,9 @@ def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, order):  # type: ignore[no-untyped-d
     return {"h": h, "c": c, "pre_g": pre_g, "rows": rows, **gates}
 
 
-def lstm_backward(fw, x, w_ih, w_hh, b_ih, b_hh, r_final, eps, delta, released=False):  # type: ignore[no-untyped-def]
-    """LRP from the relevance of the final hidden state; returns (R_x (T, E), R_h0, R_c0). ``released``: the cell sum
+def lstm_backward(fw, x, w_ih, w_hh, b_ih, b_hh, r_final, eps, delta, released=False, r_outputs=None):  # type: ignore[no-untyped-def]
+    """LRP from the relevance of the final hidden state (and of every output h_t, ``r_outputs`` (T, H), if given);
+    returns (R_x (T, E), R_h0, R_c0). ``released``: the cell sum
     as Arras et al.'s released ``LSTM_bidi.py`` writes it, ``lrp_linear`` over an identity matrix with
     ``bias_nb_units = 2 d`` (each unit's stabilizer share spread over all 2d inputs), instead of N = 2 per unit."""
     steps, embed = x.shape
@@ -88,6 +89,8 @@ def lstm_backward(fw, x, w_ih, w_hh, b_ih, b_hh, r_final, eps, delta, released=F
     r_h, r_c = np.zeros((steps + 1, hidden)), np.zeros((steps + 1, hidden))
     r_x = np.zeros((steps, embed))
     r_h[steps] = r_final
+    if r_outputs is not None:
+        r_h[1:] += r_outputs
     identity, zeros = np.identity(hidden), np.zeros(hidden)
     for t in reversed(range(steps)):
         r_c[t + 1] += r_h[t + 1]  # h_t = o_t * tanh(c_t): all to c_t
@@ -100,7 +103,7 @@ def lstm_backward(fw, x, w_ih, w_hh, b_ih, b_hh, r_final, eps, delta, released=F
                 fw["f"][t] * fw["c"][t], fw["i"][t] * fw["g"][t], fw["c"][t + 1], r_c[t + 1], eps, delta
             )
         r_x[t] = lrp_linear(x[t], w_ih[g_rows].T, b_g, fw["pre_g"][t], r_g, embed + hidden, eps, delta)
-        r_h[t] = lrp_linear(fw["h"][t], w_hh[g_rows].T, b_g, fw["pre_g"][t], r_g, embed + hidden, eps, delta)
+        r_h[t] += lrp_linear(fw["h"][t], w_hh[g_rows].T, b_g, fw["pre_g"][t], r_g, embed + hidden, eps, delta)
     return r_x, r_h[0], r_c[0]
 
 
@@ -225,6 +228,49 @@ def test_agrees_with_numpy_oracle(cell: str, bias: bool, delta: float) -> None:
             assert abs(account.scores[n].item() - score) < EXACT
             assert np.abs(account.inputs[n].numpy() - r_x).max() < EXACT
             assert abs(account.initial_state_total[n].item() - initial) < EXACT
+
+
+class OutputsNet(nn.Module):
+    """A bidirectional LSTM whose head reads every output: a linear layer over all of them, flattened."""
+
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(4, 3, batch_first=True, bidirectional=True)
+        self.fc = nn.Linear(steps * 6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(x)
+        return self.fc(out.flatten(1))
+
+
+@pytest.mark.parametrize("delta", [0.0, 1.0], ids=["LRP", "LRP_cons"])
+def test_a_head_on_every_output_agrees_with_numpy_oracle(delta: float) -> None:
+    """Relevance enters the walk at every step (the output of the step walked next joins its sum): against the
+    written-out backward with each output's relevance added to R_{h_t}."""
+    torch.manual_seed(5)
+    net = OutputsNet(steps=5).double()
+    with torch.no_grad():
+        for param in net.parameters():
+            param.mul_(3.0)
+    x = torch.randn(3, 5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    fwd, bwd = directions(net.rnn)
+    w_out, b_out = net.fc.weight.detach().numpy(), net.fc.bias.detach().numpy()
+    account = LSTMLRP(net, epsilon=1e-3, bias_factor=delta).decompose(x, target=1)
+    for n in range(3):
+        x_n = x[n].numpy()
+        f_run, b_run = lstm_forward(x_n, *fwd, "ifgo"), lstm_forward(x_n[::-1], *bwd, "ifgo")
+        outputs = np.concatenate([f_run["h"][1:], b_run["h"][1:][::-1]], axis=1)  # (T, 2H) as nn.LSTM orders them
+        scores = w_out @ outputs.reshape(-1) + b_out
+        r_scores = np.zeros_like(scores)
+        r_scores[1] = scores[1]
+        r_outputs = lrp_linear(outputs.reshape(-1), w_out.T, b_out, scores, r_scores, outputs.size, 1e-3,
+                               delta).reshape(outputs.shape)
+        zeros = np.zeros(3)
+        rx_f, _, _ = lstm_backward(f_run, x_n, *fwd, zeros, 1e-3, delta, r_outputs=r_outputs[:, :3])
+        rx_b, _, _ = lstm_backward(b_run, x_n[::-1].copy(), *bwd, zeros, 1e-3, delta,
+                                   r_outputs=r_outputs[::-1, 3:])
+        assert abs(account.scores[n].item() - scores[1]) < EXACT
+        assert np.abs(account.inputs[n].numpy() - (rx_f + rx_b[::-1])).max() < EXACT
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from captum_text_ext.decomposition.cells import DirectionTrace, RecurrentSpec, unroll
+from captum_text_ext.decomposition import kernel_trace
 from captum_text_ext.decomposition.kernel_trace import kernel_unroll
 
 EXACT = 1e-12
@@ -84,6 +85,29 @@ def test_a_lean_trace_holds_the_full_traces_values_without_o_and_pre_x(
                 assert (mine.gates[name] - theirs.gates[name]).abs().max() < EXACT, name
             for name in ("h_prev", "c_prev", "c"):
                 assert (getattr(mine, name) - getattr(theirs, name)).abs().max() < EXACT, name
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("lengths", LENGTHS)
+def test_the_joint_cell_loop_of_a_small_bidirectional_layer_equals_one_loop_per_direction(
+    layers: int, lengths: Optional[List[int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small bidirectional LSTM's lean traces take both directions' cell states from one loop
+    (``JOINT_CELL_ENTRIES``); above the limit each direction loops alone. Same ops per element: equal bit for bit."""
+    torch.manual_seed(4)
+    module = nn.LSTM(5, 4, num_layers=layers, bidirectional=True).double()
+    spec = RecurrentSpec.from_module(module).detached()
+    x = torch.randn(6, 4, 5, dtype=torch.float64)
+    h0, c0 = (torch.randn(2 * layers, 4, 4, dtype=torch.float64) for _ in range(2))
+    length_tensor = None if lengths is None else torch.tensor(lengths)
+    joint = kernel_unroll(spec, x, length_tensor, h0, c0, lean=True)
+    monkeypatch.setattr(kernel_trace, "JOINT_CELL_ENTRIES", 0)
+    apart = kernel_unroll(spec, x, length_tensor, h0, c0, lean=True)
+    assert joint.c_n is not None and apart.c_n is not None and torch.equal(joint.c_n, apart.c_n)
+    for joint_layer, apart_layer in zip(joint.layers, apart.layers, strict=True):
+        for mine, theirs in zip(joint_layer, apart_layer, strict=True):
+            for (name, value), (_, other) in zip(_fields(mine), _fields(theirs), strict=True):
+                assert (value is None and other is None) or torch.equal(value, other), name
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])

@@ -342,21 +342,24 @@ def walk_lstm(
     order = list(reversed(range(steps))) if backwards else list(range(steps))
     first_out = outs[order[0]]
     r = r_c + (r_h if first_out is None else r_h + first_out)
-    q_steps: List[Tensor] = []
     entering: List[Tensor] = []
     to_h: List[Tensor] = []
-    r_h_prev, last_in = r_h, r
-    for k, row in enumerate(order):
-        q, rho_k = _step_quotient(to_qs[row], r, rhos[row], rho_qs[row])
-        following = outs[order[k + 1]] if k + 1 < steps else None
-        r_h_prev = _previous_hidden(following, h_prevs[row], torch.bmm(q, w_h), _row_dot(shares[row], q))
-        if any(start is not None for start in starts):
-            entering.append(r)
-            to_h.append(r_h_prev)
-        q_steps.append(q)
-        last_in, r = r, torch.addcmul(r_h_prev, carries[row], r)
-        if rho_k is not None:
-            r = r + rho_k
+    if share is None and per_unit is None and all(start is None for start in starts):
+        q_steps, r_h_prev, last_in = _plain_lstm_steps(order, outs, to_qs, h_prevs, carries, w_h, r, r_h)
+    else:
+        q_steps = []
+        r_h_prev, last_in = r_h, r
+        for k, row in enumerate(order):
+            q, rho_k = _step_quotient(to_qs[row], r, rhos[row], rho_qs[row])
+            following = outs[order[k + 1]] if k + 1 < steps else None
+            r_h_prev = _previous_hidden(following, h_prevs[row], torch.bmm(q, w_h), _row_dot(shares[row], q))
+            if any(start is not None for start in starts):
+                entering.append(r)
+                to_h.append(r_h_prev)
+            q_steps.append(q)
+            last_in, r = r, torch.addcmul(r_h_prev, carries[row], r)
+            if rho_k is not None:
+                r = r + rho_k
     r_h0, r_c0 = r_h_prev, _cell_share(carries[order[-1]], rhos[order[-1]], last_in)
     walked = (torch.stack(entering), torch.stack(to_h)) if entering else None
     for d, start in enumerate(starts):
@@ -376,6 +379,26 @@ def walk_lstm(
         for d, walk in enumerate(walks)
     )
     return r_x, r_h0, r_c0
+
+
+def _plain_lstm_steps(
+    order: Sequence[int], outs: Sequence[Optional[Tensor]], to_qs: Sequence[Tensor], h_prevs: Sequence[Tensor],
+    carries: Sequence[Tensor], w_h: Tensor, r: Tensor, r_h: Tensor,
+) -> Tuple[List[Tensor], Tensor, Tensor]:
+    r""":func:`walk_lstm`'s steps when there is no stabilizer or bias share and every column starts at the walk's
+    last step: :math:`q_t = Q_t \odot r_t`, :math:`R_{h_{t-1}} = R^{out}_{t-1} + h_{t-1} \odot W_h^\top q_t`,
+    :math:`r_{t-1} = R_{h_{t-1}} + C_t \odot r_t`, four ops a step. Returns the :math:`q_t` (in walk order), the last
+    :math:`R_{h_{t-1}}` and the last step's :math:`r_t`."""
+    followings = [outs[row] for row in order[1:]] + [None]
+    q_steps: List[Tensor] = []
+    r_h_prev, last_in = r_h, r
+    for row, following in zip(order, followings):
+        q = to_qs[row] * r
+        mapped = torch.bmm(q, w_h)
+        r_h_prev = mapped.mul_(h_prevs[row]) if following is None else torch.addcmul(following, h_prevs[row], mapped)
+        q_steps.append(q)
+        last_in, r = r, torch.addcmul(r_h_prev, carries[row], r)
+    return q_steps, r_h_prev, last_in
 
 
 def _cell_share(carry: Tensor, per_unit: Optional[Tensor], entering: Tensor) -> Tensor:
