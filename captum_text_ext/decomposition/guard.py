@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Protocol, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -142,15 +142,18 @@ class Rule:
 class OpTable:
     """Op → :class:`Rule`, built group by group from :data:`~captum_text_ext.decomposition.ops.GROUPS`.
 
+    A method builds its table on every call (the handlers hold that call's state), always with the same registrations:
+    which op and which function go to which registration is worked out once per sequence of registrations
+    (:func:`_layout_of`, cached) and only the rules are new.
+
     Args:
         method: the method's name, used in messages (e.g. ``"LSTMLRP"``).
     """
 
     def __init__(self, method: str) -> None:
         self.method = method
-        self._rules: Dict[Any, Rule] = {}
-        self._by_op: Dict[str, Rule] = {}
-        self._pending: List[Tuple[Tuple[Callable[..., Any], ...], Rule]] = []
+        self._entries: List[Tuple[Tuple[str, ...], Optional[Tuple[str, ...]], Rule]] = []
+        self._layout: Optional[_Layout] = None
 
     def register(
         self, group: OpGroup, rule: str, handler: Handler, ops: Optional[Sequence[str]] = None
@@ -167,49 +170,62 @@ class OpTable:
         self._add(group, ops, Rule(group.name, "refused", None, reason))
 
     def _add(self, group: OpGroup, ops: Optional[Sequence[str]], rule: Rule) -> None:
-        by_op = self._by_op
-        if ops is None:
-            names = tuple(op for op in group.ops if op not in by_op)
-        else:
-            names = tuple(ops)
-            for name in names:
-                if name not in group.ops:
-                    raise ValueError(f"Expected an op of the group {group.name!r}, but got {name!r}")
-        by_op.update(dict.fromkeys(names, rule))
-        self._pending.append((_functions_of(names), rule))
+        names = None if ops is None else tuple(ops)
+        for name in names or ():
+            if name not in group.ops:
+                raise ValueError(f"Expected an op of the group {group.name!r}, but got {name!r}")
+        self._entries.append((group.ops, names, rule))
+        self._layout = None
+
+    def _resolved(self) -> _Layout:
+        layout = self._layout
+        if layout is None:
+            layout = self._layout = _layout_of(tuple((group, ops) for group, ops, _ in self._entries))
+        return layout
 
     def lookup(self, func: Callable[..., Any]) -> Optional[Rule]:
         """The :class:`Rule` for ``func``, or ``None``."""
-        if self._pending:
-            self._settle()
         try:
-            return self._rules.get(func)
+            index = self._resolved().functions.get(func)
         except TypeError:  # unhashable callables
             return None
-
-    def _settle(self) -> None:
-        """Map the functions of the ops registered since the last lookup (a method builds its table on every call:
-        whole dictionaries here, not one entry at a time). A function registered first keeps its rule."""
-        settled: Dict[Any, Rule] = {}
-        for functions, rule in reversed(self._pending):
-            settled.update(dict.fromkeys(functions, rule))
-        settled.update(self._rules)
-        self._rules, self._pending = settled, []
+        return None if index is None else self._entries[index][2]
 
     def rule_for(self, op: str) -> Optional[Rule]:
         """The :class:`Rule` for the short op name ``op``, or ``None``."""
-        return self._by_op.get(op)
+        index = self._resolved().ops.get(op)
+        return None if index is None else self._entries[index][2]
 
     def coverage(self) -> Dict[str, Rule]:
         """Short op name → :class:`Rule`, for every op the table knows (rules and refusals)."""
-        return dict(self._by_op)
+        return {op: self._entries[index][2] for op, index in self._resolved().ops.items()}
+
+
+class _Layout(NamedTuple):
+    """Which registration of a table each function and each short op name goes to (indices into its entries)."""
+
+    functions: Dict[Any, int]
+    ops: Dict[str, int]
 
 
 @functools.lru_cache(maxsize=None)
+def _layout_of(registrations: Tuple[Tuple[Tuple[str, ...], Optional[Tuple[str, ...]]], ...]) -> _Layout:
+    """The :class:`_Layout` of a table from its registrations in order, each ``(the group's ops, the ops named or
+    None)``: ``None`` takes every op of the group without a rule yet, named ops take their names (a later
+    registration's name replaces an earlier one's), and a function registered first keeps its rule."""
+    ops: Dict[str, int] = {}
+    functions: Dict[Any, int] = {}
+    for index, (group_ops, named) in enumerate(registrations):
+        names = tuple(op for op in group_ops if op not in ops) if named is None else named
+        ops.update(dict.fromkeys(names, index))
+        for func in _functions_of(names):
+            functions.setdefault(func, index)
+    return _Layout(functions, ops)
+
+
 @functools.lru_cache(maxsize=None)
 def _functions_of(names: Tuple[str, ...]) -> Tuple[Callable[..., Any], ...]:
-    """The functions of every op in ``names`` (:func:`~captum_text_ext.decomposition.ops.functions_named`), cached:
-    every call of a method builds its op table from the same few tuples."""
+    """The functions of every op in ``names`` (:func:`~captum_text_ext.decomposition.ops.functions_named`)."""
     return tuple(func for name in names for func in functions_named(name))
 
 

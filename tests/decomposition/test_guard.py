@@ -43,6 +43,34 @@ def _table() -> OpTable:
     return table
 
 
+def test_a_table_keeps_its_own_rules_and_the_first_registration_of_an_op() -> None:
+    """Tables built with the same registrations share how ops map to registrations, never the rules: each table's
+    lookup gives its own handler. A later registration of a whole group takes only the ops without a rule, a lookup
+    between registrations sees the later ones, and an op named outside its group is refused at once."""
+
+    def first(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        return func(*args, **kwargs)
+
+    def second(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        return func(*args, **kwargs)
+
+    tables = []
+    for handler in (first, second):
+        table = OpTable("Demo")
+        table.register(GROUPS["additions"], "named", handler, ["add"])
+        assert table.lookup(torch.add) is not None and table.lookup(torch.sub) is None
+        table.register(GROUPS["additions"], "the rest", _route)
+        tables.append(table)
+    for table, handler in zip(tables, (first, second)):
+        added, subtracted = table.lookup(torch.add), table.lookup(torch.sub)
+        assert added is not None and added.handler is handler and added.name == "named"
+        assert subtracted is not None and subtracted.handler is _route and subtracted.name == "the rest"
+        assert table.rule_for("add") is added and table.coverage()["sub"] is subtracted
+        assert table.lookup(torch.tanh) is None and table.rule_for("tanh") is None
+    with pytest.raises(ValueError, match="'tanh'"):
+        OpTable("Demo").register(GROUPS["additions"], "wrong", _route, ["tanh"])
+
+
 def test_untracked_ops_run_untouched_and_tracked_ops_reach_their_rule() -> None:
     guard = OpGuard(_table())
     x = torch.ones(2, 3, requires_grad=True)
