@@ -185,8 +185,9 @@ class OpTable:
 
     def lookup(self, func: Callable[..., Any]) -> Optional[Rule]:
         """The :class:`Rule` for ``func``, or ``None``."""
+        functions = self._resolved().functions
         try:
-            index = self._resolved().functions.get(func)
+            index = functions.get(func)
         except TypeError:  # unhashable callables
             return None
         return None if index is None else self._entries[index][2]
