@@ -264,10 +264,11 @@ def _lean_lstm_layer(
     steps: step :math:`k` is time :math:`k` forwards and :math:`T - 1 - k` backwards (a column at padding keeps its
     state, as in :func:`_cell_states`; the values are the same)."""
     size = spec.state_size
+    weights = [spec.cell_weights(layer, d) for d in range(2)]
     parts = []
     for d in range(2):
         h_prev = _state_before(outputs[..., d * size : (d + 1) * size], h0[d], indices[d], d)
-        pre, gates = _lean_lstm_gates(spec.cell_weights(layer, d), inputs, h_prev)
+        pre, gates = _lean_lstm_gates(weights[d], inputs, h_prev)
         parts.append((h_prev, pre, gates))
     written = [gates["i"] * gates["g"] for _, _, gates in parts]
     steps = inputs.shape[0]
@@ -285,7 +286,7 @@ def _lean_lstm_layer(
     stacked = torch.stack(cells)
     states = ((stacked[:, 0], c[0]), (stacked[:, 1].flip(0), c[1]))
     return [
-        _lean_lstm_trace(spec.cell_weights(layer, d), layer, d, inputs, active, h_prev, pre, gates, states[d],
+        _lean_lstm_trace(weights[d], layer, d, inputs, active, h_prev, pre, gates, states[d],
                          outputs[..., d * size : (d + 1) * size], indices[d], c0[d], h_n[d])
         for d, (h_prev, pre, gates) in enumerate(parts)
     ]
